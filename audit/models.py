@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from django.db import models
+
+from workspaces.ids import new_public_id
+from workspaces.models import Workspace
+
+
+def new_event_id() -> str:
+    return new_public_id("evt")
+
+
+class ActorType(models.TextChoices):
+    USER = "user", "User"
+    API_KEY = "api_key", "API key"
+    OAUTH_APP = "oauth_app", "OAuth app"
+    SYSTEM = "system", "System"
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def for_workspace(self, workspace: Workspace) -> AuditEventQuerySet:
+        return self.filter(workspace=workspace)
+
+    def update(self, **kwargs):  # noqa: ANN003
+        raise TypeError("Audit events are append-only.")
+
+    def delete(self):
+        raise TypeError("Audit events are append-only.")
+
+
+class AuditEvent(models.Model):
+    """One change of access. Append-only; `hash` chains it to the previous event of its workspace.
+
+    Actors and targets are stored as (type, id, label) snapshots rather than foreign keys so that an
+    event still says who and what after the user, key or app is gone, and never needs an UPDATE.
+    """
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_event_id, editable=False)
+    workspace = models.ForeignKey(
+        Workspace, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+    )
+    actor_type = models.CharField(max_length=16, choices=ActorType.choices)
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_label = models.CharField(max_length=255, blank=True)
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=32, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=255, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["workspace", "-id"], name="audit_ws_id"),
+            models.Index(fields=["workspace", "action", "-id"], name="audit_ws_action_id"),
+            models.Index(fields=["workspace", "actor_id", "-id"], name="audit_ws_actor_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.action}"
+
+    def save(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        if self.pk is not None:
+            raise TypeError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        raise TypeError("Audit events are append-only.")
+
+
+class AuditChain(models.Model):
+    """The head of one hash chain: one per workspace, and `key="global"` for workspace-less events.
+
+    Writers lock this row (`SELECT … FOR UPDATE`) so concurrent events never fork the chain.
+    `anchor_hash` is the hash of the last event pruned by retention: verification starts from it.
+    """
+
+    key = models.CharField(max_length=40, unique=True)
+    head_hash = models.CharField(max_length=64)
+    anchor_hash = models.CharField(max_length=64)
+    anchor_event_id = models.BigIntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,0 +1,145 @@
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from tests.factories import (
+    PASSWORD,
+    MembershipFactory,
+    UserFactory,
+    WorkspaceFactory,
+    plan_named,
+)
+from workspaces.models import Plan, Workspace
+from workspaces.roles import Role
+
+ROLES = [Role.OWNER, Role.ADMIN, Role.EDITOR, Role.VIEWER]
+
+
+def pytest_sessionstart(session) -> None:
+    # SQLite's WAL side files outlive an interrupted run; replayed onto a new test database they
+    # would corrupt it, so a run starts from none.
+    from django.conf import settings
+
+    test_name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if test_name and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{test_name}{suffix}").unlink(missing_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing_and_clean_cache(request, settings, django_db_blocker) -> Iterator[None]:
+    # Argon2 is the product's hasher (tested in test_settings); MD5 keeps the suite fast.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    uses_db = request.node.get_closest_marker("django_db") is not None or bool(
+        {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    )
+    if uses_db:  # the cache lives in the test database unless REDIS_URL is set
+        from django.core.cache import cache
+
+        with django_db_blocker.unblock():
+            cache.clear()  # rate-limit counters and the like must not leak between tests
+    yield
+
+
+@pytest.fixture
+def plan(db) -> Callable[[str], Plan]:
+    return plan_named
+
+
+@pytest.fixture
+def workspace(db) -> Workspace:
+    return WorkspaceFactory(slug="acme", name="Acme")
+
+
+@pytest.fixture
+def other_workspace(db) -> Workspace:
+    return WorkspaceFactory(slug="globex", name="Globex")
+
+
+@pytest.fixture
+def members(workspace) -> dict[str, object]:
+    """One user per role in `workspace`, keyed by role value."""
+    return {
+        role.value: MembershipFactory(
+            workspace=workspace, role=role, user=UserFactory(email=f"{role.value}@acme.test")
+        ).user
+        for role in ROLES
+    }
+
+
+@pytest.fixture
+def client_for(members) -> Callable[[str], Client]:
+    """A logged-in test client for the member with `role`."""
+
+    def make(role: str) -> Client:
+        client = Client()
+        client.force_login(members[role])
+        return client
+
+    return make
+
+
+@pytest.fixture
+def owner_client(client_for) -> Client:
+    return client_for("owner")
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+# --- Browser -----------------------------------------------------------------------------------
+
+def chromium_path() -> str:
+    path = os.environ.get("GATEHOUSE_CHROMIUM") or shutil.which("chromium")
+    if not path:
+        pytest.fail(
+            "No Chromium for the browser tests: install Debian's 'chromium' "
+            "(apt-get install chromium) or set GATEHOUSE_CHROMIUM; 'make test' tries both."
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    # Playwright's sync API runs an event loop; Django refuses ORM calls from async contexts,
+    # which the live_server tests legitimately make between page actions.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium_path(),
+            headless=True,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server) -> Iterator[object]:
+    context = browser.new_context(base_url=live_server.url)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def login(page) -> Callable[[str, str], None]:
+    def do_login(email: str, password: str = PASSWORD) -> None:
+        page.goto("/accounts/login/")
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_load_state()
+
+    return do_login

@@ -1,0 +1,51 @@
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from audit.services import RequestContext
+from workspaces.models import Plan, Workspace
+from workspaces.services import workspace_create
+
+
+class Command(BaseCommand):
+    help = "Create a workspace with an owner (the user is created when the email is new)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("slug")
+        parser.add_argument("--owner", required=True, metavar="EMAIL")
+        parser.add_argument("--password", help="Password for a newly created owner.")
+        parser.add_argument("--plan", default="free", metavar="CODE")
+        parser.add_argument("--name", help="Display name (default: the slug).")
+
+    def handle(self, *args, slug: str, owner: str, password: str | None, plan: str,
+               name: str | None, **options) -> None:  # noqa: ANN002, ANN003
+        try:
+            plan_obj = Plan.objects.get(code=plan)
+        except Plan.DoesNotExist:
+            codes = ", ".join(Plan.objects.values_list("code", flat=True))
+            raise CommandError(f"Unknown plan {plan!r}. Choose one of: {codes}.") from None
+        if Workspace.objects.filter(slug=slug).exists():
+            raise CommandError(f"A workspace with slug {slug!r} already exists.")
+        User = get_user_model()
+        try:
+            with transaction.atomic():
+                user = User.objects.filter(email__iexact=owner).first()
+                if user is None:
+                    user = User(username=owner, email=owner)
+                    if password:
+                        user.set_password(password)
+                    else:
+                        user.set_unusable_password()
+                    user.full_clean()
+                    user.save()
+                workspace = workspace_create(
+                    slug=slug,
+                    name=name or slug,
+                    owner=user,
+                    plan=plan_obj,
+                    context=RequestContext.for_command("create_workspace"),
+                )
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from None
+        self.stdout.write(f"Created workspace {workspace.slug} ({plan_obj.code}) owned by {owner}.")

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from .roles import Role
+
+
+class Plan(models.Model):
+    """What a workspace buys (SPEC §2). Null limits mean unlimited. Editable by ops in admin."""
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=64)
+    writes_per_day = models.PositiveIntegerField(null=True, blank=True)
+    passport_reads_per_day = models.PositiveIntegerField(null=True, blank=True)
+    active_keys_limit = models.PositiveIntegerField()
+    passports_limit = models.PositiveIntegerField(null=True, blank=True)
+    overage_allowed = models.BooleanField(default=False)
+    overage_price_cents = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Price per passport over the cap, in cents."
+    )
+    audit_retention_days = models.PositiveIntegerField(default=365)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkspaceQuerySet(models.QuerySet["Workspace"]):
+    def for_user(self, user) -> WorkspaceQuerySet:
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(memberships__user=user)
+
+
+slug_validator = RegexValidator(
+    r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$",
+    "Use 1–50 lowercase letters, digits and hyphens, not starting or ending with a hyphen.",
+)
+
+
+class Workspace(models.Model):
+    slug = models.CharField(max_length=50, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=100)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="workspaces")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = WorkspaceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def for_workspace(self, workspace: Workspace) -> MembershipQuerySet:
+        return self.filter(workspace=workspace)
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "workspace"], name="membership_unique_user"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=Role.values), name="membership_role_valid"
+            ),
+        ]
+        ordering = ["workspace", "user__email"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.role})"

@@ -1,0 +1,39 @@
+"""The one permission helper for workspace pages: `@workspace_view(Action.…)`.
+
+It resolves `/w/<slug>/…` to the member's workspace (404 for non-members), refuses with 403 when the
+member's role lacks the action, and sets `request.workspace` and `request.membership`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+from .roles import Action, role_can
+from .selectors import membership_for
+
+
+def workspace_view(action: Action = Action.VIEW_DASHBOARD) -> Callable:
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+            membership = membership_for(user=request.user, slug=slug)
+            if not role_can(membership.role, action):
+                raise PermissionDenied
+            request.membership = membership
+            request.workspace = membership.workspace
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def member_can(request: HttpRequest, action: Action) -> bool:
+    membership = getattr(request, "membership", None)
+    return membership is not None and role_can(membership.role, action)

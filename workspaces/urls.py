@@ -1,0 +1,16 @@
+from django.urls import path
+
+from . import views
+
+app_name = "workspaces"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("w/<slug:slug>/", views.overview, name="overview"),
+    path("w/<slug:slug>/settings/members/", views.member_list, name="members"),
+    path(
+        "w/<slug:slug>/settings/members/<int:membership_id>/role",
+        views.member_change_role,
+        name="member_change_role",
+    ),
+]

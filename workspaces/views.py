@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from audit.services import RequestContext
+
+from .forms import RoleChangeForm
+from .models import Membership
+from .permissions import workspace_view
+from .roles import Action
+from .selectors import workspaces_for_user
+from .services import membership_change_role
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    workspaces = workspaces_for_user(request.user)
+    if len(workspaces) >= 1:
+        return redirect("workspaces:overview", slug=workspaces[0].slug)
+    return render(request, "workspaces/no_workspace.html")
+
+
+@workspace_view()
+def overview(request: HttpRequest) -> HttpResponse:
+    return render(request, "workspaces/workspace_overview.html")
+
+
+@workspace_view()
+def member_list(request: HttpRequest) -> HttpResponse:
+    members = (
+        Membership.objects.for_workspace(request.workspace)
+        .select_related("user")
+        .order_by("user__email", "user__username")
+    )
+    return render(request, "workspaces/member_list.html", {"members": members})
+
+
+@require_POST
+@workspace_view(Action.MANAGE_MEMBERS)
+def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(
+        Membership.objects.for_workspace(request.workspace).select_related("user"), pk=membership_id
+    )
+    form = RoleChangeForm(request.POST)
+    error = None
+    if form.is_valid():
+        try:
+            membership = membership_change_role(
+                membership=membership,
+                role=form.cleaned_data["role"],
+                acting_user=request.user,
+                context=RequestContext.from_request(request),
+            )
+        except ValidationError as exc:
+            error = exc.messages[0]
+    else:
+        error = "Choose one of the roles."
+    if request.htmx:
+        return render(
+            request,
+            "workspaces/member_list.html#member-row",
+            {"m": membership, "error": error},
+            status=HTTPStatus.OK if error is None else HTTPStatus.UNPROCESSABLE_ENTITY,
+        )
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, f"{membership.user.get_username()} is now {membership.role}.")
+    return redirect("workspaces:members", slug=request.workspace.slug)
+
+
+def ratelimited(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Where django-ratelimit sends blocked requests (settings.RATELIMIT_VIEW)."""
+    if request.path.startswith("/api/"):
+        response = JsonResponse(
+            {"error": "rate_limited", "message": "Too many requests. Retry in a minute."},
+            status=HTTPStatus.TOO_MANY_REQUESTS,
+        )
+    else:
+        response = render(request, "429.html", status=HTTPStatus.TOO_MANY_REQUESTS)
+    response["Retry-After"] = "60"
+    return response
