@@ -143,7 +143,11 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     }
     # A file, not :memory:, for the test database: concurrency tests open real connections from
     # threads and server processes, and they must all see the same database.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    # One file per test run (by process id) so parallel runs on one checkout never share it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("GATEHOUSE_TEST_DB")
+        or str(BASE_DIR / ".test-dbs" / f"test-{os.getpid()}.sqlite3")
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

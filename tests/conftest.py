@@ -19,15 +19,27 @@ from workspaces.roles import Role
 ROLES = [Role.OWNER, Role.ADMIN, Role.EDITOR, Role.VIEWER]
 
 
+def _sqlite_test_files() -> list[Path]:
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    name = db.get("TEST", {}).get("NAME")
+    if not name or not db["ENGINE"].endswith("sqlite3"):
+        return []
+    return [Path(f"{name}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
+
+
 def pytest_sessionstart(session) -> None:
     # SQLite's WAL side files outlive an interrupted run; replayed onto a new test database they
     # would corrupt it, so a run starts from none.
-    from django.conf import settings
+    for path in _sqlite_test_files():
+        path.parent.mkdir(exist_ok=True)
+        path.unlink(missing_ok=True)
 
-    test_name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
-    if test_name and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{test_name}{suffix}").unlink(missing_ok=True)
+
+def pytest_sessionfinish(session) -> None:
+    for path in _sqlite_test_files():
+        path.unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)

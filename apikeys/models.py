@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from workspaces.ids import new_public_id
+from workspaces.models import Workspace
+
+from .tokens import display_hint
+
+
+def new_key_id() -> str:
+    return new_public_id("key")
+
+
+class Environment(models.TextChoices):
+    PRODUCTION = "production", "Production"
+    STAGING = "staging", "Staging"
+    DEVELOPMENT = "development", "Development"
+
+
+class KeyStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    REVOKED = "revoked", "Revoked"
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def for_workspace(self, workspace: Workspace) -> ApiKeyQuerySet:
+        return self.filter(workspace=workspace)
+
+    def unexpired(self, now: datetime | None = None) -> ApiKeyQuerySet:
+        now = now or timezone.now()
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+    def live(self, now: datetime | None = None) -> ApiKeyQuerySet:
+        """Active or paused, not expired: the keys that count against the plan's limit."""
+        return self.unexpired(now).filter(status__in=[KeyStatus.ACTIVE, KeyStatus.PAUSED])
+
+    def inactive(self, now: datetime | None = None) -> ApiKeyQuerySet:
+        """Revoked, or expired (including rotated keys past their overlap)."""
+        now = now or timezone.now()
+        return self.filter(Q(status=KeyStatus.REVOKED) | Q(expires_at__lte=now))
+
+
+class ApiKey(models.Model):
+    """An API key. The token itself is never stored: only its keyed digest and last 4 characters."""
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_key_id, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    note = models.TextField(blank=True, max_length=1000)
+    scopes = models.JSONField(default=list)
+    environment = models.CharField(max_length=16, choices=Environment.choices)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(max_length=4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=KeyStatus.choices, default=KeyStatus.ACTIVE)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    revoked_reason = models.CharField(max_length=32, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    request_count = models.BigIntegerField(default=0)
+    rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    allowed_ips = models.JSONField(default=list, blank=True)
+    rotated_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="successors"
+    )
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=KeyStatus.values), name="apikey_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(environment__in=Environment.values), name="apikey_environment_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(rate_limit_per_minute__isnull=True) | Q(rate_limit_per_minute__gt=0),
+                name="apikey_rate_limit_positive",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=KeyStatus.REVOKED) | Q(revoked_at__isnull=False),
+                name="apikey_revoked_has_date",
+            ),
+        ]
+        indexes = [models.Index(fields=["workspace", "status"], name="apikey_ws_status")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_hint})"
+
+    @property
+    def display_hint(self) -> str:
+        return display_hint(self.environment, self.hint)
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    def effective_status(self, now: datetime | None = None) -> str:
+        """`active`, `paused`, `revoked` or the derived `expired`."""
+        if self.status == KeyStatus.REVOKED:
+            return KeyStatus.REVOKED
+        if self.is_expired(now):
+            return "expired"
+        return self.status
+
+    def expires_within(self, days: int, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.expires_at is not None and now < self.expires_at <= now + timedelta(days=days)

@@ -1,0 +1,311 @@
+"""Writes for API keys. Every service is atomic and records its audit event in the same
+transaction, so the dashboard, Django admin, commands and the API behave identically."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.services import Actor, RequestContext, audit_record
+from workspaces.models import Workspace
+from workspaces.scopes import api_key_scopes
+
+from .models import ApiKey, Environment, KeyStatus
+from .tokens import generate_token, token_digest, token_hint
+
+ROTATION_OVERLAPS: dict[str, timedelta] = {
+    "now": timedelta(0),
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+MAX_ALLOWED_IPS = 50
+
+
+def _actor(acting_user, actor: Actor | None, context: RequestContext | None) -> Actor:  # noqa: ANN001
+    if actor is not None:
+        return actor
+    if acting_user is not None:
+        return Actor.for_user(acting_user)
+    return Actor.system((context.user_agent if context else "") or "system")
+
+
+def _audit_key(
+    key: ApiKey,
+    action: str,
+    *,
+    actor: Actor,
+    context: RequestContext | None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    audit_record(
+        action=action,
+        actor=actor,
+        workspace=key.workspace,
+        target_type="api_key",
+        target_id=key.public_id,
+        target_label=f"{key.name} ({key.display_hint})",
+        context=context,
+        metadata=metadata,
+    )
+
+
+def normalize_allowed_ips(values: list[str]) -> list[str]:
+    """Validate CIDRs (or single addresses) and return them in canonical form."""
+    networks: list[str] = []
+    bad: list[str] = []
+    for raw in values:
+        value = raw.strip()
+        if not value:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(value, strict=False)))
+        except ValueError:
+            bad.append(value)
+    if bad:
+        raise ValidationError(
+            {"allowed_ips": f"Not an IP address or CIDR range: {', '.join(bad[:5])}."}
+        )
+    if len(networks) > MAX_ALLOWED_IPS:
+        raise ValidationError({"allowed_ips": f"At most {MAX_ALLOWED_IPS} ranges."})
+    return list(dict.fromkeys(networks))
+
+
+def validate_key_settings(
+    *,
+    name: str,
+    scopes: list[str],
+    environment: str,
+    expires_at: datetime | None,
+    rate_limit_per_minute: int | None,
+    now: datetime,
+) -> None:
+    errors: dict[str, str] = {}
+    name = name.strip()
+    if not name:
+        errors["name"] = "Give the key a name."
+    elif len(name) > 100:
+        errors["name"] = "Use at most 100 characters."
+    known = {s.name for s in api_key_scopes()}
+    unknown = sorted(set(scopes) - known)
+    if unknown:
+        errors["scopes"] = f"Unknown scope: {', '.join(unknown)}."
+    elif not scopes:
+        errors["scopes"] = "Choose at least one scope."
+    if environment not in Environment.values:
+        errors["environment"] = "Choose production, staging or development."
+    if expires_at is not None and expires_at <= now:
+        errors["expires_at"] = "The expiry must be in the future."
+    if rate_limit_per_minute is not None and rate_limit_per_minute <= 0:
+        errors["rate_limit_per_minute"] = "The rate limit must be a positive number of requests."
+    if errors:
+        raise ValidationError(errors)
+
+
+def apikey_create(
+    *,
+    workspace: Workspace,
+    name: str,
+    scopes: list[str],
+    environment: str,
+    acting_user=None,  # noqa: ANN001
+    note: str = "",
+    expires_at: datetime | None = None,
+    rate_limit_per_minute: int | None = None,
+    allowed_ips: list[str] | None = None,
+    context: RequestContext | None = None,
+    actor: Actor | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its token. The token exists only in this return value.
+
+    Refused (ValidationError) past the plan's active-key limit; the workspace row is locked while
+    counting so two concurrent creates cannot both take the last slot.
+    """
+    now = timezone.now()
+    scopes = sorted(dict.fromkeys(scopes))
+    validate_key_settings(
+        name=name, scopes=scopes, environment=environment, expires_at=expires_at,
+        rate_limit_per_minute=rate_limit_per_minute, now=now,
+    )
+    networks = normalize_allowed_ips(allowed_ips or [])
+    with transaction.atomic():
+        workspace = Workspace.objects.select_for_update().select_related("plan").get(
+            pk=workspace.pk
+        )
+        limit = workspace.plan.active_keys_limit
+        if ApiKey.objects.for_workspace(workspace).live(now).count() >= limit:
+            raise ValidationError(
+                f"The {workspace.plan.name} plan allows {limit} active keys, and this workspace "
+                f"has {limit}. Revoke a key or upgrade the plan to create another."
+            )
+        key, token = _insert_key(
+            workspace=workspace, name=name.strip(), note=note.strip(), scopes=scopes,
+            environment=environment, expires_at=expires_at,
+            rate_limit_per_minute=rate_limit_per_minute, allowed_ips=networks,
+            created_by=acting_user, rotated_from=None, now=now,
+        )
+        _audit_key(
+            key, "key.created", actor=_actor(acting_user, actor, context), context=context,
+            metadata={
+                "name": key.name, "scopes": key.scopes, "environment": key.environment,
+                "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+                "rate_limit_per_minute": key.rate_limit_per_minute,
+                "allowed_ips": key.allowed_ips,
+            },
+        )
+    return key, token
+
+
+def _insert_key(*, created_by, rotated_from, now: datetime, **fields: Any) -> tuple[ApiKey, str]:  # noqa: ANN001
+    for _attempt in range(3):  # a digest collision is astronomically unlikely; retry anyway
+        token = generate_token(fields["environment"])
+        key = ApiKey(
+            **fields, digest=token_digest(token), hint=token_hint(token), created_at=now,
+            created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
+            rotated_from=rotated_from,
+        )
+        try:
+            with transaction.atomic():
+                key.save()
+        except IntegrityError:
+            continue
+        return key, token
+    raise RuntimeError("Could not generate a unique API key.")
+
+
+def _locked(key: ApiKey) -> ApiKey:
+    return ApiKey.objects.select_for_update().select_related("workspace").get(pk=key.pk)
+
+
+def apikey_rotate(
+    *,
+    key: ApiKey,
+    overlap: str,
+    acting_user=None,  # noqa: ANN001
+    context: RequestContext | None = None,
+    actor: Actor | None = None,
+) -> tuple[ApiKey, str]:
+    """Issue a successor with the same name, scopes and configuration and a new token; the old key
+    keeps working for `overlap` (`now`, `1h`, `24h`, `7d`) and then stops (its expiry moves to the
+    end of the overlap, never later than it already was)."""
+    if overlap not in ROTATION_OVERLAPS:
+        raise ValidationError({"overlap": "Choose now, 1 hour, 24 hours or 7 days."})
+    now = timezone.now()
+    with transaction.atomic():
+        old = _locked(key)
+        state = old.effective_status(now)
+        if state in (KeyStatus.REVOKED, "expired"):
+            raise ValidationError(f"This key is {state}; only a live key can be rotated.")
+        new, token = _insert_key(
+            workspace=old.workspace, name=old.name, note=old.note, scopes=old.scopes,
+            environment=old.environment, expires_at=old.expires_at,
+            rate_limit_per_minute=old.rate_limit_per_minute, allowed_ips=old.allowed_ips,
+            created_by=acting_user, rotated_from=old, now=now,
+        )
+        stops_at = now + ROTATION_OVERLAPS[overlap]
+        if old.expires_at is None or stops_at < old.expires_at:
+            old.expires_at = stops_at
+            old.save(update_fields=["expires_at"])
+        _audit_key(
+            old, "key.rotated", actor=_actor(acting_user, actor, context), context=context,
+            metadata={
+                "successor": new.public_id, "overlap": overlap,
+                "stops_at": old.expires_at.isoformat(),
+            },
+        )
+    return new, token
+
+
+def _set_status(
+    *, key: ApiKey, to: str, allowed_from: set[str], action: str, acting_user, actor: Actor | None,  # noqa: ANN001
+    context: RequestContext | None, metadata: dict[str, Any] | None = None,
+) -> ApiKey:
+    now = timezone.now()
+    with transaction.atomic():
+        key = _locked(key)
+        state = key.effective_status(now)
+        if state not in allowed_from:
+            verb = {"key.paused": "paused", "key.resumed": "resumed", "key.revoked": "revoked"}
+            if state == to:
+                raise ValidationError(f"This key is already {to}.")
+            raise ValidationError(f"This key is {state} and cannot be {verb[action]}.")
+        key.status = to
+        fields = ["status"]
+        if to == KeyStatus.REVOKED:
+            key.revoked_at = now
+            is_user = getattr(acting_user, "is_authenticated", False)
+            key.revoked_by = acting_user if is_user else None
+            key.revoked_reason = (metadata or {}).get("reason", "")
+            fields += ["revoked_at", "revoked_by", "revoked_reason"]
+        key.save(update_fields=fields)
+        _audit_key(
+            key, action, actor=_actor(acting_user, actor, context), context=context,
+            metadata=metadata,
+        )
+    return key
+
+
+def apikey_pause(*, key: ApiKey, acting_user=None, context: RequestContext | None = None,  # noqa: ANN001
+                 actor: Actor | None = None) -> ApiKey:
+    return _set_status(
+        key=key, to=KeyStatus.PAUSED, allowed_from={KeyStatus.ACTIVE}, action="key.paused",
+        acting_user=acting_user, actor=actor, context=context,
+    )
+
+
+def apikey_resume(*, key: ApiKey, acting_user=None, context: RequestContext | None = None,  # noqa: ANN001
+                  actor: Actor | None = None) -> ApiKey:
+    return _set_status(
+        key=key, to=KeyStatus.ACTIVE, allowed_from={KeyStatus.PAUSED}, action="key.resumed",
+        acting_user=acting_user, actor=actor, context=context,
+    )
+
+
+def apikey_revoke(
+    *,
+    key: ApiKey,
+    acting_user=None,  # noqa: ANN001
+    context: RequestContext | None = None,
+    actor: Actor | None = None,
+    reason: str = "",
+    metadata: dict[str, Any] | None = None,
+) -> ApiKey:
+    """Revoke permanently. The gateway reads key status from the database on every request, so
+    the next request on any process is refused; no verification result is cached."""
+    return _set_status(
+        key=key, to=KeyStatus.REVOKED, allowed_from={KeyStatus.ACTIVE, KeyStatus.PAUSED},
+        action="key.revoked", acting_user=acting_user, actor=actor, context=context,
+        metadata={**(metadata or {}), **({"reason": reason} if reason else {})},
+    )
+
+
+def apikey_set_rate_limit(
+    *,
+    key: ApiKey,
+    rate_limit_per_minute: int | None,
+    acting_user=None,  # noqa: ANN001
+    context: RequestContext | None = None,
+    actor: Actor | None = None,
+) -> ApiKey:
+    if rate_limit_per_minute is not None and rate_limit_per_minute <= 0:
+        raise ValidationError(
+            {"rate_limit_per_minute": "The rate limit must be a positive number of requests."}
+        )
+    with transaction.atomic():
+        key = _locked(key)
+        old = key.rate_limit_per_minute
+        if old == rate_limit_per_minute:
+            return key
+        key.rate_limit_per_minute = rate_limit_per_minute
+        key.save(update_fields=["rate_limit_per_minute"])
+        _audit_key(
+            key, "key.rate_limit_changed", actor=_actor(acting_user, actor, context),
+            context=context, metadata={"from": old, "to": rate_limit_per_minute},
+        )
+    return key
+
