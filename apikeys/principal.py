@@ -1,0 +1,33 @@
+"""Who is calling the JSON API: the gateway's common result for every kind of credential.
+
+`/api/v1/` tokens are routed by prefix to a verifier (settings.GATEHOUSE_TOKEN_VERIFIERS):
+`gk_` → API keys (`apikeys`), `gat_` → OAuth access tokens (`oauth`). A verifier takes the token
+and the client IP and returns a `Principal` or an `AuthFailure`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Literal
+
+from workspaces.models import Workspace
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: Literal["api_key", "oauth"]
+    id: str  # the key's public id, or the OAuth app's client id
+    name: str  # the key's name, or the OAuth app's name
+    workspace: Workspace
+    scopes: frozenset[str]
+    api_key: object | None = None  # apikeys.models.ApiKey for kind="api_key"
+    user_id: int | None = None  # the granting user, for kind="oauth"
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailure:
+    error: str  # a SPEC §4 error code
+    message: str
+    status: int = HTTPStatus.UNAUTHORIZED
