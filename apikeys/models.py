@@ -123,3 +123,79 @@ class ApiKey(models.Model):
     def expires_within(self, days: int, now: datetime | None = None) -> bool:
         now = now or timezone.now()
         return self.expires_at is not None and now < self.expires_at <= now + timedelta(days=days)
+
+
+class Counter(models.Model):
+    """A shared counter for the embedded (no-Redis) backend: daily budgets and per-minute rate
+    limits. Incremented only by one conditional upsert (`apikeys.counters`); `prune` removes
+    rows past `expires_at`."""
+
+    key = models.CharField(max_length=100, unique=True)
+    count = models.BigIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.count}"
+
+
+class IdempotencyStatus(models.TextChoices):
+    IN_FLIGHT = "in_flight", "In flight"
+    COMPLETED = "completed", "Completed"
+
+
+class IdempotencyRecord(models.Model):
+    """One `Idempotency-Key` of a workspace (SPEC §6): claimed before the view runs, completed with
+    the response to replay. The unique constraint is what makes a concurrent duplicate a 409."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=IdempotencyStatus.choices)
+    locked_until = models.DateTimeField()
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.BinaryField(default=b"", blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "key"], name="idempotency_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id}:{self.key}"
+
+
+class KeyUsageDay(models.Model):
+    """Requests per key per UTC day, written by the usage flush (never per request)."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="usage_days")
+    day = models.DateField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "day"], name="usage_day_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.day}: {self.count}"
+
+
+class KeyRequest(models.Model):
+    """One recent request of a key (the last 100 are kept per key), written by the usage flush."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="recent_requests")
+    at = models.DateTimeField()
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=255)
+    status = models.PositiveSmallIntegerField()
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["api_key", "-at"], name="keyrequest_key_at")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} {self.status}"

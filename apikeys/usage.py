@@ -1,0 +1,204 @@
+"""Usage metering per API key without a database write per request (SPEC §5).
+
+Each worker process keeps its requests in memory (`usage_record` is a dict update and a deque
+append under a lock) and a background thread flushes them every `FLUSH_INTERVAL` seconds, when
+the buffer reaches `FLUSH_THRESHOLD` events, and at interpreter shutdown. A flush is four
+statements per key at most, all idempotent in direction:
+
+- `request_count += n` and `last_used_at`/`last_used_ip` moved forward only (a guarded UPDATE, so
+  two workers flushing out of order never move it back);
+- requests per UTC day upserted into `KeyUsageDay`;
+- the recent requests appended to `KeyRequest` and trimmed to the newest `RECENT_PER_KEY`.
+
+Worst case on a crash (SIGKILL, power loss): the events of the last `FLUSH_INTERVAL` seconds of
+that worker are lost (docs/operations.md). A graceful stop (SIGTERM to gunicorn) flushes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Q
+
+from .models import ApiKey, KeyRequest, KeyUsageDay
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = float(os.environ.get("GATEHOUSE_USAGE_FLUSH_SECONDS", "5"))
+FLUSH_THRESHOLD = 5000
+RECENT_PER_KEY = 100
+
+
+@dataclass(slots=True)
+class _KeyUsage:
+    count: int = 0
+    last_used_at: datetime | None = None
+    last_used_ip: str | None = None
+    per_day: dict[date, int] = field(default_factory=lambda: defaultdict(int))
+    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_PER_KEY))
+
+
+class UsageBuffer:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._keys: dict[int, _KeyUsage] = {}
+        self._events = 0
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def record(
+        self, *, key_id: int, at: datetime, ip: str | None, method: str, path: str,
+        status: int, latency_ms: int,
+    ) -> None:
+        with self._lock:
+            usage = self._keys.get(key_id)
+            if usage is None:
+                usage = self._keys[key_id] = _KeyUsage()
+            usage.count += 1
+            if usage.last_used_at is None or at >= usage.last_used_at:
+                usage.last_used_at, usage.last_used_ip = at, ip
+            usage.per_day[at.date()] += 1
+            usage.recent.append((at, method[:8], path[:255], status, ip, latency_ms))
+            self._events += 1
+            full = self._events >= FLUSH_THRESHOLD
+        self._ensure_thread()
+        if full:
+            self._wake.set()
+
+    def _ensure_thread(self) -> None:
+        # One flusher per process; a forked worker (gunicorn) starts its own.
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+                return
+            self._pid = os.getpid()
+            self._thread = threading.Thread(
+                target=self._run, name="gatehouse-usage-flush", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(FLUSH_INTERVAL)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # keep the flusher alive; the events stay buffered for next time
+                logger.exception("Usage flush failed; will retry.")
+            finally:
+                close_old_connections()
+
+    def _take(self) -> dict[int, _KeyUsage]:
+        with self._lock:
+            taken, self._keys, self._events = self._keys, {}, 0
+        return taken
+
+    def _put_back(self, taken: dict[int, _KeyUsage]) -> None:
+        with self._lock:
+            for key_id, old in taken.items():
+                new = self._keys.get(key_id)
+                if new is None:
+                    self._keys[key_id] = old
+                    continue
+                new.count += old.count
+                newer = new.last_used_at is None or (
+                    old.last_used_at is not None and old.last_used_at > new.last_used_at
+                )
+                if newer:
+                    new.last_used_at, new.last_used_ip = old.last_used_at, old.last_used_ip
+                for day, n in old.per_day.items():
+                    new.per_day[day] += n
+                merged = sorted([*old.recent, *new.recent])[-RECENT_PER_KEY:]
+                new.recent = deque(merged, maxlen=RECENT_PER_KEY)
+                self._events += old.count
+
+    def flush(self) -> int:
+        """Write buffered usage to the database; returns the number of requests written."""
+        with self._flush_lock:
+            taken = self._take()
+            if not taken:
+                return 0
+            try:
+                _write(taken)
+            except Exception:
+                self._put_back(taken)
+                raise
+            return sum(u.count for u in taken.values())
+
+
+def _write(taken: dict[int, _KeyUsage]) -> None:
+    existing = set(ApiKey.objects.filter(pk__in=taken).values_list("pk", flat=True))
+    with transaction.atomic():
+        for key_id, usage in taken.items():
+            if key_id not in existing:
+                continue  # the key was deleted meanwhile
+            ApiKey.objects.filter(pk=key_id).update(
+                request_count=F("request_count") + usage.count
+            )
+            _move_last_used_forward(key_id, usage.last_used_at, usage.last_used_ip)
+            for day, n in usage.per_day.items():
+                _add_usage_day(key_id, day, n)
+            KeyRequest.objects.bulk_create(
+                KeyRequest(
+                    api_key_id=key_id, at=at, method=method, path=path, status=status, ip=ip,
+                    latency_ms=latency,
+                )
+                for at, method, path, status, ip, latency in usage.recent
+            )
+            _trim_recent(key_id)
+
+
+def _move_last_used_forward(key_id: int, at: datetime | None, ip: str | None) -> None:
+    if at is None:
+        return
+    moved_back = Q(last_used_at__isnull=True) | Q(last_used_at__lt=at)
+    ApiKey.objects.filter(moved_back, pk=key_id).update(last_used_at=at, last_used_ip=ip)
+
+
+def _add_usage_day(key_id: int, day: date, n: int) -> None:
+    table = KeyUsageDay._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (api_key_id, day, count) VALUES (%s, %s, %s) "  # noqa: S608
+            f"ON CONFLICT (api_key_id, day) DO UPDATE SET count = {table}.count + excluded.count",
+            [key_id, day, n],
+        )
+
+
+def _trim_recent(key_id: int) -> None:
+    keep = list(
+        KeyRequest.objects.filter(api_key_id=key_id)
+        .order_by("-at", "-id")
+        .values_list("id", flat=True)[:RECENT_PER_KEY]
+    )
+    if len(keep) >= RECENT_PER_KEY:
+        KeyRequest.objects.filter(api_key_id=key_id).exclude(id__in=keep).delete()
+
+
+usage_buffer = UsageBuffer()
+
+
+def usage_record(**event) -> None:  # noqa: ANN003
+    usage_buffer.record(**event)
+
+
+def usage_flush() -> int:
+    return usage_buffer.flush()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    try:
+        usage_buffer.flush()
+    except Exception:
+        logger.exception("Usage flush at shutdown failed.")
