@@ -1,0 +1,65 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from apikeys.models import KeyRequest, KeyUsageDay
+from apikeys.services import apikey_create
+from apikeys.usage import RECENT_PER_KEY, UsageBuffer
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def key(workspace, members):
+    key, _token = apikey_create(
+        workspace=workspace, name="Usage", scopes=["passports:read"], environment="development",
+        acting_user=members["admin"],
+    )
+    return key
+
+
+def _record(buffer: UsageBuffer, key, at: datetime, ip: str = "10.0.0.1") -> None:
+    buffer.record(key_id=key.pk, at=at, ip=ip, method="GET", path="/api/v1/me", status=200,
+                  latency_ms=3)
+
+
+def test_flush_writes_counts_days_and_recent_requests(key) -> None:
+    buffer = UsageBuffer()
+    day1 = datetime(2026, 11, 22, 23, 59, tzinfo=UTC)
+    day2 = day1 + timedelta(minutes=2)
+    for i in range(130):
+        _record(buffer, key, (day1 if i < 30 else day2) + timedelta(microseconds=i))
+    assert buffer.flush() == 130
+    key.refresh_from_db()
+    assert key.request_count == 130
+    assert key.last_used_at == day2 + timedelta(microseconds=129)
+    days = dict(KeyUsageDay.objects.filter(api_key=key).values_list("day", "count"))
+    assert days == {day1.date(): 30, day2.date(): 100}
+    assert KeyRequest.objects.filter(api_key=key).count() == RECENT_PER_KEY
+    assert buffer.flush() == 0  # nothing twice
+
+
+def test_flushes_accumulate_and_last_used_only_moves_forward(key) -> None:
+    late = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    a, b = UsageBuffer(), UsageBuffer()  # two worker processes, flushing out of order
+    _record(a, key, late, ip="10.0.0.2")
+    _record(b, key, late - timedelta(hours=1), ip="10.0.0.9")
+    a.flush()
+    b.flush()
+    key.refresh_from_db()
+    assert key.request_count == 2
+    assert key.last_used_at == late
+    assert key.last_used_ip == "10.0.0.2"
+    assert KeyUsageDay.objects.get(api_key=key).count == 2
+
+
+def test_recent_requests_trimmed_across_flushes(key) -> None:
+    buffer = UsageBuffer()
+    t = datetime(2026, 11, 23, tzinfo=UTC)
+    for round_ in range(3):
+        for i in range(60):
+            _record(buffer, key, t + timedelta(seconds=round_ * 100 + i))
+        buffer.flush()
+    kept = KeyRequest.objects.filter(api_key=key)
+    assert kept.count() == RECENT_PER_KEY
+    assert min(kept.values_list("at", flat=True)) == t + timedelta(seconds=120)
