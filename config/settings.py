@@ -270,6 +270,15 @@ USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact_secrets": {"()": "config.redaction.RedactSecretsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Django's own loggers propagate to root; request errors carry the request, whose
+        # Authorization header the filter redacts from the formatted text.
+        "django": {"handlers": [], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+    },
 }
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.redaction.SecretsExceptionReporterFilter"
