@@ -31,3 +31,7 @@ class AuthFailure:
     error: str  # a SPEC §4 error code
     message: str
     status: int = HTTPStatus.UNAUTHORIZED
+    # False when the token was refused from its shape alone (prefix, length, checksum), without
+    # any I/O. The gateway answers such failures without touching the failed-authentication
+    # counter, so garbage costs no query; only failures that needed a lookup are counted.
+    looked_up: bool = True
