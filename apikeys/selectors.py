@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from workspaces.models import Workspace
@@ -74,12 +76,30 @@ def apikey_get(*, workspace: Workspace, public_id: str) -> ApiKey:
     return ApiKey.objects.for_workspace(workspace).get(public_id=public_id)
 
 
+def _dashboard_keys(workspace: Workspace) -> QuerySet[ApiKey]:
+    return (
+        ApiKey.objects.for_workspace(workspace)
+        .select_related("created_by", "revoked_by")
+        .annotate(has_successor=Exists(ApiKey.objects.filter(rotated_from=OuterRef("pk"))))
+    )
+
+
 def apikeys_for_dashboard(
     workspace: Workspace, now: datetime | None = None
 ) -> tuple[list[ApiKey], list[ApiKey]]:
-    """(live keys, revoked-or-expired keys) with their creators and revokers, in two queries."""
+    """(live keys, revoked-or-expired keys) with their creators and revokers, in two queries.
+
+    Each key carries `has_successor`: it was rotated, so its expiry is when it stops.
+    """
     now = now or timezone.now()
-    base = ApiKey.objects.for_workspace(workspace).select_related("created_by", "revoked_by")
+    base = _dashboard_keys(workspace)
     live = list(base.live(now).order_by("-created_at", "-id"))
-    inactive = list(base.inactive(now).order_by("-revoked_at", "-expires_at", "-id")[:200])
+    # Most recently ended first, whether by revocation or expiry (same order on every database).
+    ended = Coalesce("revoked_at", "expires_at")
+    inactive = list(base.inactive(now).order_by(ended.desc(), "-id")[:200])
     return live, inactive
+
+
+def apikey_for_dashboard(*, workspace: Workspace, public_id: str) -> ApiKey:
+    """One key of this workspace as the dashboard shows it (DoesNotExist for other workspaces')."""
+    return _dashboard_keys(workspace).get(public_id=public_id)

@@ -201,6 +201,9 @@ def apikey_rotate(
         state = old.effective_status(now)
         if state in (KeyStatus.REVOKED, "expired"):
             raise ValidationError(f"This key is {state}; only a live key can be rotated.")
+        if old.successors.exists():
+            # A second successor would leave two "current" keys with one name and no clear owner.
+            raise ValidationError("This key was already rotated; rotate its replacement instead.")
         new, token = _insert_key(
             workspace=old.workspace, name=old.name, note=old.note, scopes=old.scopes,
             environment=old.environment, expires_at=old.expires_at,

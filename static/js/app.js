@@ -2,12 +2,22 @@
 (function () {
   "use strict";
 
-  // Open any <dialog data-open> swapped in by htmx (or present on load) as a modal.
+  // Open any <dialog data-open> swapped in by htmx (or present on load) as a modal. `root` may be
+  // the dialog itself: htmx:load reports each top-level element it swapped in.
   function openDialogs(root) {
-    root.querySelectorAll("dialog[data-open]").forEach(function (dialog) {
+    var dialogs = Array.prototype.slice.call(root.querySelectorAll("dialog[data-open]"));
+    if (root.matches && root.matches("dialog[data-open]")) dialogs.push(root);
+    dialogs.forEach(function (dialog) {
       if (!dialog.open) dialog.showModal();
       dialog.removeAttribute("data-open");
     });
+  }
+
+  // Close and remove a dialog that was opened as a modal; one shown in place on a page without
+  // JavaScript's help (<dialog open>) is removed the same way.
+  function closeDialog(dialog) {
+    if (dialog.open) dialog.close();
+    dialog.remove();
   }
 
   // Copy buttons: <button data-copy="#input-id">. Clipboard API first; if it is unavailable or
@@ -18,19 +28,22 @@
       var input = document.querySelector(button.getAttribute("data-copy"));
       if (!input) return;
       var status = button.parentElement.querySelector("[data-copy-status]");
-      var done = function (text) {
-        if (status) status.textContent = text;
-        button.textContent = text === "Copied" ? "Copied" : "Copy";
+      var done = function (copied) {
+        if (status) status.textContent = copied ? "Copied to the clipboard" : "Selected: press Ctrl+C (⌘C) to copy";
+        button.textContent = copied ? "Copied" : "Copy";
+        if (copied) {
+          window.setTimeout(function () { button.textContent = "Copy"; }, 4000);
+        }
       };
       input.focus();
       input.select();
       if (navigator.clipboard && window.isSecureContext) {
         navigator.clipboard.writeText(input.value).then(
-          function () { done("Copied"); },
-          function () { done("Press Ctrl+C to copy"); }
+          function () { done(true); },
+          function () { done(false); }
         );
       } else {
-        done("Press Ctrl+C to copy");
+        done(false);
       }
       return;
     }
@@ -39,13 +52,21 @@
       var dialog = closer.closest("dialog");
       if (dialog) {
         event.preventDefault();
-        dialog.close();
-        dialog.remove();
+        closeDialog(dialog);
       }
     }
   });
 
-  // <form data-confirm="…"> asks before submitting when htmx is not handling the confirm.
+  // A dialog closed with Escape is removed too, so no stale form (or token) stays in the page.
+  document.addEventListener("close", function (event) {
+    if (event.target.matches && event.target.matches("#modal-root dialog")) event.target.remove();
+  }, true);
+
+  // Sent by the server (HX-Trigger: dialog-close) when a dialog's action has finished.
+  document.addEventListener("dialog-close", function () {
+    document.querySelectorAll("dialog[open]").forEach(closeDialog);
+  });
+
   document.addEventListener("htmx:load", function (event) { openDialogs(event.detail.elt); });
   document.addEventListener("DOMContentLoaded", function () { openDialogs(document); });
 })();

@@ -1,0 +1,177 @@
+"""Django admin for API keys (SPEC §10): ops staff find keys by name or hint and revoke, pause,
+resume or rotate them through the same audited services as the dashboard. Nothing here shows or
+edits the digest, and a key is never saved raw: "Add" runs `apikey_create` and shows the token once
+on the page that answers the POST."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
+
+from audit.services import RequestContext
+from workspaces.models import Workspace
+
+from .forms import OVERLAP_CHOICES, ApiKeyCreateForm
+from .models import ApiKey
+from .services import apikey_create, apikey_pause, apikey_resume, apikey_revoke, apikey_rotate
+
+# `gk_prod_…abcd` (as the dashboard shows a key) or a pasted token: search by its last 4 characters.
+HINT_SEARCH = re.compile(r"^gk_(?:prod|stg|dev)_(?:…|\.\.\.)?(?:[0-9A-Za-z]*?)([0-9A-Za-z]{4})$")
+
+
+class ApiKeyAdminCreateForm(ApiKeyCreateForm):
+    workspace = forms.ModelChoiceField(queryset=Workspace.objects.select_related("plan"))
+
+    field_order = ["workspace"]
+
+
+class RotateForm(forms.Form):
+    overlap = forms.ChoiceField(
+        choices=OVERLAP_CHOICES, initial="24h", widget=forms.RadioSelect,
+        label="Keep the old keys working for",
+    )
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = [
+        "name", "workspace", "display_hint", "status_display", "environment", "last_used_at",
+        "request_count", "created_at",
+    ]
+    list_filter = ["status", "environment"]
+    search_fields = ["name", "hint", "public_id", "workspace__slug"]
+    list_select_related = ["workspace"]
+    ordering = ["-created_at", "-id"]
+    actions = ["revoke_selected", "pause_selected", "resume_selected", "rotate_selected"]
+    # The digest is deliberately absent: not shown, not editable.
+    fields = [
+        "public_id", "workspace", "name", "note", "display_hint", "status_display", "environment",
+        "scopes", "created_at", "created_by", "expires_at", "revoked_at", "revoked_by",
+        "revoked_reason", "last_used_at", "last_used_ip", "request_count",
+        "rate_limit_per_minute", "allowed_ips", "rotated_from",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Key")
+    def display_hint(self, obj: ApiKey) -> str:
+        return obj.display_hint
+
+    @admin.display(description="Status")
+    def status_display(self, obj: ApiKey) -> str:
+        return obj.effective_status()
+
+    # Keys are changed only through the services (the actions below); deleting one would erase
+    # the history that revocation keeps.
+    def has_change_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        return False
+
+    def has_manage_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("apikeys.change_apikey")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        match = HINT_SEARCH.match(search_term.strip())
+        if match:
+            search_term = match.group(1)
+        return super().get_search_results(request, queryset, search_term)
+
+    def _apply(
+        self, request: HttpRequest, queryset: QuerySet, service, done: str  # noqa: ANN001
+    ) -> None:
+        context = RequestContext.from_request(request)
+        changed, refused = 0, []
+        for key in queryset.select_related("workspace"):
+            try:
+                service(key=key, acting_user=request.user, context=context)
+            except ValidationError as exc:
+                refused.append(f"{key.name} ({key.display_hint}): {exc.messages[0]}")
+            else:
+                changed += 1
+        if changed:
+            self.message_user(request, f"{done} {changed} key(s).", messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, line, messages.WARNING)
+
+    @admin.action(description="Revoke selected keys", permissions=["manage"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._apply(request, queryset, apikey_revoke, "Revoked")
+
+    @admin.action(description="Pause selected keys", permissions=["manage"])
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._apply(request, queryset, apikey_pause, "Paused")
+
+    @admin.action(description="Resume selected keys", permissions=["manage"])
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._apply(request, queryset, apikey_resume, "Resumed")
+
+    @admin.action(description="Rotate selected keys…", permissions=["manage"])
+    def rotate_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        keys = list(queryset.select_related("workspace"))
+        form = RotateForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(request, "admin/apikeys/apikey/rotate.html", {
+                **self.admin_site.each_context(request),
+                "title": "Rotate API keys", "opts": self.model._meta, "keys": keys,
+                "form": form, "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            })
+        context = RequestContext.from_request(request)
+        rotated, refused = [], []
+        for key in keys:
+            try:
+                new, token = apikey_rotate(
+                    key=key, overlap=form.cleaned_data["overlap"], acting_user=request.user,
+                    context=context,
+                )
+            except ValidationError as exc:
+                refused.append(f"{key.name} ({key.display_hint}): {exc.messages[0]}")
+            else:
+                key.refresh_from_db(fields=["expires_at"])  # the overlap moved it
+                rotated.append({"old": key, "new": new, "token": token})
+        return self._tokens_page(request, "Rotated API keys", rotated, refused)
+
+    def _tokens_page(
+        self, request: HttpRequest, title: str, created: list[dict], refused: list[str]
+    ) -> HttpResponse:
+        """The one response that carries new tokens: rendered, not redirected to, never cached."""
+        response = TemplateResponse(request, "admin/apikeys/apikey/tokens.html", {
+            **self.admin_site.each_context(request),
+            "title": title, "opts": self.model._meta, "created": created, "refused": refused,
+        })
+        add_never_cache_headers(response)
+        return response
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ApiKeyAdminCreateForm(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            fields = dict(form.cleaned_data)
+            try:
+                key, token = apikey_create(
+                    acting_user=request.user, context=RequestContext.from_request(request),
+                    **fields,
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                return self._tokens_page(
+                    request, "API key created", [{"new": key, "token": token}], []
+                )
+        return TemplateResponse(request, "admin/apikeys/apikey/add.html", {
+            **self.admin_site.each_context(request),
+            "title": "Add API key", "opts": self.model._meta, "form": form,
+            "has_view_permission": True,
+        })

@@ -1,0 +1,87 @@
+"""Dashboard forms for API keys. They only parse input into typed values; what is allowed (scopes,
+expiry in the future, CIDRs, plan limits) is decided by the services, whose field errors the views
+attach back to these forms under the same names."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.conf import settings
+
+from workspaces.scopes import api_key_scopes, default_key_scope_names
+
+from .models import Environment
+from .services import MAX_ALLOWED_IPS
+
+OVERLAP_CHOICES = [
+    ("now", "Immediately — the old key stops now"),
+    ("1h", "1 hour"),
+    ("24h", "24 hours"),
+    ("7d", "7 days"),
+]
+
+
+class ApiKeyCreateForm(forms.Form):
+    name = forms.CharField(
+        max_length=100, widget=forms.TextInput(attrs={"autofocus": True}),
+        help_text="What uses this key, e.g. “Billing sync” or “CI deploys”.",
+        error_messages={"required": "Give the key a name."},
+    )
+    note = forms.CharField(
+        required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Optional: who owns it, where it is stored.",
+    )
+    scopes = forms.MultipleChoiceField(
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one scope."},
+    )
+    environment = forms.ChoiceField(choices=Environment.choices)
+    expires_at = forms.DateTimeField(
+        required=False,
+        label="Expires (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Optional. After this moment the key is refused with key_expired.",
+    )
+    rate_limit_per_minute = forms.IntegerField(
+        required=False, label="Rate limit (requests per minute)",
+        help_text="Optional. Empty means the plan's limits only.",
+    )
+    allowed_ips = forms.CharField(
+        required=False, label="Allowed IPs", widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Optional. Addresses or CIDR ranges, one per line or comma-separated; "
+        "requests from anywhere else are refused.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, label_suffix="", **kwargs)
+        self.scope_registry = api_key_scopes()
+        self.fields["scopes"].choices = [(s.name, s.name) for s in self.scope_registry]
+        self.fields["scopes"].initial = default_key_scope_names()
+        self.fields["environment"].initial = settings.GATEHOUSE_ENVIRONMENT
+        self.fields["environment"].help_text = (
+            f"This deployment accepts {settings.GATEHOUSE_ENVIRONMENT} keys only."
+        )
+
+    def scope_options(self) -> list[dict]:
+        """Each scope with its one-line description and whether its box is ticked."""
+        chosen = set(self["scopes"].value() or [])
+        return [
+            {"name": s.name, "description": s.description, "checked": s.name in chosen,
+             "read_only": s.read_only}
+            for s in self.scope_registry
+        ]
+
+    def clean_allowed_ips(self) -> list[str]:
+        values = [v for v in re.split(r"[\s,]+", self.cleaned_data["allowed_ips"]) if v]
+        if len(values) > MAX_ALLOWED_IPS:
+            raise forms.ValidationError(f"At most {MAX_ALLOWED_IPS} ranges.")
+        return values
+
+
+class ApiKeyRotateForm(forms.Form):
+    overlap = forms.ChoiceField(
+        choices=OVERLAP_CHOICES, initial="24h", widget=forms.RadioSelect,
+        label="Keep the old key working for",
+        error_messages={"required": "Choose how long the old key keeps working."},
+    )

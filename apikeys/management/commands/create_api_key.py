@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apikeys.models import Environment
+from apikeys.services import apikey_create
+from audit.services import RequestContext
+from workspaces.models import Workspace
+from workspaces.scopes import default_key_scope_names
+
+
+def parse_expiry(value: str) -> datetime:
+    """ISO 8601 date or date-time; without an offset it is UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise CommandError(
+            f"--expires {value!r} is not an ISO 8601 date or date-time "
+            "(e.g. 2030-01-31 or 2030-01-31T12:00:00Z)."
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Command(BaseCommand):
+    help = (
+        "Create an API key in a workspace and print its token, and only the token, on stdout. "
+        "The token is not stored and cannot be shown again."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("workspace", help="The workspace's slug.")
+        parser.add_argument("--name", required=True, help="What uses the key (1–100 characters).")
+        parser.add_argument(
+            "--scopes", metavar="A,B",
+            help="Comma-separated scopes (default: every read scope).",
+        )
+        parser.add_argument(
+            "--env", choices=Environment.values, default=None,
+            help="The key's environment (default: this deployment's GATEHOUSE_ENVIRONMENT).",
+        )
+        parser.add_argument("--expires", metavar="ISO", help="Expiry, e.g. 2030-01-31T12:00Z.")
+        parser.add_argument("--note", default="", help="A note kept with the key.")
+
+    def handle(self, *args, workspace: str, name: str, scopes: str | None, env: str | None,
+               expires: str | None, note: str, **options) -> None:  # noqa: ANN002, ANN003
+        ws = Workspace.objects.filter(slug=workspace).first()
+        if ws is None:
+            raise CommandError(f"No workspace with slug {workspace!r}.")
+        scope_list = (
+            [s.strip() for s in scopes.split(",") if s.strip()]
+            if scopes is not None else default_key_scope_names()
+        )
+        try:
+            _key, token = apikey_create(
+                workspace=ws,
+                name=name,
+                note=note,
+                scopes=scope_list,
+                environment=env or settings.GATEHOUSE_ENVIRONMENT,
+                expires_at=parse_expiry(expires) if expires else None,
+                context=RequestContext.for_command("create_api_key"),
+            )
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
+        self.stdout.write(token)

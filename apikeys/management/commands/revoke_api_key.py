@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apikeys.models import ApiKey
+from apikeys.services import apikey_revoke
+from audit.services import RequestContext
+
+
+class Command(BaseCommand):
+    help = "Revoke an API key by its id (key_…): permanent and immediate."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("key_id", help="The key's public id, as shown in Django admin (key_…).")
+
+    def handle(self, *args, key_id: str, **options) -> None:  # noqa: ANN002, ANN003
+        key = ApiKey.objects.select_related("workspace").filter(public_id=key_id).first()
+        if key is None:
+            raise CommandError(f"No API key with id {key_id!r}.")
+        try:
+            apikey_revoke(key=key, context=RequestContext.for_command("revoke_api_key"))
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
+        self.stdout.write(
+            f"Revoked {key.public_id} “{key.name}” ({key.display_hint}) in {key.workspace.slug}."
+        )

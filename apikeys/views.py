@@ -1,0 +1,210 @@
+"""Settings → API Keys (SPEC §9). Every action works two ways:
+
+- with HTMX (`HX-Request: true`): dialogs load into `#modal-root`, their forms swap the dialog's
+  body, pause/resume swap the row, revoke swaps the whole table, and every change fires the
+  `keys-changed` event that makes the table refresh itself;
+- without JavaScript: the same URLs serve full pages and plain forms that POST and redirect back
+  to the list, where a new token is shown once (see `reveal.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from http import HTTPStatus
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import reswap, retarget, trigger_client_event
+
+from audit.services import RequestContext
+from workspaces.permissions import workspace_view
+from workspaces.roles import Action
+
+from .forms import ApiKeyCreateForm, ApiKeyRotateForm
+from .models import ApiKey
+from .reveal import reveal_forget, reveal_pop, reveal_stash
+from .selectors import apikey_for_dashboard, apikeys_for_dashboard
+from .services import apikey_create, apikey_pause, apikey_resume, apikey_revoke, apikey_rotate
+
+PAGE = "apikeys/key_list.html"
+KEYS_CHANGED = "keys-changed"  # the key table listens for it and reloads itself
+CLOSE_DIALOG = "dialog-close"  # static/js/app.js closes the open dialog
+RECENT_USE = timedelta(days=7)
+
+
+def _get_key(request: HttpRequest, key_id: str) -> ApiKey:
+    try:
+        return apikey_for_dashboard(workspace=request.workspace, public_id=key_id)
+    except ApiKey.DoesNotExist:
+        raise Http404("No such key.") from None
+
+
+def _table_context(request: HttpRequest) -> dict:
+    live, inactive = apikeys_for_dashboard(request.workspace)
+    return {
+        "live_keys": live,
+        "inactive_keys": inactive,
+        "plan_limit": request.workspace.plan.active_keys_limit,
+    }
+
+
+def _list_url(request: HttpRequest) -> str:
+    return reverse("apikeys:list", kwargs={"slug": request.workspace.slug})
+
+
+def _dialog(
+    request: HttpRequest, dialog: str, *, status: int = HTTPStatus.OK, **context: object
+) -> HttpResponse:
+    """A dialog: into `#modal-root` for an HTMX GET, its body for an HTMX POST, else a full page
+    (the list with the dialog shown in place)."""
+    context["dialog"] = dialog
+    if request.htmx:
+        part = "dialog" if request.method == "GET" else "dialog-body"
+        return render(request, f"{PAGE}#{part}", {**context, "modal": True}, status=status)
+    return render(request, PAGE, {**_table_context(request), **context}, status=status)
+
+
+def _token_shown(request: HttpRequest, key: ApiKey, token: str) -> HttpResponse:
+    """The one response that carries a new token (HTMX), or the redirect that carries it to the
+    list page once (no JavaScript). Never cached."""
+    if request.htmx:
+        response = render(
+            request, f"{PAGE}#dialog-body",
+            {"dialog": "token", "new_key": key, "token": token, "modal": True},
+        )
+        trigger_client_event(response, KEYS_CHANGED)
+    else:
+        response = redirect(_list_url(request), status=HTTPStatus.SEE_OTHER)
+        reveal_stash(request, response, key=key, token=token)
+    add_never_cache_headers(response)
+    return response
+
+
+@require_GET
+@workspace_view()
+def key_list(request: HttpRequest) -> HttpResponse:
+    context = _table_context(request)
+    if request.htmx:
+        return render(request, f"{PAGE}#key-table", context)
+    revealed = reveal_pop(request, context["live_keys"])
+    if revealed is not None:
+        context.update(dialog="token", new_key=revealed[0], token=revealed[1])
+    response = render(request, PAGE, context)
+    reveal_forget(request, response)
+    add_never_cache_headers(response)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view(Action.MANAGE_KEYS)
+def key_create(request: HttpRequest) -> HttpResponse:
+    form = ApiKeyCreateForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        try:
+            key, token = apikey_create(
+                workspace=request.workspace,
+                acting_user=request.user,
+                context=RequestContext.from_request(request),
+                **form.cleaned_data,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return _token_shown(request, key, token)
+    status = HTTPStatus.UNPROCESSABLE_ENTITY if form.is_bound else HTTPStatus.OK
+    return _dialog(request, "create", form=form, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view(Action.MANAGE_KEYS)
+def key_rotate(request: HttpRequest, key_id: str) -> HttpResponse:
+    key = _get_key(request, key_id)
+    form = ApiKeyRotateForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        try:
+            new_key, token = apikey_rotate(
+                key=key,
+                overlap=form.cleaned_data["overlap"],
+                acting_user=request.user,
+                context=RequestContext.from_request(request),
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return _token_shown(request, new_key, token)
+    status = HTTPStatus.UNPROCESSABLE_ENTITY if form.is_bound else HTTPStatus.OK
+    return _dialog(request, "rotate", key=key, form=form, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view(Action.MANAGE_KEYS)
+def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
+    key = _get_key(request, key_id)
+    recently_used = key.last_used_at is not None and (
+        key.last_used_at >= timezone.now() - RECENT_USE
+    )
+    if request.method == "GET":
+        return _dialog(request, "revoke", key=key, recently_used=recently_used)
+    try:
+        key = apikey_revoke(
+            key=key, acting_user=request.user, context=RequestContext.from_request(request)
+        )
+    except ValidationError as exc:
+        if request.htmx:
+            return _dialog(
+                request, "revoke", key=key, recently_used=recently_used, error=exc.messages[0],
+                status=HTTPStatus.UNPROCESSABLE_ENTITY,
+            )
+        messages.error(request, exc.messages[0])
+        return redirect(_list_url(request), status=HTTPStatus.SEE_OTHER)
+    if request.htmx:
+        # One round trip: the table with the key moved to the Revoked section replaces the old
+        # table, and the dialog that asked closes.
+        response = render(request, f"{PAGE}#key-table", _table_context(request))
+        retarget(response, "#key-table")
+        reswap(response, "outerHTML")
+        return trigger_client_event(response, CLOSE_DIALOG)
+    messages.success(request, f"Revoked “{key.name}” ({key.display_hint}).")
+    return redirect(_list_url(request), status=HTTPStatus.SEE_OTHER)
+
+
+def _change_status(
+    request: HttpRequest, key_id: str, service: Callable[..., ApiKey], done: str
+) -> HttpResponse:
+    key = _get_key(request, key_id)
+    error = None
+    try:
+        service(key=key, acting_user=request.user, context=RequestContext.from_request(request))
+    except ValidationError as exc:
+        error = exc.messages[0]
+    if request.htmx:
+        return render(
+            request,
+            f"{PAGE}#key-row",
+            {"key": _get_key(request, key_id), "error": error},
+            status=HTTPStatus.OK if error is None else HTTPStatus.UNPROCESSABLE_ENTITY,
+        )
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, f"{done} “{key.name}” ({key.display_hint}).")
+    return redirect(_list_url(request), status=HTTPStatus.SEE_OTHER)
+
+
+@require_POST
+@workspace_view(Action.MANAGE_KEYS)
+def key_pause(request: HttpRequest, key_id: str) -> HttpResponse:
+    return _change_status(request, key_id, apikey_pause, "Paused")
+
+
+@require_POST
+@workspace_view(Action.MANAGE_KEYS)
+def key_resume(request: HttpRequest, key_id: str) -> HttpResponse:
+    return _change_status(request, key_id, apikey_resume, "Resumed")
