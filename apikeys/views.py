@@ -15,8 +15,8 @@ from http import HTTPStatus
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
@@ -59,6 +59,13 @@ def _list_url(request: HttpRequest) -> str:
     return reverse("apikeys:list", kwargs={"slug": request.workspace.slug})
 
 
+def _back_to_list(request: HttpRequest) -> HttpResponseRedirect:
+    """303 See Other: after a POST without JavaScript, the browser GETs the list."""
+    response = HttpResponseRedirect(_list_url(request))
+    response.status_code = HTTPStatus.SEE_OTHER
+    return response
+
+
 def _dialog(
     request: HttpRequest, dialog: str, *, status: int = HTTPStatus.OK, **context: object
 ) -> HttpResponse:
@@ -81,7 +88,7 @@ def _token_shown(request: HttpRequest, key: ApiKey, token: str) -> HttpResponse:
         )
         trigger_client_event(response, KEYS_CHANGED)
     else:
-        response = redirect(_list_url(request), status=HTTPStatus.SEE_OTHER)
+        response = _back_to_list(request)
         reveal_stash(request, response, key=key, token=token)
     add_never_cache_headers(response)
     return response
@@ -163,7 +170,7 @@ def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
                 status=HTTPStatus.UNPROCESSABLE_ENTITY,
             )
         messages.error(request, exc.messages[0])
-        return redirect(_list_url(request), status=HTTPStatus.SEE_OTHER)
+        return _back_to_list(request)
     if request.htmx:
         # One round trip: the table with the key moved to the Revoked section replaces the old
         # table, and the dialog that asked closes.
@@ -172,7 +179,7 @@ def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
         reswap(response, "outerHTML")
         return trigger_client_event(response, CLOSE_DIALOG)
     messages.success(request, f"Revoked “{key.name}” ({key.display_hint}).")
-    return redirect(_list_url(request), status=HTTPStatus.SEE_OTHER)
+    return _back_to_list(request)
 
 
 def _change_status(
@@ -195,7 +202,7 @@ def _change_status(
         messages.error(request, error)
     else:
         messages.success(request, f"{done} “{key.name}” ({key.display_hint}).")
-    return redirect(_list_url(request), status=HTTPStatus.SEE_OTHER)
+    return _back_to_list(request)
 
 
 @require_POST
