@@ -248,6 +248,35 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
     "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    # The oauth app's lock-down (docs/oauth.md): a server with only the authorization-code (S256)
+    # and refresh-token grants, `gat_`/`grt_` tokens, the scope registry, open registration.
+    "OAUTH2_SERVER_CLASS": "oauth.server.GatehouseServer",
+    "OAUTH2_VALIDATOR_CLASS": "oauth.validators.GatehouseOAuth2Validator",
+    "SCOPES_BACKEND_CLASS": "oauth.scopes.RegistryScopes",
+    "ACCESS_TOKEN_GENERATOR": "oauth.tokens.generate_access_token",
+    "REFRESH_TOKEN_GENERATOR": "oauth.tokens.generate_refresh_token",
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    "ALLOW_LOCALHOST_LOOPBACK": True,  # RFC 8252 §7.3/§8.3: native and MCP clients' callbacks
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
+    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": [
+        "none",
+        "client_secret_basic",
+        "client_secret_post",
+    ],
+    "DCR_ENABLED": True,
+    "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+    "OAUTH2_PROTECTED_RESOURCE_NAME": "Gatehouse API",
+    "APPLICATION_ADMIN_CLASS": "oauth.admin.ApplicationAdmin",
+    "ACCESS_TOKEN_ADMIN_CLASS": "oauth.admin.AccessTokenAdmin",
+    "REFRESH_TOKEN_ADMIN_CLASS": "oauth.admin.RefreshTokenAdmin",
+    "GRANT_ADMIN_CLASS": "oauth.admin.GrantAdmin",
+}
+
+# The API gateway routes each `/api/v1/` token to its verifier by prefix (apikeys/principal.py).
+GATEHOUSE_TOKEN_VERIFIERS = {
+    "gk_": "apikeys.gateway.verify_api_key",
+    "gat_": "oauth.gateway.verify_access_token",
 }
 
 SESSION_COOKIE_HTTPONLY = True

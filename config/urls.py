@@ -12,4 +12,5 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("workspaces.urls")),
     path("", include("apikeys.urls")),
+    path("", include("oauth.urls")),  # OAuth endpoints (oauth2_provider:…) and pages (oauth:…)
 ]

@@ -1,0 +1,150 @@
+"""Django admin for OAuth (SPEC §10), on top of django-oauth-toolkit's own admin classes.
+
+Wired through OAUTH2_PROVIDER["*_ADMIN_CLASS"], so DOT registers these for its models. Secrets and
+token checksums are never editable; apps are registered from the dashboard or RFC 7591, not here;
+deleting an app and revoking a grant go through `oauth.services`, so they are audited like the
+same actions in the dashboard.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from oauth2_provider import admin as dot_admin
+
+from audit.services import Actor, RequestContext
+
+from .models import Connection
+from .redirects import validate_redirect_uris
+from .services import connection_revoke, oauth_app_delete
+
+
+class ApplicationAdminForm(forms.ModelForm):
+    def clean_redirect_uris(self) -> str:
+        uris = self.cleaned_data.get("redirect_uris", "").split()
+        return " ".join(validate_redirect_uris(uris))
+
+
+class ApplicationAdmin(dot_admin.ApplicationAdmin):
+    form = ApplicationAdminForm
+    fields = (
+        "name",
+        "client_id",
+        "client_type",
+        "authorization_grant_type",
+        "redirect_uris",
+        "allowed_origins",
+        "registration_source",
+        "user",
+        "created",
+        "updated",
+    )
+    readonly_fields = (
+        "client_id",
+        "client_type",
+        "authorization_grant_type",
+        "registration_source",
+        "user",
+        "created",
+        "updated",
+    )
+    radio_fields = {}
+    actions = ("delete_apps",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # the dashboard or RFC 7591 registration, which show the secret once
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
+        return False  # the audited "Delete selected apps" action instead
+
+    @admin.action(
+        description="Delete selected apps and revoke their grants", permissions=["change"]
+    )
+    def delete_apps(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = 0
+        for application in queryset:
+            oauth_app_delete(
+                application=application,
+                actor=Actor.for_user(request.user),
+                context=RequestContext.from_request(request),
+            )
+            count += 1
+        self.message_user(request, f"Deleted {count} app(s).", messages.SUCCESS)
+
+
+class _ReadOnlyTokenAdmin:
+    """Tokens are issued by the flows and revoked through their grant; nothing here edits them."""
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+    def get_exclude(self, request: HttpRequest, obj=None):  # noqa: ANN001, ANN201
+        return ("token", "token_checksum", "code", "code_challenge")
+
+    @admin.action(description="Revoke the grants these belong to", permissions=["view"])
+    def revoke_grants(self, request: HttpRequest, queryset: QuerySet) -> None:
+        connections = Connection.objects.active().filter(
+            **{f"{self.link_path}__in": queryset}
+        ).select_related("application", "workspace")
+        count = 0
+        for connection in connections.distinct():
+            connection_revoke(
+                connection=connection,
+                actor=Actor.for_user(request.user),
+                context=RequestContext.from_request(request),
+                reason="revoked_by_staff",
+            )
+            count += 1
+        self.message_user(request, f"Revoked {count} grant(s).", messages.SUCCESS)
+
+
+class AccessTokenAdmin(_ReadOnlyTokenAdmin, dot_admin.AccessTokenAdmin):
+    link_path = "access_token_links__access_token"
+    actions = ("revoke_grants",)
+
+
+class RefreshTokenAdmin(_ReadOnlyTokenAdmin, dot_admin.RefreshTokenAdmin):
+    link_path = "refresh_token_links__refresh_token"
+    actions = ("revoke_grants",)
+
+
+class GrantAdmin(_ReadOnlyTokenAdmin, dot_admin.GrantAdmin):
+    link_path = "grant_links__grant"
+    actions = ("revoke_grants",)
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    list_display = ("public_id", "application", "user", "workspace", "granted_at", "revoked_at")
+    list_select_related = ("application", "user", "workspace")
+    list_filter = ("revoked_at",)
+    search_fields = ("public_id", "application__name", "application__client_id", "workspace__slug")
+    actions = ("revoke",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+    @admin.action(description="Revoke selected grants", permissions=["view"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = 0
+        for connection in queryset.active().select_related("application", "workspace"):
+            connection_revoke(
+                connection=connection,
+                actor=Actor.for_user(request.user),
+                context=RequestContext.from_request(request),
+                reason="revoked_by_staff",
+            )
+            count += 1
+        self.message_user(request, f"Revoked {count} grant(s).", messages.SUCCESS)
+

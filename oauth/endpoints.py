@@ -1,0 +1,465 @@
+"""The OAuth 2.0 endpoints (SPEC §7): django-oauth-toolkit's views, configured and locked down.
+
+Mounted without trailing slashes under the `oauth2_provider` URL namespace (oauth/urls.py), which
+DOT's metadata views reverse to list the endpoints:
+
+- `/.well-known/oauth-authorization-server` (RFC 8414) — DOT's view as configured in settings;
+- `/.well-known/oauth-protected-resource` (RFC 9728) — `resource` is `<origin>/api/v1`;
+- `/api/oauth/authorize` — the consent screen: login required, the user picks the workspace, scopes
+  the user's role can never use are narrowed away, PKCE `S256` and `state` are required;
+- `/api/oauth/token` and `/api/oauth/register` — rate-limited per client IP;
+- `/api/oauth/revoke` (RFC 7009) and `/api/oauth/introspect` (RFC 7662) — for the app's own tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils.csp import CSP
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django_ratelimit.core import is_ratelimited
+from oauth2_provider.compat import login_not_required
+from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.http import OAuth2ResponseRedirect
+from oauth2_provider.models import get_application_model
+from oauth2_provider.oauth2_backends import _add_iss_to_redirect
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.views import (
+    OAuthProtectedResourceMetadataView,
+    RevokeTokenView,
+    TokenView,
+)
+from oauth2_provider.views.base import BaseAuthorizationView
+from oauth2_provider.views.dynamic_client_registration import (
+    DynamicClientRegistrationView,
+    _error_response,
+)
+from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.common import urlencode
+from oauthlib.oauth2.rfc6749 import errors
+
+from audit.services import RequestContext
+from workspaces.models import Membership
+from workspaces.roles import Role
+from workspaces.scopes import get_scope, scopes_for_role
+
+from .redirects import redirect_uri_problem
+from .scopes import OFFLINE_ACCESS
+from .services import oauth_app_register_dynamic
+
+Application = get_application_model()
+
+API_RESOURCE_PATH = "/api/v1"
+MAX_REGISTRATION_BYTES = 16 * 1024
+MAX_CLIENT_NAME_LENGTH = 100
+OAUTH_PARAMETERS = (
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
+
+
+def api_resource(request: HttpRequest) -> str:
+    """The protected resource identifier (RFC 9728 §1.2): the API's public base URL."""
+    return request.build_absolute_uri(API_RESOURCE_PATH)
+
+
+def _rate_limited(request: HttpRequest, *, group: str, setting: str, default: str) -> bool:
+    return is_ratelimited(
+        request,
+        group=group,
+        key="ip",
+        rate=getattr(settings, setting, default),
+        method="POST",
+        increment=True,
+    )
+
+
+def _too_many_requests() -> JsonResponse:
+    response = JsonResponse(
+        {
+            "error": "rate_limited",
+            "error_description": "Too many requests from this address. Retry in a minute.",
+        },
+        status=HTTPStatus.TOO_MANY_REQUESTS,
+    )
+    response["Retry-After"] = "60"
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- RFC 9728 ------------------------------------------------------------------------------------
+
+
+class ProtectedResourceMetadataView(OAuthProtectedResourceMetadataView):
+    def get_resource(self, request: HttpRequest) -> str:
+        return api_resource(request)
+
+
+# --- Authorization endpoint ------------------------------------------------------------------
+
+
+def _scope_rows(scopes: list[str]) -> list[dict]:
+    rows = []
+    for name in scopes:
+        scope = get_scope(name)
+        rows.append(
+            {
+                "name": name,
+                "description": scope.description if scope else name,
+                "min_role": Role(scope.min_role).label if scope else "",
+                "restricted": bool(scope and scope.min_role != Role.VIEWER),
+            }
+        )
+    return rows
+
+
+@method_decorator(never_cache, name="dispatch")
+class AuthorizationView(BaseAuthorizationView):
+    """RFC 6749 §4.1.1 with consent. Never skips the consent screen (no `skip_authorization`, no
+    `approval_prompt=auto`): every code belongs to a consent the user just gave for a workspace."""
+
+    def error_response(self, error: OAuthToolkitError, application, **kwargs) -> HttpResponse:  # noqa: ANN001, ANN003
+        redirect, response = OAuthLibMixin.error_response(self, error, **kwargs)
+        if redirect:
+            # RFC 9207 §2: error responses carry `iss` too.
+            url = _add_iss_to_redirect(
+                response["url"], oauth2_settings.oauth2_authorization_server_issuer(self.request)
+            )
+            return self.redirect(url, application)
+        oauthlib_error = response["error"]
+        return render(
+            self.request,
+            "oauth/authorize_error.html",
+            {"error": oauthlib_error.error, "description": oauthlib_error.description},
+            status=oauthlib_error.status_code,
+        )
+
+    def redirect(self, redirect_to: str, application) -> HttpResponse:  # noqa: ANN001
+        response = OAuth2ResponseRedirect(redirect_to, oauth2_settings.ALLOWED_REDIRECT_URI_SCHEMES)
+        if self.request.method == "POST":
+            response.status_code = HTTPStatus.SEE_OTHER  # RFC 9700 §4.12
+        return response
+
+    def _deny(self, credentials: dict, error: errors.OAuth2Error, application) -> HttpResponse:  # noqa: ANN001
+        error.state = credentials.get("state")
+        return self.error_response(
+            OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"]), application
+        )
+
+    def _validate(self, request: HttpRequest) -> tuple[list[str], dict, object] | HttpResponse:
+        try:
+            scopes, credentials = self.validate_authorization_request(request)
+        except OAuthToolkitError as error:
+            return self.error_response(error, application=None)
+        application = Application.objects.get(client_id=credentials["client_id"])
+        resources = request.GET.getlist("resource") or request.POST.get("resource", "").split()
+        api = api_resource(request)
+        for resource in resources:
+            # RFC 8707: this server issues tokens for one resource, the API.
+            if not (resource == api or resource.startswith(api + "/")):
+                return self._deny(
+                    credentials,
+                    errors.CustomOAuth2Error(
+                        error="invalid_target",
+                        description=f"Tokens from this server are only valid for {api}.",
+                    ),
+                    application,
+                )
+        credentials["resource"] = resources
+        return scopes, credentials, application
+
+    def _consent(
+        self,
+        request: HttpRequest,
+        *,
+        scopes: list[str],
+        credentials: dict,
+        application,  # noqa: ANN001
+        selected: str | None = None,
+        error: str | None = None,
+        status: int = HTTPStatus.OK,
+    ) -> HttpResponse:
+        memberships = list(
+            Membership.objects.filter(user=request.user)
+            .select_related("workspace")
+            .order_by("workspace__name")
+        )
+        if selected is None and len(memberships) == 1:
+            selected = memberships[0].workspace.slug
+        context = {
+            "application": application,
+            "dynamic": application.registration_source == Application.RegistrationSource.DCR,
+            "scopes": _scope_rows(scopes),
+            "offline": OFFLINE_ACCESS in scopes,
+            "memberships": memberships,
+            "selected": selected,
+            "error": error,
+            "fields": {key: credentials.get(key) or "" for key in OAUTH_PARAMETERS},
+            "scope": " ".join(scopes),
+            "resource": " ".join(credentials.get("resource") or []),
+            "redirect_host": urlsplit(credentials["redirect_uri"]).netloc,
+        }
+        response = render(request, "oauth/authorize.html", context, status=status)
+        # Chrome applies `form-action` to the redirect that follows the consent POST, so the
+        # app's callback origin is allowed for this page only.
+        parts = urlsplit(credentials["redirect_uri"])
+        response._csp_config = {
+            **settings.SECURE_CSP,
+            "form-action": [CSP.SELF, f"{parts.scheme}://{parts.netloc}"],
+        }
+        return response
+
+    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+        validated = self._validate(request)
+        if isinstance(validated, HttpResponse):
+            return validated
+        scopes, credentials, application = validated
+        return self._consent(
+            request, scopes=scopes, credentials=credentials, application=application
+        )
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+        # The hidden fields are re-validated exactly like the GET: nothing from the form is
+        # trusted, and a denial redirects only to a redirect URI registered for the client.
+        validated = self._validate(request)
+        if isinstance(validated, HttpResponse):
+            return validated
+        scopes, credentials, application = validated
+        if request.POST.get("decision") != "allow":
+            return self._deny(credentials, errors.AccessDeniedError(), application)
+
+        slug = request.POST.get("workspace", "")
+        membership = (
+            Membership.objects.filter(user=request.user, workspace__slug=slug)
+            .select_related("workspace")
+            .first()
+        )
+        if membership is None:
+            return self._consent(
+                request, scopes=scopes, credentials=credentials, application=application,
+                error="Choose the workspace this app may use.",
+                status=HTTPStatus.UNPROCESSABLE_ENTITY,
+            )
+        allowed = scopes_for_role(membership.role)
+        granted = [scope for scope in scopes if scope in allowed]
+        if not [scope for scope in granted if scope != OFFLINE_ACCESS]:
+            return self._consent(
+                request, scopes=scopes, credentials=credentials, application=application,
+                selected=slug, status=HTTPStatus.UNPROCESSABLE_ENTITY,
+                error=(
+                    f"Your role in {membership.workspace.name} allows none of the permissions "
+                    "this app asks for. Choose another workspace or deny."
+                ),
+            )
+
+        from .services import connection_grant
+
+        oauth_credentials = {k: credentials[k] for k in OAUTH_PARAMETERS if k in credentials}
+        if credentials["resource"]:
+            oauth_credentials["resource"] = credentials["resource"]
+        with transaction.atomic():
+            connection = connection_grant(
+                user=request.user,
+                application=application,
+                workspace=membership.workspace,
+                scopes=granted,
+                context=RequestContext.from_request(request),
+            )
+            oauth_credentials["gatehouse_connection_id"] = connection.pk
+            try:
+                uri, _headers, _body, _status = self.create_authorization_response(
+                    request=request,
+                    scopes=" ".join(granted),
+                    credentials=oauth_credentials,
+                    allow=True,
+                )
+            except OAuthToolkitError as error:
+                transaction.set_rollback(True)
+                return self.error_response(error, application)
+        return self.redirect(uri, application)
+
+
+# --- Token, revocation, introspection ------------------------------------------------------
+
+
+@method_decorator(never_cache, name="dispatch")
+class GatehouseTokenView(TokenView):
+    """RFC 6749 §3.2, rate-limited per IP. Only the grants GatehouseServer knows are accepted."""
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+        if _rate_limited(
+            request, group="oauth.token", setting="GATEHOUSE_OAUTH_TOKEN_RATE", default="60/m"
+        ):
+            return _too_many_requests()
+        return self.authorization_flow_token_response(request)
+
+
+class GatehouseRevokeTokenView(RevokeTokenView):
+    """RFC 7009. Revoking either token of a grant ends the grant (see the validator)."""
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+        if _rate_limited(
+            request, group="oauth.revoke", setting="GATEHOUSE_OAUTH_TOKEN_RATE", default="60/m"
+        ):
+            return _too_many_requests()
+        return super().post(request, *args, **kwargs)
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator(login_not_required, name="dispatch")
+class IntrospectView(OAuthLibMixin, View):
+    """RFC 7662 for the calling client's own tokens: the client authenticates as it does at the
+    token endpoint (a secret, or its client_id for a public client), and any token not issued to
+    it — or revoked, expired, or whose user left the workspace — is `{"active": false}`.
+    `scope` is the effective scope: granted ∩ the user's current role."""
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+        if _rate_limited(
+            request, group="oauth.introspect", setting="GATEHOUSE_OAUTH_TOKEN_RATE", default="60/m"
+        ):
+            return _too_many_requests()
+        core = self.get_oauthlib_core()
+        headers, body, status = core.server.create_introspect_response(
+            request.get_full_path(),
+            http_method=request.method,
+            body=urlencode(core.extract_body(request)),
+            headers=core.extract_headers(request),
+        )
+        response = HttpResponse(body, status=status)
+        for key, value in headers.items():
+            response[key] = value
+        return response
+
+
+# --- RFC 7591 ------------------------------------------------------------------------------------
+
+
+def _metadata_error(description: str, *, error: str = "invalid_client_metadata") -> JsonResponse:
+    response = _error_response(error, description)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+ALLOWED_GRANT_TYPES = {"authorization_code", "refresh_token"}
+AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
+
+
+def _string_list(data: dict, key: str, default: list[str]) -> list[str] | None:
+    value = data.get(key, default)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return None
+    return value
+
+
+class RegistrationView(DynamicClientRegistrationView):
+    """RFC 7591 §3, open and rate-limited per IP. Registers authorization-code clients only;
+    any other grant or response type is `invalid_client_metadata`, a bad redirect URI is
+    `invalid_redirect_uri`. RFC 7592 management is not offered (no registration access token)."""
+
+    @method_decorator(never_cache)
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+        if _rate_limited(
+            request,
+            group="oauth.register",
+            setting="GATEHOUSE_OAUTH_REGISTER_RATE",
+            default="20/h",
+        ):
+            return _too_many_requests()
+        too_large = f"Client metadata must be at most {MAX_REGISTRATION_BYTES} bytes."
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > MAX_REGISTRATION_BYTES:
+            return _metadata_error(too_large)
+        try:
+            raw = request.body
+        except RequestDataTooBig:
+            return _metadata_error(too_large)
+        if len(raw) > MAX_REGISTRATION_BYTES:
+            return _metadata_error(too_large)
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return _metadata_error("The request body must be a JSON object.")
+        if not isinstance(data, dict):
+            return _metadata_error("The request body must be a JSON object.")
+
+        grant_types = _string_list(data, "grant_types", ["authorization_code"])
+        if grant_types is None:
+            return _metadata_error("grant_types must be an array of strings.")
+        if "authorization_code" not in grant_types or not set(grant_types) <= ALLOWED_GRANT_TYPES:
+            return _metadata_error(
+                "Only authorization_code clients (optionally with refresh_token) can register."
+            )
+        response_types = _string_list(data, "response_types", ["code"])
+        if response_types is None or set(response_types) != {"code"}:
+            return _metadata_error('response_types must be ["code"].')
+        auth_method = data.get("token_endpoint_auth_method", "client_secret_basic")
+        if auth_method not in AUTH_METHODS:
+            return _metadata_error(
+                f"token_endpoint_auth_method must be one of: {', '.join(AUTH_METHODS)}."
+            )
+        name = data.get("client_name", "")
+        if not isinstance(name, str) or len(name) > MAX_CLIENT_NAME_LENGTH:
+            return _metadata_error(
+                f"client_name must be a string of at most {MAX_CLIENT_NAME_LENGTH} characters."
+            )
+        scope = data.get("scope")
+        if scope is not None and (
+            not isinstance(scope, str) or any(get_scope(s) is None for s in scope.split())
+        ):
+            return _metadata_error("scope must name scopes this server supports.")
+        redirect_uris = _string_list(data, "redirect_uris", [])
+        if not redirect_uris:
+            return _metadata_error(
+                "redirect_uris must be a non-empty array of strings.", error="invalid_redirect_uri"
+            )
+        for uri in redirect_uris:
+            problem = redirect_uri_problem(uri)
+            if problem is not None:
+                return _metadata_error(problem, error="invalid_redirect_uri")
+
+        try:
+            application, secret = oauth_app_register_dynamic(
+                name=name,
+                redirect_uris=redirect_uris,
+                confidential=auth_method != "none",
+                context=RequestContext.from_request(request),
+            )
+        except ValidationError as exc:
+            error = "invalid_redirect_uri" if "redirect_uris" in getattr(
+                exc, "message_dict", {}
+            ) else "invalid_client_metadata"
+            return _metadata_error(" ".join(exc.messages), error=error)
+
+        body = {
+            "client_id": application.client_id,
+            "client_id_issued_at": int(time.time()),
+            "client_name": application.name,
+            "redirect_uris": application.redirect_uris.split(),
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": auth_method,
+        }
+        if scope is not None:
+            body["scope"] = scope
+        if secret is not None:
+            body["client_secret"] = secret
+            body["client_secret_expires_at"] = 0  # RFC 7591 §3.2.1: does not expire
+        return JsonResponse(body, status=HTTPStatus.CREATED)

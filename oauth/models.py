@@ -1,0 +1,159 @@
+"""Gatehouse's side of django-oauth-toolkit: which workspace an app and every grant belong to.
+
+DOT's own models (Application, Grant, AccessToken, RefreshToken) are used unchanged. Instead of
+swapping them — DOT's swappable token models form a migration cycle (DOT issues #487, #1221) that
+needs every model swapped plus `run_before` tricks — each DOT row that matters is linked here by a
+one-to-one side row:
+
+- `WorkspaceApp`: an app registered from a workspace's dashboard (dynamically registered apps
+  have none);
+- `Connection`: one user's consent for one app in one workspace — the "grant" that Connected apps
+  lists and revokes, and that every token of it belongs to;
+- `GrantLink`, `AccessTokenLink`, `RefreshTokenLink`: which connection an authorization code and
+  each token belong to. They cascade with the DOT row, so revoking (deleting) a token removes its
+  link, and deleting a connection deletes its links.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from oauth2_provider.settings import oauth2_settings
+
+from workspaces.ids import new_public_id
+from workspaces.models import Workspace
+
+
+def new_connection_id() -> str:
+    return new_public_id("con")
+
+
+class WorkspaceAppQuerySet(models.QuerySet["WorkspaceApp"]):
+    def for_workspace(self, workspace: Workspace) -> WorkspaceAppQuerySet:
+        return self.filter(workspace=workspace)
+
+
+class WorkspaceApp(models.Model):
+    """An OAuth app registered in a workspace's dashboard: the workspace's admins manage it."""
+
+    application = models.OneToOneField(
+        oauth2_settings.APPLICATION_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="workspace_app",
+    )
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="oauth_apps")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = WorkspaceAppQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.application} in {self.workspace}"
+
+
+class ConnectionQuerySet(models.QuerySet["Connection"]):
+    def for_user(self, user) -> ConnectionQuerySet:  # noqa: ANN001
+        return self.filter(user=user)
+
+    def active(self) -> ConnectionQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class Connection(models.Model):
+    """A user's consent for an app to act in one workspace, with the scopes they granted.
+
+    Created (or widened) by the consent screen; ended by Revoke in Connected apps, by the app
+    revoking a token (RFC 7009), by refresh-token reuse, or by deleting the app. Every token issued
+    under it is linked to it, so ending it ends them all.
+    """
+
+    public_id = models.CharField(
+        max_length=32, unique=True, default=new_connection_id, editable=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oauth_connections"
+    )
+    application = models.ForeignKey(
+        oauth2_settings.APPLICATION_MODEL,
+        on_delete=models.CASCADE,
+        related_name="gatehouse_connections",
+    )
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="oauth_connections"
+    )
+    scope = models.TextField(blank=True, help_text="Granted scopes, space separated.")
+    created_at = models.DateTimeField(default=timezone.now)
+    granted_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ConnectionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-granted_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "application", "workspace"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="oauth_connection_one_active",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    @property
+    def scopes(self) -> list[str]:
+        return self.scope.split()
+
+
+class GrantLink(models.Model):
+    grant = models.OneToOneField(
+        oauth2_settings.GRANT_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="gatehouse_link",
+    )
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="grant_links"
+    )
+
+    def __str__(self) -> str:
+        return f"grant #{self.pk} → connection #{self.connection_id}"
+
+
+class AccessTokenLink(models.Model):
+    access_token = models.OneToOneField(
+        oauth2_settings.ACCESS_TOKEN_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="gatehouse_link",
+    )
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="access_token_links"
+    )
+
+    def __str__(self) -> str:
+        return f"access_token #{self.pk} → connection #{self.connection_id}"
+
+
+class RefreshTokenLink(models.Model):
+    refresh_token = models.OneToOneField(
+        oauth2_settings.REFRESH_TOKEN_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="gatehouse_link",
+    )
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="refresh_token_links"
+    )
+
+    def __str__(self) -> str:
+        return f"refresh_token #{self.pk} → connection #{self.connection_id}"

@@ -1,0 +1,364 @@
+"""Writes for OAuth apps and grants. Each changes access atomically and records its audit event in
+the same transaction, whether called from the dashboard, the OAuth endpoints, Django admin or a
+management command."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from oauth2_provider.generators import generate_client_secret
+from oauth2_provider.models import (
+    clear_expired,
+    get_access_token_model,
+    get_application_model,
+    get_grant_model,
+    get_refresh_token_model,
+)
+
+from audit.models import ActorType
+from audit.services import Actor, RequestContext, audit_record
+from workspaces.models import Workspace
+
+from .models import Connection, WorkspaceApp
+from .redirects import validate_redirect_uris
+
+Application = get_application_model()
+
+MAX_APP_NAME_LENGTH = 100
+# A dynamically registered client nobody has connected within this long is pruned.
+UNUSED_DYNAMIC_CLIENT_AGE = timedelta(days=7)
+
+
+def app_actor(application: Application) -> Actor:  # type: ignore[valid-type]
+    return Actor(ActorType.OAUTH_APP, application.client_id, application.name or "OAuth app")
+
+
+def app_label(application: Application) -> str:  # type: ignore[valid-type]
+    return application.name or application.client_id
+
+
+def _app_workspace(application: Application) -> Workspace | None:  # type: ignore[valid-type]
+    try:
+        return application.workspace_app.workspace
+    except WorkspaceApp.DoesNotExist:
+        return None
+
+
+def _new_application(
+    *,
+    name: str,
+    redirect_uris: list[str],
+    confidential: bool,
+    registration_source: str,
+    user=None,  # noqa: ANN001
+) -> tuple[Application, str]:  # type: ignore[valid-type]
+    """An unsaved, validated authorization-code app and its raw client secret."""
+    name = (name or "").strip()
+    if len(name) > MAX_APP_NAME_LENGTH:
+        raise ValidationError({"name": f"Use at most {MAX_APP_NAME_LENGTH} characters."})
+    try:
+        uris = validate_redirect_uris(redirect_uris)
+    except ValidationError as exc:
+        raise ValidationError({"redirect_uris": exc.messages}) from None
+    raw_secret = generate_client_secret()
+    application = Application(
+        name=name,
+        user=user,
+        redirect_uris=" ".join(uris),
+        client_type=Application.CLIENT_CONFIDENTIAL if confidential else Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        client_secret=raw_secret,
+        hash_client_secret=True,
+        skip_authorization=False,
+        registration_source=registration_source,
+    )
+    application.full_clean()
+    return application, raw_secret
+
+
+def oauth_app_create(
+    *,
+    workspace: Workspace,
+    name: str,
+    redirect_uris: list[str],
+    confidential: bool,
+    acting_user,  # noqa: ANN001
+    context: RequestContext | None = None,
+) -> tuple[Application, str | None]:  # type: ignore[valid-type]
+    """Register an app from a workspace's dashboard. Returns the app and, for a confidential app,
+    its client secret — the only time it exists in clear; only its hash is stored."""
+    if not (name or "").strip():
+        raise ValidationError({"name": "Give the app a name."})
+    application, raw_secret = _new_application(
+        name=name,
+        redirect_uris=redirect_uris,
+        confidential=confidential,
+        registration_source=Application.RegistrationSource.MANUAL,
+        user=acting_user,
+    )
+    with transaction.atomic():
+        application.save()
+        WorkspaceApp.objects.create(
+            application=application, workspace=workspace, created_by=acting_user
+        )
+        audit_record(
+            action="oauth_app.created",
+            actor=Actor.for_user(acting_user),
+            workspace=workspace,
+            target_type="oauth_app",
+            target_id=application.client_id,
+            target_label=app_label(application),
+            context=context,
+            metadata={
+                "client_type": application.client_type,
+                "redirect_uris": application.redirect_uris.split(),
+                "registration": "dashboard",
+            },
+        )
+    return application, (raw_secret if confidential else None)
+
+
+def oauth_app_register_dynamic(
+    *,
+    name: str,
+    redirect_uris: list[str],
+    confidential: bool,
+    context: RequestContext | None = None,
+) -> tuple[Application, str | None]:  # type: ignore[valid-type]
+    """RFC 7591 registration: an authorization-code client owned by no workspace, recorded in the
+    global audit chain. Unused ones are removed by `oauth_prune`."""
+    application, raw_secret = _new_application(
+        name=name,
+        redirect_uris=redirect_uris,
+        confidential=confidential,
+        registration_source=Application.RegistrationSource.DCR,
+    )
+    with transaction.atomic():
+        application.save()
+        audit_record(
+            action="oauth_app.created",
+            actor=Actor.system("dynamic client registration"),
+            workspace=None,
+            target_type="oauth_app",
+            target_id=application.client_id,
+            target_label=app_label(application),
+            context=context,
+            metadata={
+                "client_type": application.client_type,
+                "redirect_uris": application.redirect_uris.split(),
+                "registration": "dynamic",
+            },
+        )
+    return application, (raw_secret if confidential else None)
+
+
+def oauth_app_rotate_secret(
+    *,
+    application: Application,  # type: ignore[valid-type]
+    acting_user,  # noqa: ANN001
+    context: RequestContext | None = None,
+) -> str:
+    """A new client secret, returned once; the old one stops working at once. Tokens already
+    issued keep working (revoke them from Connected apps or by deleting the app)."""
+    if application.client_type != Application.CLIENT_CONFIDENTIAL:
+        raise ValidationError("A public app has no client secret to rotate.")
+    raw_secret = generate_client_secret()
+    with transaction.atomic():
+        application = Application.objects.select_for_update().get(pk=application.pk)
+        application.client_secret = raw_secret
+        application.hash_client_secret = True
+        application.save(update_fields=["client_secret", "hash_client_secret", "updated"])
+        audit_record(
+            action="oauth_app.secret_rotated",
+            actor=Actor.for_user(acting_user),
+            workspace=_app_workspace(application),
+            target_type="oauth_app",
+            target_id=application.client_id,
+            target_label=app_label(application),
+            context=context,
+        )
+    return raw_secret
+
+
+def oauth_app_delete(
+    *,
+    application: Application,  # type: ignore[valid-type]
+    actor: Actor,
+    context: RequestContext | None = None,
+) -> None:
+    """Delete an app: every grant of it is revoked (and audited in its workspace), then the app
+    and all its codes and tokens are deleted."""
+    with transaction.atomic():
+        workspace = _app_workspace(application)
+        connections = list(
+            Connection.objects.active()
+            .filter(application=application)
+            .select_related("workspace", "user", "application")
+        )
+        for connection in connections:
+            connection_revoke(
+                connection=connection, actor=actor, context=context, reason="app_deleted"
+            )
+        audit_record(
+            action="oauth_app.deleted",
+            actor=actor,
+            workspace=workspace,
+            target_type="oauth_app",
+            target_id=application.client_id,
+            target_label=app_label(application),
+            context=context,
+            metadata={"connections_revoked": len(connections)},
+        )
+        application.delete()
+
+
+def connection_grant(
+    *,
+    user,  # noqa: ANN001
+    application: Application,  # type: ignore[valid-type]
+    workspace: Workspace,
+    scopes: list[str],
+    context: RequestContext | None = None,
+) -> Connection:
+    """Record the user's consent (SPEC §7): the app may act in `workspace` with `scopes`, which
+    the consent view has already narrowed to the user's role. A second consent for the same app
+    and workspace widens the same connection, since tokens from both remain valid."""
+    now = timezone.now()
+    with transaction.atomic():
+        connection = (
+            Connection.objects.select_for_update()
+            .active()
+            .filter(user=user, application=application, workspace=workspace)
+            .first()
+        )
+        if connection is None:
+            try:
+                with transaction.atomic():
+                    connection = Connection.objects.create(
+                        user=user,
+                        application=application,
+                        workspace=workspace,
+                        scope=" ".join(scopes),
+                        created_at=now,
+                        granted_at=now,
+                    )
+            except IntegrityError:  # a concurrent consent created it first
+                connection = (
+                    Connection.objects.select_for_update()
+                    .active()
+                    .get(user=user, application=application, workspace=workspace)
+                )
+        if connection.granted_at != now:
+            merged = list(dict.fromkeys([*connection.scopes, *scopes]))
+            connection.scope = " ".join(merged)
+            connection.granted_at = now
+            connection.save(update_fields=["scope", "granted_at"])
+        audit_record(
+            action="oauth.consent_granted",
+            actor=Actor.for_user(user),
+            workspace=workspace,
+            target_type="oauth_app",
+            target_id=application.client_id,
+            target_label=app_label(application),
+            context=context,
+            metadata={"scopes": list(scopes), "connection": connection.public_id},
+        )
+    return connection
+
+
+def _revoke_tokens(connection: Connection, *, now) -> None:  # noqa: ANN001
+    """End every code and token of the connection. Refresh tokens are kept as revoked
+    tombstones so that presenting one later is recognised (reuse detection needs them)."""
+    RefreshToken = get_refresh_token_model()
+    AccessToken = get_access_token_model()
+    Grant = get_grant_model()
+    RefreshToken.objects.filter(
+        gatehouse_link__connection=connection, revoked__isnull=True
+    ).update(revoked=now, updated=now)
+    AccessToken.objects.filter(gatehouse_link__connection=connection).delete()
+    Grant.objects.filter(gatehouse_link__connection=connection).delete()
+
+
+def connection_revoke(
+    *,
+    connection: Connection,
+    actor: Actor,
+    context: RequestContext | None = None,
+    reason: str = "revoked",
+    action: str = "oauth.token_revoked",
+) -> Connection:
+    """Revoke a grant and every token issued under it, on every process at once (tokens are
+    looked up in the database on every request)."""
+    metadata: dict[str, Any] = {
+        "connection": connection.public_id,
+        "client_id": connection.application.client_id,
+        "user_id": connection.user_id,
+        "reason": reason,
+    }
+    with transaction.atomic():
+        connection = Connection.objects.select_for_update().get(pk=connection.pk)
+        if connection.revoked_at is not None:
+            return connection
+        now = timezone.now()
+        _revoke_tokens(connection, now=now)
+        connection.revoked_at = now
+        connection.save(update_fields=["revoked_at"])
+        audit_record(
+            action=action,
+            actor=actor,
+            workspace=connection.workspace,
+            target_type="oauth_app",
+            target_id=connection.application.client_id,
+            target_label=app_label(connection.application),
+            context=context,
+            metadata=metadata,
+        )
+    return connection
+
+
+def connection_revoke_for_reuse(
+    *, connection: Connection, context: RequestContext | None = None
+) -> Connection:
+    """A rotated refresh token was presented again (RFC 9700 §4.14.2): either the app or an
+    attacker holds a stolen copy, and which is unknowable, so the whole grant ends."""
+    return connection_revoke(
+        connection=connection,
+        actor=app_actor(connection.application),
+        context=context,
+        reason="refresh_token_reused",
+        action="oauth.refresh_token_reused",
+    )
+
+
+def connection_touch(*, connection: Connection, now=None) -> None:  # noqa: ANN001
+    """Record use at most once a minute, so verifying a token does not cost a write each time."""
+    now = now or timezone.now()
+    if connection.last_used_at is not None and now - connection.last_used_at < timedelta(
+        minutes=1
+    ):
+        return
+    Connection.objects.filter(pk=connection.pk).update(last_used_at=now)
+    connection.last_used_at = now
+
+
+def oauth_prune(*, now=None, unused_after: timedelta = UNUSED_DYNAMIC_CLIENT_AGE) -> int:  # noqa: ANN001
+    """Housekeeping for `manage.py prune`: delete dynamically registered clients that nobody has
+    an active grant with and that are older than `unused_after`, then DOT's expired codes and
+    tokens (`clear_expired`). Returns how many clients were deleted."""
+    now = now or timezone.now()
+    unused = list(
+        Application.objects.filter(
+            registration_source=Application.RegistrationSource.DCR,
+            created__lt=now - unused_after,
+        )
+        .exclude(pk__in=Connection.objects.active().values("application_id"))
+        .values_list("pk", flat=True)
+    )
+    if unused:
+        Application.objects.filter(pk__in=unused).delete()
+    clear_expired()
+    return len(unused)
