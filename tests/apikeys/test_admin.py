@@ -1,0 +1,173 @@
+import re
+from http import HTTPStatus
+
+import pytest
+from django.urls import reverse
+
+from apikeys.models import ApiKey, KeyStatus
+from apikeys.selectors import apikey_check
+from apikeys.services import apikey_create, apikey_revoke
+from audit.models import AuditEvent
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:apikeys_apikey_changelist")
+ADD = reverse("admin:apikeys_apikey_add")
+
+
+@pytest.fixture
+def staff_client(client):
+    staff = UserFactory(email="ops@gatehouse.test", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    client.staff = staff
+    return client
+
+
+@pytest.fixture
+def keys(workspace, other_workspace):
+    made = {}
+    for ws, name, env in [
+        (workspace, "Billing sync", "development"),
+        (workspace, "CI deploys", "production"),
+        (other_workspace, "Zapier", "staging"),
+    ]:
+        made[name] = apikey_create(workspace=ws, name=name, scopes=["passports:read"],
+                                   environment=env)
+    return made
+
+
+def rows(response) -> list[str]:
+    pattern = r'<th class="field-name"><a href="[^"]+">([^<]+)</a>'
+    return re.findall(pattern, response.content.decode())
+
+
+def test_changelist_shows_workspace_hint_status_and_last_used(staff_client, keys) -> None:
+    response = staff_client.get(CHANGELIST)
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
+    key, _ = keys["Billing sync"]
+    for text in ("Billing sync", "Acme", "Globex", key.display_hint, "active", "Last used at"):
+        assert text in html, text
+    assert sorted(rows(response)) == ["Billing sync", "CI deploys", "Zapier"]
+
+
+def test_search_by_name_hint_and_display_hint(staff_client, keys) -> None:
+    key, token = keys["CI deploys"]
+    assert rows(staff_client.get(CHANGELIST, {"q": "deploys"})) == ["CI deploys"]
+    assert "CI deploys" in rows(staff_client.get(CHANGELIST, {"q": key.hint}))
+    assert "CI deploys" in rows(staff_client.get(CHANGELIST, {"q": key.display_hint}))
+    assert rows(staff_client.get(CHANGELIST, {"q": token})) == ["CI deploys"]
+
+
+def test_filters_by_status_and_environment(staff_client, keys) -> None:
+    apikey_revoke(key=keys["Zapier"][0])
+    assert rows(staff_client.get(CHANGELIST, {"status__exact": "revoked"})) == ["Zapier"]
+    assert rows(staff_client.get(CHANGELIST, {"environment__exact": "production"})) == [
+        "CI deploys"
+    ]
+
+
+def test_change_page_is_read_only_and_never_shows_the_digest(staff_client, keys) -> None:
+    key, _ = keys["Billing sync"]
+    url = reverse("admin:apikeys_apikey_change", args=[key.pk])
+    html = staff_client.get(url).content.decode()
+    assert key.digest not in html and "Digest" not in html
+    assert 'name="_save"' not in html and 'name="name"' not in html and "<textarea" not in html
+    response = staff_client.post(url, {"name": "renamed", "digest": "0" * 64})
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    key.refresh_from_db()
+    assert key.name == "Billing sync"
+    assert staff_client.post(
+        reverse("admin:apikeys_apikey_delete", args=[key.pk]), {"post": "yes"}
+    ).status_code == HTTPStatus.FORBIDDEN
+    assert ApiKey.objects.filter(pk=key.pk).exists()
+
+
+def test_revoke_selected_calls_the_service_audited_with_the_staff_user(staff_client, keys):
+    billing, token = keys["Billing sync"]
+    ci, _ = keys["CI deploys"]
+    apikey_revoke(key=ci)
+    response = staff_client.post(
+        CHANGELIST, {"action": "revoke_selected", "_selected_action": [billing.pk, ci.pk]},
+        follow=True, headers={"User-Agent": "ops-browser"},
+    )
+    html = response.content.decode()
+    assert "Revoked 1 key(s)." in html
+    assert "This key is already revoked." in html
+    billing.refresh_from_db()
+    assert billing.status == KeyStatus.REVOKED and billing.revoked_by == staff_client.staff
+    assert apikey_check(token, ip=None).error == "key_revoked"
+    event = AuditEvent.objects.filter(action="key.revoked").order_by("-id").first()
+    assert event.target_id == billing.public_id
+    assert event.actor_id == str(staff_client.staff.pk) and event.user_agent == "ops-browser"
+    assert AuditEvent.objects.filter(action="key.revoked").count() == 2  # not 3
+
+
+def test_pause_and_resume_selected(staff_client, keys) -> None:
+    key, token = keys["Billing sync"]
+    staff_client.post(CHANGELIST, {"action": "pause_selected", "_selected_action": [key.pk]})
+    assert apikey_check(token, ip=None).error == "key_paused"
+    staff_client.post(CHANGELIST, {"action": "resume_selected", "_selected_action": [key.pk]})
+    assert apikey_check(token, ip=None).ok
+    assert list(
+        AuditEvent.objects.filter(target_id=key.public_id).order_by("id")
+        .values_list("action", "actor_id")
+    ) == [("key.created", ""), ("key.paused", str(staff_client.staff.pk)),
+          ("key.resumed", str(staff_client.staff.pk))]
+
+
+def test_rotate_selected_asks_for_the_overlap_then_shows_new_tokens_once(staff_client, keys):
+    key, old_token = keys["Billing sync"]
+    form = staff_client.post(
+        CHANGELIST, {"action": "rotate_selected", "_selected_action": [key.pk]}
+    )
+    assert form.status_code == HTTPStatus.OK
+    assert 'value="1h"' in form.content.decode() and ApiKey.objects.count() == 3
+    response = staff_client.post(CHANGELIST, {
+        "action": "rotate_selected", "_selected_action": [key.pk], "overlap": "1h", "apply": "1",
+    })
+    html = response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+    token = re.search(r'value="(gk_dev_[0-9A-Za-z]+)"', html).group(1)
+    new = ApiKey.objects.get(rotated_from=key)
+    assert apikey_check(token, ip=None).key == new
+    assert apikey_check(old_token, ip=None).ok
+    assert "will not be shown again" in html and "stops" in html
+    assert AuditEvent.objects.get(action="key.rotated").actor_id == str(staff_client.staff.pk)
+
+
+def test_add_goes_through_the_service_and_shows_the_token_once(staff_client, workspace):
+    assert staff_client.get(ADD).status_code == HTTPStatus.OK
+    response = staff_client.post(ADD, {
+        "workspace": workspace.pk, "name": "From admin", "scopes": ["passports:read"],
+        "environment": "development",
+    })
+    assert response.status_code == HTTPStatus.OK
+    token = re.search(r'value="(gk_dev_[0-9A-Za-z]+)"', response.content.decode()).group(1)
+    key = apikey_check(token, ip=None).key
+    assert key.name == "From admin" and key.created_by == staff_client.staff
+    assert AuditEvent.objects.get(action="key.created").actor_id == str(staff_client.staff.pk)
+
+
+def test_add_refuses_bad_input_and_the_plan_limit(staff_client, workspace) -> None:
+    response = staff_client.post(ADD, {
+        "workspace": workspace.pk, "name": "x", "scopes": ["passports:read"],
+        "environment": "development", "allowed_ips": "10.0.0.0/99",
+    })
+    assert "Not an IP address or CIDR range" in response.content.decode()
+    for i in range(5):
+        apikey_create(workspace=workspace, name=f"k{i}", scopes=["passports:read"],
+                      environment="development")
+    response = staff_client.post(ADD, {
+        "workspace": workspace.pk, "name": "sixth", "scopes": ["passports:read"],
+        "environment": "development",
+    })
+    assert "The Free plan allows 5 active keys" in response.content.decode()
+    assert ApiKey.objects.count() == 5
+
+
+def test_admin_requires_staff(client_for, keys) -> None:
+    response = client_for("owner").get(CHANGELIST)
+    assert response.status_code == HTTPStatus.FOUND
+    assert "/admin/login/" in response["Location"]

@@ -1,0 +1,102 @@
+from datetime import UTC, datetime
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from apikeys.models import ApiKey, KeyStatus
+from apikeys.selectors import apikey_check
+from apikeys.services import apikey_create
+from audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_create_api_key_prints_only_the_token(workspace, settings) -> None:
+    settings.GATEHOUSE_ENVIRONMENT = "staging"
+    out, err = run("create_api_key", "acme", "--name", "Deploy bot")
+    token = out.strip()
+    assert out == token + "\n" and err == ""
+    assert token.startswith("gk_stg_")
+    key = apikey_check(token, ip=None).key
+    assert key.name == "Deploy bot" and key.workspace == workspace
+    assert key.environment == "staging"
+    assert key.scopes == ["audit:read", "keys:read", "passports:read"]  # every read scope
+    assert key.created_by is None
+    event = AuditEvent.objects.get(action="key.created")
+    assert (event.actor_type, event.actor_label) == ("system", "manage.py create_api_key")
+    assert event.user_agent == "manage.py create_api_key"
+
+
+def test_create_api_key_with_scopes_env_and_expiry(workspace) -> None:
+    out, _ = run(
+        "create_api_key", "acme", "--name", "CI", "--scopes", "passports:read,passports:write",
+        "--env", "production", "--expires", "2099-06-30T08:00:00+02:00",
+    )
+    key = ApiKey.objects.get()
+    assert out.startswith("gk_prod_")
+    assert key.scopes == ["passports:read", "passports:write"]
+    assert key.expires_at == datetime(2099, 6, 30, 6, 0, tzinfo=UTC)
+    run("create_api_key", "acme", "--name", "CI 2", "--expires", "2099-01-31")
+    assert ApiKey.objects.get(name="CI 2").expires_at == datetime(2099, 1, 31, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope", "--name", "x"], "No workspace with slug 'nope'."),
+        (["acme", "--name", ""], "Give the key a name."),
+        (["acme", "--name", "x" * 101], "Use at most 100 characters."),
+        (["acme", "--name", "x", "--scopes", "passports:read,root"], "Unknown scope: root."),
+        (["acme", "--name", "x", "--scopes", ","], "Choose at least one scope."),
+        (["acme", "--name", "x", "--expires", "2001-01-01"], "The expiry must be in the future."),
+        (["acme", "--name", "x", "--expires", "next week"], "not an ISO 8601 date"),
+    ],
+)
+def test_create_api_key_refuses_bad_input_and_writes_nothing(workspace, args, message) -> None:
+    with pytest.raises(CommandError, match=message):
+        run("create_api_key", *args)
+    assert ApiKey.objects.count() == 0
+    assert not AuditEvent.objects.filter(action__startswith="key.").exists()
+
+
+def test_create_api_key_refuses_bad_environment(workspace) -> None:
+    with pytest.raises(CommandError, match="invalid choice: 'prod'"):
+        run("create_api_key", "acme", "--name", "x", "--env", "prod")
+    assert ApiKey.objects.count() == 0
+
+
+def test_create_api_key_respects_the_plan_limit(workspace) -> None:
+    for i in range(5):
+        run("create_api_key", "acme", "--name", f"k{i}")
+    with pytest.raises(CommandError, match="The Free plan allows 5 active keys"):
+        run("create_api_key", "acme", "--name", "sixth")
+    assert ApiKey.objects.count() == 5
+
+
+def test_revoke_api_key(workspace) -> None:
+    key, token = apikey_create(
+        workspace=workspace, name="CI", scopes=["passports:read"], environment="development"
+    )
+    out, _ = run("revoke_api_key", key.public_id)
+    assert out == f"Revoked {key.public_id} “CI” ({key.display_hint}) in acme.\n"
+    key.refresh_from_db()
+    assert key.status == KeyStatus.REVOKED and key.revoked_by is None
+    assert apikey_check(token, ip=None).error == "key_revoked"
+    event = AuditEvent.objects.get(action="key.revoked")
+    assert event.actor_label == "manage.py revoke_api_key"
+
+    with pytest.raises(CommandError, match="This key is already revoked."):
+        run("revoke_api_key", key.public_id)
+    assert AuditEvent.objects.filter(action="key.revoked").count() == 1
+
+
+def test_revoke_api_key_unknown_id(db) -> None:
+    with pytest.raises(CommandError, match="No API key with id 'key_nope'."):
+        run("revoke_api_key", "key_nope")
