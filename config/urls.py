@@ -13,4 +13,11 @@ urlpatterns = [
     path("", include("workspaces.urls")),
     path("", include("apikeys.urls")),
     path("", include("oauth.urls")),  # OAuth endpoints (oauth2_provider:…) and pages (oauth:…)
+    path("api/v1/", include("config.api_urls")),
 ]
+
+# JSON for paths under /api/, the dashboard's templates everywhere else (apikeys/errors.py).
+handler400 = "apikeys.errors.handler400"
+handler403 = "apikeys.errors.handler403"
+handler404 = "apikeys.errors.handler404"
+handler500 = "apikeys.errors.handler500"

@@ -1,0 +1,90 @@
+"""The failed-authentication limit per client IP (SPEC §5): guessing keys is slow.
+
+More than `FAILED_AUTH_RATE` (20 a minute) failed authentications from one client IP (IPv6: one
+/64) and the IP is blocked until that minute's window ends: every credentialed request from it
+is answered 429 `rate_limited` with `Retry-After`, whether or not its credential is valid, so a
+guesser learns nothing from a blocked attempt (GitHub does the same). Valid traffic from that IP
+is never counted and does not extend the block: it is held up at most until the window in
+which the others' failures crossed the limit ends.
+
+Counting uses django-ratelimit's core API (`get_usage`) on the shared cache, so the limit holds
+across processes (exact on Redis; approximate on the embedded DatabaseCache, docs/operations.md).
+Crossing the limit also writes a block marker that expires with the window: a valid request then
+costs one cache read (`get`), not ratelimit's read-or-create, which would be a write per request.
+
+Only failures that needed a lookup count. A credential refused from its shape alone (a
+mistyped key, a bad checksum, an unknown prefix or scheme) cannot be a successful guess and is
+answered without any I/O, cache included. If the cache is down, the limit fails open (logged):
+abuse throttling must not take the API down with it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import time
+
+from django.core.cache import cache
+from django.http import HttpRequest
+from django_ratelimit.core import get_usage
+
+logger = logging.getLogger("apikeys.gateway")
+
+FAILED_AUTH_RATE = "20/m"
+GROUP = "gatehouse.api.failed_auth"
+_BLOCK_PREFIX = "gatehouse:failed-auth-block:"
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address as the WSGI server saw it (behind a proxy, the proxy must set
+    REMOTE_ADDR to the client, e.g. gunicorn's --forwarded-allow-ips; docs/operations.md)."""
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def ip_bucket(group: str, request: HttpRequest) -> str:
+    """IPv4 addresses alone, IPv6 addresses by /64 (one host usually owns a whole /64)."""
+    ip = client_ip(request)
+    if not ip:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "unknown"
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
+    return str(address)
+
+
+def failed_auth_record(request: HttpRequest) -> int | None:
+    """Count one failed authentication from the client's IP. Returns the seconds to wait when
+    this failure is over the limit (and blocks the IP until the window ends), else None."""
+    try:
+        usage = get_usage(
+            request, group=GROUP, key=ip_bucket, rate=FAILED_AUTH_RATE, increment=True
+        )
+        if usage is None or not usage["should_limit"]:
+            return None
+        # django-ratelimit's window still holds at its last second (`time_left` == 0).
+        retry_after = max(int(usage["time_left"]) + 1, 1)
+        cache.set(
+            _BLOCK_PREFIX + ip_bucket(GROUP, request), time.time() + retry_after,
+            timeout=retry_after,
+        )
+        return retry_after
+    except Exception:  # the cache is down: throttling fails open, the API stays up
+        logger.warning("Failed-auth limit unavailable (cache error); not counting.", exc_info=True)
+        return None
+
+
+def failed_auth_blocked(request: HttpRequest) -> int | None:
+    """Seconds until the client's IP is unblocked, or None when it is not blocked."""
+    try:
+        until = cache.get(_BLOCK_PREFIX + ip_bucket(GROUP, request))
+    except Exception:  # the cache is down: throttling fails open, the API stays up
+        logger.warning("Failed-auth limit unavailable (cache error); not checking.", exc_info=True)
+        return None
+    if until is None:
+        return None
+    remaining = until - time.time()
+    return max(math.ceil(remaining), 1) if remaining > 0 else None

@@ -1,0 +1,270 @@
+"""The API gateway middleware: the one door of the JSON API (`/api/v1/`, SPEC §4).
+
+Where it sits: in `settings.MIDDLEWARE` after `AuthenticationMiddleware` (it uses neither the
+session nor `request.user`: the API authenticates tokens only, and its views are CSRF-exempt).
+Paths outside `/api/v1/` pass through untouched.
+
+What it does, in order (each step is one small method, so quotas, per-key rate limits,
+idempotency and usage metering can be slotted in between without reshaping it):
+
+`__call__` (every `/api/v1/` request)
+    1. `begin`: sets `request.request_id` (also sent back as `X-Request-Id`) and the unauthenticated
+       defaults `request.principal = None`, `request.workspace = None`,
+       `request.scopes = frozenset()`.
+    2. `refuse_oversized_body`: 413 `request_too_large` for a declared body over 1 MiB, before
+       anything reads it.
+    3. the rest of the stack and the view (URL resolution, then `process_view` below).
+    4. `finish`: `Vary: Authorization` and `X-Request-Id` on every response.
+
+`process_view` (the route is known)
+    5. `select_endpoint`: the method's declaration from `@api_endpoint` (405 with `Allow` when
+       the route does not answer the method). Public endpoints (`openapi.json`, the JSON 404)
+       stop here.
+    6. `authenticate`: `Authorization: Bearer <token>` or `ApiKey <token>`, routed by prefix to
+       the verifiers of `settings.GATEHOUSE_TOKEN_VERIFIERS` (resolved once, at startup), with
+       the failed-authentication limit of `apikeys.failed_auth` (429 `rate_limited`).
+    7. `attach`: sets `request.principal` (`apikeys.principal.Principal`), `request.workspace`
+       (the principal's workspace; every endpoint reads only from it) and `request.scopes` (the
+       principal's effective scopes; for OAuth already narrowed to the user's role).
+    8. `authorize`: 403 `insufficient_scope` (with `required_scope`) when the endpoint's scope
+       is not in `request.scopes`.
+       (Issue 5 goes here: per-key rate limit, daily budget, Idempotency-Key; and in `finish`:
+       usage recording and `X-RateLimit-*` headers.)
+
+Nothing about a verification is cached: the key's row is read on every request (one indexed
+query), so a revocation is refused by the very next request on every process.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_vary_headers
+from django.utils.module_loading import import_string
+
+from .errors import error_response, new_request_id, www_authenticate
+from .failed_auth import client_ip, failed_auth_blocked, failed_auth_record
+from .gateway import ANY_METHOD, Endpoint, endpoints_of, method_not_allowed
+from .principal import AuthFailure, Principal
+
+API_V1_PREFIX = "/api/v1/"
+MAX_BODY_BYTES = 1024 * 1024
+# Longer than any credential Gatehouse issues by a wide margin; anything beyond is refused
+# before it is examined further.
+MAX_AUTHORIZATION_LENGTH = 512
+SCHEMES = frozenset({"bearer", "apikey"})
+# RFC 6750 §2.1 b64token.
+_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# Tokens of a family whose verifier is not installed still get that family's error code.
+_UNVERIFIED_PREFIX_ERRORS = {"gat_": "invalid_token"}
+_QUERY_CREDENTIALS = ("access_token", "api_key")
+
+Verifier = Callable[..., Principal | AuthFailure]
+
+
+def load_verifiers(paths: dict[str, str]) -> list[tuple[str, Verifier]]:
+    """Resolve `{prefix: "dotted.path"}` once; longest prefix first."""
+    verifiers = []
+    for prefix, path in paths.items():
+        try:
+            verifiers.append((prefix, import_string(path)))
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f"GATEHOUSE_TOKEN_VERIFIERS[{prefix!r}]: cannot import {path!r} ({exc})."
+            ) from exc
+    return sorted(verifiers, key=lambda item: -len(item[0]))
+
+
+class ApiGatewayMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.verifiers = load_verifiers(getattr(settings, "GATEHOUSE_TOKEN_VERIFIERS", {}))
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path_info.startswith(API_V1_PREFIX):
+            return self.get_response(request)
+        self.begin(request)
+        response = self.refuse_oversized_body(request) or self.get_response(request)
+        return self.finish(request, response)
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., HttpResponse],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponse | None:
+        if not request.path_info.startswith(API_V1_PREFIX):
+            return None
+        endpoint = self.select_endpoint(request, view_func)
+        if isinstance(endpoint, HttpResponse):
+            return endpoint
+        if endpoint.public:
+            return None
+        principal = self.authenticate(request)
+        if isinstance(principal, HttpResponse):
+            return principal
+        self.attach(request, principal)
+        return self.authorize(request, endpoint)
+
+    # --- the steps -------------------------------------------------------------------------
+
+    def begin(self, request: HttpRequest) -> None:
+        request.request_id = new_request_id()
+        request.principal = None
+        request.workspace = None
+        request.scopes = frozenset()
+
+    def refuse_oversized_body(self, request: HttpRequest) -> HttpResponse | None:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length <= MAX_BODY_BYTES:
+            return None
+        return error_response(
+            request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request_too_large",
+            f"The request body is {length} bytes; the limit is {MAX_BODY_BYTES} bytes (1 MiB).",
+        )
+
+    def select_endpoint(
+        self, request: HttpRequest, view_func: Callable[..., HttpResponse]
+    ) -> Endpoint | HttpResponse:
+        endpoints = endpoints_of(view_func)
+        if endpoints is None:  # not declared: authenticate, require no particular scope
+            return Endpoint()
+        endpoint = endpoints.get(request.method) or endpoints.get(ANY_METHOD)
+        if endpoint is None:
+            return method_not_allowed(request, endpoints)
+        return endpoint
+
+    def authenticate(self, request: HttpRequest) -> Principal | HttpResponse:
+        token = read_credential(request)
+        if isinstance(token, HttpResponse):
+            return token
+        result = self.verify(token, ip=client_ip(request))
+        if isinstance(result, AuthFailure):
+            if not result.looked_up:
+                return failure_response(request, result)
+            retry_after = failed_auth_record(request)
+            if retry_after is not None:
+                return too_many_failures(request, retry_after)
+            return failure_response(request, result)
+        retry_after = failed_auth_blocked(request)
+        if retry_after is not None:
+            return too_many_failures(request, retry_after)
+        return result
+
+    def verify(self, token: str, *, ip: str | None) -> Principal | AuthFailure:
+        for prefix, verifier in self.verifiers:
+            if token.startswith(prefix):
+                return verifier(token, ip=ip)
+        for prefix, error in _UNVERIFIED_PREFIX_ERRORS.items():
+            if token.startswith(prefix):
+                return AuthFailure(
+                    error, "This server does not accept OAuth access tokens.", looked_up=False
+                )
+        return AuthFailure(
+            "invalid_credentials",
+            "This is not a Gatehouse credential; send an API key (gk_...) or an OAuth access "
+            "token (gat_...).",
+            looked_up=False,
+        )
+
+    def attach(self, request: HttpRequest, principal: Principal) -> None:
+        request.principal = principal
+        request.workspace = principal.workspace
+        request.scopes = principal.scopes
+
+    def authorize(self, request: HttpRequest, endpoint: Endpoint) -> HttpResponse | None:
+        if endpoint.scope is None or endpoint.scope in request.scopes:
+            return None
+        return error_response(
+            request, HTTPStatus.FORBIDDEN, "insufficient_scope",
+            f"This request needs the {endpoint.scope} scope, which this credential does not "
+            "have.",
+            headers={
+                "WWW-Authenticate": www_authenticate(
+                    request, error="insufficient_scope", scope=endpoint.scope
+                )
+            },
+            required_scope=endpoint.scope,
+        )
+
+    def finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        patch_vary_headers(response, ("Authorization",))
+        response["X-Request-Id"] = request.request_id
+        return response
+
+
+# --- credentials ---------------------------------------------------------------------------------
+
+
+def read_credential(request: HttpRequest) -> str | HttpResponse:
+    """The one token of the `Authorization` header, or the JSON error that refuses the header.
+
+    Only the header carries credentials: tokens in URLs leak into logs and histories
+    (RFC 9700 §4.3.2), so `?access_token=` is not accepted, and is refused outright (RFC 6750
+    §3.1 `invalid_request`) next to a header, like any second credential in one request.
+    """
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    in_query = any(name in request.GET for name in _QUERY_CREDENTIALS)
+    if not header.strip():
+        message = (
+            "Send the token in the Authorization header, not in the URL."
+            if in_query
+            else "Send an API key or access token: Authorization: Bearer <token>."
+        )
+        return error_response(request, HTTPStatus.UNAUTHORIZED, "missing_credentials", message)
+    if len(header) > MAX_AUTHORIZATION_LENGTH:
+        return _malformed(request, "The Authorization header is too long to hold a credential.")
+    scheme, _, rest = header.strip().partition(" ")
+    token = rest.strip()
+    if "," in header or len(token.split()) > 1 or in_query:
+        return error_response(
+            request, HTTPStatus.BAD_REQUEST, "invalid_request",
+            "Send exactly one credential, in one Authorization header.",
+            fields={"Authorization": "More than one credential."},
+            headers={"WWW-Authenticate": www_authenticate(request, error="invalid_request")},
+        )
+    if scheme.lower() not in SCHEMES:
+        # RFC 6750 §3.1: an unsupported scheme gets a challenge without an error code.
+        return error_response(
+            request, HTTPStatus.UNAUTHORIZED, "invalid_credentials",
+            "Unsupported authorization scheme; use Authorization: Bearer <token> (or ApiKey "
+            "<token>).",
+        )
+    if not token:
+        return _malformed(request, "The Authorization header has no token after the scheme.")
+    if not _TOKEN.fullmatch(token):
+        return _malformed(request, "The credential contains characters no token has.")
+    return token
+
+
+def _malformed(request: HttpRequest, message: str) -> HttpResponse:
+    return failure_response(
+        request, AuthFailure("invalid_credentials", message, looked_up=False)
+    )
+
+
+def failure_response(request: HttpRequest, failure: AuthFailure) -> HttpResponse:
+    headers = {}
+    if failure.status == HTTPStatus.UNAUTHORIZED:
+        headers["WWW-Authenticate"] = www_authenticate(
+            request, error="invalid_token", description=failure.message
+        )
+    return error_response(request, failure.status, failure.error, failure.message, headers=headers)
+
+
+def too_many_failures(request: HttpRequest, retry_after: int) -> HttpResponse:
+    return error_response(
+        request, HTTPStatus.TOO_MANY_REQUESTS, "rate_limited",
+        f"Too many failed authentications from your IP address; retry in {retry_after} seconds.",
+        headers={"Retry-After": str(retry_after)},
+    )

@@ -1,0 +1,21 @@
+"""`/api/v1/`: the JSON API (SPEC §4). Each app's `api.py` owns its endpoints; the gateway
+middleware (`apikeys.middleware`) authenticates and scope-checks every route here except the
+public ones (declared with `@api_endpoint(public=True)`)."""
+
+from django.urls import path, re_path
+
+from apikeys import api as apikeys_api
+from apikeys.openapi import openapi_json
+from passports import api as passports_api
+
+app_name = "api"
+
+urlpatterns = [
+    path("me", apikeys_api.me, name="me"),
+    path("passports", passports_api.passports, name="passports"),
+    path("passports/<str:passport_id>", passports_api.passport, name="passport"),
+    path("keys", apikeys_api.list_keys, name="keys"),
+    path("openapi.json", openapi_json, name="openapi"),
+    # Last: any other path under /api/v1/ is a JSON 404, whatever the method and DEBUG.
+    re_path(r"^", apikeys_api.not_found_fallback, name="not-found"),
+]

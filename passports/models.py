@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from workspaces.ids import new_public_id
+from workspaces.models import Workspace
+
+
+def new_passport_id() -> str:
+    return new_public_id("psp")
+
+
+class PassportStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+
+
+class PassportQuerySet(models.QuerySet["Passport"]):
+    def for_workspace(self, workspace: Workspace) -> PassportQuerySet:
+        return self.filter(workspace=workspace)
+
+
+class Passport(models.Model):
+    """A digital product passport: one serialised item of a product (GTIN + serial number).
+
+    The example protected resource of the JSON API (SPEC §4). Reached only through its
+    workspace, by its public id (`psp_…`); the row id orders pages (creation order).
+    """
+
+    public_id = models.CharField(
+        max_length=32, unique=True, default=new_passport_id, editable=False
+    )
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="passports")
+    gtin = models.CharField("GTIN", max_length=14)
+    serial_number = models.CharField(max_length=20)
+    product_name = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=16, choices=PassportStatus.choices, default=PassportStatus.DRAFT
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = PassportQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "gtin", "serial_number"], name="passport_unique_serial"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=PassportStatus.values), name="passport_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "id"], name="passport_ws_id"),
+            models.Index(fields=["workspace", "status", "id"], name="passport_ws_status_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_name} ({self.gtin}/{self.serial_number})"

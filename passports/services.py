@@ -1,0 +1,195 @@
+"""Writes for passports. Each is atomic and audited in the same transaction, attributed to the
+actor that made it (an API key, an OAuth app, a user or a command)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.services import Actor, RequestContext, audit_record
+from workspaces.models import Workspace
+
+from .gs1 import gtin_problem, serial_problem
+from .models import Passport, PassportStatus
+
+MAX_PRODUCT_NAME = 200
+
+
+class PassportConflict(Exception):
+    """Another passport of the workspace has the same GTIN and serial number."""
+
+    message = "A passport with this GTIN and serial number already exists in this workspace."
+
+
+class PassportLimitReached(Exception):
+    """The plan's passport cap is reached: `overage` says whether the plan allows overage."""
+
+    def __init__(self, message: str, *, overage: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.overage = overage
+
+
+def _validate(
+    *, gtin: str, serial_number: str, product_name: str, status: str
+) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if problem := gtin_problem(gtin):
+        errors["gtin"] = problem
+    if problem := serial_problem(serial_number):
+        errors["serial_number"] = problem
+    if not product_name.strip():
+        errors["product_name"] = "Give the product a name."
+    elif len(product_name) > MAX_PRODUCT_NAME:
+        errors["product_name"] = f"Use at most {MAX_PRODUCT_NAME} characters."
+    if status not in PassportStatus.values:
+        errors["status"] = "Use draft or published."
+    return errors
+
+
+def _label(passport: Passport) -> str:
+    return f"GTIN {passport.gtin} serial {passport.serial_number}"
+
+
+def _audit(
+    passport: Passport, action: str, *, actor: Actor | None, context: RequestContext | None,
+    metadata: dict,
+) -> None:
+    audit_record(
+        action=action,
+        actor=actor or Actor.system("system"),
+        workspace=passport.workspace,
+        target_type="passport",
+        target_id=passport.public_id,
+        target_label=_label(passport),
+        context=context,
+        metadata=metadata,
+    )
+
+
+def _check_cap(workspace: Workspace) -> None:
+    """SPEC §2/§4: at the plan's passport cap, 403 `plan_limit_reached` (no overage on the plan)
+    or 402 `overage_required`. The workspace row is locked while counting, so two concurrent
+    creates cannot both take the last slot. Unlimited plans skip the lock and the count."""
+    plan = workspace.plan
+    if plan.passports_limit is None:
+        return
+    list(Workspace.objects.select_for_update().filter(pk=workspace.pk).values_list("pk"))
+    count = Passport.objects.for_workspace(workspace).count()
+    if count < plan.passports_limit:
+        return
+    limit = plan.passports_limit
+    if plan.overage_allowed:
+        raise PassportLimitReached(
+            f"The {plan.name} plan includes {limit} passports and this workspace has {count}; "
+            "more passports are billed as overage, which must be enabled for this workspace.",
+            overage=True,
+        )
+    raise PassportLimitReached(
+        f"The {plan.name} plan allows {limit} passports and this workspace has {count}; "
+        "delete a passport or upgrade the plan to create another.",
+        overage=False,
+    )
+
+
+def passport_create(
+    *,
+    workspace: Workspace,
+    gtin: str,
+    serial_number: str,
+    product_name: str,
+    status: str = PassportStatus.DRAFT,
+    actor: Actor | None = None,
+    context: RequestContext | None = None,
+) -> Passport:
+    """Create a passport. ValidationError (per field) for bad values, PassportConflict for a
+    duplicate GTIN + serial number, PassportLimitReached at the plan's cap."""
+    errors = _validate(
+        gtin=gtin, serial_number=serial_number, product_name=product_name, status=status
+    )
+    if errors:
+        raise ValidationError(errors)
+    now = timezone.now()
+    passport = Passport(
+        workspace=workspace, gtin=gtin, serial_number=serial_number,
+        product_name=product_name.strip(), status=status, created_at=now, updated_at=now,
+    )
+    try:
+        with transaction.atomic():
+            _check_cap(workspace)
+            passport.save()
+            _audit(
+                passport, "passport.created", actor=actor, context=context,
+                metadata={"gtin": gtin, "status": status},
+            )
+    except IntegrityError:
+        if Passport.objects.for_workspace(workspace).filter(
+            gtin=gtin, serial_number=serial_number
+        ).exists():
+            raise PassportConflict from None
+        raise
+    return passport
+
+
+def passport_update(
+    *,
+    passport: Passport,
+    gtin: str | None = None,
+    serial_number: str | None = None,
+    product_name: str | None = None,
+    status: str | None = None,
+    actor: Actor | None = None,
+    context: RequestContext | None = None,
+) -> Passport:
+    """Change the given fields (None leaves a field as it is); same errors as `passport_create`.
+    A call that changes nothing writes nothing."""
+    changes = {
+        name: value
+        for name, value in (
+            ("gtin", gtin), ("serial_number", serial_number),
+            ("product_name", product_name.strip() if product_name is not None else None),
+            ("status", status),
+        )
+        if value is not None
+    }
+    merged = {
+        "gtin": passport.gtin, "serial_number": passport.serial_number,
+        "product_name": passport.product_name, "status": passport.status, **changes,
+    }
+    errors = {name: problem for name, problem in _validate(**merged).items() if name in changes}
+    if errors:
+        raise ValidationError(errors)
+    changed = sorted(name for name, value in changes.items() if getattr(passport, name) != value)
+    if not changed:
+        return passport
+    try:
+        with transaction.atomic():
+            locked = Passport.objects.select_for_update().select_related("workspace").get(
+                pk=passport.pk
+            )
+            for name in changed:
+                setattr(locked, name, changes[name])
+            locked.updated_at = timezone.now()
+            locked.save(update_fields=[*changed, "updated_at"])
+            _audit(
+                locked, "passport.updated", actor=actor, context=context,
+                metadata={"changed": changed},
+            )
+    except IntegrityError:
+        raise PassportConflict from None
+    return locked
+
+
+def passport_delete(
+    *,
+    passport: Passport,
+    actor: Actor | None = None,
+    context: RequestContext | None = None,
+) -> None:
+    """Delete for good; DoesNotExist when it is already gone (a concurrent delete)."""
+    with transaction.atomic():
+        deleted, _ = Passport.objects.filter(pk=passport.pk).delete()
+        if not deleted:
+            raise Passport.DoesNotExist
+        _audit(passport, "passport.deleted", actor=actor, context=context, metadata={})
