@@ -13,8 +13,8 @@ from http import HTTPStatus
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods
@@ -37,6 +37,13 @@ from .services import (
 PAGE = "oauth/app_list.html"
 APPS_CHANGED = "oauth-apps-changed"
 CLOSE_DIALOG = "dialog-close"
+
+
+def _see_other(url: str) -> HttpResponseRedirect:
+    """After a POST: 303, so the browser follows with a GET."""
+    response = HttpResponseRedirect(url)
+    response.status_code = HTTPStatus.SEE_OTHER
+    return response
 
 
 def _get_app(request: HttpRequest, client_id: str) -> WorkspaceApp:
@@ -141,7 +148,7 @@ def app_delete(request: HttpRequest, client_id: str) -> HttpResponse:
         reswap(response, "outerHTML")
         return trigger_client_event(response, CLOSE_DIALOG)
     messages.success(request, f"Deleted “{name}”; its tokens no longer work.")
-    return redirect(_list_url(request), status=HTTPStatus.SEE_OTHER)
+    return _see_other(_list_url(request))
 
 
 # --- Connected apps (per user, across workspaces) ------------------------------------------
@@ -175,4 +182,4 @@ def connection_revoke_view(request: HttpRequest, connection_id: str) -> HttpResp
             {"connections": list(connections_for_user(request.user)), "revoked": label},
         )
     messages.success(request, f"Revoked “{label}”: it can no longer act for you.")
-    return redirect("oauth:connected_apps", permanent=False)
+    return _see_other(reverse("oauth:connected_apps"))

@@ -1,0 +1,140 @@
+"""Django admin for OAuth (no editable secrets, audited deletes and revocations) and pruning."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from http import HTTPStatus
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from oauth2_provider.models import AccessToken, Application, Grant
+
+from audit.models import AuditEvent
+from oauth.gateway import verify_access_token
+from oauth.models import Connection
+from oauth.services import oauth_app_register_dynamic, oauth_prune
+from tests.factories import UserFactory
+
+
+@pytest.fixture
+def staff(db) -> Client:
+    client = Client()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+def test_app_change_page_has_no_secret_field(staff, oauth_app) -> None:
+    response = staff.get(f"/admin/oauth2_provider/application/{oauth_app.application.pk}/change/")
+
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
+    assert 'name="client_secret"' not in html
+    assert 'name="skip_authorization"' not in html
+    assert oauth_app.application.client_secret not in html
+    assert staff.get("/admin/oauth2_provider/application/add/").status_code == 403
+
+
+def test_admin_refuses_an_http_redirect_to_a_remote_host(staff, oauth_app) -> None:
+    url = f"/admin/oauth2_provider/application/{oauth_app.application.pk}/change/"
+
+    response = staff.post(url, {"name": "Acme CRM", "redirect_uris": "http://evil.example/cb",
+                                "allowed_origins": ""})
+
+    assert response.status_code == HTTPStatus.OK  # the form again, with the error
+    assert "loopback" in response.content.decode()
+    assert Application.objects.get().redirect_uris == oauth_app.redirect_uri
+
+
+def test_token_pages_are_read_only(staff, oauth_app, tokens_for) -> None:
+    tokens_for(oauth_app)
+    access = AccessToken.objects.get()
+
+    response = staff.get(f"/admin/oauth2_provider/accesstoken/{access.pk}/change/")
+
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
+    assert 'name="token_checksum"' not in html and access.token_checksum not in html
+    assert 'name="scope"' not in html  # nothing is editable
+
+
+def test_delete_action_goes_through_the_service(staff, oauth_app, tokens_for) -> None:
+    token = tokens_for(oauth_app)["access_token"]
+
+    response = staff.post(
+        "/admin/oauth2_provider/application/",
+        {"action": "delete_apps", "_selected_action": [oauth_app.application.pk]},
+    )
+
+    assert response.status_code == HTTPStatus.FOUND
+    assert Application.objects.count() == 0
+    assert verify_access_token(token, ip=None).error == "invalid_token"
+    assert AuditEvent.objects.get(action="oauth_app.deleted").actor_type == "user"
+    assert AuditEvent.objects.filter(action="oauth.token_revoked").count() == 1
+
+
+def test_revoke_action_on_tokens_revokes_their_grant(staff, oauth_app, tokens_for) -> None:
+    token = tokens_for(oauth_app)["access_token"]
+
+    staff.post(
+        "/admin/oauth2_provider/accesstoken/",
+        {"action": "revoke_grants", "_selected_action": [AccessToken.objects.get().pk]},
+    )
+
+    assert verify_access_token(token, ip=None).error == "invalid_token"
+    event = AuditEvent.objects.get(action="oauth.token_revoked")
+    assert event.metadata["reason"] == "revoked_by_staff"
+
+
+def test_connection_admin_revokes(staff, oauth_app, tokens_for) -> None:
+    tokens_for(oauth_app)
+    connection = Connection.objects.get()
+
+    staff.post(
+        "/admin/oauth/connection/", {"action": "revoke", "_selected_action": [connection.pk]}
+    )
+
+    assert Connection.objects.get().revoked_at is not None
+
+
+# --- Pruning --------------------------------------------------------------------------------
+
+
+def _dynamic_app(name: str, *, age: timedelta):
+    application, _ = oauth_app_register_dynamic(
+        name=name, redirect_uris=["http://127.0.0.1/cb"], confidential=False
+    )
+    Application.objects.filter(pk=application.pk).update(created=timezone.now() - age)
+    return application
+
+
+def test_prune_removes_only_unused_old_dynamic_clients(oauth_app, tokens_for, make_app) -> None:
+    unused_old = _dynamic_app("Forgotten", age=timedelta(days=8))
+    unused_new = _dynamic_app("Just registered", age=timedelta(hours=1))
+    connected_old = _dynamic_app("In use", age=timedelta(days=30))
+    from tests.oauth.conftest import RegisteredApp
+
+    tokens_for(RegisteredApp(connected_old, None, "http://127.0.0.1/cb"))
+    Application.objects.filter(pk=oauth_app.application.pk).update(
+        created=timezone.now() - timedelta(days=90)
+    )  # dashboard apps are never pruned
+
+    assert oauth_prune() == 1
+
+    remaining = set(Application.objects.values_list("name", flat=True))
+    assert remaining == {"Just registered", "In use", "Acme CRM"}
+    assert unused_old.name not in remaining and unused_new.name in remaining
+
+
+def test_prune_clears_expired_codes(oauth_app, client_for) -> None:
+    from tests.oauth.conftest import AUTHORIZE, authorize_params, consent_post_data, pkce_pair
+
+    client = client_for("editor")
+    _, challenge = pkce_pair()
+    page = client.get(AUTHORIZE, authorize_params(oauth_app, challenge))
+    client.post(AUTHORIZE, consent_post_data(page, workspace="acme"))
+    Grant.objects.update(expires=timezone.now() - timedelta(minutes=5))
+
+    oauth_prune()
+
+    assert Grant.objects.count() == 0
