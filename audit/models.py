@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from django.db import models
 
 from workspaces.ids import new_public_id
@@ -61,6 +63,12 @@ class AuditEvent(models.Model):
             models.Index(fields=["workspace", "-id"], name="audit_ws_id"),
             models.Index(fields=["workspace", "action", "-id"], name="audit_ws_action_id"),
             models.Index(fields=["workspace", "actor_id", "-id"], name="audit_ws_actor_id"),
+            # The actor filter also matches a label (a user's email, a key's name).
+            models.Index(
+                fields=["workspace", "actor_label", "-id"], name="audit_ws_actor_label_id"
+            ),
+            # Date-range filters and the retention cut-off.
+            models.Index(fields=["workspace", "created_at"], name="audit_ws_created"),
         ]
 
     def __str__(self) -> str:
@@ -73,6 +81,10 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):  # noqa: ANN002, ANN003
         raise TypeError("Audit events are append-only.")
+
+    @property
+    def metadata_json(self) -> str:
+        return json.dumps(self.metadata, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
 class AuditChain(models.Model):

@@ -6,9 +6,10 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -89,6 +90,22 @@ def _assert_no_secrets(metadata: dict[str, Any]) -> None:
         raise ValueError("Audit metadata must not contain a credential.")
 
 
+def _locked_chain(key: str) -> AuditChain:
+    """The chain head row, locked until the end of the transaction; created when it is new.
+
+    Creation is race-free without a savepoint: `INSERT … ON CONFLICT DO NOTHING` makes concurrent
+    first writers wait on the unique key and then find the winner's row, which they lock in turn.
+    """
+    chain = AuditChain.objects.select_for_update().filter(key=key).first()
+    if chain is None:
+        AuditChain.objects.bulk_create(
+            [AuditChain(key=key, head_hash=GENESIS_HASH, anchor_hash=GENESIS_HASH)],
+            ignore_conflicts=True,
+        )
+        chain = AuditChain.objects.select_for_update().get(key=key)
+    return chain
+
+
 def audit_record(
     *,
     action: str,
@@ -111,11 +128,7 @@ def audit_record(
     context = context or RequestContext()
     workspace_id = workspace.pk if workspace is not None else None
     with transaction.atomic():
-        key = chain_key(workspace_id)
-        AuditChain.objects.get_or_create(
-            key=key, defaults={"head_hash": GENESIS_HASH, "anchor_hash": GENESIS_HASH}
-        )
-        chain = AuditChain.objects.select_for_update().get(key=key)
+        chain = _locked_chain(chain_key(workspace_id))
         event = AuditEvent(
             workspace_id=workspace_id,
             actor_type=actor.type,
@@ -135,3 +148,126 @@ def audit_record(
         event.save()
         AuditChain.objects.filter(pk=chain.pk).update(head_hash=event.hash)
     return event
+
+
+# --- Sign-ins (the workspace-less chain) --------------------------------------------------------
+
+def audit_login_succeeded(*, user, context: RequestContext) -> AuditEvent:  # noqa: ANN001
+    """Record a successful sign-in at the login door."""
+    return audit_record(
+        action="user.logged_in",
+        actor=Actor.for_user(user),
+        target_type="user",
+        target_id=str(user.pk),
+        target_label=user.get_username(),
+        context=context,
+    )
+
+
+def audit_login_failed(*, username: str, reason: str, context: RequestContext) -> AuditEvent:
+    """Record a refused sign-in: the attempted username (never the password), IP and user agent.
+
+    People paste secrets into the wrong field; a username shaped like a Gatehouse credential is
+    recorded as redacted rather than refused, so the failure is still on the log.
+    """
+    attempted = username.strip()[:150]
+    if SECRET_PATTERN.search(attempted):
+        attempted = "[redacted: looked like a credential]"
+    return audit_record(
+        action="user.login_failed",
+        actor=Actor(ActorType.SYSTEM, "", "anonymous"),
+        target_type="user",
+        target_label=attempted,
+        context=context,
+        metadata={"username": attempted, "reason": reason},
+    )
+
+
+# --- Retention ----------------------------------------------------------------------------------
+
+GLOBAL_RETENTION_DAYS = 365  # the workspace-less chain (sign-ins); workspaces follow their plan
+PRUNE_BATCH_SIZE = 2000
+
+
+class ChainBrokenError(Exception):
+    """Pruning stopped: the events it would remove do not verify; removing them would hide it."""
+
+
+def _delete_through(workspace_id: int | None, last_id: int) -> None:
+    """DELETE the chain's events with id <= `last_id`, through the one path the trigger allows."""
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    if workspace_id is None:
+        where, params = "workspace_id IS NULL AND id <= %s", [last_id]
+    else:
+        where, params = "workspace_id = %s AND id <= %s", [workspace_id, last_id]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Transaction-local (is_local = true): it ends with this transaction.
+            cursor.execute("SELECT set_config('gatehouse.audit_prune', 'on', true)")
+        cursor.execute(f"DELETE FROM {table} WHERE {where}", params)  # noqa: S608
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT set_config('gatehouse.audit_prune', 'off', true)")
+
+
+def audit_prune(
+    *, workspace: Workspace | None, before: datetime, batch_size: int = PRUNE_BATCH_SIZE
+) -> int:
+    """Delete a chain's events created before `before`, oldest first; return how many.
+
+    Only a prefix of the chain is removed (the walk stops at the first event not older than
+    `before`), in batches of `batch_size`, each in its own short transaction holding the chain
+    lock. Each batch is verified before it goes, and the hash and id of its last event become the
+    chain's anchor in the same transaction, so `verify_audit_log` still verifies what remains.
+    A batch that does not verify raises `ChainBrokenError` and nothing of it is deleted.
+    """
+    workspace_id = workspace.pk if workspace is not None else None
+    key = chain_key(workspace_id)
+    events = (
+        AuditEvent.objects.filter(workspace_id=workspace_id)
+        if workspace_id is not None
+        else AuditEvent.objects.filter(workspace__isnull=True)
+    )
+    total = 0
+    last_pruned = ""
+    while True:
+        with transaction.atomic():
+            chain = AuditChain.objects.select_for_update().filter(key=key).first()
+            if chain is None:
+                break
+            batch = list(
+                events.filter(id__gt=chain.anchor_event_id or 0).order_by("id")[:batch_size]
+            )
+            expected = chain.anchor_hash
+            prefix: list[AuditEvent] = []
+            for event in batch:
+                if event.created_at >= before:
+                    break
+                if event.prev_hash != expected or event_digest(event) != event.hash:
+                    raise ChainBrokenError(
+                        f"The {key} chain does not verify at {event.public_id}; nothing there was "
+                        "pruned. Run manage.py verify_audit_log."
+                    )
+                expected = event.hash
+                prefix.append(event)
+            if not prefix:
+                break
+            _delete_through(workspace_id, prefix[-1].id)
+            AuditChain.objects.filter(pk=chain.pk).update(
+                anchor_hash=prefix[-1].hash, anchor_event_id=prefix[-1].id
+            )
+            total += len(prefix)
+            last_pruned = prefix[-1].public_id
+        if len(prefix) < batch_size:
+            break
+    if total:
+        # The log says when it was shortened, and up to which event.
+        audit_record(
+            action="audit.pruned",
+            actor=Actor.system("retention"),
+            workspace=workspace,
+            target_type="audit_log",
+            target_id=key,
+            context=RequestContext.for_command("prune"),
+            metadata={"events": total, "before": before.isoformat(), "through": last_pruned},
+        )
+    return total

@@ -1,0 +1,41 @@
+"""The catalogue of audit actions (SPEC §8): what the filters offer and accept.
+
+A service that records a new action adds it here, so the dashboard's action filter offers it and
+the selector accepts it (an unknown action name is a form error / JSON 400, not an empty page).
+"""
+
+from __future__ import annotations
+
+# Recorded on a workspace's chain, in the order the dashboard's filter lists them.
+WORKSPACE_ACTIONS: dict[str, str] = {
+    "key.created": "API key created",
+    "key.rotated": "API key rotated",
+    "key.paused": "API key paused",
+    "key.resumed": "API key resumed",
+    "key.revoked": "API key revoked",
+    "key.rate_limit_changed": "API key rate limit changed",
+    "oauth_app.created": "OAuth app created",
+    "oauth_app.secret_rotated": "OAuth app secret rotated",
+    "oauth_app.deleted": "OAuth app deleted",
+    "oauth.consent_granted": "OAuth consent granted",
+    "oauth.token_revoked": "OAuth token revoked",
+    "oauth.refresh_token_reused": "OAuth refresh token reused",
+    "member.added": "Member added",
+    "member.role_changed": "Member role changed",
+    "plan.changed": "Plan changed",
+    "workspace.created": "Workspace created",
+    "audit.pruned": "Old audit events pruned",
+}
+
+# Recorded on the workspace-less ("global") chain.
+GLOBAL_ACTIONS: dict[str, str] = {
+    "user.logged_in": "Signed in",
+    "user.login_failed": "Sign-in failed",
+    "audit.pruned": "Old audit events pruned",
+}
+
+ACTIONS: dict[str, str] = {**WORKSPACE_ACTIONS, **GLOBAL_ACTIONS}
+
+
+def is_known_action(action: str) -> bool:
+    return action in ACTIONS

@@ -1,0 +1,217 @@
+"""Completeness: every service that changes access records its event — action, actor, target, IP
+and user agent — in its own transaction, whichever door (dashboard, API, admin, command) calls it.
+
+`test_every_access_service_has_a_case` walks the service modules, so a new service without a case
+here fails the suite. OAuth's services (engineer D, `oauth/services.py`) get their cases in the
+marked section below once they have landed; add "oauth.services" to SERVICE_MODULES then.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from apikeys import services as apikey_services
+from audit.actions import ACTIONS
+from audit.models import ActorType, AuditEvent
+from audit.services import Actor
+from tests.audit.helpers import CONTEXT
+from tests.factories import UserFactory, plan_named
+from workspaces import services as workspace_services
+from workspaces.models import Membership
+from workspaces.scopes import default_key_scope_names
+
+pytestmark = pytest.mark.django_db
+
+SERVICE_MODULES = ["workspaces.services", "apikeys.services"]
+# Public functions of those modules that validate or compute but change nothing.
+NOT_ACCESS_CHANGES = {
+    "apikeys.services.normalize_allowed_ips",
+    "apikeys.services.validate_key_settings",
+}
+
+
+@dataclass
+class Expected:
+    action: str
+    actor: Actor
+    target_type: str
+    target_id: str
+    workspace: object
+
+
+def _create_key(workspace, user):  # noqa: ANN001, ANN202
+    key, _token = apikey_services.apikey_create(
+        workspace=workspace, name="CI deploy", scopes=default_key_scope_names(),
+        environment="development", acting_user=user,
+    )
+    return key
+
+
+def case_workspace_create(workspace, members) -> Expected:  # noqa: ANN001
+    owner = UserFactory(email="founder@newco.test")
+    created = workspace_services.workspace_create(
+        slug="newco", name="NewCo", owner=owner, plan=plan_named("free"), context=CONTEXT
+    )
+    return Expected("workspace.created", Actor.for_user(owner), "workspace", "newco", created)
+
+
+def case_membership_add(workspace, members) -> Expected:  # noqa: ANN001
+    newcomer = UserFactory(email="new@acme.test")
+    workspace_services.membership_add(
+        workspace=workspace, user=newcomer, role="viewer", acting_user=members["owner"],
+        context=CONTEXT,
+    )
+    return Expected("member.added", Actor.for_user(members["owner"]), "user", str(newcomer.pk),
+                    workspace)
+
+
+def case_membership_change_role(workspace, members) -> Expected:  # noqa: ANN001
+    membership = Membership.objects.get(workspace=workspace, user=members["viewer"])
+    workspace_services.membership_change_role(
+        membership=membership, role="editor", acting_user=members["owner"], context=CONTEXT
+    )
+    return Expected("member.role_changed", Actor.for_user(members["owner"]), "user",
+                    str(members["viewer"].pk), workspace)
+
+
+def case_workspace_change_plan(workspace, members) -> Expected:  # noqa: ANN001
+    actor = Actor.for_user(members["owner"])
+    workspace_services.workspace_change_plan(
+        workspace=workspace, plan=plan_named("basic"), actor=actor, context=CONTEXT
+    )
+    return Expected("plan.changed", actor, "workspace", workspace.slug, workspace)
+
+
+def case_apikey_create(workspace, members) -> Expected:  # noqa: ANN001
+    key, _token = apikey_services.apikey_create(
+        workspace=workspace, name="CI deploy", scopes=default_key_scope_names(),
+        environment="development", acting_user=members["admin"], context=CONTEXT,
+    )
+    return Expected("key.created", Actor.for_user(members["admin"]), "api_key", key.public_id,
+                    workspace)
+
+
+def case_apikey_rotate(workspace, members) -> Expected:  # noqa: ANN001
+    key = _create_key(workspace, members["admin"])
+    apikey_services.apikey_rotate(
+        key=key, overlap="1h", acting_user=members["admin"], context=CONTEXT
+    )
+    return Expected("key.rotated", Actor.for_user(members["admin"]), "api_key", key.public_id,
+                    workspace)
+
+
+def case_apikey_pause(workspace, members) -> Expected:  # noqa: ANN001
+    key = _create_key(workspace, members["admin"])
+    apikey_services.apikey_pause(key=key, acting_user=members["owner"], context=CONTEXT)
+    return Expected("key.paused", Actor.for_user(members["owner"]), "api_key", key.public_id,
+                    workspace)
+
+
+def case_apikey_resume(workspace, members) -> Expected:  # noqa: ANN001
+    key = _create_key(workspace, members["admin"])
+    apikey_services.apikey_pause(key=key, acting_user=members["admin"])
+    apikey_services.apikey_resume(key=key, acting_user=members["admin"], context=CONTEXT)
+    return Expected("key.resumed", Actor.for_user(members["admin"]), "api_key", key.public_id,
+                    workspace)
+
+
+def case_apikey_revoke(workspace, members) -> Expected:  # noqa: ANN001
+    # Revoked through the API by another key: the actor is that key, not a user.
+    key = _create_key(workspace, members["admin"])
+    caller = Actor(ActorType.API_KEY, "key_caller", "Ops automation")
+    apikey_services.apikey_revoke(key=key, actor=caller, context=CONTEXT, reason="leaked")
+    return Expected("key.revoked", caller, "api_key", key.public_id, workspace)
+
+
+def case_apikey_set_rate_limit(workspace, members) -> Expected:  # noqa: ANN001
+    key = _create_key(workspace, members["admin"])
+    apikey_services.apikey_set_rate_limit(
+        key=key, rate_limit_per_minute=60, acting_user=members["admin"], context=CONTEXT
+    )
+    return Expected("key.rate_limit_changed", Actor.for_user(members["admin"]), "api_key",
+                    key.public_id, workspace)
+
+
+CASES: dict[str, Callable[..., Expected]] = {
+    "workspaces.services.workspace_create": case_workspace_create,
+    "workspaces.services.membership_add": case_membership_add,
+    "workspaces.services.membership_change_role": case_membership_change_role,
+    "workspaces.services.workspace_change_plan": case_workspace_change_plan,
+    "apikeys.services.apikey_create": case_apikey_create,
+    "apikeys.services.apikey_rotate": case_apikey_rotate,
+    "apikeys.services.apikey_pause": case_apikey_pause,
+    "apikeys.services.apikey_resume": case_apikey_resume,
+    "apikeys.services.apikey_revoke": case_apikey_revoke,
+    "apikeys.services.apikey_set_rate_limit": case_apikey_set_rate_limit,
+    # --- OAuth (oauth/services.py) ---------------------------------------------------------
+    # Add a case per service that changes access, e.g. "oauth.services.oauth_app_create",
+    # oauth_app_rotate_secret, oauth_app_delete, connection_grant, connection_revoke,
+    # connection_revoke_for_reuse (actor: the OAuth app), and list "oauth.services" above.
+}
+
+
+def _public_functions(module_name: str) -> set[str]:
+    module = importlib.import_module(module_name)
+    return {
+        f"{module_name}.{name}"
+        for name, function in inspect.getmembers(module, inspect.isfunction)
+        if function.__module__ == module_name and not name.startswith("_")
+    }
+
+
+def test_every_access_service_has_a_case() -> None:
+    services = set().union(*(_public_functions(m) for m in SERVICE_MODULES))
+    assert services - NOT_ACCESS_CHANGES == set(CASES)
+
+
+@pytest.mark.parametrize("service", sorted(CASES))
+def test_service_records_its_event(service, workspace, members) -> None:  # noqa: ANN001
+    before = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    expected = CASES[service](workspace, members)
+    event = AuditEvent.objects.filter(id__gt=before, action=expected.action).get()
+    assert event.workspace_id == expected.workspace.pk
+    assert (event.actor_type, event.actor_id, event.actor_label) == (
+        expected.actor.type, expected.actor.id, expected.actor.label
+    )
+    assert (event.target_type, event.target_id) == (expected.target_type, expected.target_id)
+    assert event.target_label
+    assert event.ip == CONTEXT.ip
+    assert event.user_agent == CONTEXT.user_agent
+    assert event.action in ACTIONS  # so the dashboard's filter offers it
+
+
+def test_refused_change_records_nothing(workspace, members) -> None:
+    key = _create_key(workspace, members["admin"])
+    apikey_services.apikey_revoke(key=key, acting_user=members["admin"])
+    count = AuditEvent.objects.count()
+    with pytest.raises(ValidationError):
+        apikey_services.apikey_revoke(key=key, acting_user=members["admin"], context=CONTEXT)
+    with pytest.raises(ValidationError):
+        apikey_services.apikey_create(
+            workspace=workspace, name="", scopes=default_key_scope_names(),
+            environment="development", acting_user=members["admin"],
+            expires_at=timezone.now() - timedelta(days=1),
+        )
+    assert AuditEvent.objects.count() == count
+
+
+def test_metadata_never_carries_a_credential(workspace, members) -> None:
+    _key, token = apikey_services.apikey_create(
+        workspace=workspace, name="CI deploy", scopes=default_key_scope_names(),
+        environment="development", acting_user=members["admin"],
+    )
+    new_key, new_token = apikey_services.apikey_rotate(
+        key=_key, overlap="now", acting_user=members["admin"]
+    )
+    dumped = str(list(AuditEvent.objects.values()))
+    assert token not in dumped
+    assert new_token not in dumped
+    assert token[-10:] not in dumped
