@@ -2,15 +2,18 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from audit.views import LoginView
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        LoginView.as_view(),  # Django's, recording sign-ins on the audit log
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("workspaces.urls")),
+    path("", include("audit.urls")),
     path("", include("apikeys.urls")),
     path("", include("oauth.urls")),  # OAuth endpoints (oauth2_provider:…) and pages (oauth:…)
     path("api/v1/", include("config.api_urls")),

@@ -1,0 +1,182 @@
+"""The audit log page and its CSV export; and the login door, which records sign-ins."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import content_disposition_header
+
+from workspaces.pagination import InvalidPageRequest
+from workspaces.permissions import workspace_view
+from workspaces.roles import Action
+
+from .forms import AuditFilterForm
+from .models import AuditEvent
+from .selectors import audit_event_page, audit_event_queryset, audit_event_stream
+from .services import RequestContext, audit_login_failed, audit_login_succeeded
+
+PAGE_SIZE = 50
+TEMPLATE = "audit/event_list.html"
+
+
+def _apply_page_error(form: AuditFilterForm, exc: InvalidPageRequest) -> None:
+    if exc.field in form.fields and exc.field != "cursor":
+        form.add_error(exc.field, exc.message)
+    else:
+        form.add_error(
+            None, "That page link does not belong to this filter. Start from the newest events."
+        )
+
+
+def _render_list(request: HttpRequest, context: dict[str, Any], status: int = HTTPStatus.OK
+                 ) -> HttpResponse:
+    partial = request.htmx and not request.htmx.history_restore_request
+    response = render(request, f"{TEMPLATE}#event-table" if partial else TEMPLATE, context,
+                      status=status)
+    # The same URL answers with a page or a fragment: caches must keep them apart.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@workspace_view(Action.READ_AUDIT_LOG)
+def event_list(request: HttpRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET)
+    events: list[AuditEvent] = []
+    next_cursor = None
+    if form.is_valid():
+        try:
+            events, next_cursor = audit_event_page(
+                workspace=request.workspace,
+                **form.filters(),
+                cursor=form.cleaned_data["cursor"] or None,
+                limit=PAGE_SIZE,
+            )
+        except InvalidPageRequest as exc:
+            _apply_page_error(form, exc)
+    base = reverse("audit:list", kwargs={"slug": request.workspace.slug})
+    query = form.query()
+    context = {
+        "form": form,
+        "events": events,
+        "filtered": bool(query),
+        "paged": bool(request.GET.get("cursor")),
+        "newest_url": f"{base}?{urlencode(query)}" if query else base,
+        "older_url": f"{base}?{urlencode({**query, 'cursor': next_cursor})}"
+        if next_cursor else None,
+        "export_url": reverse("audit:export", kwargs={"slug": request.workspace.slug})
+        + (f"?{urlencode(query)}" if query else ""),
+    }
+    return _render_list(request, context)
+
+
+# --- CSV export ---------------------------------------------------------------------------------
+
+CSV_COLUMNS = [
+    "id", "time", "actor_type", "actor_id", "actor", "action", "target_type", "target_id",
+    "target", "ip", "user_agent", "metadata", "prev_hash", "hash",
+]
+# A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection"); labels
+# and user agents come from users, so such cells are prefixed with a quote.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: str) -> str:
+    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+
+
+def _csv_row(event: AuditEvent) -> list[str]:
+    return [
+        event.public_id,
+        event.created_at.isoformat(),
+        event.actor_type,
+        _cell(event.actor_id),
+        _cell(event.actor_label),
+        event.action,
+        _cell(event.target_type),
+        _cell(event.target_id),
+        _cell(event.target_label),
+        event.ip or "",
+        _cell(event.user_agent),
+        json.dumps(event.metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                   default=str) if event.metadata else "",
+        event.prev_hash,
+        event.hash,
+    ]
+
+
+class _Echo:
+    """csv.writer writes into this and gets the line back, so rows stream one at a time."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for event in events:
+        yield writer.writerow(_csv_row(event))
+
+
+@workspace_view(Action.READ_AUDIT_LOG)
+def event_export(request: HttpRequest) -> HttpResponse:
+    """The current filter as CSV, newest first, streamed batch by batch (never all in memory)."""
+    form = AuditFilterForm(request.GET)
+    events = None
+    if form.is_valid():
+        try:
+            events = audit_event_queryset(workspace=request.workspace, **form.filters())
+        except InvalidPageRequest as exc:
+            _apply_page_error(form, exc)
+    if events is None:
+        base = reverse("audit:list", kwargs={"slug": request.workspace.slug})
+        context = {"form": form, "events": [], "filtered": True, "newest_url": base,
+                   "older_url": None, "export_url": None}
+        return _render_list(request, context, status=HTTPStatus.BAD_REQUEST)
+    filename = f"audit-log-{request.workspace.slug}-{timezone.now():%Y%m%d-%H%M%S}.csv"
+    response = StreamingHttpResponse(
+        _csv_lines(audit_event_stream(events)), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
+
+
+# --- The login door -----------------------------------------------------------------------------
+
+class LoginView(auth_views.LoginView):
+    """Django's login view, recording `user.logged_in` and `user.login_failed` on the
+    workspace-less audit chain with the client's IP and user agent (never the password)."""
+
+    redirect_authenticated_user = True
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        response = super().form_valid(form)
+        audit_login_succeeded(
+            user=form.get_user(), context=RequestContext.from_request(self.request)
+        )
+        return response
+
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        # Only a real attempt (both fields given) is a failed sign-in; an empty field is a typo.
+        username = form.data.get("username", "")
+        if username and form.data.get("password"):
+            inactive = form.has_error(NON_FIELD_ERRORS, "inactive")
+            audit_login_failed(
+                username=username,
+                reason="inactive" if inactive else "invalid_credentials",
+                context=RequestContext.from_request(self.request),
+            )
+        return super().form_invalid(form)
