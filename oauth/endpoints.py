@@ -14,6 +14,7 @@ DOT's metadata views reverse to list the endpoints:
 from __future__ import annotations
 
 import json
+import logging
 import time
 from http import HTTPStatus
 from urllib.parse import urlsplit
@@ -49,6 +50,7 @@ from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.common import urlencode
 from oauthlib.oauth2.rfc6749 import errors
 
+from apikeys.failed_auth import ip_bucket
 from audit.services import RequestContext
 from workspaces.models import Membership
 from workspaces.roles import Role
@@ -59,6 +61,7 @@ from .scopes import OFFLINE_ACCESS
 from .services import oauth_app_register_dynamic
 
 Application = get_application_model()
+log = logging.getLogger(__name__)
 
 API_RESOURCE_PATH = "/api/v1"
 MAX_REGISTRATION_BYTES = 16 * 1024
@@ -78,28 +81,55 @@ def api_resource(request: HttpRequest) -> str:
     return request.build_absolute_uri(API_RESOURCE_PATH)
 
 
-def _rate_limited(request: HttpRequest, *, group: str, setting: str, default: str) -> bool:
-    return is_ratelimited(
-        request,
-        group=group,
-        key="ip",
-        rate=getattr(settings, setting, default),
-        method="POST",
-        increment=True,
-    )
-
-
-def _too_many_requests() -> JsonResponse:
-    response = JsonResponse(
-        {
-            "error": "rate_limited",
-            "error_description": "Too many requests from this address. Retry in a minute.",
-        },
-        status=HTTPStatus.TOO_MANY_REQUESTS,
-    )
-    response["Retry-After"] = "60"
+def _json_error(status: int, error: str, description: str, retry_after: int | None = None):
+    response = JsonResponse({"error": error, "error_description": description}, status=status)
     response["Cache-Control"] = "no-store"
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
     return response
+
+
+def refuse_unusable_request(
+    request: HttpRequest, *, group: str, setting: str, default: str
+) -> JsonResponse | None:
+    """The per-IP rate limit (429), or 503 when the cache that counts is down; and a 400 for
+    parameters with NUL bytes, which no OAuth value contains and PostgreSQL cannot store."""
+    try:
+        limited = is_ratelimited(
+            request,
+            group=group,
+            key=ip_bucket,
+            rate=getattr(settings, setting, default),
+            method="POST",
+            increment=True,
+        )
+    except Exception:  # noqa: BLE001 — the cache backend is down: refuse, do not guess
+        log.exception("OAuth rate limiter unavailable")
+        return _json_error(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "The server cannot take this request right now. Retry shortly.",
+            retry_after=5,
+        )
+    if limited:
+        return _json_error(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests from this address. Retry in a minute.",
+            retry_after=60,
+        )
+    if has_nul_bytes(request):
+        return _json_error(
+            HTTPStatus.BAD_REQUEST, "invalid_request", "Parameters must not contain NUL bytes."
+        )
+    return None
+
+
+def has_nul_bytes(request: HttpRequest) -> bool:
+    params = (*request.GET.lists(), *(request.POST.lists() if request.method == "POST" else ()))
+    return any("\x00" in value for _key, values in params for value in values) or any(
+        "\x00" in key for key, _values in params
+    )
 
 
 # --- RFC 9728 ------------------------------------------------------------------------------------
@@ -162,6 +192,13 @@ class AuthorizationView(BaseAuthorizationView):
         )
 
     def _validate(self, request: HttpRequest) -> tuple[list[str], dict, object] | HttpResponse:
+        if has_nul_bytes(request):
+            return render(
+                request,
+                "oauth/authorize_error.html",
+                {"error": "invalid_request", "description": "Parameters must not contain NUL."},
+                status=HTTPStatus.BAD_REQUEST,
+            )
         try:
             scopes, credentials = self.validate_authorization_request(request)
         except OAuthToolkitError as error:
@@ -302,22 +339,20 @@ class GatehouseTokenView(TokenView):
     """RFC 6749 §3.2, rate-limited per IP. Only the grants GatehouseServer knows are accepted."""
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
-        if _rate_limited(
+        refused = refuse_unusable_request(
             request, group="oauth.token", setting="GATEHOUSE_OAUTH_TOKEN_RATE", default="60/m"
-        ):
-            return _too_many_requests()
-        return self.authorization_flow_token_response(request)
+        )
+        return refused or self.authorization_flow_token_response(request)
 
 
 class GatehouseRevokeTokenView(RevokeTokenView):
     """RFC 7009. Revoking either token of a grant ends the grant (see the validator)."""
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
-        if _rate_limited(
+        refused = refuse_unusable_request(
             request, group="oauth.revoke", setting="GATEHOUSE_OAUTH_TOKEN_RATE", default="60/m"
-        ):
-            return _too_many_requests()
-        return super().post(request, *args, **kwargs)
+        )
+        return refused or super().post(request, *args, **kwargs)
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -329,10 +364,11 @@ class IntrospectView(OAuthLibMixin, View):
     `scope` is the effective scope: granted ∩ the user's current role."""
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
-        if _rate_limited(
+        refused = refuse_unusable_request(
             request, group="oauth.introspect", setting="GATEHOUSE_OAUTH_TOKEN_RATE", default="60/m"
-        ):
-            return _too_many_requests()
+        )
+        if refused:
+            return refused
         core = self.get_oauthlib_core()
         headers, body, status = core.server.create_introspect_response(
             request.get_full_path(),
@@ -373,13 +409,11 @@ class RegistrationView(DynamicClientRegistrationView):
 
     @method_decorator(never_cache)
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
-        if _rate_limited(
-            request,
-            group="oauth.register",
-            setting="GATEHOUSE_OAUTH_REGISTER_RATE",
-            default="20/h",
-        ):
-            return _too_many_requests()
+        refused = refuse_unusable_request(
+            request, group="oauth.register", setting="GATEHOUSE_OAUTH_REGISTER_RATE", default="20/h"
+        )
+        if refused:
+            return refused
         too_large = f"Client metadata must be at most {MAX_REGISTRATION_BYTES} bytes."
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -416,9 +450,14 @@ class RegistrationView(DynamicClientRegistrationView):
                 f"token_endpoint_auth_method must be one of: {', '.join(AUTH_METHODS)}."
             )
         name = data.get("client_name", "")
-        if not isinstance(name, str) or len(name) > MAX_CLIENT_NAME_LENGTH:
+        if (
+            not isinstance(name, str)
+            or len(name) > MAX_CLIENT_NAME_LENGTH
+            or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name)
+        ):
             return _metadata_error(
-                f"client_name must be a string of at most {MAX_CLIENT_NAME_LENGTH} characters."
+                f"client_name must be a string of at most {MAX_CLIENT_NAME_LENGTH} printable "
+                "characters."
             )
         scope = data.get("scope")
         if scope is not None and (

@@ -9,6 +9,8 @@ having consented, and `plain` or missing PKCE is refused before the consent scre
 
 from __future__ import annotations
 
+import re
+
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.endpoints import (
@@ -41,6 +43,20 @@ def require_state(request: Request) -> dict:
     return {}
 
 
+_CODE_CHALLENGE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+
+
+def valid_code_challenge(request: Request) -> dict:
+    """A `code_challenge` must be 43–128 unreserved characters (RFC 7636 §4.2); an S256
+    challenge is exactly 43. Anything else is refused before it is stored."""
+    challenge = request.code_challenge
+    if challenge is not None and _CODE_CHALLENGE.fullmatch(challenge) is None:
+        raise errors.InvalidRequestError(
+            description="The code_challenge is malformed (RFC 7636 §4.2).", request=request
+        )
+    return {}
+
+
 def refresh_token_only_with_offline_access(
     token: dict, token_handler: BearerToken, request: Request
 ) -> dict:
@@ -62,7 +78,9 @@ class GatehouseServer(
         *args,  # noqa: ANN002
         **kwargs,  # noqa: ANN003 — DOT passes device-flow settings we do not use
     ) -> None:
-        self.auth_grant = S256AuthorizationCodeGrant(request_validator, pre_auth=[require_state])
+        self.auth_grant = S256AuthorizationCodeGrant(
+            request_validator, pre_auth=[require_state, valid_code_challenge]
+        )
         self.refresh_grant = RefreshTokenGrant(request_validator)
         for grant in (self.auth_grant, self.refresh_grant):
             grant.register_token_modifier(refresh_token_only_with_offline_access)

@@ -138,3 +138,17 @@ def test_prune_clears_expired_codes(oauth_app, client_for) -> None:
     oauth_prune()
 
     assert Grant.objects.count() == 0
+
+
+def test_manage_py_prune_runs_the_oauth_step(db) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    _dynamic_app("Forgotten", age=timedelta(days=8))
+    out = StringIO()
+
+    call_command("prune", "--step", "oauth", stdout=out)
+
+    assert "deleted 1 unused dynamically registered clients" in out.getvalue()
+    assert Application.objects.count() == 0

@@ -6,6 +6,7 @@ played by `UserAgent`: plain HTTP with the user's session cookie, GET the consen
 from __future__ import annotations
 
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from http import HTTPStatus
 from urllib.parse import urljoin
@@ -237,7 +238,11 @@ def test_mcp_client_discovers_registers_authorizes_and_calls_me(live_server, mem
     agent = UserAgent(live_server.url, members["editor"])
     storage = MemoryTokenStorage()
 
-    response, again, redirects = anyio.run(_mcp_call_me, live_server.url, agent, storage)
+    # Its own thread: a session-wide Playwright browser may own this thread's event loop.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        response, again, redirects = pool.submit(
+            anyio.run, _mcp_call_me, live_server.url, agent, storage
+        ).result(timeout=60)
 
     assert response.status_code == HTTPStatus.OK, response.text
     assert again.status_code == HTTPStatus.OK

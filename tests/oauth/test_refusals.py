@@ -183,3 +183,53 @@ def test_no_grant_issues_a_token_without_a_user(oauth_app, members, password, da
         assert response.status_code == HTTPStatus.BAD_REQUEST, response.content
         assert response.json()["error"] == "unsupported_grant_type"
     assert_nothing_issued()
+
+
+@pytest.mark.parametrize("challenge", ["too-short", "x" * 129, "a" * 42 + "!", "é" * 43])
+def test_malformed_code_challenge_is_refused(editor, oauth_app, challenge) -> None:
+    response = editor.get(AUTHORIZE, authorize_params(oauth_app, challenge))
+
+    assert error_redirect(response, oauth_app)["error"] == "invalid_request"
+    assert_nothing_issued()
+
+
+def test_nul_bytes_are_refused_not_500(editor, oauth_app) -> None:
+    _, challenge = pkce_pair()
+    for field in ("client_id", "state", "scope", "redirect_uri"):
+        params = authorize_params(oauth_app, challenge)
+        params[field] = params[field] + "\x00"
+        assert error_page(editor.get(AUTHORIZE, params)), field
+    auth = {"HTTP_AUTHORIZATION": basic_auth(oauth_app.client_id, oauth_app.secret)}
+    for path, data in [
+        (TOKEN, {"grant_type": "authorization_code", "code": "abc\x00", "code_verifier": "x"}),
+        (TOKEN, {"grant_type": "refresh_token", "refresh_token": "\x00"}),
+        ("/api/oauth/revoke", {"token": "gat_\x00"}),
+        ("/api/oauth/introspect", {"token": "gat_\x00"}),
+    ]:
+        response = Client().post(path, data, **auth)
+        assert response.status_code == HTTPStatus.BAD_REQUEST, (path, response.content)
+        assert response.json()["error"] == "invalid_request"
+    registration = Client().post(
+        "/api/oauth/register",
+        '{"client_name": "a\\u0000b", "redirect_uris": ["https://a.example/cb"]}',
+        content_type="application/json",
+    )
+    assert registration.status_code == HTTPStatus.BAD_REQUEST
+    assert registration.json()["error"] == "invalid_client_metadata"
+    assert_nothing_issued()
+
+
+def test_rate_limiter_down_is_503_not_500(oauth_app, monkeypatch) -> None:
+    import oauth.endpoints
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("cache is down")
+
+    monkeypatch.setattr(oauth.endpoints, "is_ratelimited", broken)
+
+    response = Client().post(TOKEN, {"grant_type": "authorization_code"}, **{
+        "HTTP_AUTHORIZATION": basic_auth(oauth_app.client_id, oauth_app.secret)})
+
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert response["Retry-After"]

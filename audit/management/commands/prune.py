@@ -43,8 +43,18 @@ def prune_audit_events(now: datetime) -> str:
     return summary
 
 
+def prune_oauth(now: datetime) -> str:
+    """Dynamically registered OAuth clients nobody connected within a week; expired codes and
+    tokens (django-oauth-toolkit's `clear_expired`)."""
+    from oauth.services import oauth_prune
+
+    deleted = oauth_prune(now=now)
+    return f"oauth: deleted {deleted} unused dynamically registered clients and expired tokens"
+
+
 STEPS: dict[str, Callable[[datetime], str]] = {
     "audit": prune_audit_events,
+    "oauth": prune_oauth,
 }
 
 
