@@ -258,6 +258,7 @@ OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_GENERATOR": "oauth.tokens.generate_access_token",
     "REFRESH_TOKEN_GENERATOR": "oauth.tokens.generate_refresh_token",
     "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": 30 * 24 * 60 * 60,  # idle: 30 days after the last refresh
     "ALLOW_LOCALHOST_LOOPBACK": True,  # RFC 8252 §7.3/§8.3: native and MCP clients' callbacks
     "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
     "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],

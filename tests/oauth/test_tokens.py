@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from http import HTTPStatus
 
 from django.test import Client
@@ -190,3 +191,17 @@ def test_introspection_requires_client_authentication(oauth_app, tokens_for) -> 
     assert anonymous.status_code == HTTPStatus.UNAUTHORIZED
     assert missing.status_code == HTTPStatus.BAD_REQUEST
     assert missing.json()["error"] == "invalid_request"
+
+
+def test_refresh_token_expires_after_30_idle_days(oauth_app, tokens_for) -> None:
+    import time_machine
+    from django.utils import timezone
+
+    body = tokens_for(oauth_app)
+    later = timezone.now() + timedelta(days=30, minutes=16)
+
+    with time_machine.travel(later, tick=False):
+        response = refresh(oauth_app, body["refresh_token"])
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["error"] == "invalid_grant"
