@@ -138,8 +138,8 @@ def api_endpoint(
     The gateway middleware enforces the declaration before the view runs (405 with `Allow`;
     authentication unless `public`; 403 `insufficient_scope`). The wrapper turns `ApiError`,
     `InvalidPageRequest` and `DoesNotExist` into JSON errors, is CSRF-exempt (the API
-    authenticates with tokens, never cookies) and refuses to run without a principal, so a
-    missing middleware fails closed.
+    authenticates with tokens, never cookies), never the target of an APPEND_SLASH redirect,
+    and refuses to run without a principal, so a missing middleware fails closed.
     """
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -166,6 +166,8 @@ def api_endpoint(
         declared = {method.upper(): Endpoint(scope=scope, public=public) for method in methods}
         endpoint_view.api_endpoints = declared
         endpoint_view.csrf_exempt = True
+        # No APPEND_SLASH redirects into the API (a redirected POST loses its body): 404 instead.
+        endpoint_view.should_append_slash = False
         return endpoint_view
 
     return decorator
@@ -194,6 +196,7 @@ def api_methods(*handlers: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 
     dispatch.api_endpoints = endpoints
     dispatch.csrf_exempt = True
+    dispatch.should_append_slash = False
     dispatch.__name__ = "_".join(h.__name__ for h in handlers)
     return dispatch
 
@@ -305,11 +308,23 @@ def read_json_object(
         if name not in data:
             errors[name] = "This field is required."
     for name, expected in fields.items():
-        if name in data and not _has_type(data[name], expected):
+        if name not in data:
+            continue
+        if not _has_type(data[name], expected):
             errors[name] = f"Must be {_TYPE_WORDS[expected]}."
+        elif expected is str and not _is_unicode_text(data[name]):
+            errors[name] = "Must be valid Unicode text (JSON allows lone surrogates; we do not)."
     if errors:
         raise invalid_request(dict(list(errors.items())[:50]))
     return data
+
+
+def _is_unicode_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # "\ud800" is valid JSON but cannot be stored as text
+        return False
+    return True
 
 
 def _has_type(value: Any, expected: type) -> bool:

@@ -355,8 +355,7 @@ def _paths() -> dict[str, Any]:
             "get": _operation(
                 operation_id="getMe", summary="Who is calling", tag="Account", scope=None,
                 ok={"200": _json("Me")},
-                description="The caller's workspace, credential, effective scopes and plan. "
-                            "Any valid credential may call it.",
+                description="The caller's workspace, credential, effective scopes and plan.",
             ),
         },
         "/api/v1/passports": {
@@ -465,6 +464,7 @@ def build_document() -> dict[str, Any]:
                     "description": "An API key from the dashboard, sent as "
                                    "`Authorization: Bearer gk_…` (or `ApiKey gk_…`). "
                                    f"Key scopes: {key_scopes}.",
+                    "x-api-key-scopes": [s.name for s in all_scopes() if not s.oauth_only],
                 },
                 "oauth2": {
                     "type": "oauth2",
@@ -515,6 +515,12 @@ def _type_words(schema: dict[str, Any]) -> str:
     kind = " or ".join(kind) if isinstance(kind, list) else kind
     if "enum" in schema:
         kind = " \\| ".join(f"`{v}`" for v in schema["enum"])
+    if "format" in schema:
+        kind += f" ({schema['format']})"
+    if "minimum" in schema and "maximum" in schema:
+        kind += f", {schema['minimum']}-{schema['maximum']}"
+    if "default" in schema:
+        kind += f", default {schema['default']}"
     return kind or "object"
 
 
@@ -533,12 +539,14 @@ def render_markdown(document: dict[str, Any]) -> str:
         "",
         "## Scopes",
         "",
-        "| scope | what it allows |",
-        "|---|---|",
+        "| scope | what it allows | API keys |",
+        "|---|---|---|",
     ]
-    flows = document["components"]["securitySchemes"]["oauth2"]["flows"]
-    for name, description in flows["authorizationCode"]["scopes"].items():
-        out.append(f"| `{name}` | {description} |")
+    schemes = document["components"]["securitySchemes"]
+    key_scopes = set(schemes["apiKey"]["x-api-key-scopes"])
+    for name, description in schemes["oauth2"]["flows"]["authorizationCode"]["scopes"].items():
+        for_keys = "yes" if name in key_scopes else "OAuth only"
+        out.append(f"| `{name}` | {description} | {for_keys} |")
     out += ["", "## Endpoints", ""]
     for path, operations in document["paths"].items():
         for method, op in operations.items():
@@ -574,8 +582,10 @@ def render_markdown(document: dict[str, Any]) -> str:
                 if "allOf" in schema:
                     codes = ", ".join(f"`{c}`" for c in schema["allOf"][1]["properties"]
                                       ["error"]["enum"])
-                elif schema:
+                elif "$ref" in schema:
                     codes = f"[{_schema_name(schema)}](#{_schema_name(schema).lower()})"
+                elif schema:
+                    codes = "JSON"
                 statuses.append(f"{status} {codes}".strip())
             out += ["Responses: " + "; ".join(statuses) + ".", ""]
     out += ["## Objects", ""]

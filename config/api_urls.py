@@ -6,6 +6,7 @@ from django.urls import path, re_path
 
 from apikeys import api as apikeys_api
 from apikeys.openapi import openapi_json
+from audit import api as audit_api
 from passports import api as passports_api
 
 app_name = "api"
@@ -15,6 +16,7 @@ urlpatterns = [
     path("passports", passports_api.passports, name="passports"),
     path("passports/<str:passport_id>", passports_api.passport, name="passport"),
     path("keys", apikeys_api.list_keys, name="keys"),
+    path("audit-events", audit_api.list_audit_events, name="audit-events"),
     path("openapi.json", openapi_json, name="openapi"),
     # Last: any other path under /api/v1/ is a JSON 404, whatever the method and DEBUG.
     re_path(r"^", apikeys_api.not_found_fallback, name="not-found"),

@@ -3,6 +3,8 @@ actor that made it (an API key, an OAuth app, a user or a command)."""
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -14,6 +16,7 @@ from .gs1 import gtin_problem, serial_problem
 from .models import Passport, PassportStatus
 
 MAX_PRODUCT_NAME = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class PassportConflict(Exception):
@@ -43,6 +46,8 @@ def _validate(
         errors["product_name"] = "Give the product a name."
     elif len(product_name) > MAX_PRODUCT_NAME:
         errors["product_name"] = f"Use at most {MAX_PRODUCT_NAME} characters."
+    elif _CONTROL.search(product_name):
+        errors["product_name"] = "Remove the control characters (such as NUL or line breaks)."
     if status not in PassportStatus.values:
         errors["status"] = "Use draft or published."
     return errors

@@ -27,7 +27,9 @@ class InvalidPageRequest(ValueError):
 def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    # ASCII digits only: "²".isdigit() is true but int("²") fails, and int() refuses very long
+    # digit strings; both must be a 400, not a 500.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6 or not 1 <= int(raw) <= maximum:
         raise InvalidPageRequest("limit", f"limit must be a whole number from 1 to {maximum}.")
     return int(raw)
 

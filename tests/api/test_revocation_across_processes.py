@@ -1,0 +1,109 @@
+"""A revocation is refused by the very next request on another server process (SPEC §3)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http import HTTPStatus
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from apikeys.services import apikey_pause, apikey_resume, apikey_revoke
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    auth = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(transactional_db) -> Iterator[str]:
+    """gunicorn with two worker processes on the test database (and the same cache)."""
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+        "DATABASE_URL": _database_url(),
+        "GATEHOUSE_ENVIRONMENT": settings.GATEHOUSE_ENVIRONMENT,
+        "GATEHOUSE_KEY_PEPPER": settings.GATEHOUSE_KEY_PEPPER,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "DEBUG": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--workers", "2",
+         "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/v1/openapi.json", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("gunicorn did not start")
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _get(url: str, token: str) -> tuple[int, dict]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_revocation_and_pause_are_seen_by_the_next_request_on_another_process(
+    server, make_key, members
+) -> None:
+    key, token = make_key()
+    me = f"{server}/api/v1/me"
+    for _ in range(6):  # both workers have served (and could have cached) this key
+        status, body = _get(me, token)
+        assert status == HTTPStatus.OK, body
+
+    apikey_pause(key=key, acting_user=members["admin"])
+    for _ in range(6):
+        assert _get(me, token) == (HTTPStatus.UNAUTHORIZED, {
+            "error": "key_paused",
+            "message": "This API key is paused; a workspace admin can resume it in the "
+                       "dashboard.",
+        })
+    apikey_resume(key=key, acting_user=members["admin"])
+    assert _get(me, token)[0] == HTTPStatus.OK
+
+    apikey_revoke(key=key, acting_user=members["admin"])
+    for _ in range(6):
+        status, body = _get(me, token)
+        assert status == HTTPStatus.UNAUTHORIZED
+        assert body["error"] == "key_revoked"
