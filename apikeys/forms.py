@@ -55,6 +55,10 @@ class ApiKeyCreateForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, label_suffix="", **kwargs)
+        if self.is_bound:
+            # Re-rendered with errors: focus goes to the first field in error (see
+            # autofocus_first_error), never back to the name while the user types elsewhere.
+            self.fields["name"].widget.attrs.pop("autofocus", None)
         self.scope_registry = api_key_scopes()
         self.fields["scopes"].choices = [(s.name, s.name) for s in self.scope_registry]
         self.fields["scopes"].initial = default_key_scope_names()
@@ -71,6 +75,12 @@ class ApiKeyCreateForm(forms.Form):
              "read_only": s.read_only}
             for s in self.scope_registry
         ]
+
+    def autofocus_first_error(self) -> None:
+        for name, field in self.fields.items():
+            if name in self.errors:
+                field.widget.attrs["autofocus"] = True
+                return
 
     def clean_allowed_ips(self) -> list[str]:
         values = [v for v in re.split(r"[\s,]+", self.cleaned_data["allowed_ips"]) if v]

@@ -125,8 +125,10 @@ def key_create(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc)
         else:
             return _token_shown(request, key, token)
-    status = HTTPStatus.UNPROCESSABLE_ENTITY if form.is_bound else HTTPStatus.OK
-    return _dialog(request, "create", form=form, status=status)
+    if form.is_bound:
+        form.autofocus_first_error()
+        return _dialog(request, "create", form=form, status=HTTPStatus.UNPROCESSABLE_ENTITY)
+    return _dialog(request, "create", form=form)
 
 
 @require_http_methods(["GET", "POST"])
@@ -177,7 +179,9 @@ def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
         response = render(request, f"{PAGE}#key-table", _table_context(request))
         retarget(response, "#key-table")
         reswap(response, "outerHTML")
-        return trigger_client_event(response, CLOSE_DIALOG)
+        # After the swap: fired on receipt it would remove the dialog (and the form that asked)
+        # before htmx resolves the retarget from that form.
+        return trigger_client_event(response, CLOSE_DIALOG, after="swap")
     messages.success(request, f"Revoked “{key.name}” ({key.display_hint}).")
     return _back_to_list(request)
 

@@ -1,4 +1,5 @@
 import json
+import re
 from datetime import timedelta
 from http import HTTPStatus
 
@@ -208,6 +209,15 @@ def test_new_key_dialog_defaults_to_read_scopes_and_this_environment(
     assert 'value="passports:write">' in html  # write scopes are opt-in
     assert "Create, change and delete product passports." in html  # one-line descriptions
     assert '<option value="staging" selected>' in html
+
+
+def test_form_errors_move_the_focus_to_the_first_field_in_error(client_for, htmx) -> None:
+    client = client_for("admin")
+    html = client.get(NEW, headers=htmx).content.decode()
+    assert 'name="name"' in re.findall(r"<input[^>]*\bautofocus\b[^>]*>", html)[0]
+    html = client.post(NEW, create_data(allowed_ips="10.0.0.0/33"), headers=htmx).content.decode()
+    focused = re.findall(r"<(?:input|textarea)[^>]*\bautofocus\b[^>]*>", html)
+    assert len(focused) == 1 and 'name="allowed_ips"' in focused[0]
 
 
 def test_new_key_page_without_javascript_is_a_full_page_with_a_plain_form(client_for) -> None:
@@ -466,7 +476,7 @@ def test_revoke_with_htmx_moves_the_row_to_the_revoked_section(
     assert response.status_code == HTTPStatus.OK
     assert response["HX-Retarget"] == "#key-table"
     assert response["HX-Reswap"] == "outerHTML"
-    assert hx_trigger(response) == {"dialog-close": {}}
+    assert json.loads(response["HX-Trigger-After-Swap"]) == {"dialog-close": {}}
     html = response.content.decode()
     active, revoked = html.split('id="revoked-keys"')
     assert f'id="key-{other.public_id}"' in active and f'id="key-{key.public_id}"' not in active
