@@ -55,7 +55,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 @admin.register(AuditChain)
 class AuditChainAdmin(ReadOnlyAdmin):
-    list_display = ["key", "head_hash", "anchor_event_id", "anchor_hash"]
+    list_display = ["key", "head_hash", "head_created_at", "anchor_event_id", "anchor_hash"]
     search_fields = ["=key"]
-    fields = ["key", "head_hash", "anchor_hash", "anchor_event_id"]
+    fields = ["key", "head_hash", "head_created_at", "anchor_hash", "anchor_event_id"]
     readonly_fields = fields

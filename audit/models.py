@@ -92,12 +92,17 @@ class AuditChain(models.Model):
 
     Writers lock this row (`SELECT … FOR UPDATE`) so concurrent events never fork the chain.
     `anchor_hash` is the hash of the last event pruned by retention: verification starts from it.
+    `head_created_at` keeps event times monotonic along the chain despite clock skew between
+    processes: an event is stamped no earlier than its predecessor.
     """
 
     key = models.CharField(max_length=40, unique=True)
     head_hash = models.CharField(max_length=64)
     anchor_hash = models.CharField(max_length=64)
     anchor_event_id = models.BigIntegerField(null=True, blank=True)
+    # The newest event's time: the next event is never earlier, so along a chain `created_at`
+    # never decreases with the id, and date filters can become id ranges (audit.selectors).
+    head_created_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.key

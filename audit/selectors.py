@@ -41,16 +41,38 @@ def audit_event_queryset(
     if since is not None and until is not None and since >= until:
         raise InvalidPageRequest("until", "until must be later than since.")
     events = AuditEvent.objects.for_workspace(workspace)
+    # Exact time filters, plus the same bounds as id bounds so that a page is an id-range scan.
+    if since is not None:
+        first = _first_id_at_or_after(workspace, since)
+        events = events.filter(created_at__gte=since, id__gte=first) if first else events.none()
+    if until is not None:
+        after_range = _first_id_at_or_after(workspace, until)
+        events = events.filter(created_at__lt=until)
+        if after_range:
+            events = events.filter(id__lt=after_range)
     if action:
         events = events.filter(action=action)
     if actor:
         # Two indexes, (workspace, actor_id, -id) and (workspace, actor_label, -id).
         events = events.filter(Q(actor_id=actor) | Q(actor_label=actor))
-    if since is not None:
-        events = events.filter(created_at__gte=since)
-    if until is not None:
-        events = events.filter(created_at__lt=until)
     return events
+
+
+def _first_id_at_or_after(workspace: Workspace, moment: datetime) -> int | None:
+    """The id of the workspace's first event at or after `moment` (index audit_ws_created).
+
+    Along a chain `created_at` never decreases with the id (audit_record stamps each event no
+    earlier than its predecessor), so "created_at >= moment" is exactly "id >= this id". Without
+    the id bound PostgreSQL scans backwards from the newest event through every event newer than
+    the range: hundreds of milliseconds at a million events, instead of a few.
+    """
+    return (
+        AuditEvent.objects.for_workspace(workspace)
+        .filter(created_at__gte=moment)
+        .order_by("created_at", "id")
+        .values_list("id", flat=True)
+        .first()
+    )
 
 
 def _filter_scope(

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
@@ -18,6 +18,7 @@ from workspaces.models import Workspace
 from .models import ActorType, AuditChain, AuditEvent
 
 GENESIS_HASH = "0" * 64
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Anything shaped like a Gatehouse secret; audit metadata must never carry one.
 SECRET_PATTERN = re.compile(r"\b(?:gk_(?:prod|stg|dev)_|gat_|grt_)[A-Za-z0-9]{8,}")
 
@@ -121,7 +122,8 @@ def audit_record(
 
     Call it inside the transaction of the change it records, so both commit or neither does.
     The chain head row is locked for the rest of that transaction: events of one workspace are
-    serialized, events of different workspaces are not.
+    serialized, events of different workspaces are not. The event is stamped no earlier than its
+    predecessor (another process's clock may be ahead), so times never go back along a chain.
     """
     metadata = dict(metadata or {})
     _assert_no_secrets(metadata)
@@ -141,12 +143,14 @@ def audit_record(
             ip=context.ip,
             user_agent=context.user_agent[:512],
             metadata=metadata,
-            created_at=timezone.now(),
+            created_at=max(timezone.now(), chain.head_created_at or _EPOCH),
             prev_hash=chain.head_hash,
         )
         event.hash = event_digest(event)
         event.save()
-        AuditChain.objects.filter(pk=chain.pk).update(head_hash=event.hash)
+        AuditChain.objects.filter(pk=chain.pk).update(
+            head_hash=event.hash, head_created_at=event.created_at
+        )
     return event
 
 

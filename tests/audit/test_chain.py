@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+import time_machine
 from django.db import DatabaseError, connection, transaction
 
 from audit.models import AuditChain, AuditEvent
@@ -31,6 +34,20 @@ def test_each_event_links_to_the_one_before(workspace) -> None:
     assert second.prev_hash == first.hash
     assert second.hash == event_digest(second)
     assert AuditChain.objects.get(key=chain_key(workspace.pk)).head_hash == second.hash
+
+
+def test_event_times_never_go_back_along_a_chain(workspace, other_workspace) -> None:
+    # Another process's clock may run behind: its event is stamped at its predecessor's time,
+    # so along a chain time never decreases with the id (date filters rely on it).
+    at = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    with time_machine.travel(at, tick=False):
+        (first,) = record(workspace)
+    with time_machine.travel(at - timedelta(hours=1), tick=False):
+        (second,) = record(workspace)
+        (elsewhere,) = record(other_workspace)
+    assert second.created_at == first.created_at == at
+    assert elsewhere.created_at == at - timedelta(hours=1)
+    assert manage("verify_audit_log")[0] == 0
 
 
 def test_one_workspace_can_be_verified(workspace, other_workspace) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -80,6 +81,25 @@ def test_since_is_inclusive_and_until_exclusive(workspace) -> None:
     assert _ids(
         audit_event_page(workspace=workspace, until=at + timedelta(microseconds=1))[0]
     ) == [event.public_id]
+
+
+def test_ranges_outside_the_log_are_empty(workspace) -> None:
+    (event,) = record(workspace)
+    later = event.created_at + timedelta(seconds=1)
+    assert audit_event_page(workspace=workspace, since=later)[0] == []
+    assert audit_event_page(workspace=workspace, until=event.created_at)[0] == []
+    next_day = later + timedelta(days=1)
+    assert audit_event_page(workspace=workspace, since=later, until=next_day)[0] == []
+
+
+def test_date_bounds_are_exact_at_the_edges(workspace) -> None:
+    times = [datetime(2025, 3, d, tzinfo=UTC) for d in (1, 2, 3, 4)]
+    events = []
+    for at in times:
+        with time_machine.travel(at, tick=False):
+            events += record(workspace, 2)
+    page, _ = audit_event_page(workspace=workspace, since=times[1], until=times[3])
+    assert _ids(page) == _ids(reversed(events[2:6]))
 
 
 def test_other_workspaces_events_never_appear(workspace, other_workspace) -> None:
