@@ -2,8 +2,7 @@
 and user agent — in its own transaction, whichever door (dashboard, API, admin, command) calls it.
 
 `test_every_access_service_has_a_case` walks the service modules, so a new service without a case
-here fails the suite. OAuth's services (engineer D, `oauth/services.py`) get their cases in the
-marked section below once they have landed; add "oauth.services" to SERVICE_MODULES then.
+here fails the suite: add its case to CASES (OAuth's are in their own section).
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from apikeys import services as apikey_services
 from audit.actions import ACTIONS
 from audit.models import ActorType, AuditEvent
 from audit.services import Actor
+from oauth import services as oauth_services
 from tests.audit.helpers import CONTEXT
 from tests.factories import UserFactory, plan_named
 from workspaces import services as workspace_services
@@ -30,11 +30,17 @@ from workspaces.scopes import default_key_scope_names
 
 pytestmark = pytest.mark.django_db
 
-SERVICE_MODULES = ["workspaces.services", "apikeys.services"]
-# Public functions of those modules that validate or compute but change nothing.
+SERVICE_MODULES = ["workspaces.services", "apikeys.services", "oauth.services"]
+# Public functions of those modules that change no one's access.
 NOT_ACCESS_CHANGES = {
-    "apikeys.services.normalize_allowed_ips",
-    "apikeys.services.validate_key_settings",
+    "apikeys.services.normalize_allowed_ips",  # validation
+    "apikeys.services.validate_key_settings",  # validation
+    "oauth.services.app_actor",  # builds an Actor
+    "oauth.services.app_label",  # formats a name
+    "oauth.services.connection_touch",  # last-used bookkeeping
+    # Housekeeping: deletes dynamically registered clients nobody holds a grant with, and
+    # expired codes and tokens. (Not audited today; see docs/audit-log.md.)
+    "oauth.services.oauth_prune",
 }
 
 
@@ -140,6 +146,88 @@ def case_apikey_set_rate_limit(workspace, members) -> Expected:  # noqa: ANN001
                     key.public_id, workspace)
 
 
+# --- OAuth (oauth/services.py) ------------------------------------------------------------------
+
+REDIRECT = ["https://app.example.test/callback"]
+
+
+def _app(workspace, user):  # noqa: ANN001, ANN202
+    application, _secret = oauth_services.oauth_app_create(
+        workspace=workspace, name="Example app", redirect_uris=REDIRECT, confidential=True,
+        acting_user=user,
+    )
+    return application
+
+
+def case_oauth_app_create(workspace, members) -> Expected:  # noqa: ANN001
+    application, _secret = oauth_services.oauth_app_create(
+        workspace=workspace, name="Example app", redirect_uris=REDIRECT, confidential=True,
+        acting_user=members["admin"], context=CONTEXT,
+    )
+    return Expected("oauth_app.created", Actor.for_user(members["admin"]), "oauth_app",
+                    application.client_id, workspace)
+
+
+def case_oauth_app_register_dynamic(workspace, members) -> Expected:  # noqa: ANN001
+    application, _secret = oauth_services.oauth_app_register_dynamic(
+        name="MCP client", redirect_uris=["http://127.0.0.1:8765/callback"], confidential=False,
+        context=CONTEXT,
+    )
+    # No workspace yet: recorded on the workspace-less chain.
+    return Expected("oauth_app.created", Actor.system("dynamic client registration"),
+                    "oauth_app", application.client_id, None)
+
+
+def case_oauth_app_rotate_secret(workspace, members) -> Expected:  # noqa: ANN001
+    application = _app(workspace, members["admin"])
+    oauth_services.oauth_app_rotate_secret(
+        application=application, acting_user=members["owner"], context=CONTEXT
+    )
+    return Expected("oauth_app.secret_rotated", Actor.for_user(members["owner"]), "oauth_app",
+                    application.client_id, workspace)
+
+
+def case_oauth_app_delete(workspace, members) -> Expected:  # noqa: ANN001
+    application = _app(workspace, members["admin"])
+    client_id = application.client_id
+    actor = Actor.for_user(members["admin"])
+    oauth_services.oauth_app_delete(application=application, actor=actor, context=CONTEXT)
+    return Expected("oauth_app.deleted", actor, "oauth_app", client_id, workspace)
+
+
+def case_connection_grant(workspace, members) -> Expected:  # noqa: ANN001
+    application = _app(workspace, members["admin"])
+    oauth_services.connection_grant(
+        user=members["editor"], application=application, workspace=workspace,
+        scopes=["passports:read"], context=CONTEXT,
+    )
+    return Expected("oauth.consent_granted", Actor.for_user(members["editor"]), "oauth_app",
+                    application.client_id, workspace)
+
+
+def case_connection_revoke(workspace, members) -> Expected:  # noqa: ANN001
+    application = _app(workspace, members["admin"])
+    connection = oauth_services.connection_grant(
+        user=members["editor"], application=application, workspace=workspace,
+        scopes=["passports:read"],
+    )
+    actor = Actor.for_user(members["editor"])
+    oauth_services.connection_revoke(connection=connection, actor=actor, context=CONTEXT)
+    return Expected("oauth.token_revoked", actor, "oauth_app", application.client_id, workspace)
+
+
+def case_connection_revoke_for_reuse(workspace, members) -> Expected:  # noqa: ANN001
+    # A rotated refresh token presented again: the grant ends, and the actor is the app.
+    application = _app(workspace, members["admin"])
+    connection = oauth_services.connection_grant(
+        user=members["editor"], application=application, workspace=workspace,
+        scopes=["passports:read"],
+    )
+    oauth_services.connection_revoke_for_reuse(connection=connection, context=CONTEXT)
+    return Expected("oauth.refresh_token_reused", oauth_services.app_actor(application),
+                    "oauth_app", application.client_id, workspace)
+
+
 CASES: dict[str, Callable[..., Expected]] = {
     "workspaces.services.workspace_create": case_workspace_create,
     "workspaces.services.membership_add": case_membership_add,
@@ -151,10 +239,13 @@ CASES: dict[str, Callable[..., Expected]] = {
     "apikeys.services.apikey_resume": case_apikey_resume,
     "apikeys.services.apikey_revoke": case_apikey_revoke,
     "apikeys.services.apikey_set_rate_limit": case_apikey_set_rate_limit,
-    # --- OAuth (oauth/services.py) ---------------------------------------------------------
-    # Add a case per service that changes access, e.g. "oauth.services.oauth_app_create",
-    # oauth_app_rotate_secret, oauth_app_delete, connection_grant, connection_revoke,
-    # connection_revoke_for_reuse (actor: the OAuth app), and list "oauth.services" above.
+    "oauth.services.oauth_app_create": case_oauth_app_create,
+    "oauth.services.oauth_app_register_dynamic": case_oauth_app_register_dynamic,
+    "oauth.services.oauth_app_rotate_secret": case_oauth_app_rotate_secret,
+    "oauth.services.oauth_app_delete": case_oauth_app_delete,
+    "oauth.services.connection_grant": case_connection_grant,
+    "oauth.services.connection_revoke": case_connection_revoke,
+    "oauth.services.connection_revoke_for_reuse": case_connection_revoke_for_reuse,
 }
 
 
@@ -177,7 +268,7 @@ def test_service_records_its_event(service, workspace, members) -> None:  # noqa
     before = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
     expected = CASES[service](workspace, members)
     event = AuditEvent.objects.filter(id__gt=before, action=expected.action).get()
-    assert event.workspace_id == expected.workspace.pk
+    assert event.workspace_id == (expected.workspace.pk if expected.workspace else None)
     assert (event.actor_type, event.actor_id, event.actor_label) == (
         expected.actor.type, expected.actor.id, expected.actor.label
     )
