@@ -37,8 +37,8 @@ _BLOCK_PREFIX = "gatehouse:failed-auth-block:"
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The client's address as the WSGI server saw it (behind a proxy, the proxy must set
-    REMOTE_ADDR to the client, e.g. gunicorn's --forwarded-allow-ips; docs/operations.md)."""
+    """The client's address as the WSGI server saw it. `X-Forwarded-For` is not trusted on its
+    own; behind a proxy, REMOTE_ADDR must be made to carry the client (docs/operations.md)."""
     return request.META.get("REMOTE_ADDR") or None
 
 

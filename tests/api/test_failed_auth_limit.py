@@ -102,3 +102,19 @@ def test_requests_without_credentials_are_not_counted(frozen, client, api) -> No
         response = client.get("/api/v1/me", REMOTE_ADDR="198.51.100.7")
         assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert api().get("/api/v1/me", REMOTE_ADDR="198.51.100.7").status_code == HTTPStatus.OK
+
+
+def test_a_cache_outage_does_not_take_the_api_down(settings, api, caplog) -> None:
+    # A Redis nobody listens on: every cache call fails. Throttling fails open (logged); the API
+    # keeps answering valid and invalid credentials correctly.
+    client = api()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    assert client.get("/api/v1/me").status_code == HTTPStatus.OK
+    assert guess().status_code == HTTPStatus.UNAUTHORIZED
+    assert "Failed-auth limit unavailable" in caplog.text
