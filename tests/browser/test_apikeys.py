@@ -199,3 +199,21 @@ def test_everything_works_with_javascript_off(browser, live_server, members) -> 
         assert new.status == KeyStatus.REVOKED
     finally:
         context.close()
+
+
+def test_copy_falls_back_to_selecting_the_token(admin_page) -> None:
+    page = admin_page
+    # A browser without the Clipboard API (or one that refuses it): the token gets selected.
+    page.evaluate("Object.defineProperty(navigator, 'clipboard', {value: undefined})")
+    page.get_by_role("link", name="New key").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Name", exact=True).fill("Fallback")
+    dialog.get_by_role("button", name="Create key").click()
+    token = dialog.get_by_test_id("new-token").input_value()
+    dialog.get_by_role("button", name="Copy").click()
+    expect(dialog.get_by_role("status")).to_contain_text("press Ctrl+C")
+    selected = page.evaluate(
+        "(() => { const el = document.activeElement;"
+        " return el.value.slice(el.selectionStart, el.selectionEnd); })()"
+    )
+    assert selected == token
