@@ -24,6 +24,10 @@ WORKSPACE_ACTIONS: dict[str, str] = {
     "member.role_changed": "Member role changed",
     "plan.changed": "Plan changed",
     "workspace.created": "Workspace created",
+    # passports.services, through the API (actor: the API key or OAuth app).
+    "passport.created": "Passport created",
+    "passport.updated": "Passport updated",
+    "passport.deleted": "Passport deleted",
     "audit.pruned": "Old audit events pruned",
 }
 

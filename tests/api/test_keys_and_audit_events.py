@@ -128,6 +128,8 @@ def test_audit_events_filter_by_action(auditor) -> None:
     _post_passport(auditor, "SN-1")
     body = auditor.get("/api/v1/audit-events?action=key.created").json()
     assert body["data"] and {e["action"] for e in body["data"]} == {"key.created"}
+    body = auditor.get("/api/v1/audit-events?action=passport.created").json()
+    assert [e["action"] for e in body["data"]] == ["passport.created"]
 
 
 def test_audit_events_filter_by_time(auditor) -> None:
