@@ -19,7 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
@@ -74,8 +74,12 @@ def _dialog(
     context["dialog"] = dialog
     if request.htmx:
         part = "dialog" if request.method == "GET" else "dialog-body"
-        return render(request, f"{PAGE}#{part}", {**context, "modal": True}, status=status)
-    return render(request, PAGE, {**_table_context(request), **context}, status=status)
+        response = render(request, f"{PAGE}#{part}", {**context, "modal": True}, status=status)
+    else:
+        response = render(request, PAGE, {**_table_context(request), **context}, status=status)
+    # One URL, two representations: a browser cache must not answer a page load with a fragment.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 def _token_shown(request: HttpRequest, key: ApiKey, token: str) -> HttpResponse:
@@ -99,13 +103,16 @@ def _token_shown(request: HttpRequest, key: ApiKey, token: str) -> HttpResponse:
 def key_list(request: HttpRequest) -> HttpResponse:
     context = _table_context(request)
     if request.htmx:
-        return render(request, f"{PAGE}#key-table", context)
+        response = render(request, f"{PAGE}#key-table", context)
+        patch_vary_headers(response, ["HX-Request"])
+        return response
     revealed = reveal_pop(request, context["live_keys"])
     if revealed is not None:
         context.update(dialog="token", new_key=revealed[0], token=revealed[1])
     response = render(request, PAGE, context)
     reveal_forget(request, response)
     add_never_cache_headers(response)
+    patch_vary_headers(response, ["HX-Request"])
     return response
 
 

@@ -203,6 +203,7 @@ def test_new_key_dialog_defaults_to_read_scopes_and_this_environment(
     html = response.content.decode()
     assert response.status_code == HTTPStatus.OK
     assert html.lstrip().startswith("<dialog") and "data-open" in html
+    assert "HX-Request" in response["Vary"]
     assert "<html" not in html
     assert 'value="passports:read" checked' in html
     assert 'value="keys:read" checked' in html
