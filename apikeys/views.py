@@ -1,8 +1,9 @@
 """Settings → API Keys (SPEC §9). Every action works two ways:
 
-- with HTMX (`HX-Request: true`): dialogs load into `#modal-root`, their forms swap the dialog's
-  body, pause/resume swap the row, revoke swaps the whole table, and every change fires the
-  `keys-changed` event that makes the table refresh itself;
+- with HTMX (`HX-Request: true`): dialogs load into `#modal-root` and their forms swap the
+  dialog's body; create and rotate fire `keys-changed`, on which the table reloads itself behind
+  the token; pause/resume swap their row; revoke swaps the whole table (the row moves to the
+  Revoked section) and closes its dialog;
 - without JavaScript: the same URLs serve full pages and plain forms that POST and redirect back
   to the list, where a new token is shown once (see `reveal.py`).
 """
