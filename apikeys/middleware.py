@@ -82,6 +82,9 @@ def load_verifiers(paths: dict[str, str]) -> list[tuple[str, Verifier]]:
 
 
 class ApiGatewayMiddleware:
+    """Authenticates and scope-checks `/api/v1/`; sets `request.principal`, `request.workspace`
+    and `request.scopes` (see the module docstring for where it sits and its steps)."""
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.verifiers = load_verifiers(getattr(settings, "GATEHOUSE_TOKEN_VERIFIERS", {}))

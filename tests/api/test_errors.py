@@ -52,6 +52,12 @@ def test_dashboard_404_is_still_the_html_page(client) -> None:
     assert "X-Request-Id" not in response
 
 
+def test_too_many_query_parameters_is_a_json_400(client_api) -> None:
+    query = "&".join(f"p{n}=1" for n in range(1500))
+    response = client_api.get(f"/api/v1/passports?{query}")
+    assert_json_error(response, HTTPStatus.BAD_REQUEST, "invalid_request")
+
+
 def test_a_bad_host_under_api_is_a_json_400(client) -> None:
     response = client.get("/api/v1/me", headers={"Host": "evil.example"})
     assert_json_error(response, HTTPStatus.BAD_REQUEST, "invalid_request")

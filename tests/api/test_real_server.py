@@ -1,5 +1,8 @@
-"""A revocation is refused by the very next request on another server process (SPEC §3)."""
+"""Through a real gunicorn with two worker processes on the test database: a revocation is
+refused by the very next request on another process (SPEC §3), and raw bad headers that the test
+client cannot send (duplicates, non-ASCII bytes, 8 KiB lines) still get JSON answers."""
 
+import http.client
 import json
 import os
 import socket
@@ -107,3 +110,38 @@ def test_revocation_and_pause_are_seen_by_the_next_request_on_another_process(
         status, body = _get(me, token)
         assert status == HTTPStatus.UNAUTHORIZED
         assert body["error"] == "key_revoked"
+
+
+def _raw_get(base: str, headers: list[tuple[str, bytes]]) -> tuple[int, str, dict]:
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.putrequest("GET", "/api/v1/me")
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type"), json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def test_raw_bad_authorization_headers_get_json_through_gunicorn(server, token) -> None:
+    cases = {
+        "8 KiB": ([("Authorization", b"Bearer " + b"A" * 8192)], 401, "invalid_credentials"),
+        "non-ASCII bytes": (
+            [("Authorization", "Bearer gk_dev_ñandú€".encode())], 401, "invalid_credentials",
+        ),
+        "latin-1 bytes": ([("Authorization", b"Bearer \xff\xfe\x80")], 401,
+                          "invalid_credentials"),
+        "two Authorization headers": (
+            [("Authorization", f"Bearer {token}".encode()),
+             ("Authorization", f"Bearer {token}".encode())], 400, "invalid_request",
+        ),
+        "empty": ([("Authorization", b"")], 401, "missing_credentials"),
+    }
+    for name, (headers, status, error) in cases.items():
+        got_status, content_type, body = _raw_get(server, headers)
+        assert (got_status, body["error"]) == (status, error), name
+        assert content_type == "application/json", name
+    assert _raw_get(server, [("Authorization", f"Bearer {token}".encode())])[0] == 200
