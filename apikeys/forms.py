@@ -12,7 +12,6 @@ from django.conf import settings
 from workspaces.scopes import api_key_scopes, default_key_scope_names
 
 from .models import Environment
-from .services import MAX_ALLOWED_IPS
 
 OVERLAP_CHOICES = [
     ("now", "Immediately — the old key stops now"),
@@ -83,10 +82,8 @@ class ApiKeyCreateForm(forms.Form):
                 return
 
     def clean_allowed_ips(self) -> list[str]:
-        values = [v for v in re.split(r"[\s,]+", self.cleaned_data["allowed_ips"]) if v]
-        if len(values) > MAX_ALLOWED_IPS:
-            raise forms.ValidationError(f"At most {MAX_ALLOWED_IPS} ranges.")
-        return values
+        """One per line or comma-separated; the service validates and normalises each."""
+        return [v for v in re.split(r"[\s,]+", self.cleaned_data["allowed_ips"]) if v]
 
 
 class ApiKeyRotateForm(forms.Form):
