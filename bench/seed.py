@@ -27,10 +27,10 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.contrib.sessions.backends.db import SessionStore
     from django.db import connection
-    from passports.services import passport_create
     from rest_framework_api_key.models import APIKey
 
     from apikeys.services import apikey_create
+    from passports.services import passport_create
     from workspaces.models import Plan
     from workspaces.services import workspace_create
 

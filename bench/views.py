@@ -8,11 +8,12 @@
 """
 
 from django.http import HttpRequest, JsonResponse
-from passports.api import passport_json
-from passports.models import Passport
 from rest_framework import serializers
 from rest_framework.generics import RetrieveAPIView
 from rest_framework_api_key.permissions import HasAPIKey
+
+from passports.api import passport_json
+from passports.models import Passport
 
 
 def baseline_passport(request: HttpRequest, public_id: str) -> JsonResponse:
