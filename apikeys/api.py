@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 
-from workspaces.pagination import keyset_page, parse_limit
+from workspaces.pagination import keyset_page
 
 from .errors import not_found
-from .gateway import ANY_METHOD, api_endpoint, iso, list_response, read_query
+from .gateway import ANY_METHOD, api_endpoint, iso, list_response, read_limit, read_query
 from .models import ApiKey
 
 
@@ -62,7 +62,7 @@ def list_keys(request: HttpRequest) -> JsonResponse:
     query = read_query(request, allowed={"limit", "cursor"})
     keys = ApiKey.objects.for_workspace(request.workspace).select_related("rotated_from")
     rows, next_cursor = keyset_page(
-        keys, cursor=query.get("cursor"), limit=parse_limit(query.get("limit")),
+        keys, cursor=query.get("cursor"), limit=read_limit(query),
         scope=f"keys:{request.workspace.pk}", descending=True,
     )
     now = timezone.now()

@@ -23,7 +23,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 from audit.models import ActorType
 from audit.services import Actor
-from workspaces.pagination import InvalidPageRequest
+from workspaces.pagination import MAX_LIMIT, InvalidPageRequest, parse_limit
 
 from .errors import ApiError, error_response, invalid_request, not_found
 from .principal import AuthFailure, Principal
@@ -223,6 +223,15 @@ def read_query(request: HttpRequest, *, allowed: Collection[str]) -> dict[str, s
     if errors:
         raise invalid_request(errors)
     return params
+
+
+def read_limit(query: Mapping[str, str]) -> int:
+    """`?limit=` of a list: absent means the default; present it must be 1-100 (empty too is a
+    400, not the default: `limit=` is a client bug worth reporting)."""
+    raw = query.get("limit")
+    if raw == "":
+        raise InvalidPageRequest("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}.")
+    return parse_limit(raw)
 
 
 def parse_timestamp(raw: str, field: str) -> datetime:

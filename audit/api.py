@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 
-from apikeys.gateway import api_endpoint, iso, list_response, parse_timestamp, read_query
-from workspaces.pagination import parse_limit
+from apikeys.gateway import (
+    api_endpoint,
+    iso,
+    list_response,
+    parse_timestamp,
+    read_limit,
+    read_query,
+)
 
 from .models import AuditEvent
 from .selectors import audit_event_page
@@ -37,6 +43,6 @@ def list_audit_events(request: HttpRequest) -> JsonResponse:
         since=since,
         until=until,
         cursor=query.get("cursor") or None,
-        limit=parse_limit(query.get("limit")),
+        limit=read_limit(query),
     )
     return list_response([audit_event_json(e) for e in events], next_cursor)

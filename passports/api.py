@@ -16,10 +16,10 @@ from apikeys.gateway import (
     iso,
     list_response,
     read_json_object,
+    read_limit,
     read_query,
 )
 from audit.services import RequestContext
-from workspaces.pagination import parse_limit
 
 from . import services
 from .models import Passport, PassportStatus
@@ -72,7 +72,7 @@ def list_passports(request: HttpRequest) -> JsonResponse:
         raise invalid_request({"status": "Use draft or published."})
     rows, next_cursor = passport_page(
         workspace=request.workspace, status=status, cursor=query.get("cursor"),
-        limit=parse_limit(query.get("limit")),
+        limit=read_limit(query),
     )
     return list_response([passport_json(p) for p in rows], next_cursor)
 

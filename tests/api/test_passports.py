@@ -256,7 +256,7 @@ def test_list_costs_the_same_queries_for_any_page_size(
 @pytest.mark.parametrize(
     ("query", "field"),
     [
-        ("limit=0", "limit"), ("limit=101", "limit"), ("limit=-1", "limit"),
+        ("limit=0", "limit"), ("limit=101", "limit"), ("limit=-1", "limit"), ("limit=", "limit"),
         ("limit=abc", "limit"), ("limit=1e3", "limit"), ("limit=" + "9" * 400, "limit"),
         ("limit=%EF%BC%95", "limit"), ("limit=%C2%B2", "limit"), ("limit=" + "9" * 5000, "limit"),
         ("cursor=forged", "cursor"), ("cursor=" + "A" * 5000, "cursor"),
