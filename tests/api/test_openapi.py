@@ -103,3 +103,13 @@ def test_render_api_docs_check_fails_on_a_stale_file(tmp_path, settings) -> None
     call_command("render_api_docs")
     call_command("render_api_docs", "--check")
     assert "## Errors" in (tmp_path / "docs" / "api.md").read_text()
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    import jsonschema
+    from schemathesis.specs.openapi.definitions import OPENAPI_31  # the official meta-schema
+
+    errors = sorted(
+        jsonschema.Draft202012Validator(OPENAPI_31).iter_errors(build_document()), key=str
+    )
+    assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors[:5]]
