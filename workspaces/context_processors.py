@@ -3,14 +3,14 @@ from django.urls import NoReverseMatch, reverse
 
 from .roles import Action, role_allowed_actions
 
-# (label, URL name) of the workspace Settings navigation, in order. A page that is not installed
-# yet simply does not appear.
+# (label, URL name, the action the page needs) of the workspace Settings navigation, in order.
+# A member sees only the pages their role may open; a page not installed does not appear.
 SETTINGS_NAV = [
-    ("API Keys", "apikeys:list"),
-    ("OAuth Apps", "oauth:app_list"),
-    ("Audit log", "audit:list"),
-    ("Usage", "apikeys:usage"),
-    ("Members", "workspaces:members"),
+    ("API Keys", "apikeys:list", Action.VIEW_DASHBOARD),
+    ("OAuth Apps", "oauth:app_list", Action.MANAGE_OAUTH_APPS),
+    ("Audit log", "audit:list", Action.READ_AUDIT_LOG),
+    ("Usage", "apikeys:usage", Action.VIEW_DASHBOARD),
+    ("Members", "workspaces:members", Action.VIEW_DASHBOARD),
 ]
 
 
@@ -23,14 +23,16 @@ def workspaces(request: HttpRequest) -> dict:
     from .selectors import workspaces_for_user
 
     slug = membership.workspace.slug
+    allowed = role_allowed_actions(membership.role)
     nav = []
-    for label, name in SETTINGS_NAV:
+    for label, name, action in SETTINGS_NAV:
+        if action not in allowed:
+            continue
         try:
             url = reverse(name, kwargs={"slug": slug})
         except NoReverseMatch:
             continue
         nav.append({"label": label, "url": url, "active": request.path.startswith(url)})
-    allowed = role_allowed_actions(membership.role)
     return {
         "workspace": membership.workspace,
         "membership": membership,

@@ -140,3 +140,22 @@ def test_switcher_lists_only_my_workspaces(owner_client, members, other_workspac
     body = owner_client.get("/w/acme/").content.decode()
     assert 'href="/w/initech/"' in body
     assert "/w/globex/" not in body
+
+
+@pytest.mark.parametrize(
+    ("role", "visible", "hidden"),
+    [
+        ("viewer", ["api-keys", "members"], ["oauth-apps", "audit-log"]),
+        ("editor", ["api-keys", "members"], ["oauth-apps", "audit-log"]),
+        ("admin", ["api-keys", "oauth-apps", "audit-log", "members"], []),
+        ("owner", ["api-keys", "oauth-apps", "audit-log", "members"], []),
+    ],
+)
+def test_settings_navigation_shows_only_pages_the_role_may_open(
+    client_for, role, visible, hidden
+) -> None:
+    body = client_for(role).get("/w/acme/").content.decode()
+    for page in visible:
+        assert f'href="/w/acme/settings/{page}/"' in body
+    for page in hidden:
+        assert f'href="/w/acme/settings/{page}/"' not in body
