@@ -22,7 +22,10 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-STATEMENT_TIMEOUT_MS = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", "5000"))
+# A statement running longer is cancelled (and the request answers 503), so a slow or locked
+# database cannot hold workers: the API answers within ~2 s even then. Bulk commands (`migrate`
+# on a large table, `prune`) can be given more with DB_STATEMENT_TIMEOUT_MS=0 (docs/deploy.md).
+STATEMENT_TIMEOUT_MS = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", "1500"))
 
 
 def database_from_url(url: str) -> dict:
@@ -46,7 +49,8 @@ def database_from_url(url: str) -> dict:
             "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {
                 # Fail fast when the database is unreachable or a statement hangs: the API answers
-                # 503 within seconds instead of holding workers.
+                # 503 within seconds instead of holding workers. 2 s is libpq's minimum; a stopped
+                # server refuses at once.
                 "connect_timeout": int(options.pop("connect_timeout", "2")),
                 "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
                 **options,
@@ -96,6 +100,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a database or Redis outage anywhere below becomes a 503 (config/outages.py).
+    "config.outages.ServiceUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -153,13 +159,20 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_TIMEOUT_SECONDS = float(os.environ.get("REDIS_TIMEOUT_SECONDS", "0.5"))
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "gatehouse",
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            # Redis answers in well under a millisecond; a stopped or hung Redis must cost a
+            # request at most this long per call (then 503, config/outages.py), never a retry.
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_TIMEOUT_SECONDS,
+                "retry_on_timeout": False,
+            },
         }
     }
 else:

@@ -1,0 +1,121 @@
+"""Which errors become a 503, and through which door, with DEBUG on and off (config/outages.py).
+
+The fault suite (test_faults.py) stops real servers; these tests pin the mapping itself: an
+outage raised by a view, by a middleware (the API gateway authenticating) or by a Redis client
+becomes 503 `service_unavailable` (JSON under /api/, the 503 page elsewhere), and any other
+exception stays a 500.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from unittest import mock
+
+import pytest
+from django.db import InterfaceError, OperationalError
+from django.test import Client
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from apikeys.counters import CounterUnavailable
+
+pytestmark = pytest.mark.django_db
+
+OUTAGES = [
+    OperationalError("connection refused"),
+    InterfaceError("connection already closed"),
+    RedisConnectionError("Error 111 connecting to 127.0.0.1:6379."),
+    RedisTimeoutError("Timeout reading from socket"),
+    CounterUnavailable("redis down"),
+]
+
+
+@pytest.fixture(params=[False, True], ids=["DEBUG=0", "DEBUG=1"])
+def debug(request, settings) -> bool:
+    settings.DEBUG = request.param
+    return request.param
+
+
+def _client(user=None) -> Client:  # noqa: ANN001
+    # Django's test client re-raises a request's exception by default; a real server does not.
+    client = Client(raise_request_exception=False)
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def _assert_api_503(response) -> None:  # noqa: ANN001
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"] == "service_unavailable"
+    assert response["Retry-After"] == "5"
+
+
+def _assert_page_503(response) -> None:  # noqa: ANN001
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response["Content-Type"].startswith("text/html")
+    body = response.content.decode()
+    assert "Gatehouse is temporarily unavailable" in body
+    assert "Traceback" not in body
+
+
+@pytest.mark.parametrize("exc", OUTAGES, ids=lambda e: type(e).__name__)
+def test_outage_in_an_api_view_is_503_json(debug, exc, token) -> None:
+    with mock.patch("apikeys.api.read_query", side_effect=exc):
+        response = _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    _assert_api_503(response)
+    assert response["X-Request-Id"].startswith("req_")
+
+
+@pytest.mark.parametrize("exc", OUTAGES[:3], ids=lambda e: type(e).__name__)
+def test_outage_in_the_gateway_middleware_is_503_json(debug, exc, token) -> None:
+    """Raised while the gateway looks the key up (process_view), outside any view."""
+    with mock.patch("apikeys.gateway.apikey_check", side_effect=exc):
+        response = _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    _assert_api_503(response)
+
+
+@pytest.mark.parametrize("exc", OUTAGES[:3], ids=lambda e: type(e).__name__)
+def test_outage_in_a_dashboard_view_is_the_503_page(debug, exc, members) -> None:
+    with mock.patch("apikeys.views._table_context", side_effect=exc):
+        response = _client(members["owner"]).get("/w/acme/settings/api-keys/")
+    _assert_page_503(response)
+
+
+def test_outage_loading_the_session_is_the_503_page(debug, members) -> None:
+    """`request.user` is loaded lazily from the session by a middleware-set attribute."""
+    client = _client(members["owner"])
+    with mock.patch(
+        "django.contrib.sessions.backends.db.SessionStore.load",
+        side_effect=OperationalError("the database system is shutting down"),
+    ):
+        response = client.get("/w/acme/settings/api-keys/")
+    _assert_page_503(response)
+
+
+def test_a_wrapped_outage_is_an_outage(debug, token) -> None:
+    try:
+        raise OperationalError("server closed the connection unexpectedly")
+    except OperationalError as cause:
+        wrapped = RuntimeError("while verifying")
+        wrapped.__cause__ = cause
+    with mock.patch("apikeys.api.read_query", side_effect=wrapped):
+        response = _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    _assert_api_503(response)
+
+
+def test_any_other_error_stays_a_500(settings, token) -> None:
+    settings.DEBUG = False
+    with mock.patch("apikeys.api.read_query", side_effect=ValueError("a bug")):
+        response = _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert response.json()["error"] == "server_error"
+
+
+def test_the_503_is_logged_as_a_warning_without_credentials(caplog, token) -> None:
+    with mock.patch("apikeys.api.read_query", side_effect=OperationalError("refused")):
+        _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    records = [r for r in caplog.records if r.name == "gatehouse.outages"]
+    assert [r.levelname for r in records] == ["WARNING"]
+    assert "GET /api/v1/me: database unavailable (OperationalError: refused)" in records[0].message
+    assert token not in caplog.text
