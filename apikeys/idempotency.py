@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -42,11 +41,6 @@ class IdempotencyError(Exception):
         self.status = status
         self.error = error
         self.message = message
-
-
-@dataclass(slots=True)
-class Claim:
-    record: IdempotencyRecord
 
 
 def idempotency_key_from(request: HttpRequest) -> str | None:
@@ -79,7 +73,7 @@ def request_fingerprint(request: HttpRequest) -> str:
 
 def idempotency_claim(
     *, workspace_id: int, key: str, fingerprint: str, now: datetime
-) -> Claim | HttpResponse:
+) -> IdempotencyRecord | HttpResponse:
     """Claim `key` for this request, or answer for it: a replay, or 409/422 (IdempotencyError)."""
     for _attempt in range(3):
         try:
@@ -93,7 +87,7 @@ def idempotency_claim(
                     created_at=now,
                     expires_at=now + RETENTION,
                 )
-            return Claim(record)
+            return record
         except IntegrityError:
             pass
         existing = IdempotencyRecord.objects.filter(workspace_id=workspace_id, key=key).first()
@@ -131,14 +125,14 @@ def _replay(record: IdempotencyRecord) -> HttpResponse:
     return response
 
 
-def idempotency_complete(claim: Claim, response: HttpResponse) -> None:
+def idempotency_complete(claim: IdempotencyRecord, response: HttpResponse) -> None:
     """Store the response to replay, or release the claim if it should not be kept."""
     if response.status_code >= 500 or response.status_code == 429 or response.streaming:
         idempotency_release(claim)
         return
     body = _SECRET_PATTERN.sub(rb"\1[REDACTED]", response.content)
     headers = {name: response[name] for name in _REPLAYED_HEADERS if response.has_header(name)}
-    IdempotencyRecord.objects.filter(pk=claim.record.pk).update(
+    IdempotencyRecord.objects.filter(pk=claim.pk).update(
         status=IdempotencyStatus.COMPLETED,
         response_status=response.status_code,
         response_headers=headers,
@@ -146,10 +140,8 @@ def idempotency_complete(claim: Claim, response: HttpResponse) -> None:
     )
 
 
-def idempotency_release(claim: Claim) -> None:
-    IdempotencyRecord.objects.filter(
-        pk=claim.record.pk, status=IdempotencyStatus.IN_FLIGHT
-    ).delete()
+def idempotency_release(claim: IdempotencyRecord) -> None:
+    IdempotencyRecord.objects.filter(pk=claim.pk, status=IdempotencyStatus.IN_FLIGHT).delete()
 
 
 def idempotency_prune(now: datetime) -> int:

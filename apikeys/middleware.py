@@ -28,8 +28,13 @@ idempotency and usage metering can be slotted in between without reshaping it):
        principal's effective scopes; for OAuth already narrowed to the user's role).
     8. `authorize`: 403 `insufficient_scope` (with `required_scope`) when the endpoint's scope
        is not in `request.scopes`.
-       (Issue 5 goes here: per-key rate limit, daily budget, Idempotency-Key; and in `finish`:
-       usage recording and `X-RateLimit-*` headers.)
+    9. `apikeys.metering.meter_request`: the key's rate limit, `Idempotency-Key` (claim or
+       replay) and the daily budget; sets `request.metering`.
+    (and in `finish`, `apikeys.metering.meter_response`: store or release the idempotency claim,
+    give back the budget unit of an unserved request, `X-RateLimit-*` headers, usage recording.)
+
+`settings.GATEHOUSE_METERING = False` turns step 9 off; only the benchmark's comparison server
+does that, to measure what metering costs.
 
 Nothing about a verification is cached: the key's row is read on every request (one indexed
 query), so a revocation is refused by the very next request on every process.
@@ -38,6 +43,7 @@ query), so a revocation is refused by the very next request on every process.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -51,6 +57,7 @@ from django.utils.module_loading import import_string
 from .errors import error_response, new_request_id, www_authenticate
 from .failed_auth import client_ip, failed_auth_blocked, failed_auth_record
 from .gateway import ANY_METHOD, Endpoint, endpoints_of, method_not_allowed
+from .metering import meter_request, meter_response
 from .principal import AuthFailure, Principal
 
 API_V1_PREFIX = "/api/v1/"
@@ -88,6 +95,7 @@ class ApiGatewayMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.verifiers = load_verifiers(getattr(settings, "GATEHOUSE_TOKEN_VERIFIERS", {}))
+        self.metering = getattr(settings, "GATEHOUSE_METERING", True)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path_info.startswith(API_V1_PREFIX):
@@ -114,11 +122,15 @@ class ApiGatewayMiddleware:
         if isinstance(principal, HttpResponse):
             return principal
         self.attach(request, principal)
-        return self.authorize(request, endpoint)
+        refused = self.authorize(request, endpoint)
+        if refused is not None or not self.metering:
+            return refused
+        return meter_request(request)
 
     # --- the steps -------------------------------------------------------------------------
 
     def begin(self, request: HttpRequest) -> None:
+        request.started = time.perf_counter()
         request.request_id = new_request_id()
         request.principal = None
         request.workspace = None
@@ -201,6 +213,8 @@ class ApiGatewayMiddleware:
         )
 
     def finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if self.metering:
+            meter_response(request, response)
         patch_vary_headers(response, ("Authorization",))
         response["X-Request-Id"] = request.request_id
         return response

@@ -268,6 +268,32 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"{REF}/responses/{name}"}
 
 
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+    "description": "Makes the write safe to retry (SPEC §6): the first completed response "
+                   "(status < 500) is kept 24 hours per workspace and key and replayed with "
+                   "`Idempotent-Replayed: true`; the same key with a different method, path, "
+                   "content type or body answers 422; while the first is running, 409.",
+}
+_RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": {
+        "description": "The daily budget that applies (writes, or passport reads), else the "
+                       "key's per-minute rate limit. Absent when neither applies.",
+        "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Remaining": {
+        "description": "What is left of it.", "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Reset": {
+        "description": "When it resets, in Unix seconds (00:00 UTC for daily budgets).",
+        "schema": {"type": "integer"},
+    },
+}
+
+
 def _operation(
     *,
     operation_id: str,
@@ -314,8 +340,18 @@ def _operation(
         operation["description"] = description
     if scope:
         operation["x-required-scope"] = scope
+    if write:
+        parameters = [*(parameters or []), _IDEMPOTENCY_KEY]
     if parameters:
         operation["parameters"] = parameters
+    for response in ok.values():
+        response.setdefault("headers", {}).update(_RATE_LIMIT_HEADERS)
+        if write:
+            response["headers"]["Idempotent-Replayed"] = {
+                "description": "`true` when this is a stored response replayed for a repeated "
+                               "Idempotency-Key.",
+                "schema": {"type": "string", "enum": ["true"]},
+            }
     if body:
         operation["requestBody"] = {
             "required": True,
@@ -408,6 +444,9 @@ def _paths() -> dict[str, Any]:
                     *_PAGE,
                     _query("action", {"type": "string", "maxLength": 64},
                            "Only this action, e.g. `key.revoked`."),
+                    _query("actor", {"type": "string", "maxLength": 255},
+                           "Only this actor: a user's email or id, a key's name or `key_…` "
+                           "id, an OAuth app's name or client id (exact match)."),
                     _query("since", {"type": "string", "format": "date-time"},
                            "Events at or after this time (ISO 8601)."),
                     _query("until", {"type": "string", "format": "date-time"},

@@ -22,7 +22,7 @@ import os
 import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
@@ -54,6 +54,8 @@ class UsageBuffer:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
+        # The test suite turns the background flusher off and flushes explicitly.
+        self.autoflush = True
 
     def record(
         self, *, key_id: int, at: datetime, ip: str | None, method: str, path: str,
@@ -70,9 +72,10 @@ class UsageBuffer:
             usage.recent.append((at, method[:8], path[:255], status, ip, latency_ms))
             self._events += 1
             full = self._events >= FLUSH_THRESHOLD
-        self._ensure_thread()
-        if full:
-            self._wake.set()
+        if self.autoflush:
+            self._ensure_thread()
+            if full:
+                self._wake.set()
 
     def _ensure_thread(self) -> None:
         # One flusher per process; a forked worker (gunicorn) starts its own.
@@ -97,6 +100,9 @@ class UsageBuffer:
                 logger.exception("Usage flush failed; will retry.")
             finally:
                 close_old_connections()
+
+    def discard(self) -> None:
+        self._take()
 
     def _take(self) -> dict[int, _KeyUsage]:
         with self._lock:
@@ -185,6 +191,17 @@ def _trim_recent(key_id: int) -> None:
         KeyRequest.objects.filter(api_key_id=key_id).exclude(id__in=keep).delete()
 
 
+USAGE_RETENTION_DAYS = 90
+
+
+def usage_prune(now: datetime) -> int:
+    """Per-day counts and recent requests older than 90 days."""
+    cutoff = now - timedelta(days=USAGE_RETENTION_DAYS)
+    days, _ = KeyUsageDay.objects.filter(day__lt=cutoff.date()).delete()
+    requests, _ = KeyRequest.objects.filter(at__lt=cutoff).delete()
+    return days + requests
+
+
 usage_buffer = UsageBuffer()
 
 
@@ -198,7 +215,9 @@ def usage_flush() -> int:
 
 @atexit.register
 def _flush_at_exit() -> None:
+    if not usage_buffer.autoflush:
+        return
     try:
         usage_buffer.flush()
     except Exception:
-        logger.exception("Usage flush at shutdown failed.")
+        logger.exception("Usage flush at shutdown failed; buffered usage is lost.")

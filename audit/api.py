@@ -34,12 +34,15 @@ def audit_event_json(event: AuditEvent) -> dict:
 
 @api_endpoint(scope="audit:read")
 def list_audit_events(request: HttpRequest) -> JsonResponse:
-    query = read_query(request, allowed={"limit", "cursor", "action", "since", "until"})
+    query = read_query(
+        request, allowed={"limit", "cursor", "action", "actor", "since", "until"}
+    )
     since = parse_timestamp(query["since"], "since") if "since" in query else None
     until = parse_timestamp(query["until"], "until") if "until" in query else None
     events, next_cursor = audit_event_page(
         workspace=request.workspace,
         action=query.get("action") or None,
+        actor=query.get("actor") or None,
         since=since,
         until=until,
         cursor=query.get("cursor") or None,

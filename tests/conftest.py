@@ -49,6 +49,12 @@ def _fast_hashing_and_clean_cache(request, settings, django_db_blocker) -> Itera
     uses_db = request.node.get_closest_marker("django_db") is not None or bool(
         {"db", "transactional_db", "live_server"} & set(request.fixturenames)
     )
+    from apikeys.usage import usage_buffer
+
+    # Usage is flushed explicitly in tests (usage_flush); a background thread writing to the
+    # test database on its own schedule would race the tests and outlive them.
+    usage_buffer.autoflush = False
+    usage_buffer.discard()
     if uses_db:  # the cache lives in the test database unless REDIS_URL is set
         from django.core.cache import cache
 

@@ -132,6 +132,15 @@ def test_audit_events_filter_by_action(auditor) -> None:
     assert [e["action"] for e in body["data"]] == ["passport.created"]
 
 
+def test_audit_events_filter_by_actor_as_the_dashboard_does(auditor) -> None:
+    _post_passport(auditor, "SN-1")  # by the key "Auditor"; the key was created by admin@
+    by_key = auditor.get("/api/v1/audit-events?actor=Auditor").json()["data"]
+    assert [e["action"] for e in by_key] == ["passport.created"]
+    by_admin = auditor.get("/api/v1/audit-events", {"actor": "admin@acme.test"}).json()["data"]
+    assert by_admin and {e["actor"]["label"] for e in by_admin} == {"admin@acme.test"}
+    assert "passport.created" not in {e["action"] for e in by_admin}
+
+
 def test_audit_events_filter_by_time(auditor) -> None:
     start = timezone.now()
     with time_machine.travel(start + timedelta(hours=1)):
@@ -162,7 +171,7 @@ def test_audit_events_stay_in_the_workspace(auditor, make_key, other_workspace) 
         ({"action": "no.such.action"}, "action"),
         ({"cursor": "forged"}, "cursor"),
         ({"limit": "1000000"}, "limit"),
-        ({"actor": "someone"}, "actor"),
+        ({"actr": "someone"}, "actr"),
     ],
 )
 def test_bad_audit_event_queries_are_400(auditor, query, field) -> None:

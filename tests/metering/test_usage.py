@@ -63,3 +63,28 @@ def test_recent_requests_trimmed_across_flushes(key) -> None:
     kept = KeyRequest.objects.filter(api_key=key)
     assert kept.count() == RECENT_PER_KEY
     assert min(kept.values_list("at", flat=True)) == t + timedelta(seconds=120)
+
+
+def test_prune_removes_expired_idempotency_old_usage_and_counters(key, workspace) -> None:
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from apikeys.models import Counter, IdempotencyRecord
+
+    now = timezone.now()
+    old = now - timedelta(days=91)
+    KeyUsageDay.objects.create(api_key=key, day=old.date(), count=5)
+    KeyUsageDay.objects.create(api_key=key, day=now.date(), count=7)
+    KeyRequest.objects.create(api_key=key, at=old, method="GET", path="/x", status=200)
+    KeyRequest.objects.create(api_key=key, at=now, method="GET", path="/y", status=200)
+    for name, expires in (("gone", now - timedelta(seconds=1)), ("kept", now + timedelta(hours=1))):
+        IdempotencyRecord.objects.create(
+            workspace=workspace, key=name, fingerprint="f", status="completed",
+            locked_until=now, expires_at=expires,
+        )
+        Counter.objects.create(key=name, count=1, expires_at=expires)
+    call_command("prune", "--step", "api")
+    assert list(KeyUsageDay.objects.values_list("count", flat=True)) == [7]
+    assert list(KeyRequest.objects.values_list("path", flat=True)) == ["/y"]
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["kept"]
+    assert list(Counter.objects.values_list("key", flat=True)) == ["kept"]

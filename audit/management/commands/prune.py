@@ -52,9 +52,25 @@ def prune_oauth(now: datetime) -> str:
     return f"oauth: deleted {deleted} unused dynamically registered clients and expired tokens"
 
 
+def prune_api_metering(now: datetime) -> str:
+    """Idempotency records past their 24 hours, usage older than 90 days, expired counters."""
+    from apikeys.counters import counters_prune
+    from apikeys.idempotency import idempotency_prune
+    from apikeys.usage import usage_prune
+
+    records = idempotency_prune(now)
+    usage = usage_prune(now)
+    counters = counters_prune(now)
+    return (
+        f"api: deleted {records} expired idempotency records, {usage} usage rows older than "
+        f"90 days, {counters} expired counters"
+    )
+
+
 STEPS: dict[str, Callable[[datetime], str]] = {
     "audit": prune_audit_events,
     "oauth": prune_oauth,
+    "api": prune_api_metering,
 }
 
 
