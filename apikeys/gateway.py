@@ -204,7 +204,7 @@ def api_methods(*handlers: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 # --- Requests and responses ----------------------------------------------------------------------
 
 MAX_FIELD_NAME = 100
-_TYPE_WORDS = {str: "a string", int: "an integer", bool: "true or false"}
+_TYPE_WORDS = {str: "a string", int: "an integer", bool: "true or false", list: "an array"}
 
 
 def read_query(request: HttpRequest, *, allowed: Collection[str]) -> dict[str, str]:
@@ -277,6 +277,14 @@ def read_json_object(
     `invalid_request` for an empty or malformed body, a non-object, and for unknown, duplicate,
     missing or wrongly typed fields — each named in `fields`.
     """
+    data = read_json(request)
+    if not isinstance(data, dict):
+        raise invalid_request({"body": "The body must be a JSON object."})
+    return check_json_object(data, fields=fields, required=required)
+
+
+def read_json(request: HttpRequest) -> Any:
+    """The request body as any JSON value, strictly parsed (see `read_json_object`)."""
     if not request.body:
         raise invalid_request({"body": "The body is empty; send a JSON object."})
     if not _is_json(request.content_type or ""):
@@ -307,8 +315,13 @@ def read_json_object(
         ) from None
     except (ValueError, RecursionError):
         raise invalid_request({"body": "The body is not valid JSON."}) from None
-    if not isinstance(data, dict):
-        raise invalid_request({"body": "The body must be a JSON object."})
+    return data
+
+
+def check_json_object(
+    data: dict[str, Any], *, fields: Mapping[str, type], required: Collection[str] = ()
+) -> dict[str, Any]:
+    """400 naming every unknown, missing or wrongly typed member of a parsed JSON object."""
     errors: dict[str, str] = {}
     for name in data:
         if name not in fields:
@@ -321,14 +334,14 @@ def read_json_object(
             continue
         if not _has_type(data[name], expected):
             errors[name] = f"Must be {_TYPE_WORDS[expected]}."
-        elif expected is str and not _is_unicode_text(data[name]):
+        elif expected is str and not is_unicode_text(data[name]):
             errors[name] = "Must be valid Unicode text (JSON allows lone surrogates; we do not)."
     if errors:
         raise invalid_request(dict(list(errors.items())[:50]))
     return data
 
 
-def _is_unicode_text(value: str) -> bool:
+def is_unicode_text(value: str) -> bool:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # "\ud800" is valid JSON but cannot be stored as text

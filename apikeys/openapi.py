@@ -18,6 +18,7 @@ from workspaces.scopes import all_scopes
 
 from .errors import ERROR_CODES
 from .gateway import api_endpoint
+from .leaks import MAX_CREDENTIAL_LENGTH, MAX_CREDENTIALS, MAX_URL_LENGTH, REPORTS_PER_MINUTE
 
 API_VERSION = "1.0.0"
 REF = "#/components"
@@ -111,6 +112,29 @@ def _schemas() -> dict[str, Any]:
             "description": "Only the fields given change."
         },
         "PassportList": _list_of("Passport"),
+        "LeakedCredentialList": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_CREDENTIALS,
+            "items": {"type": "string", "minLength": 1, "maxLength": MAX_CREDENTIAL_LENGTH},
+            "description": "Strings found in the wild, each as found (surrounding whitespace "
+                           "is ignored); anything that is not a Gatehouse credential is "
+                           "ignored.",
+            "examples": [["gk_prod_0123456789abcdefghijABCDEFGHIJ0a1B2c"]],
+        },
+        "LeakReport": _object(
+            {
+                "credentials": {"$ref": f"{REF}/schemas/LeakedCredentialList"},
+                "url": {"type": "string", "maxLength": MAX_URL_LENGTH,
+                        "description": "Where the strings were found (kept in the audit log, "
+                                       "with any credential in it redacted)."},
+            },
+            ["credentials"],
+        ),
+        "LeakAccepted": _object(
+            {"status": {"const": "accepted"}, "message": {"type": "string"}},
+            ["status", "message"],
+        ),
         "Me": _object(
             {
                 "workspace": _object(
@@ -455,6 +479,40 @@ def _paths() -> dict[str, Any]:
                 description="Newest first.",
             ),
         },
+        "/api/v1/leaked-credentials": {
+            "post": {
+                "operationId": "reportLeakedCredentials",
+                "summary": "Report leaked credentials",
+                "tags": ["Security"],
+                "security": [],
+                "description": (
+                    "Public, for secret scanners and anyone who finds a Gatehouse credential in "
+                    "the wild (like GitHub's credential-revocation API). Any live API key "
+                    "(`gk_…`), OAuth access token (`gat_…`) or refresh token (`grt_…`) among the "
+                    "strings is revoked at once (an OAuth token ends its whole grant), recorded "
+                    "in the audit log with reason `leaked`, your IP address and `url`, and shown "
+                    "to the workspace's admins. The answer is always the same 202: it never says "
+                    f"whether a string was live. At most {REPORTS_PER_MINUTE} reports a minute per "
+                    "IP address."
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"oneOf": [
+                        {"$ref": f"{REF}/schemas/LeakedCredentialList"},
+                        {"$ref": f"{REF}/schemas/LeakReport"},
+                    ]}}},
+                },
+                "responses": {
+                    "202": _json("LeakAccepted", "Accepted; the same answer whatever was sent."),
+                    "400": _ref("BadRequest"),
+                    "413": _ref("TooLarge"),
+                    "415": _ref("UnsupportedMediaType"),
+                    "429": _ref("TooManyRequests"),
+                    "500": _ref("ServerError"),
+                    "503": _ref("ServiceUnavailable"),
+                },
+            },
+        },
         "/api/v1/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
@@ -491,7 +549,7 @@ def build_document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "tags": [
             {"name": "Account"}, {"name": "Passports"}, {"name": "API keys"},
-            {"name": "Audit log"}, {"name": "Meta"},
+            {"name": "Audit log"}, {"name": "Security"}, {"name": "Meta"},
         ],
         "paths": _paths(),
         "components": {

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.forms.utils import ErrorDict
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -24,6 +25,7 @@ from workspaces.permissions import workspace_view
 from workspaces.roles import Action
 
 from .forms import AuditFilterForm
+from .login_throttle import login_blocked, login_failed
 from .models import AuditEvent
 from .selectors import audit_event_page, audit_event_queryset, audit_event_stream
 from .services import RequestContext, audit_login_failed, audit_login_succeeded
@@ -158,9 +160,29 @@ def event_export(request: HttpRequest) -> HttpResponse:
 
 class LoginView(auth_views.LoginView):
     """Django's login view, recording `user.logged_in` and `user.login_failed` on the
-    workspace-less audit chain with the client's IP and user agent (never the password)."""
+    workspace-less audit chain with the client's IP and user agent (never the password), and
+    throttled per account and per IP (`audit.login_throttle`).
+
+    Account enumeration: an unknown email, a wrong password and an inactive account get the same
+    message, and take the same time: Django's ModelBackend runs the password hasher on a dummy
+    when the user does not exist (and `verify_password` when the stored password is unusable),
+    so each answer costs one Argon2 hash.
+    """
 
     redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        retry_after = login_blocked(request, request.POST.get("username", ""))
+        if retry_after is None:
+            return super().post(request, *args, **kwargs)
+        form = self.get_form()
+        # Refused before validation: the password is not checked (and not hashed) at all.
+        form._errors, form.cleaned_data = ErrorDict(), {}
+        form.add_error(None, "Too many failed sign-ins. Wait a few minutes and try again.")
+        response = self.render_to_response(self.get_context_data(form=form))
+        response.status_code = HTTPStatus.TOO_MANY_REQUESTS
+        response["Retry-After"] = str(retry_after)
+        return response
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         response = super().form_valid(form)
@@ -173,6 +195,7 @@ class LoginView(auth_views.LoginView):
         # Only a real attempt (both fields given) is a failed sign-in; an empty field is a typo.
         username = form.data.get("username", "")
         if username and form.data.get("password"):
+            login_failed(self.request, username)
             inactive = form.has_error(NON_FIELD_ERRORS, "inactive")
             audit_login_failed(
                 username=username,

@@ -16,6 +16,7 @@ urlpatterns = [
     path("passports", passports_api.passports, name="passports"),
     path("passports/<str:passport_id>", passports_api.passport, name="passport"),
     path("keys", apikeys_api.list_keys, name="keys"),
+    path("leaked-credentials", apikeys_api.leaked_credentials, name="leaked-credentials"),
     path("audit-events", audit_api.list_audit_events, name="audit-events"),
     path("openapi.json", openapi_json, name="openapi"),
     # Last: any other path under /api/v1/ is a JSON 404, whatever the method and DEBUG.

@@ -290,10 +290,12 @@ def connection_revoke(
     context: RequestContext | None = None,
     reason: str = "revoked",
     action: str = "oauth.token_revoked",
+    metadata: dict[str, Any] | None = None,
 ) -> Connection:
     """Revoke a grant and every token issued under it, on every process at once (tokens are
-    looked up in the database on every request)."""
-    metadata: dict[str, Any] = {
+    looked up in the database on every request). `metadata` adds to the audit event's."""
+    metadata = {
+        **(metadata or {}),
         "connection": connection.public_id,
         "client_id": connection.application.client_id,
         "user_id": connection.user_id,

@@ -20,7 +20,7 @@ def workspaces(request: HttpRequest) -> dict:
     membership = getattr(request, "membership", None)
     if membership is None:
         return {}
-    from .selectors import workspaces_for_user
+    from .selectors import open_security_alerts, workspaces_for_user
 
     slug = membership.workspace.slug
     allowed = role_allowed_actions(membership.role)
@@ -39,4 +39,6 @@ def workspaces(request: HttpRequest) -> dict:
         "can": {action.value: (action in allowed) for action in Action},
         "settings_nav": nav,
         "switcher_workspaces": workspaces_for_user(request.user),
+        "security_alerts": open_security_alerts(membership.workspace)
+        if getattr(membership, "has_open_security_alerts", False) else [],
     }

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
 
 from .roles import Role
 
@@ -83,3 +84,48 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.workspace} ({self.role})"
+
+
+class SecurityAlertQuerySet(models.QuerySet["SecurityAlert"]):
+    def for_workspace(self, workspace: Workspace) -> SecurityAlertQuerySet:
+        return self.filter(workspace=workspace)
+
+    def open(self) -> SecurityAlertQuerySet:
+        return self.filter(acknowledged_at__isnull=True)
+
+
+class SecurityAlert(models.Model):
+    """Something the workspace's admins must see: a banner on every dashboard page until one of
+    them acknowledges it. Today: a credential reported as leaked and revoked at once
+    (`apikeys.leaks`)."""
+
+    class Kind(models.TextChoices):
+        CREDENTIAL_LEAKED = "credential_leaked", "Leaked credential revoked"
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="security_alerts"
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    # What it is about, in words an admin recognises: "API key Deploy (gk_prod_…a1b2)".
+    subject = models.CharField(max_length=200)
+    reporter_ip = models.GenericIPAddressField(null=True, blank=True)
+    url = models.CharField(max_length=500, blank=True, help_text="Where it was found.")
+    created_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = SecurityAlertQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["workspace"], condition=models.Q(acknowledged_at__isnull=True),
+                name="securityalert_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.subject}"

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from django.db.models import Exists, OuterRef
 from django.http import Http404
 
-from .models import Membership, Workspace
+from .models import Membership, SecurityAlert, Workspace
 
 
 def membership_for(*, user, slug: str) -> Membership:  # noqa: ANN001
@@ -10,9 +11,14 @@ def membership_for(*, user, slug: str) -> Membership:  # noqa: ANN001
     so the existence of other tenants' workspaces is not disclosed."""
     if not user.is_authenticated:
         raise Http404
+    # Whether the workspace has an unacknowledged security alert comes in the same query, so the
+    # dashboard's banner costs nothing on the pages of a workspace without one.
+    open_alerts = SecurityAlert.objects.open().filter(workspace=OuterRef("workspace"))
     try:
-        return Membership.objects.select_related("workspace", "workspace__plan").get(
-            user=user, workspace__slug=slug
+        return (
+            Membership.objects.select_related("workspace", "workspace__plan")
+            .annotate(has_open_security_alerts=Exists(open_alerts))
+            .get(user=user, workspace__slug=slug)
         )
     except Membership.DoesNotExist:
         raise Http404("No such workspace.") from None
@@ -20,3 +26,7 @@ def membership_for(*, user, slug: str) -> Membership:  # noqa: ANN001
 
 def workspaces_for_user(user) -> list[Workspace]:  # noqa: ANN001
     return list(Workspace.objects.for_user(user).order_by("name"))
+
+
+def open_security_alerts(workspace: Workspace, *, limit: int = 5) -> list[SecurityAlert]:
+    return list(SecurityAlert.objects.for_workspace(workspace).open()[:limit])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from audit.services import Actor, RequestContext, audit_record
 
-from .models import Membership, Plan, Workspace
+from .models import Membership, Plan, SecurityAlert, Workspace
 from .roles import Role
 
 
@@ -122,3 +123,10 @@ def workspace_change_plan(
             metadata={"from": old_code, "to": plan.code},
         )
     return workspace
+
+
+def security_alerts_acknowledge(*, workspace: Workspace, acting_user) -> int:  # noqa: ANN001
+    """Dismiss the workspace's open security alerts: the banner goes away for every member."""
+    return SecurityAlert.objects.for_workspace(workspace).open().update(
+        acknowledged_at=timezone.now(), acknowledged_by=acting_user
+    )

@@ -7,6 +7,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from audit.services import RequestContext
@@ -16,7 +18,7 @@ from .models import Membership
 from .permissions import workspace_view
 from .roles import Action
 from .selectors import workspaces_for_user
-from .services import membership_change_role
+from .services import membership_change_role, security_alerts_acknowledge
 
 
 @login_required
@@ -74,6 +76,21 @@ def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse
     else:
         messages.success(request, f"{membership.user.get_username()} is now {membership.role}.")
     return redirect("workspaces:members", slug=request.workspace.slug)
+
+
+@require_POST
+@workspace_view(Action.MANAGE_KEYS)
+def security_alerts_dismiss(request: HttpRequest) -> HttpResponse:
+    """An admin acknowledges the workspace's security alerts: the banner goes for everyone."""
+    count = security_alerts_acknowledge(workspace=request.workspace, acting_user=request.user)
+    if count:
+        messages.success(request, "Security alert acknowledged.")
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = reverse("workspaces:overview", kwargs={"slug": request.workspace.slug})
+    return redirect(next_url)
 
 
 def ratelimited(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -38,6 +38,7 @@ NOT_ACCESS_CHANGES = {
     "oauth.services.app_actor",  # builds an Actor
     "oauth.services.app_label",  # formats a name
     "oauth.services.connection_touch",  # last-used bookkeeping
+    "workspaces.services.security_alerts_acknowledge",  # dismisses a banner
     # Housekeeping: deletes dynamically registered clients nobody holds a grant with, and
     # expired codes and tokens. (Not audited today; see docs/audit-log.md.)
     "oauth.services.oauth_prune",
