@@ -156,3 +156,51 @@ def test_postgresql_stopped_mid_run(up_stack: Stack) -> None:
         api.close()
         dashboard.close()
         app.stop()
+
+
+def test_redis_stopped_mid_run(up_stack: Stack) -> None:
+    stack = up_stack
+    app = stack.app()
+    app.start()
+    metered = httpx.Client(base_url=app.url, timeout=10,
+                           headers={"Authorization": f"Bearer {stack.metered_token}"})
+    unlimited = httpx.Client(base_url=app.url, timeout=10,
+                             headers={"Authorization": f"Bearer {stack.unlimited_token}"})
+    dashboard = dashboard_login(app.url)
+    writer = Writer(app.url, stack.unlimited_token, prefix="redis")
+    try:
+        assert metered.get("/api/v1/passports").status_code == HTTPStatus.OK
+        writer.start()
+        time.sleep(0.5)
+
+        stack.redis.stop()
+        for _ in range(3):
+            # Counted requests cannot be counted: refused before anything is done.
+            assert_unavailable(*timed(lambda: metered.get("/api/v1/passports")))
+            assert_unavailable(*timed(lambda: metered.post(
+                "/api/v1/passports",
+                json={"gtin": GTIN, "serial_number": "never", "product_name": "Never"},
+            )))
+            # Uncounted requests (an unlimited plan) need no Redis and are served.
+            me, elapsed = timed(lambda: unlimited.get("/api/v1/me"))
+            assert me.status_code == HTTPStatus.OK
+            assert elapsed < ANSWER_WITHIN
+            page, elapsed = timed(lambda: dashboard.get("/w/acme/settings/api-keys/"))
+            assert page.status_code == HTTPStatus.OK
+            assert elapsed < ANSWER_WITHIN
+        time.sleep(0.5)
+
+        stack.redis.start()  # a new, empty Redis: today's counters start again
+        wait_until(lambda: metered.get("/api/v1/passports").status_code == HTTPStatus.OK,
+                   timeout=10, what="the API after Redis came back")
+        writer.stop()
+        assert set(writer.statuses) == {HTTPStatus.CREATED}, writer.statuses
+        assert_consistent(stack, writer.created, prefix="redis")
+        assert stack.pg.query(
+            "SELECT count(*) FROM passports_passport WHERE serial_number = 'never'"
+        ) == [(0,)]
+    finally:
+        writer.halt.set()
+        for client in (metered, unlimited, dashboard):
+            client.close()
+        app.stop()
