@@ -25,6 +25,19 @@ ROTATION_OVERLAPS: dict[str, timedelta] = {
     "7d": timedelta(days=7),
 }
 MAX_ALLOWED_IPS = 50
+# Far above any real need, and inside the column (PostgreSQL's integer), so a huge number is a form
+# error rather than a database error.
+MAX_RATE_LIMIT_PER_MINUTE = 1_000_000
+
+
+def _rate_limit_error(rate_limit_per_minute: int | None) -> str | None:
+    if rate_limit_per_minute is None:
+        return None
+    if rate_limit_per_minute <= 0:
+        return "The rate limit must be a positive number of requests."
+    if rate_limit_per_minute > MAX_RATE_LIMIT_PER_MINUTE:
+        return f"The rate limit can be at most {MAX_RATE_LIMIT_PER_MINUTE:,} requests per minute."
+    return None
 
 
 def _actor(acting_user, actor: Actor | None, context: RequestContext | None) -> Actor:  # noqa: ANN001
@@ -101,8 +114,8 @@ def validate_key_settings(
         errors["environment"] = "Choose production, staging or development."
     if expires_at is not None and expires_at <= now:
         errors["expires_at"] = "The expiry must be in the future."
-    if rate_limit_per_minute is not None and rate_limit_per_minute <= 0:
-        errors["rate_limit_per_minute"] = "The rate limit must be a positive number of requests."
+    if rate_error := _rate_limit_error(rate_limit_per_minute):
+        errors["rate_limit_per_minute"] = rate_error
     if errors:
         raise ValidationError(errors)
 
@@ -295,10 +308,9 @@ def apikey_set_rate_limit(
     context: RequestContext | None = None,
     actor: Actor | None = None,
 ) -> ApiKey:
-    if rate_limit_per_minute is not None and rate_limit_per_minute <= 0:
-        raise ValidationError(
-            {"rate_limit_per_minute": "The rate limit must be a positive number of requests."}
-        )
+    """Set or clear (None) the key's requests-per-minute limit; audited when it changes."""
+    if rate_error := _rate_limit_error(rate_limit_per_minute):
+        raise ValidationError({"rate_limit_per_minute": rate_error})
     with transaction.atomic():
         key = _locked(key)
         old = key.rate_limit_per_minute

@@ -275,6 +275,7 @@ BAD_FORMS = [
     ({"allowed_ips": "10.0.0.0/8\n300.1.1.1"}, "Not an IP address or CIDR range: 300.1.1.1."),
     ({"rate_limit_per_minute": "0"}, "The rate limit must be a positive number of requests."),
     ({"rate_limit_per_minute": "-3"}, "The rate limit must be a positive number of requests."),
+    ({"rate_limit_per_minute": "99999999999"}, "at most 1,000,000 requests per minute"),
     ({"environment": "prod"}, "Select a valid choice."),
 ]
 
