@@ -92,3 +92,16 @@ class ApiKeyRotateForm(forms.Form):
         label="Keep the old key working for",
         error_messages={"required": "Choose how long the old key keeps working."},
     )
+
+
+class ApiKeyRateLimitForm(forms.Form):
+    rate_limit_per_minute = forms.IntegerField(
+        required=False, label="Requests per minute",
+        help_text="Empty means no per-key limit: only the plan's daily budgets apply.",
+        error_messages={
+            "invalid": "Enter a whole number of requests per minute, or leave it empty."
+        },
+    )
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, label_suffix="", **kwargs)

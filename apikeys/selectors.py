@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from weakref import WeakKeyDictionary
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import (
+    BigIntegerField,
+    Exists,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from passports.models import Passport
 from workspaces.models import Plan, Workspace
 
-from .models import ApiKey, KeyStatus
+from .models import ApiKey, KeyRequest, KeyStatus, KeyUsageDay
+from .quotas import quota_usage_today
 from .tokens import parse_token, token_digest
+from .usage import RECENT_PER_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +147,20 @@ def apikey_by_digest(digest: str) -> ApiKey | None:
     return key
 
 
+# `key_` + 22 base62 characters (workspaces.ids). Anything else is refused before the database,
+# which would choke on some bytes (PostgreSQL refuses NUL in text: a 500 instead of a 404).
+KEY_PUBLIC_ID = re.compile(r"key_[0-9A-Za-z]{22}")
+
+
+def _by_public_id(keys: QuerySet[ApiKey], public_id: str) -> ApiKey:
+    if not KEY_PUBLIC_ID.fullmatch(public_id):
+        raise ApiKey.DoesNotExist
+    return keys.get(public_id=public_id)
+
+
 def apikey_get(*, workspace: Workspace, public_id: str) -> ApiKey:
     """A key of this workspace by public id; DoesNotExist for other workspaces' keys."""
-    return ApiKey.objects.for_workspace(workspace).get(public_id=public_id)
+    return _by_public_id(ApiKey.objects.for_workspace(workspace), public_id)
 
 
 def _dashboard_keys(workspace: Workspace) -> QuerySet[ApiKey]:
@@ -166,4 +189,78 @@ def apikeys_for_dashboard(
 
 def apikey_for_dashboard(*, workspace: Workspace, public_id: str) -> ApiKey:
     """One key of this workspace as the dashboard shows it (DoesNotExist for other workspaces')."""
-    return _dashboard_keys(workspace).get(public_id=public_id)
+    return _by_public_id(_dashboard_keys(workspace), public_id)
+
+
+# --- Usage: the Usage page and the key detail page (read from the database and the counters) ---
+
+REQUESTS_CHART_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceUsage:
+    budgets: list[dict]
+    keys: list[ApiKey]  # each with `requests_today` and `is_live`
+    live_keys: int
+    passports: int
+
+
+def usage_for_dashboard(workspace: Workspace, now: datetime | None = None) -> WorkspaceUsage:
+    """Today's budgets from the shared counters (one round trip, as the gateway counts them, each
+    with its `percent` of the limit), the plan's numbers, and today's requests per key: every live
+    key and any other key used today, busiest first. Two queries besides the counters, whatever
+    the number of keys. Requests per key come from the usage flush, so they lag by seconds."""
+    now = now or timezone.now()
+    # Counters down (CounterUnavailable): the page is a 503 like any outage (config/outages.py).
+    budgets = [
+        {**b, "percent": min(100, b["used"] * 100 // b["limit"]) if b["limit"] else None}
+        for b in quota_usage_today(workspace_id=workspace.pk, plan=workspace.plan, now=now)
+    ]
+    today = now.astimezone(UTC).date()
+    todays = KeyUsageDay.objects.filter(api_key=OuterRef("pk"), day=today).values("count")
+    keys = list(
+        ApiKey.objects.for_workspace(workspace)
+        .annotate(
+            requests_today=Coalesce(Subquery(todays), 0, output_field=BigIntegerField()),
+            is_live=Exists(ApiKey.objects.live(now).filter(pk=OuterRef("pk"))),
+        )
+        .filter(Q(is_live=True) | Q(requests_today__gt=0))
+        .order_by("-requests_today", "name", "-id")
+    )
+    return WorkspaceUsage(
+        budgets=budgets,
+        keys=keys,
+        live_keys=sum(key.is_live for key in keys),
+        passports=Passport.objects.for_workspace(workspace).count(),
+    )
+
+
+def apikey_for_detail(*, workspace: Workspace, public_id: str) -> ApiKey:
+    """`apikey_for_dashboard` plus the rotation chain: `rotated_from` and `successors`."""
+    keys = (
+        _dashboard_keys(workspace)
+        .select_related("rotated_from")
+        .prefetch_related(
+            Prefetch("successors", queryset=ApiKey.objects.order_by("created_at", "id"))
+        )
+    )
+    return _by_public_id(keys, public_id)
+
+
+def apikey_requests_per_day(
+    key: ApiKey, *, days: int = REQUESTS_CHART_DAYS, now: datetime | None = None
+) -> list[tuple[date, int]]:
+    """(UTC day, requests) for the `days` days ending today, oldest first, days without use as 0."""
+    today = (now or timezone.now()).astimezone(UTC).date()
+    first = today - timedelta(days=days - 1)
+    counts = dict(
+        KeyUsageDay.objects.filter(api_key=key, day__gte=first, day__lte=today)
+        .values_list("day", "count")
+    )
+    span = (first + timedelta(days=n) for n in range(days))
+    return [(day, counts.get(day, 0)) for day in span]
+
+
+def apikey_recent_requests(key: ApiKey) -> list[KeyRequest]:
+    """The key's last requests as the usage flush keeps them, newest first."""
+    return list(key.recent_requests.order_by("-at", "-id")[:RECENT_PER_KEY])

@@ -6,6 +6,10 @@
   Revoked section) and closes its dialog;
 - without JavaScript: the same URLs serve full pages and plain forms that POST and redirect back
   to the list, where a new token is shown once (see `reveal.py`).
+
+The key detail page (usage chart, recent requests) edits the key's rate limit the same two ways:
+its form swaps itself with HTMX, and without JavaScript posts and redirects back to the page.
+The Usage page (Settings → Usage) shows today's budgets and requests per key.
 """
 
 from __future__ import annotations
@@ -28,13 +32,29 @@ from audit.services import RequestContext
 from workspaces.permissions import workspace_view
 from workspaces.roles import Action
 
-from .forms import ApiKeyCreateForm, ApiKeyRotateForm
+from .charts import daily_bar_chart
+from .forms import ApiKeyCreateForm, ApiKeyRateLimitForm, ApiKeyRotateForm
 from .models import ApiKey
 from .reveal import reveal_forget, reveal_pop, reveal_stash
-from .selectors import apikey_for_dashboard, apikeys_for_dashboard
-from .services import apikey_create, apikey_pause, apikey_resume, apikey_revoke, apikey_rotate
+from .selectors import (
+    apikey_for_dashboard,
+    apikey_for_detail,
+    apikey_recent_requests,
+    apikey_requests_per_day,
+    apikeys_for_dashboard,
+    usage_for_dashboard,
+)
+from .services import (
+    apikey_create,
+    apikey_pause,
+    apikey_resume,
+    apikey_revoke,
+    apikey_rotate,
+    apikey_set_rate_limit,
+)
 
 PAGE = "apikeys/key_list.html"
+DETAIL_PAGE = "apikeys/key_detail.html"
 KEYS_CHANGED = "keys-changed"  # the key table listens for it and reloads itself
 CLOSE_DIALOG = "dialog-close"  # static/js/app.js closes the open dialog
 RECENT_USE = timedelta(days=7)
@@ -227,3 +247,87 @@ def key_pause(request: HttpRequest, key_id: str) -> HttpResponse:
 @workspace_view(Action.MANAGE_KEYS)
 def key_resume(request: HttpRequest, key_id: str) -> HttpResponse:
     return _change_status(request, key_id, apikey_resume, "Resumed")
+
+
+# --- Usage and the key detail page -------------------------------------------------------------
+
+@require_GET
+@workspace_view()
+def usage(request: HttpRequest) -> HttpResponse:
+    return render(request, "apikeys/usage_overview.html", {
+        "usage": usage_for_dashboard(request.workspace),
+        "plan": request.workspace.plan,
+    })
+
+
+def _detail_page(
+    request: HttpRequest, key: ApiKey, form: ApiKeyRateLimitForm, *, status: int = HTTPStatus.OK
+) -> HttpResponse:
+    return render(request, DETAIL_PAGE, {
+        "key": key,
+        "chart": daily_bar_chart(apikey_requests_per_day(key)),
+        "recent_requests": apikey_recent_requests(key),
+        "rate_form": form,
+    }, status=status)
+
+
+def _rate_limit_form(key: ApiKey) -> ApiKeyRateLimitForm:
+    return ApiKeyRateLimitForm(initial={"rate_limit_per_minute": key.rate_limit_per_minute})
+
+
+def _get_key_for_detail(request: HttpRequest, key_id: str) -> ApiKey:
+    try:
+        return apikey_for_detail(workspace=request.workspace, public_id=key_id)
+    except ApiKey.DoesNotExist:
+        raise Http404("No such key.") from None
+
+
+@require_GET
+@workspace_view()
+def key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
+    key = _get_key_for_detail(request, key_id)
+    return _detail_page(request, key, _rate_limit_form(key))
+
+
+@require_POST
+@workspace_view(Action.MANAGE_KEYS)
+def key_rate_limit(request: HttpRequest, key_id: str) -> HttpResponse:
+    """Set or clear (empty) the key's rate limit. With HTMX the form section swaps itself (422
+    with the error in place); without, a redirect back to the page, or the page with the error."""
+    key = _get_key_for_detail(request, key_id)
+    form = ApiKeyRateLimitForm(request.POST)
+    if form.is_valid():
+        try:
+            key = apikey_set_rate_limit(
+                key=key,
+                rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
+                acting_user=request.user,
+                context=RequestContext.from_request(request),
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    saved = not form.errors
+    status = HTTPStatus.OK if saved else HTTPStatus.UNPROCESSABLE_ENTITY
+    if not saved:
+        form.fields["rate_limit_per_minute"].widget.attrs["autofocus"] = True
+    if request.htmx:
+        response = render(
+            request, f"{DETAIL_PAGE}#rate-limit",
+            {"key": key, "rate_form": _rate_limit_form(key) if saved else form, "saved": saved},
+            status=status,
+        )
+    elif not saved:
+        response = _detail_page(request, key, form, status=status)
+    else:
+        limit = key.rate_limit_per_minute
+        messages.success(
+            request,
+            f"Rate limit of “{key.name}”: {limit} requests per minute." if limit
+            else f"“{key.name}” has no rate limit now.",
+        )
+        response = HttpResponseRedirect(reverse(
+            "apikeys:detail", kwargs={"slug": request.workspace.slug, "key_id": key.public_id}
+        ))
+        response.status_code = HTTPStatus.SEE_OTHER
+    patch_vary_headers(response, ["HX-Request"])
+    return response

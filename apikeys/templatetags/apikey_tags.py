@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django import template
 from django.utils import timezone
 
@@ -27,3 +29,14 @@ def expiry_countdown(key: ApiKey) -> str:
     if hours >= 1:
         return f"expires in {_plural(hours, 'hour')}"
     return "expires in under an hour"
+
+
+@register.filter
+def time_left(moment: datetime) -> str:
+    """`5 h 12 min` from now until `moment` (whole minutes, rounded down), `under a minute` in the
+    last minute: the Usage page's "resets in …"."""
+    minutes = int((moment - timezone.now()).total_seconds()) // 60
+    if minutes < 1:
+        return "under a minute"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
