@@ -408,6 +408,18 @@ _PASSPORT_ID = {
 }
 
 
+def _passport_links() -> dict[str, Any]:
+    """OpenAPI links (3.1 §4.8.20): a passport in a response is the `passport_id` of the detail
+    operations, so clients (and schemathesis' stateful tests) can follow create → read → update →
+    delete."""
+    by_id = {"passport_id": "$response.body#/id"}
+    return {
+        "GetPassport": {"operationId": "getPassport", "parameters": by_id},
+        "UpdatePassport": {"operationId": "updatePassport", "parameters": by_id},
+        "DeletePassport": {"operationId": "deletePassport", "parameters": by_id},
+    }
+
+
 def _paths() -> dict[str, Any]:
     passport_detail = {"detail": True, "parameters": [_PASSPORT_ID]}
     return {
@@ -433,7 +445,7 @@ def _paths() -> dict[str, Any]:
                 scope="passports:write", write=True, creates=True, body="PassportCreate",
                 ok={"201": _json("Passport", "Created") | {"headers": {"Location": {
                     "description": "The new passport's URL.", "required": True,
-                    "schema": {"type": "string"}}}}},
+                    "schema": {"type": "string"}}}, "links": _passport_links()}},
             ),
         },
         "/api/v1/passports/{passport_id}": {
@@ -444,7 +456,7 @@ def _paths() -> dict[str, Any]:
             "patch": _operation(
                 operation_id="updatePassport", summary="Update a passport", tag="Passports",
                 scope="passports:write", write=True, body="PassportUpdate",
-                ok={"200": _json("Passport")}, **passport_detail,
+                ok={"200": _json("Passport") | {"links": _passport_links()}}, **passport_detail,
             ),
             "delete": _operation(
                 operation_id="deletePassport", summary="Delete a passport", tag="Passports",
