@@ -2,8 +2,10 @@
 
 `RedactSecretsFilter` is attached to every log handler: it rewrites a record's message (after
 %-formatting) and its exception text, replacing anything shaped like a Gatehouse credential —
-API keys `gk_…`, OAuth access `gat_…` and refresh `grt_…` tokens — and Authorization / Cookie
-header values. `SecretsExceptionReporterFilter` does the same for Django's error reports.
+API keys `gk_…`, OAuth access `gat_…` and refresh `grt_…` tokens, authorization codes `gac_…`,
+client secrets `gcs_…` — and Authorization / Cookie header values and OAuth secret parameters
+(`client_secret=`, `code=`, `code_verifier=`, `password=` …). `SecretsExceptionReporterFilter`
+does the same for Django's error reports.
 """
 
 from __future__ import annotations
@@ -13,17 +15,25 @@ import re
 
 from django.views.debug import SafeExceptionReporterFilter
 
-TOKEN_PATTERN = re.compile(r"\b(gk_(?:prod|stg|dev)_|gat_|grt_)[A-Za-z0-9_\-]{6,}")
+# API keys, access and refresh tokens, authorization codes and client secrets (oauth.tokens).
+TOKEN_PATTERN = re.compile(r"\b(gk_(?:prod|stg|dev)_|gat_|grt_|gac_|gcs_)[A-Za-z0-9_\-]{6,}")
 HEADER_PATTERN = re.compile(
     r"(?i)((?:authorization|proxy-authorization|cookie|set-cookie|x-api-key)['\"]?\s*[:=]\s*['\"]?)"
     r"([^'\"\r\n,}]+)"
+)
+# The OAuth parameters that carry secrets, as `name=value` (form bodies, query strings) and
+# `'name': 'value'` (oauthlib's debug dicts).
+PARAMETER_PATTERN = re.compile(
+    r"(?i)(\b(?:client_secret|code_verifier|refresh_token|access_token|password|code)['\"]?"
+    r"\s*[:=]\s*['\"]?)([^'\"\r\n,}&\s]+)"
 )
 REDACTED = "[REDACTED]"
 
 
 def redact(text: str) -> str:
     text = TOKEN_PATTERN.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
-    return HEADER_PATTERN.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    text = HEADER_PATTERN.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    return PARAMETER_PATTERN.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
 
 
 class RedactSecretsFilter(logging.Filter):

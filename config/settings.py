@@ -269,6 +269,7 @@ OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "oauth.validators.GatehouseOAuth2Validator",
     "SCOPES_BACKEND_CLASS": "oauth.scopes.RegistryScopes",
     "ACCESS_TOKEN_GENERATOR": "oauth.tokens.generate_access_token",
+    "CLIENT_SECRET_GENERATOR_CLASS": "oauth.tokens.ClientSecretGenerator",  # gcs_…
     "REFRESH_TOKEN_GENERATOR": "oauth.tokens.generate_refresh_token",
     "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
     "REFRESH_TOKEN_EXPIRE_SECONDS": 30 * 24 * 60 * 60,  # idle: 30 days after the last refresh

@@ -25,6 +25,7 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challeng
 from oauthlib.oauth2.rfc6749.tokens import BearerToken
 
 from .scopes import OFFLINE_ACCESS
+from .tokens import generate_authorization_code
 
 
 class S256AuthorizationCodeGrant(AuthorizationCodeGrant):
@@ -32,6 +33,14 @@ class S256AuthorizationCodeGrant(AuthorizationCodeGrant):
     `code_challenge_method` defaults to `plain` (RFC 7636 §4.3) and is refused with it."""
 
     _code_challenge_methods = {"S256": code_challenge_method_s256}
+
+    def create_authorization_code(self, request: Request) -> dict:
+        """oauthlib's, with a `gac_…` code (oauth.tokens) instead of an anonymous random one,
+        and without its DEBUG log line that prints the code."""
+        grant = {"code": generate_authorization_code()}
+        if getattr(request, "state", None):
+            grant["state"] = request.state
+        return grant
 
 
 def require_state(request: Request) -> dict:

@@ -4,6 +4,11 @@
 mistyped, truncated or tampered token is rejected without a database query. django-oauth-toolkit
 stores only SHA-256 checksums of them (COMPLIANT_BCP_RFC9700_TOKEN_STORAGE); the raw value exists
 only in the token response.
+
+The other secrets of the flow get recognisable shapes too, so that log redaction
+(`config.redaction`) and secret scanners find them wherever they surface: client secrets
+`gcs_<60 base62><6 checksum>` (stored hashed by DOT) and authorization codes
+`gac_<40 base62><6 checksum>` (single use, 60 seconds, useless without the PKCE verifier).
 """
 
 from __future__ import annotations
@@ -16,14 +21,17 @@ from workspaces.ids import random_base62
 
 ACCESS_TOKEN_PREFIX = "gat_"
 REFRESH_TOKEN_PREFIX = "grt_"
+AUTHORIZATION_CODE_PREFIX = "gac_"
+CLIENT_SECRET_PREFIX = "gcs_"
+CLIENT_SECRET_RANDOM_LENGTH = 60
 RANDOM_LENGTH = 40
 CHECKSUM_LENGTH = 6
 TOKEN_LENGTH = 4 + RANDOM_LENGTH + CHECKSUM_LENGTH
 _SHAPE = re.compile(r"(gat_|grt_)[0-9A-Za-z]{46}")
 
 
-def _generate(prefix: str) -> str:
-    body = prefix + random_base62(RANDOM_LENGTH)
+def _generate(prefix: str, length: int = RANDOM_LENGTH) -> str:
+    body = prefix + random_base62(length)
     return body + checksum(body)
 
 
@@ -45,3 +53,14 @@ def is_well_formed(token: str, prefix: str) -> bool:
         return False
     body, check = token[:-CHECKSUM_LENGTH], token[-CHECKSUM_LENGTH:]
     return hmac.compare_digest(checksum(body), check)
+
+
+def generate_authorization_code() -> str:
+    return _generate(AUTHORIZATION_CODE_PREFIX)
+
+
+class ClientSecretGenerator:
+    """DOT's client secret generator (OAUTH2_PROVIDER["CLIENT_SECRET_GENERATOR_CLASS"])."""
+
+    def hash(self) -> str:
+        return _generate(CLIENT_SECRET_PREFIX, CLIENT_SECRET_RANDOM_LENGTH)
