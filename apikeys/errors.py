@@ -127,6 +127,19 @@ def error_response(
     return response
 
 
+SERVICE_UNAVAILABLE_RETRY_AFTER = 5
+
+
+def service_unavailable(request: HttpRequest) -> JsonResponse:
+    """503 `service_unavailable`: PostgreSQL or Redis is down (the metering step and
+    `config.outages` both answer with this)."""
+    return error_response(
+        request, HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable",
+        "A backing service is unavailable; nothing was changed. Retry in a few seconds.",
+        headers={"Retry-After": str(SERVICE_UNAVAILABLE_RETRY_AFTER)},
+    )
+
+
 def resource_metadata_url(request: HttpRequest) -> str:
     """RFC 9728 §3: where this protected resource's metadata document lives."""
     return request.build_absolute_uri("/.well-known/oauth-protected-resource")

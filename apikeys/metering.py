@@ -26,7 +26,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from .counters import CounterUnavailable, counter_value
-from .errors import error_response
+from .errors import error_response, service_unavailable
 from .failed_auth import client_ip
 from .idempotency import (
     IdempotencyError,
@@ -160,9 +160,3 @@ def _too_many(
     )
 
 
-def service_unavailable(request: HttpRequest) -> HttpResponse:
-    return error_response(
-        request, HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable",
-        "A backing service is unavailable; nothing was changed. Retry in a few seconds.",
-        headers={"Retry-After": "5"},
-    )

@@ -38,8 +38,6 @@ from django.template import loader
 
 logger = logging.getLogger("gatehouse.outages")
 
-RETRY_AFTER_SECONDS = 5
-API_MESSAGE = "A backing service is unavailable; nothing was changed. Retry in a few seconds."
 _FLAG = "_gatehouse_outage"
 
 
@@ -76,12 +74,10 @@ def service_unavailable_response(request: HttpRequest, dependency: str) -> HttpR
     """The 503: JSON under `/api/` (SPEC §4), a standalone page elsewhere. Neither touches the
     database or the cache: the page is rendered without a request context (no session, no
     `request.user`, no context processors)."""
-    from apikeys.errors import error_response, is_api_path
+    from apikeys.errors import SERVICE_UNAVAILABLE_RETRY_AFTER, is_api_path, service_unavailable
 
     if is_api_path(request):
-        response = error_response(
-            request, HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable", API_MESSAGE
-        )
+        response = service_unavailable(request)
         request_id = getattr(request, "request_id", None)
         if request_id:
             response["X-Request-Id"] = request_id
@@ -90,7 +86,7 @@ def service_unavailable_response(request: HttpRequest, dependency: str) -> HttpR
             loader.get_template("503.html").render({"dependency": dependency}),
             status=HTTPStatus.SERVICE_UNAVAILABLE,
         )
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        response["Retry-After"] = str(SERVICE_UNAVAILABLE_RETRY_AFTER)
     response["Cache-Control"] = "no-store"
     return response
 
