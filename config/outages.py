@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import cache
 from http import HTTPStatus
 from typing import Any
 
@@ -41,6 +42,7 @@ logger = logging.getLogger("gatehouse.outages")
 _FLAG = "_gatehouse_outage"
 
 
+@cache
 def _outage_types() -> tuple[type[BaseException], ...]:
     from apikeys.counters import CounterUnavailable
 
