@@ -1,8 +1,10 @@
 """The two comparison points of the benchmark.
 
-- `baseline_passport`: the passport read with the same query and serialisation as the product's
-  `GET /api/v1/passports/<id>`, without authentication, scopes, budgets or metering — the cost
-  floor of the request.
+- `baseline_passport`: the passport read of `GET /api/v1/passports/<id>` — the same selector
+  (`passport_get`: the id check and the one workspace-scoped query), the same serialisation
+  (`passport_json`) and the same middleware stack — without authentication, scopes, budgets or
+  metering: the cost floor of the request. The workspace comes from the URL instead of a
+  credential.
 - `PeerPassportView`: what a DRF user would write — a `RetrieveAPIView` protected by
   djangorestframework-api-key's `HasAPIKey`, on the same model and database.
 """
@@ -14,11 +16,14 @@ from rest_framework_api_key.permissions import HasAPIKey
 
 from passports.api import passport_json
 from passports.models import Passport
+from passports.selectors import passport_get
+from workspaces.models import Workspace
 
 
-def baseline_passport(request: HttpRequest, public_id: str) -> JsonResponse:
-    passport = Passport.objects.filter(public_id=public_id).first()
-    if passport is None:
+def baseline_passport(request: HttpRequest, workspace_id: int, public_id: str) -> JsonResponse:
+    try:
+        passport = passport_get(workspace=Workspace(pk=workspace_id), public_id=public_id)
+    except Passport.DoesNotExist:
         return JsonResponse({"error": "not_found", "message": "No such passport."}, status=404)
     return JsonResponse(passport_json(passport))
 

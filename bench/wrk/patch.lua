@@ -1,21 +1,29 @@
--- PATCH with a fresh Idempotency-Key per request (the `write` scenario).
+-- The `write` scenario: PATCH with a fresh Idempotency-Key per request and a new product name
+-- (so every request really writes: a row update plus its audit event).
+-- The credential comes from the environment, never from wrk's command line (visible in `ps`).
+local authorization = os.getenv("BENCH_AUTHORIZATION")
+if authorization and authorization ~= "" then
+  wrk.headers["Authorization"] = authorization
+end
+wrk.method = "PATCH"
+wrk.headers["Content-Type"] = "application/json"
+
 local counter = 0
-local thread_id = 0
-local threads = {}
+local threads = 0
 
 function setup(thread)
-  thread:set("thread_id", #threads + 1)
-  table.insert(threads, thread)
+  threads = threads + 1
+  thread:set("thread_id", threads)
 end
 
 function init(args)
-  math.randomseed(os.time() + thread_id * 7919)
+  math.randomseed(os.time() + (thread_id or 0) * 7919)
+  run_id = math.random(1, 1000000000)
 end
 
 request = function()
   counter = counter + 1
-  local key = string.format("bench-%d-%d-%d", thread_id, counter, math.random(1, 1000000000))
-  wrk.headers["Idempotency-Key"] = key
-  wrk.headers["Content-Type"] = "application/json"
-  return wrk.format("PATCH", nil, nil, '{"product_name": "Bench ' .. counter .. '"}')
+  local tag = string.format("%d-%d-%d", thread_id or 0, run_id, counter)
+  wrk.headers["Idempotency-Key"] = "bench-" .. tag
+  return wrk.format(nil, nil, nil, '{"product_name": "Bench ' .. tag .. '"}')
 end
