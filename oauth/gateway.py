@@ -5,15 +5,16 @@
 granting user's *current* role in the token's workspace allows (SPEC §7), so a demoted editor's
 tokens lose write at once and a removed member's tokens stop working. Every failure is a 401
 `invalid_token`; the message says why without revealing anything about other tenants.
-Cost: a malformed token costs no query; a well-formed one costs two (token with its grant and
-workspace; the current role), plus a write at most once a minute per grant for "last used".
+Cost: a malformed token costs no query; a well-formed one costs one (`gateway_grant`: the token,
+its app, grant, workspace and plan and the user's current role, in one raw statement), plus a
+write at most once a minute per grant for "last used".
 """
 
 from __future__ import annotations
 
 from apikeys.principal import AuthFailure, Principal
 
-from .selectors import access_token_with_grant, connection_of, current_role, effective_scopes
+from .selectors import effective_scopes, gateway_grant
 from .services import connection_touch
 from .tokens import ACCESS_TOKEN_PREFIX, is_well_formed
 
@@ -25,15 +26,14 @@ def _invalid(message: str, *, looked_up: bool = True) -> AuthFailure:
 def verify_access_token(token: str, *, ip: str | None) -> Principal | AuthFailure:
     if not is_well_formed(token, ACCESS_TOKEN_PREFIX):
         return _invalid("The access token is malformed.", looked_up=False)
-    access_token = access_token_with_grant(token)
-    if access_token is None:
+    grant = gateway_grant(token)
+    if grant is None:
         return _invalid("The access token is unknown or has been revoked.")
+    access_token, connection, role = grant.access_token, grant.connection, grant.role
     if access_token.is_expired():
         return _invalid("The access token has expired; refresh it or authorize the app again.")
-    connection = connection_of(access_token)
     if connection is None:
         return _invalid("The access token has been revoked.")
-    role = current_role(connection)
     if role is None:
         return _invalid("The user who authorized this app is no longer a member of the workspace.")
     application = access_token.application

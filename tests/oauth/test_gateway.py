@@ -118,12 +118,14 @@ def test_revoked_grant_token_stops_working(oauth_app, tokens_for, members) -> No
     assert verify_access_token(token, ip=None).error == "invalid_token"
 
 
-def test_verification_costs_two_queries(oauth_app, tokens_for, django_assert_num_queries):
+def test_verification_costs_one_query(oauth_app, tokens_for, django_assert_num_queries):
     token = tokens_for(oauth_app)["access_token"]
     verify_access_token(token, ip=None)  # records last use (once a minute)
 
-    with django_assert_num_queries(2):
-        verify_access_token(token, ip=None)
+    # The token, its app, grant, workspace and plan and the user's role: one statement.
+    with django_assert_num_queries(1):
+        principal = verify_access_token(token, ip=None)
+        assert principal.workspace.plan.code  # loaded with it, not a query of its own
 
 
 # --- Through the gateway -----------------------------------------------------------------
