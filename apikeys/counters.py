@@ -134,3 +134,81 @@ def counters_prune(now: datetime | None = None) -> int:
     """Delete expired database counters (Redis expires its own)."""
     deleted, _ = Counter.objects.filter(expires_at__lte=now or timezone.now()).delete()
     return deleted
+
+
+# --- The gateway's one Redis round trip ---------------------------------------------------------
+
+# KEYS: the client IP's failed-auth block marker, the key's rate-limit counter, the budget counter.
+# ARGV: now (unix seconds), rate limit (0: none), its expiry, budget limit (0: none), its expiry.
+# Returns {0, rate count, budget count} when admitted (both counted), {1, blocked until} when the
+# IP is blocked, {2, rate count} over the rate limit, {3, budget count} over the budget; a refusal
+# counts nothing it refuses (the rate limit still counts a request the budget refuses, as the
+# separate calls did).
+_GATE_LUA = """
+local now = tonumber(ARGV[1])
+local blocked = tonumber(redis.call('GET', KEYS[1]) or '0')
+if blocked > now then return {1, blocked} end
+local rate_limit, budget_limit = tonumber(ARGV[2]), tonumber(ARGV[4])
+local rate, budget = 0, 0
+if rate_limit > 0 then
+  rate = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if rate >= rate_limit then return {2, rate} end
+  rate = redis.call('INCR', KEYS[2])
+  redis.call('EXPIREAT', KEYS[2], ARGV[3])
+end
+if budget_limit > 0 then
+  budget = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if budget >= budget_limit then return {3, budget, rate} end
+  budget = redis.call('INCR', KEYS[3])
+  redis.call('EXPIREAT', KEYS[3], ARGV[5])
+end
+return {0, rate, budget}
+"""
+_gate_scripts: dict[int, object] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    outcome: int  # 0 admitted, 1 IP blocked, 2 over the rate limit, 3 over the budget
+    rate: int = 0
+    budget: int = 0
+    blocked_until: int = 0
+
+
+def gate_take(
+    *,
+    block_key: str,
+    rate_key: str | None,
+    rate_limit: int,
+    rate_expires_at: datetime | None,
+    budget_key: str | None,
+    budget_limit: int,
+    budget_expires_at: datetime | None,
+    now: datetime,
+) -> GateResult:
+    """Redis only: the failed-auth block check, the rate limit and the budget in one `EVALSHA`."""
+    try:
+        client = _redis()
+        script = _gate_scripts.get(id(client))
+        if script is None:
+            script = _gate_scripts[id(client)] = client.register_script(_GATE_LUA)
+        result = script(
+            keys=[block_key, _redis_key(rate_key or "-"), _redis_key(budget_key or "-")],
+            args=[
+                int(now.timestamp()),
+                rate_limit if rate_key else 0,
+                int(rate_expires_at.timestamp()) if rate_expires_at else 0,
+                budget_limit if budget_key else 0,
+                int(budget_expires_at.timestamp()) if budget_expires_at else 0,
+            ],
+        )
+    except Exception as exc:  # redis.exceptions.RedisError and socket errors
+        raise CounterUnavailable(str(exc)) from None
+    outcome = int(result[0])
+    if outcome == 0:
+        return GateResult(0, rate=int(result[1]), budget=int(result[2]))
+    if outcome == 1:
+        return GateResult(1, blocked_until=int(result[1]))
+    if outcome == 2:
+        return GateResult(2, rate=int(result[1]))
+    return GateResult(3, budget=int(result[1]), rate=int(result[2]))

@@ -24,10 +24,13 @@ import ipaddress
 import logging
 import math
 import time
+from http import HTTPStatus
 
 from django.core.cache import cache
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django_ratelimit.core import get_usage
+
+from .errors import error_response
 
 logger = logging.getLogger("apikeys.gateway")
 
@@ -67,14 +70,21 @@ def failed_auth_record(request: HttpRequest) -> int | None:
             return None
         # django-ratelimit's window still holds at its last second (`time_left` == 0).
         retry_after = max(int(usage["time_left"]) + 1, 1)
+        # A whole number of seconds: stored as a plain integer, so the gateway's one Redis
+        # script (`apikeys.counters.gate_take`) can read it too.
         cache.set(
-            _BLOCK_PREFIX + ip_bucket(GROUP, request), time.time() + retry_after,
+            _BLOCK_PREFIX + ip_bucket(GROUP, request), math.ceil(time.time() + retry_after),
             timeout=retry_after,
         )
         return retry_after
     except Exception:  # the cache is down: throttling fails open, the API stays up
         logger.warning("Failed-auth limit unavailable (cache error); not counting.", exc_info=True)
         return None
+
+
+def failed_auth_block_key(request: HttpRequest) -> str:
+    """The cache's own name for the client IP's block marker (for `gate_take`)."""
+    return cache.make_key(_BLOCK_PREFIX + ip_bucket(GROUP, request))
 
 
 def failed_auth_blocked(request: HttpRequest) -> int | None:
@@ -88,3 +98,11 @@ def failed_auth_blocked(request: HttpRequest) -> int | None:
         return None
     remaining = until - time.time()
     return max(math.ceil(remaining), 1) if remaining > 0 else None
+
+
+def too_many_failures(request: HttpRequest, retry_after: int) -> HttpResponse:
+    return error_response(
+        request, HTTPStatus.TOO_MANY_REQUESTS, "rate_limited",
+        f"Too many failed authentications from your IP address; retry in {retry_after} seconds.",
+        headers={"Retry-After": str(retry_after)},
+    )

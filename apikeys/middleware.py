@@ -54,8 +54,9 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
 
+from .counters import using_redis
 from .errors import error_response, new_request_id, www_authenticate
-from .failed_auth import client_ip, failed_auth_blocked, failed_auth_record
+from .failed_auth import client_ip, failed_auth_blocked, failed_auth_record, too_many_failures
 from .gateway import ANY_METHOD, Endpoint, endpoints_of, method_not_allowed
 from .metering import meter_request, meter_response
 from .principal import AuthFailure, Principal
@@ -123,9 +124,9 @@ class ApiGatewayMiddleware:
             return principal
         self.attach(request, principal)
         refused = self.authorize(request, endpoint)
-        if refused is not None or not self.metering:
+        if not self.metering:
             return refused
-        return meter_request(request)
+        return meter_request(request, scope_refusal=refused)
 
     # --- the steps -------------------------------------------------------------------------
 
@@ -171,6 +172,8 @@ class ApiGatewayMiddleware:
             if retry_after is not None:
                 return too_many_failures(request, retry_after)
             return failure_response(request, result)
+        if self.metering and using_redis():
+            return result  # the block check is part of metering's one Redis call
         retry_after = failed_auth_blocked(request)
         if retry_after is not None:
             return too_many_failures(request, retry_after)
@@ -277,11 +280,3 @@ def failure_response(request: HttpRequest, failure: AuthFailure) -> HttpResponse
             request, error="invalid_token", description=failure.message
         )
     return error_response(request, failure.status, failure.error, failure.message, headers=headers)
-
-
-def too_many_failures(request: HttpRequest, retry_after: int) -> HttpResponse:
-    return error_response(
-        request, HTTPStatus.TOO_MANY_REQUESTS, "rate_limited",
-        f"Too many failed authentications from your IP address; retry in {retry_after} seconds.",
-        headers={"Retry-After": str(retry_after)},
-    )

@@ -76,16 +76,11 @@ def quota_consume(
     if limit is None:
         return None
     key = budget_counter_key(workspace_id, budget, now)
-    reset_at = next_utc_midnight(now)
-    take = counter_take(key, limit=limit, expires_at=reset_at + timedelta(hours=1))
-    message = ""
-    if not take.admitted:
-        message = (
-            f"API rate limit: {limit} {BUDGET_WORDS[budget]}/day via /api/v1. "
-            f"Currently {take.count} today; requested 1. "
-            "Retry tomorrow (UTC) or upgrade your plan."
-        )
-    return Allowance(take.admitted, limit, take.count, reset_at, key, message)
+    take = counter_take(key, limit=limit, expires_at=next_utc_midnight(now) + timedelta(hours=1))
+    return budget_allowance(
+        admitted=take.admitted, budget=budget, limit=limit, used=take.count, counter_key=key,
+        now=now,
+    )
 
 
 def quota_usage_today(*, workspace_id: int, plan: Plan, now: datetime) -> list[dict]:
@@ -104,17 +99,42 @@ def quota_usage_today(*, workspace_id: int, plan: Plan, now: datetime) -> list[d
     ]
 
 
-def rate_limit_consume(*, key_id: int, per_minute: int, now: datetime) -> Allowance:
-    """Fixed one-minute windows per key, shared across processes through the same counters."""
+def rate_limit_window(key_id: int, now: datetime) -> tuple[str, datetime]:
+    """The counter key and end of the key's current one-minute window."""
     window = int(now.timestamp()) // 60
-    reset_at = datetime.fromtimestamp((window + 1) * 60, tz=UTC)
-    counter_key = f"rl:{key_id}:{window}"
-    take = counter_take(counter_key, limit=per_minute, expires_at=reset_at + timedelta(minutes=1))
-    message = "" if take.admitted else (
+    return f"rl:{key_id}:{window}", datetime.fromtimestamp((window + 1) * 60, tz=UTC)
+
+
+def rate_limit_allowance(
+    *, admitted: bool, per_minute: int, used: int, counter_key: str, reset_at: datetime,
+    now: datetime,
+) -> Allowance:
+    message = "" if admitted else (
         f"This API key is limited to {per_minute} requests per minute. "
         f"Retry in {max(int((reset_at - now).total_seconds()), 1)} seconds."
     )
-    return Allowance(take.admitted, per_minute, take.count, reset_at, counter_key, message)
+    return Allowance(admitted, per_minute, used, reset_at, counter_key, message)
+
+
+def budget_allowance(
+    *, admitted: bool, budget: Budget, limit: int, used: int, counter_key: str, now: datetime
+) -> Allowance:
+    message = "" if admitted else (
+        f"API rate limit: {limit} {BUDGET_WORDS[budget]}/day via /api/v1. "
+        f"Currently {used} today; requested 1. "
+        "Retry tomorrow (UTC) or upgrade your plan."
+    )
+    return Allowance(admitted, limit, used, next_utc_midnight(now), counter_key, message)
+
+
+def rate_limit_consume(*, key_id: int, per_minute: int, now: datetime) -> Allowance:
+    """Fixed one-minute windows per key, shared across processes through the same counters."""
+    counter_key, reset_at = rate_limit_window(key_id, now)
+    take = counter_take(counter_key, limit=per_minute, expires_at=reset_at + timedelta(minutes=1))
+    return rate_limit_allowance(
+        admitted=take.admitted, per_minute=per_minute, used=take.count, counter_key=counter_key,
+        reset_at=reset_at, now=now,
+    )
 
 
 def allowance_give_back(allowance: Allowance | None) -> None:

@@ -52,6 +52,21 @@ def test_a_blocked_ip_gets_429_even_with_a_valid_key_and_learns_nothing(frozen, 
     assert client.get("/api/v1/me", REMOTE_ADDR="198.51.100.8").status_code == HTTPStatus.OK
 
 
+def test_a_blocked_ip_learns_nothing_from_a_valid_key_without_the_scope(
+    frozen, api, make_key
+) -> None:
+    """The block check comes before the scope check: a 403 would tell a blocked guesser that the
+    key it tried is real (on Redis the check is part of metering's one script call)."""
+    for _ in range(LIMIT + 1):
+        guess()
+    _key, token = make_key(["keys:read"])
+    response = api(token).get("/api/v1/passports", REMOTE_ADDR="198.51.100.7")
+    assert_rate_limited(response)
+    assert api(token).get("/api/v1/passports", REMOTE_ADDR="198.51.100.8").status_code == (
+        HTTPStatus.FORBIDDEN
+    )
+
+
 def test_the_block_ends_with_the_window(frozen, api) -> None:
     for _ in range(LIMIT + 1):
         guess()
