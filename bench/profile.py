@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--cprofile", action="store_true", help="cProfile instead of pyinstrument")
     parser.add_argument("--sort", default="cumulative", help="cProfile's order (e.g. tottime)")
-    parser.add_argument("--lines", type=int, default=45, help="cProfile's rows to print")
+    parser.add_argument("--lines", type=int, default=45,
+                        help="rows to print (cProfile's, or py-spy's functions)")
     parser.add_argument("--no-profile", action="store_true",
                         help="only time the requests (wall and CPU), without a profiler")
     parser.add_argument("--server", action="store_true",
@@ -197,7 +198,7 @@ def _profile_server(args: argparse.Namespace, env: dict[str, str], seed: dict, w
         harness.stop([server])
     print(f"{args.scenario}: {measured['rps']:.1f} req/s under py-spy (p50 "
           f"{measured['p50_ms']:.2f} ms), {measured['unexpected']} unexpected responses\n")
-    print(summarise_py_spy(raw.read_text()))
+    print(summarise_py_spy(raw.read_text(), top=args.lines))
     return 0
 
 
