@@ -593,7 +593,7 @@ def run(args: argparse.Namespace) -> int:
         env_hist = bench_env(urls["history"], redis_hist, secret, static_root)
         env_unmetered = {**env_main, "GATEHOUSE_METERING": "0"}
         print(f"databases {', '.join(created)} created; collecting static files, migrating and "
-              "seeding (the history database gets 10k keys, 2.3M usage rows, 1M events)...",
+              "seeding (the history database gets 10k keys, 1.3M usage rows, 1M events)...",
               flush=True)
         seeds = prepare({"main": (env_main, False), "history": (env_hist, True)})
         seed, hist = seeds["main"], seeds["history"]
