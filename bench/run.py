@@ -628,7 +628,7 @@ def run(args: argparse.Namespace) -> int:
         for name in created:
             try:
                 drop_database(base_db, name)
-            except BenchError as exc:
+            except Exception as exc:  # noqa: BLE001 — try the next one, and say which is left
                 print(f"bench: could not drop {name}: {exc}", file=sys.stderr)
         if created:
             clear_redis(redis_main)
