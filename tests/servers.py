@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from urllib.parse import quote
 from django.conf import settings
 from django.db import connection
 
+from tests.reliability.servers import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,12 +27,6 @@ def test_database_url() -> str:
         return f"sqlite:///{Path(db['NAME']).resolve()}"
     auth = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

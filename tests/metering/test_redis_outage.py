@@ -1,58 +1,25 @@
 """A Redis outage in the middle of a run: 503 `service_unavailable` at once, nothing counted or
 written twice, and service resumes when Redis returns — without a restart (SPEC §4, §5)."""
 
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from http import HTTPStatus
 
 import pytest
-import redis
 from django.test import Client
 
 from apikeys.models import IdempotencyRecord
 from apikeys.services import apikey_create
 from passports.models import Passport
-from tests.servers import free_port
+from tests.reliability.servers import RedisServer
 
 BODY = {"gtin": "4006381333931", "serial_number": "SN-1", "product_name": "Widget"}
-
-
-class RedisServer:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is required for this test (Debian package redis-server)"
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
 
 
 @pytest.fixture
 def own_redis(settings) -> Iterator[RedisServer]:
     server = RedisServer()
     server.start()
-    settings.REDIS_URL = f"redis://127.0.0.1:{server.port}/0"
+    settings.REDIS_URL = server.url
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
