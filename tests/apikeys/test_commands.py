@@ -47,6 +47,14 @@ def test_create_api_key_with_scopes_env_and_expiry(workspace) -> None:
     assert ApiKey.objects.get(name="CI 2").expires_at == datetime(2099, 1, 31, tzinfo=UTC)
 
 
+def test_create_api_key_with_a_rate_limit(workspace) -> None:
+    run("create_api_key", "acme", "--name", "Limited", "--rate-limit", "120")
+    key = ApiKey.objects.get(name="Limited")
+    assert key.rate_limit_per_minute == 120
+    event = AuditEvent.objects.get(action="key.created", target_id=key.public_id)
+    assert event.metadata["rate_limit_per_minute"] == 120
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -57,6 +65,7 @@ def test_create_api_key_with_scopes_env_and_expiry(workspace) -> None:
         (["acme", "--name", "x", "--scopes", ","], "Choose at least one scope."),
         (["acme", "--name", "x", "--expires", "2001-01-01"], "The expiry must be in the future."),
         (["acme", "--name", "x", "--expires", "next week"], "not an ISO 8601 date"),
+        (["acme", "--name", "x", "--rate-limit", "0"], "must be a positive number"),
     ],
 )
 def test_create_api_key_refuses_bad_input_and_writes_nothing(workspace, args, message) -> None:

@@ -44,9 +44,14 @@ class Command(BaseCommand):
         )
         parser.add_argument("--expires", metavar="ISO", help="Expiry, e.g. 2030-01-31T12:00Z.")
         parser.add_argument("--note", default="", help="A note kept with the key.")
+        parser.add_argument(
+            "--rate-limit", type=int, metavar="N", dest="rate_limit",
+            help="Requests per minute for this key (default: no per-key limit).",
+        )
 
     def handle(self, *args, workspace: str, name: str, scopes: str | None, env: str | None,
-               expires: str | None, note: str, **options) -> None:  # noqa: ANN002, ANN003
+               expires: str | None, note: str, rate_limit: int | None,
+               **options) -> None:  # noqa: ANN002, ANN003
         ws = Workspace.objects.filter(slug=workspace).first()
         if ws is None:
             raise CommandError(f"No workspace with slug {workspace!r}.")
@@ -62,6 +67,7 @@ class Command(BaseCommand):
                 scopes=scope_list,
                 environment=env or settings.GATEHOUSE_ENVIRONMENT,
                 expires_at=parse_expiry(expires) if expires else None,
+                rate_limit_per_minute=rate_limit,
                 context=RequestContext.for_command("create_api_key"),
             )
         except ValidationError as exc:
