@@ -80,6 +80,30 @@ def _new_application(
     return application, raw_secret
 
 
+def _audit_app_created(
+    application: Application,  # type: ignore[valid-type]
+    *,
+    actor: Actor,
+    workspace: Workspace | None,
+    registration: str,
+    context: RequestContext | None,
+) -> None:
+    audit_record(
+        action="oauth_app.created",
+        actor=actor,
+        workspace=workspace,
+        target_type="oauth_app",
+        target_id=application.client_id,
+        target_label=app_label(application),
+        context=context,
+        metadata={
+            "client_type": application.client_type,
+            "redirect_uris": application.redirect_uris.split(),
+            "registration": registration,
+        },
+    )
+
+
 def oauth_app_create(
     *,
     workspace: Workspace,
@@ -105,19 +129,9 @@ def oauth_app_create(
         WorkspaceApp.objects.create(
             application=application, workspace=workspace, created_by=acting_user
         )
-        audit_record(
-            action="oauth_app.created",
-            actor=Actor.for_user(acting_user),
-            workspace=workspace,
-            target_type="oauth_app",
-            target_id=application.client_id,
-            target_label=app_label(application),
-            context=context,
-            metadata={
-                "client_type": application.client_type,
-                "redirect_uris": application.redirect_uris.split(),
-                "registration": "dashboard",
-            },
+        _audit_app_created(
+            application, actor=Actor.for_user(acting_user), workspace=workspace,
+            registration="dashboard", context=context,
         )
     return application, (raw_secret if confidential else None)
 
@@ -139,19 +153,9 @@ def oauth_app_register_dynamic(
     )
     with transaction.atomic():
         application.save()
-        audit_record(
-            action="oauth_app.created",
-            actor=Actor.system("dynamic client registration"),
-            workspace=None,
-            target_type="oauth_app",
-            target_id=application.client_id,
-            target_label=app_label(application),
-            context=context,
-            metadata={
-                "client_type": application.client_type,
-                "redirect_uris": application.redirect_uris.split(),
-                "registration": "dynamic",
-            },
+        _audit_app_created(
+            application, actor=Actor.system("dynamic client registration"), workspace=None,
+            registration="dynamic", context=context,
         )
     return application, (raw_secret if confidential else None)
 
