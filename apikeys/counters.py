@@ -50,8 +50,9 @@ class Take:
     count: int  # the counter after this call (admitted) or its current value (refused)
 
 
-def _redis():  # noqa: ANN202
-    return cache._cache.get_client(write=True)  # Django's RedisCache client (redis-py)
+def redis_client():  # noqa: ANN201
+    """Django's RedisCache client (redis-py), shared with the cache: one connection pool."""
+    return cache._cache.get_client(write=True)
 
 
 def _redis_key(key: str) -> str:
@@ -66,9 +67,8 @@ def counter_take(key: str, *, limit: int, expires_at: datetime) -> Take:
     """Count one use of `key` if it is below `limit`; the counter disappears at `expires_at`."""
     if using_redis():
         try:
-            result = int(
-                _redis().eval(_TAKE_LUA, 1, _redis_key(key), limit, int(expires_at.timestamp()))
-            )
+            expires = int(expires_at.timestamp())
+            result = int(redis_client().eval(_TAKE_LUA, 1, _redis_key(key), limit, expires))
         except Exception as exc:  # redis.exceptions.RedisError and socket errors
             raise CounterUnavailable(str(exc)) from None
         return Take(admitted=True, count=result) if result > 0 else Take(False, -result - 1)
@@ -90,7 +90,7 @@ def counter_give_back(key: str) -> None:
     """Undo one admitted use (the request it admitted was not served), never below zero."""
     if using_redis():
         try:
-            _redis().eval(_GIVE_BACK_LUA, 1, _redis_key(key))
+            redis_client().eval(_GIVE_BACK_LUA, 1, _redis_key(key))
         except Exception as exc:
             raise CounterUnavailable(str(exc)) from None
         return
@@ -104,7 +104,7 @@ def counter_give_back(key: str) -> None:
 def counter_value(key: str) -> int:
     if using_redis():
         try:
-            value = _redis().get(_redis_key(key))
+            value = redis_client().get(_redis_key(key))
         except Exception as exc:
             raise CounterUnavailable(str(exc)) from None
         return int(value or 0)
@@ -119,7 +119,7 @@ def counter_values(keys: list[str]) -> dict[str, int]:
         return {}
     if using_redis():
         try:
-            values = _redis().mget([_redis_key(k) for k in keys])
+            values = redis_client().mget([_redis_key(k) for k in keys])
         except Exception as exc:
             raise CounterUnavailable(str(exc)) from None
         return {k: int(v or 0) for k, v in zip(keys, values, strict=True)}
@@ -138,13 +138,19 @@ def counters_prune(now: datetime | None = None) -> int:
 
 # --- The gateway's one Redis round trip ---------------------------------------------------------
 
-# KEYS: the client IP's failed-auth block marker, the key's rate-limit counter, the budget counter.
-# ARGV: now (unix seconds), rate limit (0: none), its expiry, budget limit (0: none), its expiry.
-# Returns {0, rate count, budget count} when admitted (both counted), {1, blocked until} when the
-# IP is blocked, {2, rate count} over the rate limit, {3, budget count} over the budget; a refusal
-# counts nothing it refuses (the rate limit still counts a request the budget refuses, as the
-# separate calls did).
+# KEYS: the client IP's failed-auth block marker, the key's rate-limit counter, the budget counter,
+# then the version markers of a cached key (apikeys.keycache), if any.
+# ARGV: now (unix seconds), rate limit (0: none), its expiry, budget limit (0: none), its expiry,
+# then the versions the cached key was read under.
+# Returns {4} when a version marker moved (the cached key is stale: nothing is counted, the
+# caller reads the key again), {0, rate count, budget count} when admitted (both counted),
+# {1, blocked until} when the IP is blocked, {2, rate count} over the rate limit, {3, budget
+# count} over the budget; a refusal counts nothing it refuses (the rate limit still counts a
+# request the budget refuses, as the separate calls did).
 _GATE_LUA = """
+for i = 4, #KEYS do
+  if redis.call('GET', KEYS[i]) ~= ARGV[i + 2] then return {4} end
+end
 local now = tonumber(ARGV[1])
 local blocked = tonumber(redis.call('GET', KEYS[1]) or '0')
 if blocked > now then return {1, blocked} end
@@ -166,10 +172,12 @@ return {0, rate, budget}
 """
 _gate_scripts: dict[int, object] = {}
 
+STALE = 4
+
 
 @dataclass(frozen=True, slots=True)
 class GateResult:
-    outcome: int  # 0 admitted, 1 IP blocked, 2 over the rate limit, 3 over the budget
+    outcome: int  # 0 admitted, 1 IP blocked, 2 over the rate limit, 3 over the budget, 4 STALE
     rate: int = 0
     budget: int = 0
     blocked_until: int = 0
@@ -185,21 +193,30 @@ def gate_take(
     budget_limit: int,
     budget_expires_at: datetime | None,
     now: datetime,
+    versions: dict[str, str] | None = None,
 ) -> GateResult:
-    """Redis only: the failed-auth block check, the rate limit and the budget in one `EVALSHA`."""
+    """Redis only: the failed-auth block check, the rate limit and the budget in one `EVALSHA`.
+
+    `versions` ({marker key: value}) are the version markers a cached key was read under
+    (`apikeys.keycache`): if any has moved, nothing is counted and the outcome is `STALE`.
+    """
+    markers = versions or {}
     try:
-        client = _redis()
+        client = redis_client()
         script = _gate_scripts.get(id(client))
         if script is None:
             script = _gate_scripts[id(client)] = client.register_script(_GATE_LUA)
         result = script(
-            keys=[block_key, _redis_key(rate_key or "-"), _redis_key(budget_key or "-")],
+            keys=[
+                block_key, _redis_key(rate_key or "-"), _redis_key(budget_key or "-"), *markers,
+            ],
             args=[
                 int(now.timestamp()),
                 rate_limit if rate_key else 0,
                 int(rate_expires_at.timestamp()) if rate_expires_at else 0,
                 budget_limit if budget_key else 0,
                 int(budget_expires_at.timestamp()) if budget_expires_at else 0,
+                *markers.values(),
             ],
         )
     except Exception as exc:  # redis.exceptions.RedisError and socket errors
@@ -211,4 +228,6 @@ def gate_take(
         return GateResult(1, blocked_until=int(result[1]))
     if outcome == 2:
         return GateResult(2, rate=int(result[1]))
+    if outcome == STALE:
+        return GateResult(STALE)
     return GateResult(3, budget=int(result[1]), rate=int(result[2]))

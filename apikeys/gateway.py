@@ -26,6 +26,7 @@ from audit.services import Actor
 from workspaces.pagination import MAX_LIMIT, InvalidPageRequest, parse_limit
 
 from .errors import ApiError, error_response, invalid_request, not_found
+from .keycache import keycache_enabled
 from .principal import AuthFailure, Principal
 from .selectors import apikey_check
 from .tokens import ENVIRONMENT_PREFIXES, parse_token
@@ -53,10 +54,15 @@ _KEY_REFUSALS: dict[str, tuple[int, str]] = {
 }
 
 
-def verify_api_key(token: str, *, ip: str | None) -> Principal | AuthFailure:
+def verify_api_key(token: str, *, ip: str | None, fresh: bool = False) -> Principal | AuthFailure:
     """`gk_` tokens: shape, checksum and environment without I/O, then `apikey_check` (one
-    indexed lookup by keyed digest, joined to the workspace and plan). Nothing is cached: a
-    revocation is seen by the next request on every process."""
+    indexed lookup by keyed digest, joined to the workspace and plan).
+
+    With Redis, a key that passed may come from the per-process cache (`apikeys.keycache`); the
+    principal then carries the `versions` that the metering step confirms in its one Redis call
+    before the request is served, so a revocation is still seen by the next request on every
+    process. `fresh` reads the row even when it is cached (the gateway's second look when a
+    version moved)."""
     parsed = parse_token(token)
     if parsed is None:
         return AuthFailure(
@@ -72,7 +78,7 @@ def verify_api_key(token: str, *, ip: str | None) -> Principal | AuthFailure:
             f"gk_{ENVIRONMENT_PREFIXES[server]}_ key.",
             looked_up=False,
         )
-    check = apikey_check(token, ip=ip)
+    check = apikey_check(token, ip=ip, cache=keycache_enabled(), fresh=fresh)
     if check.error is not None:
         status, message = _KEY_REFUSALS[check.error]
         return AuthFailure(check.error, message, status=status)
@@ -84,6 +90,7 @@ def verify_api_key(token: str, *, ip: str | None) -> Principal | AuthFailure:
         workspace=key.workspace,
         scopes=frozenset(key.scopes),
         api_key=key,
+        versions=check.versions,
     )
 
 

@@ -17,6 +17,10 @@ the request in the key's usage buffer (memory only; `apikeys.usage` flushes in b
 
 If the counters' backing service is unreachable, a counted request is refused with 503
 `service_unavailable` before anything is done, and any claim is released.
+
+A principal served from the per-process key cache (`apikeys.keycache`) is confirmed by the same
+script call: when its version markers moved, or Redis cannot confirm them, nothing is counted,
+any claim is released and `StalePrincipal` sends the gateway back to the database.
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ from http import HTTPStatus
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from .counters import CounterUnavailable, GateResult, counter_value, gate_take, using_redis
+from .counters import (
+    STALE,
+    CounterUnavailable,
+    GateResult,
+    counter_value,
+    gate_take,
+    using_redis,
+)
 from .errors import error_response, service_unavailable
 from .failed_auth import client_ip, failed_auth_block_key, too_many_failures
 from .idempotency import (
@@ -38,9 +49,11 @@ from .idempotency import (
     idempotency_claim,
     idempotency_complete,
     idempotency_key_from,
+    idempotency_release,
     request_fingerprint,
 )
 from .models import IdempotencyRecord
+from .principal import StalePrincipal
 from .quotas import (
     Allowance,
     allowance_give_back,
@@ -153,6 +166,7 @@ def _meter_in_one_round_trip(
     budget_key = (
         budget_counter_key(request.workspace.pk, budget, state.now) if counts_budget else None
     )
+    versions = request.principal.versions
     try:
         gate = gate_take(
             block_key=failed_auth_block_key(request),
@@ -163,13 +177,18 @@ def _meter_in_one_round_trip(
             budget_limit=limit or 0,
             budget_expires_at=next_utc_midnight(state.now) + timedelta(hours=1),
             now=state.now,
+            versions=versions,
         )
     except CounterUnavailable:
+        if versions is not None:
+            _stale(state)  # a cached key that cannot be confirmed is read again
         if rate_key is not None or budget_key is not None:
             raise  # a counted request is not served uncounted: 503
         # Only the abuse block check was asked: it fails open, as apikeys.failed_auth does.
         logger.warning("Failed-auth limit unavailable (Redis error); not checking.")
         gate = GateResult(0)
+    if gate.outcome == STALE:
+        _stale(state)
     if gate.outcome == 1:
         retry_after = max(gate.blocked_until - int(state.now.timestamp()), 1)
         return too_many_failures(request, retry_after)
@@ -192,6 +211,14 @@ def _meter_in_one_round_trip(
         if gate.outcome == 3:
             return _too_many(request, "quota_exceeded", state.budget, state.now)
     return None
+
+
+def _stale(state: Metering) -> None:
+    """Undo this attempt (nothing was counted) and send the gateway back to the database."""
+    if state.claim is not None:
+        idempotency_release(state.claim)
+        state.claim = None
+    raise StalePrincipal
 
 
 def meter_response(request: HttpRequest, response: HttpResponse) -> None:

@@ -36,8 +36,10 @@ idempotency and usage metering can be slotted in between without reshaping it):
 `settings.GATEHOUSE_METERING = False` turns step 9 off; only the benchmark's comparison server
 does that, to measure what metering costs.
 
-Nothing about a verification is cached: the key's row is read on every request (one indexed
-query), so a revocation is refused by the very next request on every process.
+With Redis, a verified API key may come from a per-process cache (`apikeys.keycache`); step 9's
+one Redis call confirms that it has not changed since, and when it has (`StalePrincipal`) the
+request goes back to step 6 with the key read from the database. A revocation is refused by the
+very next request on every process either way.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from .errors import error_response, new_request_id, www_authenticate
 from .failed_auth import client_ip, failed_auth_blocked, failed_auth_record, too_many_failures
 from .gateway import ANY_METHOD, Endpoint, endpoints_of, method_not_allowed
 from .metering import meter_request, meter_response
-from .principal import AuthFailure, Principal
+from .principal import AuthFailure, Principal, StalePrincipal
 
 API_V1_PREFIX = "/api/v1/"
 MAX_BODY_BYTES = 1024 * 1024
@@ -122,6 +124,20 @@ class ApiGatewayMiddleware:
         principal = self.authenticate(request)
         if isinstance(principal, HttpResponse):
             return principal
+        try:
+            return self.admit(request, endpoint, principal)
+        except StalePrincipal:
+            # A cached key's version moved since it was cached: verify again from the database
+            # (nothing was counted) and go through the same steps with what it says now.
+            self.detach(request)
+            principal = self.authenticate(request, fresh=True)
+            if isinstance(principal, HttpResponse):
+                return principal
+            return self.admit(request, endpoint, principal)
+
+    def admit(
+        self, request: HttpRequest, endpoint: Endpoint, principal: Principal
+    ) -> HttpResponse | None:
         self.attach(request, principal)
         refused = self.authorize(request, endpoint)
         if not self.metering:
@@ -133,6 +149,10 @@ class ApiGatewayMiddleware:
     def begin(self, request: HttpRequest) -> None:
         request.started = time.perf_counter()
         request.request_id = new_request_id()
+        self.detach(request)
+
+    def detach(self, request: HttpRequest) -> None:
+        request.metering = None
         request.principal = None
         request.workspace = None
         request.scopes = frozenset()
@@ -160,11 +180,13 @@ class ApiGatewayMiddleware:
             return method_not_allowed(request, endpoints)
         return endpoint
 
-    def authenticate(self, request: HttpRequest) -> Principal | HttpResponse:
+    def authenticate(
+        self, request: HttpRequest, *, fresh: bool = False
+    ) -> Principal | HttpResponse:
         token = read_credential(request)
         if isinstance(token, HttpResponse):
             return token
-        result = self.verify(token, ip=client_ip(request))
+        result = self.verify(token, ip=client_ip(request), fresh=fresh)
         if isinstance(result, AuthFailure):
             if not result.looked_up:
                 return failure_response(request, result)
@@ -179,10 +201,12 @@ class ApiGatewayMiddleware:
             return too_many_failures(request, retry_after)
         return result
 
-    def verify(self, token: str, *, ip: str | None) -> Principal | AuthFailure:
+    def verify(self, token: str, *, ip: str | None, fresh: bool = False) -> Principal | AuthFailure:
         for prefix, verifier in self.verifiers:
             if token.startswith(prefix):
-                return verifier(token, ip=ip)
+                # `fresh` only after a cached principal went stale, which only a verifier that
+                # caches (API keys) can produce.
+                return verifier(token, ip=ip, fresh=True) if fresh else verifier(token, ip=ip)
         for prefix, error in _UNVERIFIED_PREFIX_ERRORS.items():
             if token.startswith(prefix):
                 return AuthFailure(

@@ -23,6 +23,9 @@ class Principal:
     scopes: frozenset[str]
     api_key: object | None = None  # apikeys.models.ApiKey for kind="api_key"
     user_id: int | None = None  # the granting user, for kind="oauth"
+    # Set when the principal came from a per-process cache (apikeys.keycache): the version
+    # markers the gateway's Redis call must confirm before the request is served.
+    versions: dict[str, str] | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -35,3 +38,8 @@ class AuthFailure:
     # any I/O. The gateway answers such failures without touching the failed-authentication
     # counter, so garbage costs no query; only failures that needed a lookup are counted.
     looked_up: bool = True
+
+
+class StalePrincipal(Exception):
+    """A cached principal's version markers moved (or could not be confirmed): the gateway must
+    verify the credential again from the database before anything is served or counted."""

@@ -25,6 +25,7 @@ from django.utils import timezone
 from passports.models import Passport
 from workspaces.models import Plan, Workspace
 
+from .keycache import key_cache, keycache_versions
 from .models import ApiKey, KeyRequest, KeyStatus, KeyUsageDay
 from .quotas import quota_usage_today
 from .tokens import parse_token, token_digest
@@ -37,10 +38,13 @@ class KeyCheck:
 
     `error` is one of SPEC §4's codes (`invalid_credentials`, `environment_mismatch`,
     `key_revoked`, `key_expired`, `key_paused`, `ip_not_allowed`) or None with `key` set.
+    `versions` is set when the key came from the per-process cache (`apikeys.keycache`): the
+    version markers the request must confirm before it is served.
     """
 
     key: ApiKey | None = None
     error: str | None = None
+    versions: dict[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -59,15 +63,43 @@ def ip_allowed(ip: str | None, allowed: list[str]) -> bool:
     return any(address in ipaddress.ip_network(cidr, strict=False) for cidr in allowed)
 
 
-def apikey_check(token: str, *, ip: str | None, now: datetime | None = None) -> KeyCheck:
+def apikey_check(
+    token: str,
+    *,
+    ip: str | None,
+    now: datetime | None = None,
+    cache: bool = False,
+    fresh: bool = False,
+) -> KeyCheck:
     """Verify a presented token: shape and checksum (no I/O), environment, then one indexed
-    lookup by digest, then status, expiry (which includes a rotation's overlap), allowed IPs."""
+    lookup by digest, then status, expiry (which includes a rotation's overlap), allowed IPs.
+
+    With `cache`, a key that passed before may come from this process's cache
+    (`apikeys.keycache`, no I/O; the answer carries the versions to confirm), unless `fresh`;
+    a key that passes a lookup is cached. A refusal is never answered from the cache.
+    """
     parsed = parse_token(token)
     if parsed is None:
         return KeyCheck(error="invalid_credentials")
     if parsed.environment != settings.GATEHOUSE_ENVIRONMENT:
         return KeyCheck(error="environment_mismatch")
-    key = apikey_by_digest(token_digest(token))
+    digest = token_digest(token)
+    versions = None
+    if cache:
+        entry = None if fresh else key_cache.get(digest)
+        if entry is not None:
+            check = _check(entry.key, ip, now)
+            if check.ok:
+                return KeyCheck(key=entry.key, versions=entry.versions)
+        key_cache.discard(digest)
+        versions = keycache_versions(digest)  # before the row: see apikeys.keycache
+    check = _check(apikey_by_digest(digest), ip, now)
+    if versions is not None and check.ok:
+        key_cache.put(digest, check.key, versions)
+    return check
+
+
+def _check(key: ApiKey | None, ip: str | None, now: datetime | None) -> KeyCheck:
     if key is None:
         return KeyCheck(error="invalid_credentials")
     if key.status == KeyStatus.REVOKED:

@@ -15,6 +15,7 @@ from audit.services import Actor, RequestContext, audit_record
 from workspaces.models import Workspace
 from workspaces.scopes import api_key_scopes
 
+from .keycache import keycache_invalidate
 from .models import ApiKey, Environment, KeyStatus
 from .tokens import generate_token, token_digest, token_hint
 
@@ -227,6 +228,7 @@ def apikey_rotate(
         if old.expires_at is None or stops_at < old.expires_at:
             old.expires_at = stops_at
             old.save(update_fields=["expires_at"])
+            keycache_invalidate(old)
         _audit_key(
             old, "key.rotated", actor=_actor(acting_user, actor, context), context=context,
             metadata={
@@ -259,6 +261,7 @@ def _set_status(
             key.revoked_reason = (metadata or {}).get("reason", "")
             fields += ["revoked_at", "revoked_by", "revoked_reason"]
         key.save(update_fields=fields)
+        keycache_invalidate(key)
         _audit_key(
             key, action, actor=_actor(acting_user, actor, context), context=context,
             metadata=metadata,
@@ -291,8 +294,8 @@ def apikey_revoke(
     reason: str = "",
     metadata: dict[str, Any] | None = None,
 ) -> ApiKey:
-    """Revoke permanently. The gateway reads key status from the database on every request, so
-    the next request on any process is refused; no verification result is cached."""
+    """Revoke permanently. Every process's cached copy of the key is invalidated on commit
+    (`apikeys.keycache`), so the next request on any process is refused."""
     return _set_status(
         key=key, to=KeyStatus.REVOKED, allowed_from={KeyStatus.ACTIVE, KeyStatus.PAUSED},
         action="key.revoked", acting_user=acting_user, actor=actor, context=context,
@@ -318,6 +321,7 @@ def apikey_set_rate_limit(
             return key
         key.rate_limit_per_minute = rate_limit_per_minute
         key.save(update_fields=["rate_limit_per_minute"])
+        keycache_invalidate(key)
         _audit_key(
             key, "key.rate_limit_changed", actor=_actor(acting_user, actor, context),
             context=context, metadata={"from": old, "to": rate_limit_per_minute},

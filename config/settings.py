@@ -296,6 +296,9 @@ GATEHOUSE_TOKEN_VERIFIERS = {
     "gk_": "apikeys.gateway.verify_api_key",
     "gat_": "oauth.gateway.verify_access_token",
 }
+# Verified API keys are kept per process and confirmed on every request by the gateway's one
+# Redis call (apikeys/keycache.py); only with REDIS_URL. 0 reads the key row on every request.
+GATEHOUSE_KEY_CACHE = env_bool("GATEHOUSE_KEY_CACHE", default=True)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

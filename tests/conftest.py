@@ -13,6 +13,7 @@ from tests.factories import (
     WorkspaceFactory,
     plan_named,
 )
+from tests.reliability.servers import RedisServer
 from workspaces.models import Plan, Workspace
 from workspaces.roles import Role
 
@@ -49,18 +50,41 @@ def _fast_hashing_and_clean_cache(request, settings, django_db_blocker) -> Itera
     uses_db = request.node.get_closest_marker("django_db") is not None or bool(
         {"db", "transactional_db", "live_server"} & set(request.fixturenames)
     )
+    from apikeys.keycache import key_cache
     from apikeys.usage import usage_buffer
 
     # Usage is flushed explicitly in tests (usage_flush); a background thread writing to the
     # test database on its own schedule would race the tests and outlive them.
     usage_buffer.autoflush = False
     usage_buffer.discard()
+    key_cache.clear()  # this process's verified keys: rows of earlier tests are gone
     if uses_db:  # the cache lives in the test database unless REDIS_URL is set
         from django.core.cache import cache
 
         with django_db_blocker.unblock():
             cache.clear()  # rate-limit counters and the like must not leak between tests
     yield
+
+
+@pytest.fixture
+def own_redis(settings) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, used as the cache and the counters' backend (so the
+    Redis code paths run in the SQLite pass too); the test may stop and start it."""
+    server = RedisServer()
+    server.start()
+    settings.REDIS_URL = server.url
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": settings.REDIS_URL,
+            "KEY_PREFIX": "gatehouse",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -1,14 +1,32 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
+from apikeys.keycache import keycache_invalidate
 from audit.services import Actor, RequestContext
 
 from .models import Membership, Plan, Workspace
 from .services import membership_change_role, workspace_change_plan
 
 
+class InvalidatesCachedKeys:
+    """Every process's cached API keys carry their workspace and plan (`apikeys.keycache`): a
+    change or deletion here makes them read from the database again on their next request."""
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:  # noqa: ANN001
+        super().save_model(request, obj, form, change)
+        keycache_invalidate()
+
+    def delete_model(self, request: HttpRequest, obj) -> None:  # noqa: ANN001
+        super().delete_model(request, obj)
+        keycache_invalidate()
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:  # noqa: ANN001
+        super().delete_queryset(request, queryset)
+        keycache_invalidate()
+
+
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(InvalidatesCachedKeys, admin.ModelAdmin):
     list_display = [
         "code",
         "name",
@@ -29,7 +47,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(InvalidatesCachedKeys, admin.ModelAdmin):
     list_display = ["slug", "name", "plan", "created_at"]
     list_filter = ["plan"]
     search_fields = ["slug", "name"]

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from apikeys.keycache import keycache_invalidate
 from audit.services import Actor, RequestContext, audit_record
 
 from .models import Membership, Plan, SecurityAlert, Workspace
@@ -112,6 +113,7 @@ def workspace_change_plan(
             return workspace
         workspace.plan = plan
         workspace.save(update_fields=["plan"])
+        keycache_invalidate()  # cached API keys carry their workspace's plan
         audit_record(
             action="plan.changed",
             actor=actor,

@@ -1,7 +1,6 @@
 """A Redis outage in the middle of a run: 503 `service_unavailable` at once, nothing counted or
 written twice, and service resumes when Redis returns — without a restart (SPEC §4, §5)."""
 
-from collections.abc import Iterator
 from http import HTTPStatus
 
 import pytest
@@ -10,28 +9,8 @@ from django.test import Client
 from apikeys.models import IdempotencyRecord
 from apikeys.services import apikey_create
 from passports.models import Passport
-from tests.reliability.servers import RedisServer
 
 BODY = {"gtin": "4006381333931", "serial_number": "SN-1", "product_name": "Widget"}
-
-
-@pytest.fixture
-def own_redis(settings) -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    settings.REDIS_URL = server.url
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": settings.REDIS_URL,
-            "KEY_PREFIX": "gatehouse",
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
-        }
-    }
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.django_db

@@ -1,0 +1,162 @@
+"""A per-process cache of verified API keys that every request validates in Redis.
+
+Why: without it the gateway reads the key's row (joined to its workspace and plan) on every
+request, one PostgreSQL round trip that cost a third of an `apikey` request (docs/PERFORMANCE.md).
+
+How a revocation still reaches the very next request on every process:
+
+- Each cached key was read under two *version markers* kept in Redis: the key's own
+  (`gatehouse:keyver:<digest prefix>`) and the epoch (`gatehouse:keyver:epoch`) that covers
+  workspaces and plans. A marker's value is random, never a counter, so a marker lost with Redis
+  data (a restart, an eviction, a failover) can never come back with the value a process cached.
+- Every service that changes something a cached key carries (status, expiry, rate limit; a
+  workspace's plan; a plan's limits) calls `keycache_invalidate` inside its transaction: the
+  marker is set to a new value at once and again after the commit (`transaction.on_commit`).
+  The bump after the commit is the one that matters: a process that refreshed in between read
+  the row as it was before the commit, and the second bump makes it refresh again.
+- A request served from the cache passes the markers' values to the gateway's one Redis call
+  (`apikeys.counters.gate_take`), which refuses to count anything when a marker moved; the
+  gateway then reads the key from the database, exactly as without the cache
+  (`ApiGatewayMiddleware`). If Redis cannot be reached the cached entry is not trusted either.
+- On a miss the markers are read (or created) *before* the row, so a change that commits after
+  the row was read always moves a marker the entry was cached under.
+- Refusals are never answered from the cache: a cached key that fails a local check (expiry,
+  allowed IPs) is evicted and read again. Only keys that passed are cached.
+- An entry lives at most `MAX_AGE_SECONDS`, which bounds what a lost bump (Redis unreachable at
+  commit, logged as an error) or a change made behind the services' back (raw SQL) can leave.
+
+It is used only with Redis and metering on (`keycache_enabled`); the embedded mode reads the
+row on every request, as before. `GATEHOUSE_KEY_CACHE=0` turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from .counters import redis_client, using_redis
+from .models import ApiKey
+
+logger = logging.getLogger(__name__)
+
+MAX_AGE_SECONDS = 30.0
+MAX_ENTRIES = 4096
+MARKER_TTL_SECONDS = 24 * 3600
+EPOCH_MARKER = "gatehouse:keyver:epoch"
+_BUMP_ATTEMPTS = 3
+
+
+def key_marker(digest: str) -> str:
+    # A prefix of the keyed digest (not a secret; the database holds all of it) is unique enough:
+    # a collision only costs an extra refresh.
+    return f"gatehouse:keyver:{digest[:32]}"
+
+
+@dataclass(frozen=True, slots=True)
+class CachedKey:
+    key: ApiKey  # with its workspace and plan attached; shared, so never modified
+    versions: dict[str, str]  # marker key -> the value it had before the row was read
+    loaded_at: float
+
+
+class KeyCache:
+    """Digest -> `CachedKey`, at most `max_entries` (the oldest goes first), each for at most
+    `max_age` seconds. Safe across threads: single dict operations under the GIL."""
+
+    def __init__(self, *, max_entries: int = MAX_ENTRIES, max_age: float = MAX_AGE_SECONDS):
+        self.max_entries = max_entries
+        self.max_age = max_age
+        self.clock = time.monotonic
+        self._entries: dict[str, CachedKey] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> CachedKey | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if self.clock() - entry.loaded_at > self.max_age:
+            self.discard(digest)
+            return None
+        return entry
+
+    def put(self, digest: str, key: ApiKey, versions: dict[str, str]) -> None:
+        with self._lock:
+            self._entries.pop(digest, None)
+            while len(self._entries) >= self.max_entries:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[digest] = CachedKey(key, versions, self.clock())
+
+    def discard(self, digest: str) -> None:
+        self._entries.pop(digest, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+key_cache = KeyCache()
+
+
+def keycache_enabled() -> bool:
+    return (
+        settings.GATEHOUSE_KEY_CACHE
+        and using_redis()
+        and getattr(settings, "GATEHOUSE_METERING", True)
+    )
+
+
+def keycache_versions(digest: str) -> dict[str, str] | None:
+    """The current values of the key's and the epoch's markers, creating missing ones, in one
+    round trip; None when Redis cannot be reached (the key is then not cached)."""
+    markers = [key_marker(digest), EPOCH_MARKER]
+    try:
+        pipe = redis_client().pipeline(transaction=True)
+        for marker in markers:
+            pipe.set(marker, secrets.token_hex(8), nx=True, ex=MARKER_TTL_SECONDS)
+        pipe.mget(markers)
+        values = pipe.execute()[-1]
+    except Exception:  # redis.exceptions.RedisError and socket errors
+        return None
+    if any(value is None for value in values):
+        return None
+    return {
+        marker: value.decode() if isinstance(value, bytes) else value
+        for marker, value in zip(markers, values, strict=True)
+    }
+
+
+def keycache_invalidate(key: ApiKey | None = None) -> None:
+    """Make every process read `key` (None: every key, for a change of workspace or plan) from
+    the database on its next request. Call it inside the transaction that makes the change."""
+    if not using_redis():
+        return
+    marker = key_marker(key.digest) if key is not None else EPOCH_MARKER
+    what = f"API key {key.public_id}" if key is not None else "every API key"
+    # At once as well as after the commit: harmless (see above), and it reaches requests served
+    # inside a transaction that never commits, such as a test's.
+    _bump(marker)
+
+    def after_commit() -> None:
+        if not any(_bump(marker) for _ in range(_BUMP_ATTEMPTS)):
+            logger.error(
+                "Could not reach Redis to invalidate cached copies of %s; other processes may "
+                "use their cached copy for up to %d seconds.", what, int(MAX_AGE_SECONDS),
+            )
+
+    transaction.on_commit(after_commit, robust=True)
+
+
+def _bump(marker: str) -> bool:
+    try:
+        redis_client().set(marker, secrets.token_hex(8), ex=MARKER_TTL_SECONDS)
+    except Exception:  # redis.exceptions.RedisError and socket errors
+        return False
+    return True
