@@ -29,7 +29,8 @@ from pathlib import Path
 
 from bench import run as harness
 
-SCENARIOS = ["baseline", "apikey", "apikey_unmetered", "oauth", "garbage", "write", "peer"]
+SCENARIOS = ["baseline", "apikey", "apikey_unmetered", "apikey_uncached", "oauth", "garbage",
+             "write", "peer"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +66,8 @@ def profile(args: argparse.Namespace) -> int:
         env = harness.bench_env(url, redis_url, secrets.token_urlsafe(50), str(work / "static"))
         if args.scenario == "apikey_unmetered":
             env["GATEHOUSE_METERING"] = "0"
+        if args.scenario == "apikey_uncached":
+            env["GATEHOUSE_KEY_CACHE"] = "0"
         seed = harness.prepare({"main": (env, False)})["main"]
         if args.server:
             return _profile_server(args, env, seed, work)
@@ -98,6 +101,7 @@ def _profile_requests(args: argparse.Namespace, seed: dict) -> int:
     passport = f"/api/v1/passports/{seed['passport_id']}"
     auth = {
         "apikey": f"Bearer {seed['token']}", "apikey_unmetered": f"Bearer {seed['token']}",
+        "apikey_uncached": f"Bearer {seed['token']}",
         "oauth": f"Bearer {seed['oauth_token']}", "garbage": f"Bearer {harness.GARBAGE_TOKEN}",
         "write": f"Bearer {seed['token']}", "peer": f"Api-Key {seed['peer_token']}",
     }.get(args.scenario)
@@ -181,7 +185,7 @@ def _profile_server(args: argparse.Namespace, env: dict[str, str], seed: dict, w
     server = harness.serve(env, port, log)
     try:
         harness.wait_until_serving(server, port, log)
-        ports = {"main": port, "unmetered": port, "history": port}
+        ports = {"main": port, "unmetered": port, "uncached": port, "history": port}
         (scenario,) = [s for s in harness.build_scenarios(ports, seed, seed)
                        if s.name == args.scenario]
         harness.preflight(scenario)

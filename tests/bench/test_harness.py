@@ -182,7 +182,7 @@ def test_results_describe_scenarios_without_their_credentials() -> None:
             "token": "gk_prod_SECRETAPIKEY",
             "oauth_token": "gat_SECRETACCESSTOKEN", "peer_token": "PEER.SECRET"}
     hist = {"passport_id": "psp_2", "token": "gk_prod_SECRETHISTORY"}
-    ports = {"main": 1, "history": 2, "unmetered": 3}
+    ports = {"main": 1, "history": 2, "unmetered": 3, "uncached": 4}
     scenarios = harness.build_scenarios(ports, seed, hist)
     assert [s.name for s in scenarios] == harness.SCENARIO_NAMES
     written = json.dumps({s.name: s.describe() for s in scenarios})
