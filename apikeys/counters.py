@@ -160,13 +160,13 @@ if rate_limit > 0 then
   rate = tonumber(redis.call('GET', KEYS[2]) or '0')
   if rate >= rate_limit then return {2, rate} end
   rate = redis.call('INCR', KEYS[2])
-  redis.call('EXPIREAT', KEYS[2], ARGV[3])
+  if rate == 1 then redis.call('EXPIREAT', KEYS[2], ARGV[3]) end
 end
 if budget_limit > 0 then
   budget = tonumber(redis.call('GET', KEYS[3]) or '0')
   if budget >= budget_limit then return {3, budget, rate} end
   budget = redis.call('INCR', KEYS[3])
-  redis.call('EXPIREAT', KEYS[3], ARGV[5])
+  if budget == 1 then redis.call('EXPIREAT', KEYS[3], ARGV[5]) end
 end
 return {0, rate, budget}
 """

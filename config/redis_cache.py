@@ -2,11 +2,12 @@
 
 Django's `RedisCacheClient.get_client()` builds a new `redis.Redis` for every cache operation.
 Building one copies redis-py's table of ~170 response callbacks: about 45 µs of CPU, twice what
-the `GET` itself costs the caller. The API gateway makes up to three Redis calls per request (the
-failed-authentication block check, the per-key rate limit, the daily budget; `apikeys.counters`
-takes its client from here too), so this was ~10% of an authenticated request's CPU
-(docs/PERFORMANCE.md). A `redis.Redis` is safe to share between threads: every command borrows a
-connection from the pool and returns it. Everything else is Django's backend unchanged.
+the `GET` itself costs the caller. The API gateway then made three Redis calls per request (the
+failed-authentication block check, the per-key rate limit, the daily budget; one script call
+since, and `apikeys.counters` takes its client from here too), so this was ~10% of an
+authenticated request's CPU (docs/PERFORMANCE.md). A `redis.Redis` is safe to share between
+threads: every command borrows a connection from the pool and returns it. Everything else is
+Django's backend unchanged.
 """
 
 from __future__ import annotations
