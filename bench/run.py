@@ -495,6 +495,22 @@ def print_report(summary: dict, ratios: dict, pages: dict) -> None:
 # --- Main ------------------------------------------------------------------------------------
 
 
+def code_version() -> dict[str, Any]:
+    """The commit measured, and whether the working tree differed from it (None: not a git
+    checkout, or git is missing)."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=10, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "modified": None if status is None else bool(status)}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run", description=__doc__.splitlines()[0],
@@ -651,6 +667,7 @@ def run(args: argparse.Namespace) -> int:
     path = args.output / f"{stamp}.json"
     path.write_text(json.dumps({
         "date": stamp,
+        "code": code_version(),
         "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
         "settings": {"rounds": args.rounds, "seconds": args.seconds, "workers": WORKERS,
                      "worker_class": "sync", "wrk_connections": CONNECTIONS,

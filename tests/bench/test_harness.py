@@ -194,3 +194,11 @@ def test_results_describe_scenarios_without_their_credentials() -> None:
         "method": "PATCH", "path": "/api/v1/passports/psp_w", "scheme": "Bearer", "expect": 200,
     }
     assert all("SECRET" not in s.url for s in scenarios)
+
+
+def test_results_name_the_commit_they_measured() -> None:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=harness.ROOT,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    version = harness.code_version()
+    assert version["commit"] == head
+    assert isinstance(version["modified"], bool)
