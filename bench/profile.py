@@ -29,8 +29,8 @@ from pathlib import Path
 
 from bench import run as harness
 
-SCENARIOS = ["baseline", "apikey", "apikey_unmetered", "apikey_uncached", "oauth", "garbage",
-             "write", "peer"]
+SCENARIOS = ["baseline", "floor", "apikey", "apikey_unmetered", "apikey_uncached", "oauth",
+             "garbage", "write", "peer"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +108,7 @@ def _profile_requests(args: argparse.Namespace, seed: dict) -> int:
     path = {
         "write": f"/api/v1/passports/{seed['write_passport_id']}",
         "baseline": f"/bench/baseline/{seed['workspace_id']}/passports/{seed['passport_id']}",
+        "floor": f"/bench/floor/{seed['workspace_id']}/passports/{seed['passport_id']}",
         "peer": f"/bench/peer/passports/{seed['passport_id']}",
     }.get(args.scenario, passport)
     client = Client(headers={"Authorization": auth} if auth else {}, SERVER_NAME="127.0.0.1")

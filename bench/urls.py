@@ -1,4 +1,4 @@
-"""The product's URLs, then the two comparison points (bench/views.py).
+"""The product's URLs, then the comparison points (bench/views.py).
 
 The bench routes come last, so resolving them walks the product's patterns first, as resolving
 `/api/v1/passports/<id>` does (`api/v1/` is the product's last include): the baseline pays the same
@@ -17,5 +17,6 @@ urlpatterns = [
     path(
         "bench/baseline/<int:workspace_id>/passports/<str:public_id>", views.baseline_passport
     ),
+    path("bench/floor/<int:workspace_id>/passports/<str:public_id>", views.floor_passport),
     path("bench/peer/passports/<str:public_id>", views.PeerPassportView.as_view()),
 ]

@@ -5,15 +5,27 @@
   (`passport_json`) and the same middleware stack — without authentication, scopes, budgets or
   metering: the cost floor of the request. The workspace comes from the URL instead of a
   credential.
+- `floor_passport`: the baseline plus the API gateway's one Redis call (`gate_take`, with the same
+  script, keys and arguments as an `apikey` request: block check, rate limit, budget, two cached
+  key markers) and nothing else: no token, no Python of the gateway. It measures how fast any
+  gateway that keeps SPEC's exact budgets and next-request revocation with one Redis round trip
+  could be on this machine.
 - `PeerPassportView`: what a DRF user would write — a `RetrieveAPIView` protected by
   djangorestframework-api-key's `HasAPIKey`, on the same model and database.
 """
 
+from datetime import timedelta
+
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.generics import RetrieveAPIView
 from rest_framework_api_key.permissions import HasAPIKey
 
+from apikeys.counters import gate_take
+from apikeys.failed_auth import failed_auth_block_key
+from apikeys.keycache import keycache_versions
+from apikeys.quotas import Budget, budget_counter_key, next_utc_midnight, rate_limit_window
 from passports.api import passport_json
 from passports.models import Passport
 from passports.selectors import passport_get
@@ -26,6 +38,26 @@ def baseline_passport(request: HttpRequest, workspace_id: int, public_id: str) -
     except Passport.DoesNotExist:
         return JsonResponse({"error": "not_found", "message": "No such passport."}, status=404)
     return JsonResponse(passport_json(passport))
+
+
+_FLOOR_MARKERS: dict[str, str] = {}
+
+
+def floor_passport(request: HttpRequest, workspace_id: int, public_id: str) -> JsonResponse:
+    now = timezone.now()
+    if not _FLOOR_MARKERS:  # a marker pair of its own, created once per process
+        _FLOOR_MARKERS.update(keycache_versions("bench-floor-" + "0" * 32) or {})
+    rate_key, rate_reset = rate_limit_window(0, now)
+    gate = gate_take(
+        block_key=failed_auth_block_key(request),
+        rate_key=rate_key, rate_limit=10**6, rate_expires_at=rate_reset + timedelta(minutes=1),
+        budget_key=budget_counter_key(0, Budget.PASSPORT_READS, now), budget_limit=10**9,
+        budget_expires_at=next_utc_midnight(now) + timedelta(hours=1),
+        now=now, versions=_FLOOR_MARKERS,
+    )
+    if gate.outcome != 0:
+        return JsonResponse({"error": "floor_refused", "outcome": gate.outcome}, status=500)
+    return baseline_passport(request, workspace_id, public_id)
 
 
 class PassportSerializer(serializers.ModelSerializer):
