@@ -13,8 +13,10 @@ from http import HTTPStatus
 import pytest
 import redis
 from django.db import connection
+from django.forms.models import model_to_dict
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from apikeys.keycache import MAX_AGE_SECONDS, key_cache
 from apikeys.models import ApiKey, IdempotencyRecord, IdempotencyStatus
@@ -27,6 +29,7 @@ from apikeys.services import (
 )
 from audit.services import Actor
 from passports.services import passport_create
+from tests.factories import UserFactory
 from workspaces.services import workspace_change_plan
 
 pytestmark = pytest.mark.django_db
@@ -88,6 +91,36 @@ def test_every_change_through_a_service_reaches_the_next_request(
 
     apikey_rotate(key=key, overlap="now", acting_user=members["admin"])
     assert me(client).json()["error"] == "key_expired"
+
+
+@pytest.mark.parametrize("field", ["plan", "name"])
+def test_ops_editing_a_plan_or_workspace_in_django_admin_reaches_the_next_request(
+    own_redis, make_key, api, workspace, plan, field
+) -> None:
+    """Cached keys carry their workspace and plan: an admin edit of either moves the epoch."""
+    _key, token = make_key()
+    client = api(token)
+    passport = passport_create(workspace=workspace, gtin=GTIN, serial_number="SN-1",
+                               product_name="Drill")
+    read = client.get(f"/api/v1/passports/{passport.public_id}")
+    assert read["X-RateLimit-Limit"] == str(plan("free").passport_reads_per_day)
+    ops = Client()
+    ops.force_login(UserFactory(is_staff=True, is_superuser=True))
+    if field == "plan":
+        free = plan("free")
+        data = {**model_to_dict(free), "passport_reads_per_day": 7}
+        url = reverse("admin:workspaces_plan_change", args=[free.pk])
+    else:
+        data = {**model_to_dict(workspace, fields=["slug", "plan"]), "name": "Acme Renamed",
+                "memberships-TOTAL_FORMS": 0, "memberships-INITIAL_FORMS": 0}
+        url = reverse("admin:workspaces_workspace_change", args=[workspace.pk])
+    saved = ops.post(url, {k: "" if v is None else v for k, v in data.items()})
+    assert saved.status_code == HTTPStatus.FOUND, saved.content[:2000]
+    if field == "plan":
+        read = client.get(f"/api/v1/passports/{passport.public_id}")
+        assert read["X-RateLimit-Limit"] == "7"
+    else:
+        assert me(client).json()["workspace"]["name"] == "Acme Renamed"
 
 
 def test_a_revocation_reaches_the_next_request(own_redis, make_key, api, members) -> None:
