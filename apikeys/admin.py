@@ -1,7 +1,7 @@
 """Django admin for API keys (SPEC §10): ops staff find keys by name or hint and revoke, pause,
-resume or rotate them through the same audited services as the dashboard. Nothing here shows or
-edits the digest, and a key is never saved raw: "Add" runs `apikey_create` and shows the token once
-on the page that answers the POST."""
+resume or rotate them, or set their rate limit, through the same audited services as the
+dashboard. Nothing here shows or edits the digest, and a key is never saved raw: "Add" runs
+`apikey_create` and shows the token once on the page that answers the POST."""
 
 from __future__ import annotations
 
@@ -20,7 +20,15 @@ from workspaces.models import Workspace
 
 from .forms import OVERLAP_CHOICES, ApiKeyCreateForm
 from .models import ApiKey
-from .services import apikey_create, apikey_pause, apikey_resume, apikey_revoke, apikey_rotate
+from .services import (
+    MAX_RATE_LIMIT_PER_MINUTE,
+    apikey_create,
+    apikey_pause,
+    apikey_resume,
+    apikey_revoke,
+    apikey_rotate,
+    apikey_set_rate_limit,
+)
 
 # `gk_prod_…abcd` (as the dashboard shows a key) or a pasted token: search by its last 4 characters.
 HINT_SEARCH = re.compile(r"^gk_(?:prod|stg|dev)_(?:…|\.\.\.)?(?:[0-9A-Za-z]*?)([0-9A-Za-z]{4})$")
@@ -39,6 +47,13 @@ class RotateForm(forms.Form):
     )
 
 
+class RateLimitForm(forms.Form):
+    rate_limit_per_minute = forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_RATE_LIMIT_PER_MINUTE,
+        label="Requests per minute", help_text="Leave empty for no per-key limit.",
+    )
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = [
@@ -49,7 +64,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ["name", "hint", "public_id", "workspace__slug"]
     list_select_related = ["workspace"]
     ordering = ["-created_at", "-id"]
-    actions = ["revoke_selected", "pause_selected", "resume_selected", "rotate_selected"]
+    actions = [
+        "revoke_selected", "pause_selected", "resume_selected", "rotate_selected",
+        "set_rate_limit_selected",
+    ]
     # The digest is deliberately absent: not shown, not editable.
     fields = [
         "public_id", "workspace", "name", "note", "display_hint", "status_display", "environment",
@@ -87,11 +105,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return super().get_search_results(request, queryset, search_term)
 
     def _apply(
-        self, request: HttpRequest, queryset: QuerySet, service, done: str  # noqa: ANN001
+        self, request: HttpRequest, keys: QuerySet | list[ApiKey], service, done: str  # noqa: ANN001
     ) -> None:
         context = RequestContext.from_request(request)
         changed, refused = 0, []
-        for key in queryset.select_related("workspace"):
+        if isinstance(keys, QuerySet):
+            keys = keys.select_related("workspace")
+        for key in keys:
             try:
                 service(key=key, acting_user=request.user, context=context)
             except ValidationError as exc:
@@ -115,16 +135,50 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def resume_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._apply(request, queryset, apikey_resume, "Resumed")
 
+    def _action_form(
+        self, request: HttpRequest, keys: list[ApiKey], form: forms.Form, **page: object
+    ) -> TemplateResponse:
+        """The page that asks an action's question (`templates/admin/.../action_form.html`)."""
+        return TemplateResponse(request, "admin/apikeys/apikey/action_form.html", {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta, "keys": keys, "form": form,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME, **page,
+        })
+
+    @admin.action(description="Set the rate limit of selected keys…", permissions=["manage"])
+    def set_rate_limit_selected(
+        self, request: HttpRequest, queryset: QuerySet
+    ) -> HttpResponse | None:
+        keys = list(queryset.select_related("workspace"))
+        form = RateLimitForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._action_form(
+                request, keys, form, title="Set the rate limit of API keys",
+                action="set_rate_limit_selected", submit_label="Set the rate limit",
+                show_rate_limit=True,
+                intro="Each key below gets this per-key limit (requests per minute, counted "
+                      "across every server); the next request of each key is counted against it.",
+            )
+        per_minute = form.cleaned_data["rate_limit_per_minute"]
+        self._apply(
+            request, keys,
+            lambda **kw: apikey_set_rate_limit(rate_limit_per_minute=per_minute, **kw),
+            "Set the rate limit of",
+        )
+        return None
+
     @admin.action(description="Rotate selected keys…", permissions=["manage"])
     def rotate_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         keys = list(queryset.select_related("workspace"))
         form = RotateForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
-            return TemplateResponse(request, "admin/apikeys/apikey/rotate.html", {
-                **self.admin_site.each_context(request),
-                "title": "Rotate API keys", "opts": self.model._meta, "keys": keys,
-                "form": form, "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            })
+            return self._action_form(
+                request, keys, form, title="Rotate API keys", action="rotate_selected",
+                submit_label="Rotate keys",
+                intro="Each key below gets a successor with the same name, scopes and settings; "
+                      "the new tokens are shown once on the next page. The old keys keep working "
+                      "for the overlap you choose, then stop.",
+            )
         context = RequestContext.from_request(request)
         rotated, refused = [], []
         for key in keys:

@@ -171,3 +171,31 @@ def test_admin_requires_staff(client_for, keys) -> None:
     response = client_for("owner").get(CHANGELIST)
     assert response.status_code == HTTPStatus.FOUND
     assert "/admin/login/" in response["Location"]
+
+
+def test_set_rate_limit_selected_asks_then_sets_it_through_the_service(staff_client, keys):
+    billing, _ = keys["Billing sync"]
+    deploys, _ = keys["CI deploys"]
+    selected = {"action": "set_rate_limit_selected", "_selected_action": [billing.pk, deploys.pk]}
+    form = staff_client.post(CHANGELIST, selected)
+    assert form.status_code == HTTPStatus.OK
+    assert 'name="rate_limit_per_minute"' in form.content.decode()
+
+    refused = staff_client.post(CHANGELIST, {**selected, "rate_limit_per_minute": "0",
+                                             "apply": "1"})
+    assert refused.status_code == HTTPStatus.OK
+    assert "greater than or equal to 1" in refused.content.decode()
+    assert not AuditEvent.objects.filter(action="key.rate_limit_changed").exists()
+
+    done = staff_client.post(CHANGELIST, {**selected, "rate_limit_per_minute": "30",
+                                          "apply": "1"}, follow=True)
+    assert "Set the rate limit of 2 key(s)." in done.content.decode()
+    assert set(ApiKey.objects.values_list("name", "rate_limit_per_minute")) == {
+        ("Billing sync", 30), ("CI deploys", 30), ("Zapier", None)}
+    events = AuditEvent.objects.filter(action="key.rate_limit_changed")
+    assert {(e.actor_id, e.metadata["to"]) for e in events} == {(str(staff_client.staff.pk), 30)}
+    assert events.count() == 2
+
+    staff_client.post(CHANGELIST, {**selected, "rate_limit_per_minute": "", "apply": "1"})
+    assert list(ApiKey.objects.filter(pk__in=[billing.pk, deploys.pk])
+                .values_list("rate_limit_per_minute", flat=True)) == [None, None]
