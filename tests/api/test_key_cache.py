@@ -217,8 +217,15 @@ def test_a_refused_cached_key_is_checked_again_from_the_database(
     assert me(outside).status_code == HTTPStatus.OK
 
 
-def test_without_redis_every_request_reads_the_key(make_key, api, settings) -> None:
-    settings.REDIS_URL = ""
+@pytest.mark.parametrize("switch", ["no REDIS_URL", "GATEHOUSE_KEY_CACHE=0"])
+def test_without_redis_or_when_turned_off_every_request_reads_the_key(
+    make_key, api, settings, request, switch
+) -> None:
+    if switch == "no REDIS_URL":
+        settings.REDIS_URL = ""
+    else:
+        request.getfixturevalue("own_redis")
+        settings.GATEHOUSE_KEY_CACHE = False
     _key, token = make_key()
     client = api(token)
     for _ in range(2):
