@@ -74,6 +74,25 @@ class ApplicationAdmin(dot_admin.ApplicationAdmin):
         self.message_user(request, f"Deleted {count} app(s).", messages.SUCCESS)
 
 
+def can_revoke_grants(request: HttpRequest) -> bool:
+    """Revoking a grant changes its connection: staff who may only view OAuth data may not."""
+    return request.user.has_perm("oauth.change_connection")
+
+
+def revoke_connections(
+    model_admin: admin.ModelAdmin, request: HttpRequest, connections: QuerySet[Connection]
+) -> None:
+    """The admin's grant revocations, through the audited service, by the staff user."""
+    actor, context = Actor.for_user(request.user), RequestContext.from_request(request)
+    count = 0
+    for connection in connections.select_related("application", "workspace"):
+        connection_revoke(
+            connection=connection, actor=actor, context=context, reason="revoked_by_staff"
+        )
+        count += 1
+    model_admin.message_user(request, f"Revoked {count} grant(s).", messages.SUCCESS)
+
+
 class _ReadOnlyTokenAdmin:
     """Tokens are issued by the flows and revoked through their grant; nothing here edits them."""
 
@@ -86,21 +105,13 @@ class _ReadOnlyTokenAdmin:
     def get_exclude(self, request: HttpRequest, obj=None):  # noqa: ANN001, ANN201
         return ("token", "token_checksum", "code", "code_challenge")
 
-    @admin.action(description="Revoke the grants these belong to", permissions=["view"])
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return can_revoke_grants(request)
+
+    @admin.action(description="Revoke the grants these belong to", permissions=["revoke"])
     def revoke_grants(self, request: HttpRequest, queryset: QuerySet) -> None:
-        connections = Connection.objects.active().filter(
-            **{f"{self.link_path}__in": queryset}
-        ).select_related("application", "workspace")
-        count = 0
-        for connection in connections.distinct():
-            connection_revoke(
-                connection=connection,
-                actor=Actor.for_user(request.user),
-                context=RequestContext.from_request(request),
-                reason="revoked_by_staff",
-            )
-            count += 1
-        self.message_user(request, f"Revoked {count} grant(s).", messages.SUCCESS)
+        connections = Connection.objects.active().filter(**{f"{self.link_path}__in": queryset})
+        revoke_connections(self, request, connections.distinct())
 
 
 class AccessTokenAdmin(_ReadOnlyTokenAdmin, dot_admin.AccessTokenAdmin):
@@ -135,16 +146,10 @@ class ConnectionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
         return False
 
-    @admin.action(description="Revoke selected grants", permissions=["view"])
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return can_revoke_grants(request)
+
+    @admin.action(description="Revoke selected grants", permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = 0
-        for connection in queryset.active().select_related("application", "workspace"):
-            connection_revoke(
-                connection=connection,
-                actor=Actor.for_user(request.user),
-                context=RequestContext.from_request(request),
-                reason="revoked_by_staff",
-            )
-            count += 1
-        self.message_user(request, f"Revoked {count} grant(s).", messages.SUCCESS)
+        revoke_connections(self, request, queryset.active())
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 from http import HTTPStatus
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application, Grant
@@ -95,6 +96,30 @@ def test_connection_admin_revokes(staff, oauth_app, tokens_for) -> None:
     )
 
     assert Connection.objects.get().revoked_at is not None
+
+
+@pytest.mark.parametrize("changelist, action, model", [
+    ("/admin/oauth/connection/", "revoke", Connection),
+    ("/admin/oauth2_provider/accesstoken/", "revoke_grants", AccessToken),
+])
+def test_staff_who_may_only_view_cannot_revoke_grants(
+    oauth_app, tokens_for, changelist, action, model
+) -> None:
+    token = tokens_for(oauth_app)["access_token"]
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(
+        codename__in=["view_connection", "view_accesstoken"]))
+    client = Client()
+    client.force_login(viewer)
+
+    page = client.get(changelist)
+    assert page.status_code == HTTPStatus.OK
+    assert f'value="{action}"' not in page.content.decode()
+    client.post(changelist, {"action": action, "_selected_action": [model.objects.get().pk]})
+
+    assert Connection.objects.get().revoked_at is None
+    assert verify_access_token(token, ip=None).kind == "oauth"  # still valid
+    assert not AuditEvent.objects.filter(action="oauth.token_revoked").exists()
 
 
 # --- Pruning --------------------------------------------------------------------------------
