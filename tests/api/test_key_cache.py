@@ -196,7 +196,11 @@ def test_a_stale_cached_key_releases_its_idempotency_claim_and_runs_once(
 
     first = patch()  # the cached key is stale: claim, release, verify again, claim, run
     assert first.status_code == HTTPStatus.OK
-    assert first["X-RateLimit-Limit"] == "100"  # the plan's budget; the rate limit counted once
+    # The stale attempt counted nothing: one unit of the writes budget, one of the rate limit.
+    assert (first["X-RateLimit-Limit"], first["X-RateLimit-Remaining"]) == ("100", "99")
+    counters = redis.Redis.from_url(own_redis.url)
+    rate = [int(counters.get(name)) for name in counters.scan_iter(f"*:rl:{key.pk}:*")]
+    assert rate == [1]
     record = IdempotencyRecord.objects.get(key="rename-1")
     assert record.status == IdempotencyStatus.COMPLETED
     replay = patch()
@@ -245,7 +249,7 @@ def test_the_cache_and_redis_hold_no_secret(own_redis, make_key, api) -> None:
     )
     assert token.encode() not in stored
     assert key.digest.encode() not in stored  # only a prefix names the marker
-    assert all(token not in digest for digest in key_cache._entries)
+    assert list(key_cache._entries) == [key.digest]  # the process keeps the key by its digest
 
 
 @pytest.mark.django_db(transaction=True)
