@@ -28,8 +28,8 @@ from workspaces.pagination import MAX_LIMIT, InvalidPageRequest, parse_limit
 from .errors import ApiError, error_response, invalid_request, not_found
 from .keycache import keycache_enabled
 from .principal import AuthFailure, Principal
-from .selectors import apikey_check
-from .tokens import ENVIRONMENT_PREFIXES, parse_token
+from .selectors import apikey_check_digest
+from .tokens import ENVIRONMENT_PREFIXES, parse_token, token_digest
 
 # --- Verification --------------------------------------------------------------------------------
 
@@ -55,7 +55,7 @@ _KEY_REFUSALS: dict[str, tuple[int, str]] = {
 
 
 def verify_api_key(token: str, *, ip: str | None, fresh: bool = False) -> Principal | AuthFailure:
-    """`gk_` tokens: shape, checksum and environment without I/O, then `apikey_check` (one
+    """`gk_` tokens: shape, checksum and environment without I/O, then `apikey_check_digest` (one
     indexed lookup by keyed digest, joined to the workspace and plan).
 
     With Redis, a key that passed may come from the per-process cache (`apikeys.keycache`); the
@@ -78,7 +78,9 @@ def verify_api_key(token: str, *, ip: str | None, fresh: bool = False) -> Princi
             f"gk_{ENVIRONMENT_PREFIXES[server]}_ key.",
             looked_up=False,
         )
-    check = apikey_check(token, ip=ip, cache=keycache_enabled(), fresh=fresh)
+    check = apikey_check_digest(
+        token_digest(token), ip=ip, cache=keycache_enabled(), fresh=fresh
+    )
     if check.error is not None:
         status, message = _KEY_REFUSALS[check.error]
         return AuthFailure(check.error, message, status=status)

@@ -71,19 +71,31 @@ def apikey_check(
     cache: bool = False,
     fresh: bool = False,
 ) -> KeyCheck:
-    """Verify a presented token: shape and checksum (no I/O), environment, then one indexed
-    lookup by digest, then status, expiry (which includes a rotation's overlap), allowed IPs.
-
-    With `cache`, a key that passed before may come from this process's cache
-    (`apikeys.keycache`, no I/O; the answer carries the versions to confirm), unless `fresh`;
-    a key that passes a lookup is cached. A refusal is never answered from the cache.
-    """
+    """Verify a presented token: shape and checksum (no I/O), environment, then
+    `apikey_check_digest`."""
     parsed = parse_token(token)
     if parsed is None:
         return KeyCheck(error="invalid_credentials")
     if parsed.environment != settings.GATEHOUSE_ENVIRONMENT:
         return KeyCheck(error="environment_mismatch")
-    digest = token_digest(token)
+    return apikey_check_digest(token_digest(token), ip=ip, now=now, cache=cache, fresh=fresh)
+
+
+def apikey_check_digest(
+    digest: str,
+    *,
+    ip: str | None,
+    now: datetime | None = None,
+    cache: bool = False,
+    fresh: bool = False,
+) -> KeyCheck:
+    """Verify the digest of a token whose shape and environment were checked: one indexed lookup,
+    then status, expiry (which includes a rotation's overlap), allowed IPs.
+
+    With `cache`, a key that passed before may come from this process's cache
+    (`apikeys.keycache`, no I/O; the answer carries the versions to confirm), unless `fresh`;
+    a key that passes a lookup is cached. A refusal is never answered from the cache.
+    """
     versions = None
     if cache:
         entry = None if fresh else key_cache.get(digest)

@@ -70,7 +70,7 @@ def test_outage_in_an_api_view_is_503_json(debug, exc, token) -> None:
 @pytest.mark.parametrize("exc", OUTAGES[:3], ids=lambda e: type(e).__name__)
 def test_outage_in_the_gateway_middleware_is_503_json(debug, exc, token) -> None:
     """Raised while the gateway looks the key up (process_view), outside any view."""
-    with mock.patch("apikeys.gateway.apikey_check", side_effect=exc):
+    with mock.patch("apikeys.gateway.apikey_check_digest", side_effect=exc):
         response = _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     _assert_api_503(response)
 
