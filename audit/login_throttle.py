@@ -1,11 +1,18 @@
-"""Sign-in throttling (django-ratelimit's core API on the shared cache): failed sign-ins are
-counted per account and per client IP, and a sign-in is refused (429) once either count is
-spent, before the password is even checked.
+"""Sign-in throttling for every sign-in door (the dashboard's and Django admin's), on
+django-ratelimit's core API and the shared cache: failed sign-ins are counted per (account,
+address) and per address, and a sign-in is refused (429) once either count is spent, before the
+password is even checked.
 
-- Per account: `ACCOUNT_LIMIT` failures in `WINDOW` for one username, whoever sends them —
-  online guessing of one password is slow, from any number of addresses. It counts usernames
-  whether or not an account exists, so a refusal says nothing about existence.
-- Per IP (IPv6: per /64): `IP_LIMIT` failures in `WINDOW` — one client spraying many accounts.
+- Per (account, address): `ACCOUNT_ADDRESS_LIMIT` failures in `WINDOW` for one username from one
+  address (IPv6: one /64). It counts usernames whether or not an account exists, so a refusal
+  says nothing about existence.
+- Per address: `ADDRESS_LIMIT` failures in `WINDOW` — one client spraying many accounts.
+
+There is deliberately no count per account alone: with one, anyone could lock the real user out
+by guessing wrong ten times from anywhere (SPEC §5). The user signing in from their own address
+is refused only for failures from that address. What remains — a guesser spreading one
+account's guesses over many addresses — is paid for in Argon2 time per guess, and every failure
+is on the audit log (`user.login_failed`, with the address) for alerting.
 
 Only failures count: a member who signs in at the first try is never counted. Windows are fixed
 (django-ratelimit's), so a block lasts until its window ends (`Retry-After`). If the cache is
@@ -15,35 +22,58 @@ outage of Redis must not lock everyone out, and Argon2 keeps each guess slow any
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import math
+from collections.abc import Callable
 
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
 
-from apikeys.failed_auth import ip_bucket
-
 logger = logging.getLogger("audit.login")
 
 WINDOW_MINUTES = 15
-ACCOUNT_LIMIT = 10
-IP_LIMIT = 50
-_ACCOUNT = ("gatehouse.login.account", f"{ACCOUNT_LIMIT}/{WINDOW_MINUTES}m")
-_IP = ("gatehouse.login.ip", f"{IP_LIMIT}/{WINDOW_MINUTES}m")
+ACCOUNT_ADDRESS_LIMIT = 10
+ADDRESS_LIMIT = 50
+_ACCOUNT_ADDRESS = ("gatehouse.login.account_address", f"{ACCOUNT_ADDRESS_LIMIT}/{WINDOW_MINUTES}m")
+_ADDRESS = ("gatehouse.login.address", f"{ADDRESS_LIMIT}/{WINDOW_MINUTES}m")
 
 
-def _account_key(username: str):  # noqa: ANN202
+@functools.lru_cache(maxsize=4096)
+def _bucket(ip: str) -> str:
+    """IPv4 addresses alone, IPv6 addresses by /64 (one host usually owns a whole /64)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "unknown"
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
+    return str(address)
+
+
+def address_bucket(group: str, request: HttpRequest) -> str:
+    """django-ratelimit key: the client's address as the WSGI server saw it (REMOTE_ADDR; behind
+    a proxy it must carry the client, docs/operations.md)."""
+    ip = request.META.get("REMOTE_ADDR")
+    return _bucket(ip) if ip else "unknown"
+
+
+def _account_address_key(username: str) -> Callable[[str, HttpRequest], str]:
     normalized = username.strip().lower()
-    return lambda group, request: f"account:{normalized}"
+    # django-ratelimit hashes the key into the cache key: no username is stored in the cache.
+    return lambda group, request: f"{address_bucket(group, request)}|{normalized}"
 
 
 def _usages(request: HttpRequest, username: str, *, increment: bool) -> list[dict]:
     usages = [
-        get_usage(request, group=_IP[0], key=ip_bucket, rate=_IP[1], increment=increment),
+        get_usage(request, group=_ADDRESS[0], key=address_bucket, rate=_ADDRESS[1],
+                  increment=increment),
     ]
     if username.strip():
-        usages.append(get_usage(request, group=_ACCOUNT[0], key=_account_key(username),
-                                rate=_ACCOUNT[1], increment=increment))
+        usages.append(get_usage(request, group=_ACCOUNT_ADDRESS[0],
+                                key=_account_address_key(username), rate=_ACCOUNT_ADDRESS[1],
+                                increment=increment))
     return [usage for usage in usages if usage is not None]
 
 
@@ -61,7 +91,7 @@ def login_blocked(request: HttpRequest, username: str) -> int | None:
 
 
 def login_failed(request: HttpRequest, username: str) -> None:
-    """Count one failed sign-in for the username and the client's IP."""
+    """Count one failed sign-in for the (username, address) pair and for the address."""
     try:
         _usages(request, username, increment=True)
     except Exception:

@@ -40,23 +40,46 @@ class Actor:
         return cls(ActorType.SYSTEM, "", label)
 
 
+class Door:
+    """Which door an action came through; recorded as the event's `metadata["door"]` (SPEC §8)."""
+
+    DASHBOARD = "dashboard"
+    API = "api"
+    ADMIN = "admin"
+    COMMAND = "command"
+
+
+def door_of(request: HttpRequest) -> str:
+    """Django admin's pages (any view in the `admin` URL namespace), the JSON API and OAuth
+    endpoints (under /api/), or else the dashboard."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None and "admin" in match.namespaces:
+        return Door.ADMIN
+    if request.path.startswith("/api/"):
+        return Door.API
+    return Door.DASHBOARD
+
+
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """Where an action came from: the client's IP and user agent, or the command that ran it."""
+    """Where an action came from: the client's IP and user agent, or the command that ran it,
+    and the door (`Door`); an empty door is not recorded."""
 
     ip: str | None = None
     user_agent: str = ""
+    door: str = ""
 
     @classmethod
-    def from_request(cls, request: HttpRequest) -> RequestContext:
+    def from_request(cls, request: HttpRequest, *, door: str | None = None) -> RequestContext:
         return cls(
             ip=request.META.get("REMOTE_ADDR") or None,
             user_agent=request.headers.get("User-Agent", "")[:512],
+            door=door or door_of(request),
         )
 
     @classmethod
     def for_command(cls, name: str) -> RequestContext:
-        return cls(ip=None, user_agent=f"manage.py {name}")
+        return cls(ip=None, user_agent=f"manage.py {name}", door=Door.COMMAND)
 
 
 def chain_key(workspace_id: int | None) -> str:
@@ -124,10 +147,13 @@ def audit_record(
     The chain head row is locked for the rest of that transaction: events of one workspace are
     serialized, events of different workspaces are not. The event is stamped no earlier than its
     predecessor (another process's clock may be ahead), so times never go back along a chain.
+    The context's door, when it names one, is recorded as `metadata["door"]`.
     """
-    metadata = dict(metadata or {})
-    _assert_no_secrets(metadata)
     context = context or RequestContext()
+    metadata = dict(metadata or {})
+    if context.door:
+        metadata["door"] = context.door
+    _assert_no_secrets(metadata)
     workspace_id = workspace.pk if workspace is not None else None
     with transaction.atomic():
         chain = _locked_chain(chain_key(workspace_id))

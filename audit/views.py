@@ -1,4 +1,5 @@
-"""The audit log page and its CSV export; and the login door, which records sign-ins."""
+"""The audit log page and its CSV export; and the sign-in doors (dashboard and Django admin),
+which are throttled and record sign-ins."""
 
 from __future__ import annotations
 
@@ -9,16 +10,22 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.forms.utils import ErrorDict
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 
 from workspaces.pagination import InvalidPageRequest
 from workspaces.permissions import workspace_view
@@ -28,7 +35,7 @@ from .forms import AuditFilterForm
 from .login_throttle import login_blocked, login_failed
 from .models import AuditEvent
 from .selectors import audit_event_page, audit_event_queryset, audit_event_stream
-from .services import RequestContext, audit_login_failed, audit_login_succeeded
+from .services import Door, RequestContext, audit_login_failed, audit_login_succeeded
 
 PAGE_SIZE = 50
 TEMPLATE = "audit/event_list.html"
@@ -156,12 +163,12 @@ def event_export(request: HttpRequest) -> HttpResponse:
     return response
 
 
-# --- The login door -----------------------------------------------------------------------------
+# --- The sign-in doors --------------------------------------------------------------------------
 
 class LoginView(auth_views.LoginView):
     """Django's login view, recording `user.logged_in` and `user.login_failed` on the
-    workspace-less audit chain with the client's IP and user agent (never the password), and
-    throttled per account and per IP (`audit.login_throttle`).
+    workspace-less audit chain with the client's IP, user agent and door (never the password),
+    and throttled per (account, address) and per address (`audit.login_throttle`).
 
     Account enumeration: an unknown email, a wrong password and an inactive account get the same
     message, and take the same time: Django's ModelBackend runs the password hasher on a dummy
@@ -170,6 +177,10 @@ class LoginView(auth_views.LoginView):
     """
 
     redirect_authenticated_user = True
+    door = Door.DASHBOARD
+
+    def _context(self) -> RequestContext:
+        return RequestContext.from_request(self.request, door=self.door)
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         retry_after = login_blocked(request, request.POST.get("username", ""))
@@ -186,9 +197,7 @@ class LoginView(auth_views.LoginView):
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         response = super().form_valid(form)
-        audit_login_succeeded(
-            user=form.get_user(), context=RequestContext.from_request(self.request)
-        )
+        audit_login_succeeded(user=form.get_user(), context=self._context())
         return response
 
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
@@ -196,10 +205,57 @@ class LoginView(auth_views.LoginView):
         username = form.data.get("username", "")
         if username and form.data.get("password"):
             login_failed(self.request, username)
-            inactive = form.has_error(NON_FIELD_ERRORS, "inactive")
             audit_login_failed(
-                username=username,
-                reason="inactive" if inactive else "invalid_credentials",
-                context=RequestContext.from_request(self.request),
+                username=username, reason=self.failure_reason(form), context=self._context()
             )
         return super().form_invalid(form)
+
+    def failure_reason(self, form: AuthenticationForm) -> str:
+        return "inactive" if form.has_error(NON_FIELD_ERRORS, "inactive") else (
+            "invalid_credentials"
+        )
+
+
+class AdminLoginView(LoginView):
+    """Django admin's sign-in, through the same throttle and audit events as the dashboard's
+    (door `admin`). A member without staff status who gives their right password is refused by
+    `AdminAuthenticationForm` with the same message as a wrong password; it is recorded as
+    `not_staff` and counted like any other failure."""
+
+    redirect_authenticated_user = False  # admin_login redirects staff; others may switch user
+    door = Door.ADMIN
+
+    def get_default_redirect_url(self) -> str:
+        return reverse("admin:index")
+
+    def failure_reason(self, form: AuthenticationForm) -> str:
+        user = form.get_user()
+        if user is not None and user.is_active and not user.is_staff:
+            return "not_staff"
+        return super().failure_reason(form)
+
+
+@never_cache
+@login_not_required
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """`/admin/login/`: what `AdminSite.login` does, with `AdminLoginView` as the view."""
+    site = admin.site
+    redirect_url = AdminLoginView().get_redirect_url(request) or reverse(
+        "admin:index", current_app=site.name
+    )
+    if request.method == "GET" and site.has_permission(request):
+        return HttpResponseRedirect(redirect_url)
+    context = {
+        **site.each_context(request),
+        "title": _("Log in"),
+        "subtitle": None,
+        "app_path": request.get_full_path(),
+        "username": request.user.get_username(),
+        REDIRECT_FIELD_NAME: redirect_url,
+    }
+    request.current_app = site.name
+    return AdminLoginView.as_view(
+        extra_context=context,
+        authentication_form=site.login_form or AdminAuthenticationForm,
+        template_name=site.login_template or "admin/login.html",
+    )(request)

@@ -300,7 +300,7 @@ def test_patch_changes_only_the_given_fields(client_api, workspace) -> None:
     passport.refresh_from_db()
     assert passport.status == "published"
     event = AuditEvent.objects.get(action="passport.updated")
-    assert event.metadata == {"changed": ["status"]}
+    assert event.metadata == {"changed": ["status"], "door": "api"}
 
 
 def test_patch_with_nothing_to_change_writes_nothing(client_api, workspace) -> None:

@@ -147,7 +147,7 @@ def test_delete_app_revokes_its_tokens(client_for, oauth_app, tokens_for) -> Non
     assert AccessToken.objects.count() == 0
     assert verify_access_token(token, ip=None).error == "invalid_token"
     deleted = AuditEvent.objects.get(action="oauth_app.deleted")
-    assert deleted.metadata == {"connections_revoked": 1}
+    assert deleted.metadata == {"connections_revoked": 1, "door": "dashboard"}
     revoked = AuditEvent.objects.get(action="oauth.token_revoked")
     assert revoked.metadata["reason"] == "app_deleted"
 

@@ -1,8 +1,9 @@
-"""Every abuse limit, tested at its edge: sign-in throttling per account and per IP, account
-enumeration from the login form, and request body size limits outside the API. (The API's
-failed-authentication limit: tests/api/test_failed_auth_limit.py; registration and token
-endpoint limits: tests/oauth/test_discovery_and_registration.py; the API's 413:
-tests/api/test_errors.py; leak reports: test_leaked_credentials.py.)"""
+"""Every abuse limit, tested at its edge: sign-in throttling per (account, address) and per
+address at both sign-in doors, account enumeration from the login form, and request body size
+limits outside the API. (The API's failed-authentication limit: tests/api/test_failed_auth_limit.py;
+registration and token endpoint limits: tests/oauth/test_discovery_and_registration.py; the API's
+413: tests/api/test_errors.py; leak reports: test_leaked_credentials.py; the sign-in doors' audit
+events: tests/audit/test_login.py.)"""
 
 from __future__ import annotations
 
@@ -25,17 +26,36 @@ from tests.factories import PASSWORD, UserFactory
 pytestmark = pytest.mark.django_db
 
 LOGIN = "/accounts/login/"
+ADMIN_LOGIN = "/admin/login/"
 INVALID = "Please enter a correct username and password."
+# Where each door sends a successful sign-in (the dashboard's home; the admin's index).
+DOORS = {LOGIN: "/", ADMIN_LOGIN: "/admin/"}
+VICTIM = "owner@acme.test"
 
 
-def sign_in(username: str, password: str = "wrong-password-123", ip: str = "198.51.100.10"):  # noqa: ANN201
-    return Client().post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=ip)
+def sign_in(username: str, password: str = "wrong-password-123", ip: str = "198.51.100.10",
+            door: str = LOGIN):  # noqa: ANN201
+    return Client().post(door, {"username": username, "password": password}, REMOTE_ADDR=ip)
+
+
+def assert_signed_in(response, door: str) -> None:  # noqa: ANN001
+    assert response.status_code == HTTPStatus.FOUND, response.content[:300]
+    assert response["Location"] == DOORS[door]
 
 
 @pytest.fixture
 def frozen():
     with time_machine.travel(timezone.now(), tick=False) as traveller:
         yield traveller
+
+
+@pytest.fixture(params=sorted(DOORS))
+def door(request, members) -> str:
+    """Each sign-in door in turn; the accounts are staff, so the admin's door lets them in."""
+    for user in members.values():
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    return request.param
 
 
 def assert_throttled(response) -> int:  # noqa: ANN001
@@ -46,50 +66,74 @@ def assert_throttled(response) -> int:  # noqa: ANN001
     return retry_after
 
 
-def test_an_account_is_throttled_after_its_failures_from_any_ip(frozen, members) -> None:
-    for n in range(login_throttle.ACCOUNT_LIMIT):
-        assert sign_in("owner@acme.test", ip=f"203.0.113.{n}").status_code == HTTPStatus.OK
-    # Even the right password, from a new address, waits: the password is not checked at all.
-    assert_throttled(sign_in("owner@acme.test", PASSWORD, ip="192.0.2.99"))
-    assert_throttled(sign_in("  OWNER@acme.test ", PASSWORD, ip="192.0.2.98"))  # same account
-    assert sign_in("admin@acme.test", PASSWORD, ip="192.0.2.99").status_code == HTTPStatus.FOUND
+def test_guesses_from_one_address_block_that_account_only_there(frozen, door) -> None:
+    attacker = "203.0.113.66"
+    for _ in range(login_throttle.ACCOUNT_ADDRESS_LIMIT):
+        assert sign_in(VICTIM, ip=attacker, door=door).status_code == HTTPStatus.OK
+    # From the guesser's address even the right password waits: it is not checked at all.
+    assert_throttled(sign_in(VICTIM, PASSWORD, ip=attacker, door=door))
+    assert_throttled(sign_in("  OWNER@acme.test ", PASSWORD, ip=attacker, door=door))
+    # The real user, from their own address, is not refused because someone else guessed.
+    assert_signed_in(sign_in(VICTIM, PASSWORD, ip="192.0.2.99", door=door), door)
+    # Another account from the guesser's address is under the address limit still.
+    assert_signed_in(sign_in("admin@acme.test", PASSWORD, ip=attacker, door=door), door)
     failed = AuditEvent.objects.filter(action="user.login_failed").count()
-    assert failed == login_throttle.ACCOUNT_LIMIT  # refusals are not sign-in attempts
+    assert failed == login_throttle.ACCOUNT_ADDRESS_LIMIT  # refusals are not sign-in attempts
 
 
-def test_the_account_block_ends_with_its_window(frozen, members) -> None:
-    for _ in range(login_throttle.ACCOUNT_LIMIT):
-        sign_in("owner@acme.test")
-    retry_after = assert_throttled(sign_in("owner@acme.test", PASSWORD))
+def test_guesses_from_many_addresses_do_not_lock_the_account_out(frozen, door) -> None:
+    """Ten wrong passwords from anywhere used to lock the account for everyone."""
+    for n in range(3 * login_throttle.ACCOUNT_ADDRESS_LIMIT):
+        assert sign_in(VICTIM, ip=f"203.0.113.{n}", door=door).status_code == HTTPStatus.OK
+    assert_signed_in(sign_in(VICTIM, PASSWORD, ip="192.0.2.99", door=door), door)
+
+
+def test_the_two_doors_share_one_count(frozen, door) -> None:
+    other = ADMIN_LOGIN if door == LOGIN else LOGIN
+    for _ in range(login_throttle.ACCOUNT_ADDRESS_LIMIT):
+        sign_in(VICTIM, door=door)
+    assert_throttled(sign_in(VICTIM, PASSWORD, door=other))
+
+
+def test_an_ipv6_client_is_one_address_per_64(frozen, door) -> None:
+    for n in range(login_throttle.ACCOUNT_ADDRESS_LIMIT):
+        sign_in(VICTIM, ip=f"2001:db8:1:2::{n + 1:x}", door=door)
+    assert_throttled(sign_in(VICTIM, PASSWORD, ip="2001:db8:1:2:ffff::1", door=door))
+    assert_signed_in(sign_in(VICTIM, PASSWORD, ip="2001:db8:1:3::1", door=door), door)
+
+
+def test_the_block_ends_with_its_window(frozen, members) -> None:
+    for _ in range(login_throttle.ACCOUNT_ADDRESS_LIMIT):
+        sign_in(VICTIM)
+    retry_after = assert_throttled(sign_in(VICTIM, PASSWORD))
     frozen.shift(timedelta(seconds=retry_after))
-    assert sign_in("owner@acme.test", PASSWORD).status_code == HTTPStatus.FOUND
+    assert sign_in(VICTIM, PASSWORD).status_code == HTTPStatus.FOUND
 
 
 def test_an_unknown_account_is_throttled_the_same_way(frozen, db) -> None:
     """A refusal must not tell an attacker which emails have accounts."""
-    for n in range(login_throttle.ACCOUNT_LIMIT):
-        sign_in("nobody@acme.test", ip=f"203.0.113.{n}")
-    unknown = sign_in("nobody@acme.test", ip="192.0.2.1")
-    assert_throttled(unknown)
+    for _ in range(login_throttle.ACCOUNT_ADDRESS_LIMIT):
+        sign_in("nobody@acme.test")
+    assert_throttled(sign_in("nobody@acme.test"))
 
 
-def test_an_ip_is_throttled_across_accounts(frozen, members) -> None:
-    for n in range(login_throttle.IP_LIMIT):
-        assert sign_in(f"spray{n}@acme.test").status_code == HTTPStatus.OK
-    assert_throttled(sign_in("owner@acme.test", PASSWORD))
-    assert sign_in("owner@acme.test", PASSWORD, ip="192.0.2.50").status_code == HTTPStatus.FOUND
+def test_an_address_is_throttled_across_accounts(frozen, door) -> None:
+    for n in range(login_throttle.ADDRESS_LIMIT):
+        assert sign_in(f"spray{n}@acme.test", door=door).status_code == HTTPStatus.OK
+    assert_throttled(sign_in(VICTIM, PASSWORD, door=door))
+    assert_signed_in(sign_in(VICTIM, PASSWORD, ip="192.0.2.50", door=door), door)
 
 
 def test_successful_sign_ins_are_not_counted(frozen, members) -> None:
-    for _ in range(login_throttle.ACCOUNT_LIMIT + 5):
-        assert sign_in("owner@acme.test", PASSWORD).status_code == HTTPStatus.FOUND
-    assert sign_in("owner@acme.test").status_code == HTTPStatus.OK
+    for _ in range(login_throttle.ACCOUNT_ADDRESS_LIMIT + 5):
+        assert sign_in(VICTIM, PASSWORD).status_code == HTTPStatus.FOUND
+    assert sign_in(VICTIM).status_code == HTTPStatus.OK
 
 
 def test_a_cache_outage_does_not_lock_everyone_out(members, caplog) -> None:
     with mock.patch.object(login_throttle, "get_usage", side_effect=ConnectionError("down")):
-        assert sign_in("owner@acme.test", PASSWORD).status_code == HTTPStatus.FOUND
-        assert sign_in("owner@acme.test").status_code == HTTPStatus.OK
+        assert sign_in(VICTIM, PASSWORD).status_code == HTTPStatus.FOUND
+        assert sign_in(VICTIM).status_code == HTTPStatus.OK
     assert "Sign-in throttle unavailable" in caplog.text
 
 

@@ -48,6 +48,7 @@ def test_a_live_key_is_revoked_with_the_reporter_and_the_url(api, make_key) -> N
     event = AuditEvent.objects.get(action="key.revoked", target_id=key.public_id)
     assert event.metadata == {
         "reason": "leaked", "reporter_ip": REPORTER_IP, "url": "https://gist.example.com/x/1",
+        "door": "api",
     }
     assert event.actor_type == "system"
     assert event.ip == REPORTER_IP

@@ -24,10 +24,13 @@ def detail_url(key: ApiKey) -> str:
 
 
 def changes() -> list[dict]:
-    return list(
+    """The events' from/to, after checking that each says it came from the dashboard."""
+    metadata = list(
         AuditEvent.objects.filter(action="key.rate_limit_changed").order_by("id")
         .values_list("metadata", flat=True)
     )
+    assert all(m.pop("door") == "dashboard" for m in metadata)
+    return metadata
 
 
 @pytest.mark.parametrize("role", ["owner", "admin"])
@@ -77,7 +80,7 @@ def test_without_javascript_the_form_posts_and_redirects_back(client_for, make_k
     key.refresh_from_db()
     assert key.rate_limit_per_minute == 60
     event = AuditEvent.objects.get(action="key.rate_limit_changed")
-    assert event.metadata == {"from": None, "to": 60}
+    assert event.metadata == {"from": None, "to": 60, "door": "dashboard"}
     assert (event.actor_id, event.target_id, event.ip, event.user_agent) == (
         str(members["admin"].pk), key.public_id, "198.51.100.4", "browser/2"
     )

@@ -70,7 +70,7 @@ def test_owner_changes_role(owner_client: Client, members, workspace) -> None:
     assert event.workspace == workspace
     assert event.actor_label == "owner@acme.test"
     assert event.target_id == str(members["viewer"].pk)
-    assert event.metadata == {"from": "viewer", "to": "editor"}
+    assert event.metadata == {"from": "viewer", "to": "editor", "door": "dashboard"}
     assert event.ip == "127.0.0.1"
 
 
