@@ -3,6 +3,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
+from tests.audit.helpers import manage
+from tests.factories import PASSWORD
 from workspaces.models import Membership, Workspace
 
 pytestmark = pytest.mark.django_db
@@ -63,3 +65,44 @@ def test_plans_are_seeded_with_spec_numbers() -> None:
         p = Plan.objects.get(code=code)
         assert p.writes_per_day is None and p.passports_limit is None
         assert p.active_keys_limit == 50
+
+
+# --- --password ---------------------------------------------------------------------------------
+
+def test_create_workspace_runs_the_password_validators() -> None:
+    code, out, err = manage("create_workspace", "initech", "--owner", "boss@initech.test",
+                            "--password", "123")
+    assert code != 0
+    assert "This password is too short" in err
+    assert "This password is entirely numeric" in err
+    assert not get_user_model().objects.filter(email="boss@initech.test").exists()
+    assert not Workspace.objects.filter(slug="initech").exists()
+
+
+def test_create_workspace_refuses_a_password_like_the_email() -> None:
+    code, _out, err = manage("create_workspace", "initech", "--owner", "bossman@initech.test",
+                             "--password", "bossman@initech.test")
+    assert code != 0
+    assert "too similar" in err
+    assert not Workspace.objects.filter(slug="initech").exists()
+
+
+def test_create_workspace_refuses_a_password_for_an_existing_user(members) -> None:
+    owner = members["owner"]
+    code, _out, err = manage("create_workspace", "initech", "--owner", "OWNER@acme.test",
+                             "--password", "a-brand-new-long-passphrase")
+    assert code != 0
+    assert "already has an account" in err and "changepassword" in err
+    assert "a-brand-new-long-passphrase" not in err
+    owner.refresh_from_db()
+    assert owner.check_password(PASSWORD)  # untouched
+    assert not Workspace.objects.filter(slug="initech").exists()
+
+
+def test_create_workspace_for_an_existing_user_without_password(members) -> None:
+    code, _out, _err = manage("create_workspace", "initech", "--owner", "owner@acme.test")
+    assert code == 0
+    workspace = Workspace.objects.get(slug="initech")
+    assert Membership.objects.get(workspace=workspace).user == members["owner"]
+    event = AuditEvent.objects.get(workspace=workspace, action="workspace.created")
+    assert event.metadata == {"plan": "free", "door": "command"}

@@ -1,4 +1,4 @@
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -14,7 +14,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
         parser.add_argument("--owner", required=True, metavar="EMAIL")
-        parser.add_argument("--password", help="Password for a newly created owner.")
+        parser.add_argument(
+            "--password",
+            help="Password for a newly created owner (checked by the password validators); "
+            "refused for an existing user.",
+        )
         parser.add_argument("--plan", default="free", metavar="CODE")
         parser.add_argument("--name", help="Display name (default: the slug).")
 
@@ -28,12 +32,22 @@ class Command(BaseCommand):
         if Workspace.objects.filter(slug=slug).exists():
             raise CommandError(f"A workspace with slug {slug!r} already exists.")
         User = get_user_model()
+        existing = User.objects.filter(email__iexact=owner).first()
+        if existing is not None and password:
+            raise CommandError(
+                f"{owner} already has an account; --password only sets a new owner's password. "
+                f"Leave it out, or change the password with: manage.py changepassword "
+                f"{existing.get_username()}"
+            )
         try:
             with transaction.atomic():
-                user = User.objects.filter(email__iexact=owner).first()
+                user = existing
                 if user is None:
                     user = User(username=owner, email=owner)
                     if password:
+                        # Django's validators (settings.AUTH_PASSWORD_VALIDATORS), with the user
+                        # so that a password like the email is refused.
+                        password_validation.validate_password(password, user)
                         user.set_password(password)
                     else:
                         user.set_unusable_password()
