@@ -15,6 +15,7 @@ WORKSPACE_ACTIONS: dict[str, str] = {
     "key.revoked": "API key revoked",
     "key.rate_limit_changed": "API key rate limit changed",
     "oauth_app.created": "OAuth app created",
+    "oauth_app.updated": "OAuth app changed",
     "oauth_app.secret_rotated": "OAuth app secret rotated",
     "oauth_app.deleted": "OAuth app deleted",
     "oauth.consent_granted": "OAuth consent granted",
@@ -22,6 +23,7 @@ WORKSPACE_ACTIONS: dict[str, str] = {
     "oauth.refresh_token_reused": "OAuth refresh token reused",
     "member.added": "Member added",
     "member.role_changed": "Member role changed",
+    "member.removed": "Member removed",
     "plan.changed": "Plan changed",
     "workspace.created": "Workspace created",
     # passports.services, through the API (actor: the API key or OAuth app).
@@ -35,6 +37,10 @@ WORKSPACE_ACTIONS: dict[str, str] = {
 GLOBAL_ACTIONS: dict[str, str] = {
     "user.logged_in": "Signed in",
     "user.login_failed": "Sign-in failed",
+    # Plans are shared by workspaces: edited by ops in Django admin (workspaces.services).
+    "plan.created": "Plan created",
+    "plan.updated": "Plan limits changed",
+    "plan.deleted": "Plan deleted",
     "audit.pruned": "Old audit events pruned",
 }
 

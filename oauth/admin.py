@@ -2,8 +2,8 @@
 
 Wired through OAUTH2_PROVIDER["*_ADMIN_CLASS"], so DOT registers these for its models. Secrets and
 token checksums are never editable; apps are registered from the dashboard or RFC 7591, not here;
-deleting an app and revoking a grant go through `oauth.services`, so they are audited like the
-same actions in the dashboard.
+editing an app (`oauth_app_update`), deleting it and revoking a grant go through `oauth.services`,
+so they are audited like the same actions in the dashboard, with the door `admin`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from oauth2_provider import admin as dot_admin
 
-from audit.services import Actor, RequestContext
+from audit.services import Actor, Door, RequestContext
 
 from .models import Connection
 from .redirects import validate_redirect_uris
-from .services import connection_revoke, oauth_app_delete
+from .services import APP_EDITABLE_FIELDS, connection_revoke, oauth_app_delete, oauth_app_update
+
+
+def _context(request: HttpRequest) -> RequestContext:
+    return RequestContext.from_request(request, door=Door.ADMIN)
 
 
 class ApplicationAdminForm(forms.ModelForm):
@@ -59,6 +63,14 @@ class ApplicationAdmin(dot_admin.ApplicationAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
         return False  # the audited "Delete selected apps" action instead
 
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:  # noqa: ANN001
+        # Only changes reach here (no add permission); the service validates and audits them.
+        changes = {field: form.cleaned_data[field] for field in APP_EDITABLE_FIELDS
+                   if field in form.changed_data}
+        oauth_app_update(application=obj, changes=changes, actor=Actor.for_user(request.user),
+                         context=_context(request))
+        obj.refresh_from_db()
+
     @admin.action(
         description="Delete selected apps and revoke their grants", permissions=["change"]
     )
@@ -68,7 +80,7 @@ class ApplicationAdmin(dot_admin.ApplicationAdmin):
             oauth_app_delete(
                 application=application,
                 actor=Actor.for_user(request.user),
-                context=RequestContext.from_request(request),
+                context=_context(request),
             )
             count += 1
         self.message_user(request, f"Deleted {count} app(s).", messages.SUCCESS)
@@ -83,7 +95,7 @@ def revoke_connections(
     model_admin: admin.ModelAdmin, request: HttpRequest, connections: QuerySet[Connection]
 ) -> None:
     """The admin's grant revocations, through the audited service, by the staff user."""
-    actor, context = Actor.for_user(request.user), RequestContext.from_request(request)
+    actor, context = Actor.for_user(request.user), _context(request)
     count = 0
     for connection in connections.select_related("application", "workspace"):
         connection_revoke(

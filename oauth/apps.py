@@ -6,7 +6,13 @@ class OauthConfig(AppConfig):
     verbose_name = "OAuth"
 
     def ready(self) -> None:
+        from workspaces.hooks import on_membership_removed
         from workspaces.scopes import Scope, register
+
+        from .services import connections_end_for_member
+
+        # Removing a member ends their grants in that workspace (SPEC §7), from every door.
+        on_membership_removed(connections_end_for_member)
 
         register(
             Scope(

@@ -21,7 +21,7 @@ from oauth2_provider.models import (
 
 from audit.models import ActorType
 from audit.services import Actor, RequestContext, audit_record
-from workspaces.models import Workspace
+from workspaces.models import Membership, Workspace
 
 from .models import Connection, WorkspaceApp
 from .redirects import validate_redirect_uris
@@ -220,6 +220,67 @@ def oauth_app_delete(
         application.delete()
 
 
+# What Django admin may change on an app (secrets and client ids never; the dashboard names it).
+APP_EDITABLE_FIELDS = ("name", "redirect_uris", "allowed_origins")
+
+
+def _shown(field: str, value: str) -> str | list[str]:
+    # URIs and origins are stored space separated; the log lists them.
+    return value if field == "name" else value.split()
+
+
+def oauth_app_update(
+    *,
+    application: Application,  # type: ignore[valid-type]
+    changes: dict[str, Any],
+    actor: Actor,
+    context: RequestContext | None = None,
+) -> Application:  # type: ignore[valid-type]
+    """Change an app's name, redirect URIs (validated as at registration) or allowed origins,
+    recorded field by field as before → after (`oauth_app.updated`). Where its users may be
+    sent is access: a new redirect URI is where the next authorization code goes."""
+    unknown = set(changes) - set(APP_EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError(f"Not an editable app field: {', '.join(sorted(unknown))}.")
+    if "name" in changes:
+        name = (changes["name"] or "").strip()
+        if len(name) > MAX_APP_NAME_LENGTH:
+            raise ValidationError({"name": f"Use at most {MAX_APP_NAME_LENGTH} characters."})
+        changes = {**changes, "name": name}
+    if "redirect_uris" in changes:
+        try:
+            uris = validate_redirect_uris(str(changes["redirect_uris"] or "").split())
+        except ValidationError as exc:
+            raise ValidationError({"redirect_uris": exc.messages}) from None
+        changes = {**changes, "redirect_uris": " ".join(uris)}
+    with transaction.atomic():
+        application = Application.objects.select_for_update().get(pk=application.pk)
+        before = {field: getattr(application, field) for field in APP_EDITABLE_FIELDS}
+        for field, value in changes.items():
+            setattr(application, field, value)
+        application.full_clean()
+        changed = {
+            field: {"from": _shown(field, before[field]),
+                    "to": _shown(field, getattr(application, field))}
+            for field in APP_EDITABLE_FIELDS
+            if getattr(application, field) != before[field]
+        }
+        if not changed:
+            return application
+        application.save(update_fields=[*changed, "updated"])
+        audit_record(
+            action="oauth_app.updated",
+            actor=actor,
+            workspace=_app_workspace(application),
+            target_type="oauth_app",
+            target_id=application.client_id,
+            target_label=app_label(application),
+            context=context,
+            metadata={"changed": changed},
+        )
+    return application
+
+
 def connection_grant(
     *,
     user,  # noqa: ANN001
@@ -338,6 +399,24 @@ def connection_revoke_for_reuse(
         reason="refresh_token_reused",
         action="oauth.refresh_token_reused",
     )
+
+
+def connections_end_for_member(
+    *, membership: Membership, actor: Actor, context: RequestContext | None = None
+) -> int:
+    """A member was removed from a workspace (`workspaces.hooks`): every grant they gave there
+    ends, tokens and refresh tokens included, each audited (`oauth.token_revoked`, reason
+    `member_removed`). Runs inside `membership_remove`'s transaction. Returns how many ended."""
+    connections = list(
+        Connection.objects.active()
+        .filter(user_id=membership.user_id, workspace_id=membership.workspace_id)
+        .select_related("application", "workspace")
+    )
+    for connection in connections:
+        connection_revoke(
+            connection=connection, actor=actor, context=context, reason="member_removed"
+        )
+    return len(connections)
 
 
 def connection_touch(*, connection: Connection, now=None) -> None:  # noqa: ANN001

@@ -1,20 +1,51 @@
-from django.contrib import admin
-from django.http import HttpRequest
+"""Django admin for workspaces, members and plans (SPEC §10). Every change of access made here —
+adding, removing or re-roling a member (on its own page or in a workspace's inline), creating a
+workspace, editing, adding or deleting a plan — goes through the audited service the dashboard
+uses, so the event names the staff user and the door (`admin`). Removing a member ends their
+OAuth grants in that workspace, as from every door (`workspaces.hooks`)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from apikeys.keycache import keycache_invalidate
-from audit.services import Actor, RequestContext
+from audit.services import Actor, Door, RequestContext
 
 from .models import Membership, Plan, Workspace
-from .services import membership_change_role, workspace_change_plan
+from .roles import Role
+from .services import (
+    PLAN_FIELDS,
+    membership_add,
+    membership_change_role,
+    membership_remove,
+    plan_create,
+    plan_delete,
+    plan_update,
+    workspace_change_plan,
+    workspace_create,
+)
+
+LAST_OWNER = "A workspace needs at least one owner."
+
+
+def _context(request: HttpRequest) -> RequestContext:
+    return RequestContext.from_request(request, door=Door.ADMIN)
+
+
+def _is_last_owner(membership: Membership) -> bool:
+    if membership.role != Role.OWNER:
+        return False
+    owners = Membership.objects.filter(workspace_id=membership.workspace_id, role=Role.OWNER)
+    return not owners.exclude(pk=membership.pk).exists()
 
 
 class InvalidatesCachedKeys:
     """Every process's cached API keys carry their workspace and plan (`apikeys.keycache`): a
-    change or deletion here makes them read from the database again on their next request."""
-
-    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:  # noqa: ANN001
-        super().save_model(request, obj, form, change)
-        keycache_invalidate()
+    deletion here makes them read from the database again on their next request."""
 
     def delete_model(self, request: HttpRequest, obj) -> None:  # noqa: ANN001
         super().delete_model(request, obj)
@@ -26,7 +57,7 @@ class InvalidatesCachedKeys:
 
 
 @admin.register(Plan)
-class PlanAdmin(InvalidatesCachedKeys, admin.ModelAdmin):
+class PlanAdmin(admin.ModelAdmin):
     list_display = [
         "code",
         "name",
@@ -38,12 +69,64 @@ class PlanAdmin(InvalidatesCachedKeys, admin.ModelAdmin):
         "audit_retention_days",
     ]
 
+    def save_model(self, request: HttpRequest, obj: Plan, form, change: bool) -> None:  # noqa: ANN001
+        actor = Actor.for_user(request.user)
+        values = {field: form.cleaned_data[field] for field in PLAN_FIELDS
+                  if field in form.cleaned_data}
+        if change:
+            plan_update(plan=obj, changes=values, actor=actor, context=_context(request))
+            obj.refresh_from_db()
+        else:
+            obj.pk = plan_create(values=values, actor=actor, context=_context(request)).pk
+
+    def delete_model(self, request: HttpRequest, obj: Plan) -> None:
+        plan_delete(plan=obj, actor=Actor.for_user(request.user), context=_context(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Plan]) -> None:
+        for plan in queryset:
+            self.delete_model(request, plan)
+
+
+class MembershipInlineForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["user", "role"]
+
+    def clean_user(self):  # noqa: ANN201
+        user = self.cleaned_data["user"]
+        if self.instance.pk and user != self.instance.user:
+            raise ValidationError(
+                "A membership cannot change hands: remove this member and add the other user."
+            )
+        return user
+
+
+class MembershipInlineFormSet(forms.BaseInlineFormSet):
+    def clean(self) -> None:
+        """A new workspace gets an owner; an existing one keeps one (SPEC §12)."""
+        super().clean()
+        if any(self.errors):
+            return
+        owners = [
+            form for form in self.forms
+            if form.cleaned_data and not self._should_delete_form(form)
+            and form.cleaned_data.get("role") == Role.OWNER
+        ]
+        if owners:
+            return
+        if self.instance.pk is None:
+            raise ValidationError("Add the workspace's owner.")
+        if Membership.objects.filter(workspace=self.instance, role=Role.OWNER).exists():
+            raise ValidationError(LAST_OWNER)
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership
+    form = MembershipInlineForm
+    formset = MembershipInlineFormSet
     extra = 0
     autocomplete_fields = ["user"]
-    readonly_fields = ["role", "created_at"]
+    readonly_fields = ["created_at"]
 
 
 @admin.register(Workspace)
@@ -55,20 +138,44 @@ class WorkspaceAdmin(InvalidatesCachedKeys, admin.ModelAdmin):
     inlines = [MembershipInline]
 
     def save_model(self, request: HttpRequest, obj: Workspace, form, change: bool) -> None:  # noqa: ANN001
+        if not change:
+            # Its members come from the inline next, each through membership_add.
+            created = workspace_create(
+                slug=obj.slug, name=obj.name, owner=None, plan=obj.plan,
+                actor=Actor.for_user(request.user), context=_context(request),
+            )
+            obj.pk, obj.created_at = created.pk, created.created_at
+            return
         # A plan change is a change of access: it goes through the service and is audited.
-        if change and "plan" in form.changed_data:
+        if "plan" in form.changed_data:
             new_plan = obj.plan
             obj.plan = Workspace.objects.get(pk=obj.pk).plan
             super().save_model(request, obj, form, change)
             workspace_change_plan(
-                workspace=obj,
-                plan=new_plan,
-                actor=Actor.for_user(request.user),
-                context=RequestContext.from_request(request),
+                workspace=obj, plan=new_plan, actor=Actor.for_user(request.user),
+                context=_context(request),
             )
             obj.refresh_from_db()
             return
         super().save_model(request, obj, form, change)
+        keycache_invalidate()  # cached API keys carry their workspace
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:  # noqa: ANN001
+        if formset.model is not Membership:
+            super().save_formset(request, form, formset, change)
+            return
+        workspace, context = form.instance, _context(request)
+        formset.save(commit=False)
+        # Owners first, removals last: the workspace never passes through having none.
+        for membership in formset.new_objects:
+            membership_add(workspace=workspace, user=membership.user, role=membership.role,
+                           acting_user=request.user, context=context)
+        for membership, changed in formset.changed_objects:
+            if "role" in changed:
+                membership_change_role(membership=membership, role=membership.role,
+                                       acting_user=request.user, context=context)
+        for membership in formset.deleted_objects:
+            membership_remove(membership=membership, acting_user=request.user, context=context)
 
 
 @admin.register(Membership)
@@ -79,16 +186,42 @@ class MembershipAdmin(admin.ModelAdmin):
     list_select_related = ["user", "workspace"]
     autocomplete_fields = ["user", "workspace"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None):  # noqa: ANN201
+        # A membership cannot change hands: remove it and add another.
+        return ["user", "workspace", "created_at"] if obj is not None else ["created_at"]
+
     def save_model(self, request: HttpRequest, obj: Membership, form, change: bool) -> None:  # noqa: ANN001
-        if change and "role" in form.changed_data:
+        context = _context(request)
+        if not change:
+            added = membership_add(workspace=obj.workspace, user=obj.user, role=obj.role,
+                                   acting_user=request.user, context=context)
+            obj.pk, obj.created_at = added.pk, added.created_at
+        elif "role" in form.changed_data:
             new_role = obj.role
             obj.role = Membership.objects.get(pk=obj.pk).role
-            membership_change_role(
-                membership=obj,
-                role=new_role,
-                acting_user=request.user,
-                context=RequestContext.from_request(request),
-            )
+            membership_change_role(membership=obj, role=new_role, acting_user=request.user,
+                                   context=context)
             obj.refresh_from_db()
-            return
-        super().save_model(request, obj, form, change)
+
+    def get_deleted_objects(self, objs, request: HttpRequest):  # noqa: ANN001, ANN201
+        """Admin's delete confirmation lists a workspace's last owner as protected, so the
+        delete page and the "Delete selected" action refuse it before anything is removed."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = [*protected, *(
+            f"{membership}: {LAST_OWNER}" for membership in objs if _is_last_owner(membership)
+        )]
+        return deleted, model_count, perms_needed, protected
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        membership_remove(membership=obj, acting_user=request.user, context=_context(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        for membership in queryset:
+            self.delete_model(request, membership)
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context=None) -> HttpResponse:  # noqa: ANN001
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as exc:  # lost a race with another owner's removal: nothing done
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return HttpResponseRedirect(request.path)

@@ -9,8 +9,15 @@ from django.utils import timezone
 from apikeys.keycache import keycache_invalidate
 from audit.services import Actor, RequestContext, audit_record
 
+from .hooks import membership_removed_hooks
 from .models import Membership, Plan, SecurityAlert, Workspace
 from .roles import Role
+
+# Plan fields an edit is recorded with (before → after); all of them are limits or prices.
+PLAN_FIELDS = (
+    "code", "name", "writes_per_day", "passport_reads_per_day", "active_keys_limit",
+    "passports_limit", "overage_allowed", "overage_price_cents", "audit_retention_days",
+)
 
 
 def workspace_create(
@@ -19,16 +26,20 @@ def workspace_create(
     name: str,
     owner,  # noqa: ANN001
     plan: Plan,
+    actor: Actor | None = None,
     context: RequestContext | None = None,
 ) -> Workspace:
+    """Create a workspace with `owner` as its owner; `owner=None` is Django admin's add, whose
+    members are then added one by one (`membership_add`). The actor defaults to the owner."""
     workspace = Workspace(slug=slug, name=name, plan=plan)
     workspace.full_clean()
     with transaction.atomic():
         workspace.save()
-        Membership.objects.create(user=owner, workspace=workspace, role=Role.OWNER)
+        if owner is not None:
+            Membership.objects.create(user=owner, workspace=workspace, role=Role.OWNER)
         audit_record(
             action="workspace.created",
-            actor=Actor.for_user(owner),
+            actor=actor or Actor.for_user(owner),
             workspace=workspace,
             target_type="workspace",
             target_id=workspace.slug,
@@ -99,6 +110,52 @@ def membership_change_role(
     return membership
 
 
+def _refuse_last_owner(membership: Membership) -> None:
+    """Lock the workspace's owners; refuse when `membership` is the only one (SPEC §12)."""
+    owners = list(
+        Membership.objects.select_for_update()
+        .filter(workspace_id=membership.workspace_id, role=Role.OWNER)
+        .values_list("pk", flat=True)
+    )
+    if owners == [membership.pk]:
+        raise ValidationError("A workspace needs at least one owner.")
+
+
+def membership_remove(
+    *,
+    membership: Membership,
+    acting_user,  # noqa: ANN001
+    context: RequestContext | None = None,
+) -> None:
+    """Remove a member; refuses to remove the last owner. What the member held in the workspace
+    through apps above ends with it, in the same transaction (`workspaces.hooks`: OAuth ends
+    their grants there), so re-adding the member later revives nothing without new consent."""
+    actor = Actor.for_user(acting_user)
+    with transaction.atomic():
+        membership = (
+            Membership.objects.select_for_update()
+            .select_related("user", "workspace")
+            .get(pk=membership.pk)
+        )
+        if membership.role == Role.OWNER:
+            _refuse_last_owner(membership)
+        removed_pk = membership.pk
+        membership.delete()
+        membership.pk = removed_pk  # hooks and the event still name the row that was removed
+        audit_record(
+            action="member.removed",
+            actor=actor,
+            workspace=membership.workspace,
+            target_type="user",
+            target_id=str(membership.user_id),
+            target_label=membership.user.get_username(),
+            context=context,
+            metadata={"role": membership.role},
+        )
+        for hook in membership_removed_hooks():
+            hook(membership=membership, actor=actor, context=context)
+
+
 def workspace_change_plan(
     *,
     workspace: Workspace,
@@ -125,6 +182,74 @@ def workspace_change_plan(
             metadata={"from": old_code, "to": plan.code},
         )
     return workspace
+
+
+def _plan_values(plan: Plan) -> dict:
+    return {field: getattr(plan, field) for field in PLAN_FIELDS}
+
+
+def _audit_plan(plan: Plan, action: str, *, actor: Actor, context: RequestContext | None,
+                metadata: dict) -> None:
+    # Plans are shared by workspaces, so their edits go on the workspace-less chain, with how
+    # many workspaces each touched.
+    audit_record(
+        action=action,
+        actor=actor,
+        target_type="plan",
+        target_id=plan.code,
+        target_label=plan.name,
+        context=context,
+        metadata={**metadata, "workspaces": Workspace.objects.filter(plan=plan).count()},
+    )
+
+
+def plan_create(*, values: dict, actor: Actor, context: RequestContext | None = None) -> Plan:
+    plan = Plan(**{field: value for field, value in values.items() if field in PLAN_FIELDS})
+    plan.full_clean()
+    with transaction.atomic():
+        plan.save()
+        _audit_plan(plan, "plan.created", actor=actor, context=context,
+                    metadata={"values": _plan_values(plan)})
+    return plan
+
+
+def plan_update(
+    *, plan: Plan, changes: dict, actor: Actor, context: RequestContext | None = None
+) -> Plan:
+    """Change a plan's limits or prices (`changes`: field → new value), recorded field by field
+    as before → after. Every process's cached API keys carry their plan: they are invalidated."""
+    unknown = set(changes) - set(PLAN_FIELDS)
+    if unknown:
+        raise ValidationError(f"Not a plan field: {', '.join(sorted(unknown))}.")
+    with transaction.atomic():
+        plan = Plan.objects.select_for_update().get(pk=plan.pk)
+        before = _plan_values(plan)
+        for field, value in changes.items():
+            setattr(plan, field, value)
+        plan.full_clean()
+        changed = {
+            field: {"from": before[field], "to": getattr(plan, field)}
+            for field in PLAN_FIELDS
+            if getattr(plan, field) != before[field]
+        }
+        if not changed:
+            return plan
+        plan.save(update_fields=list(changed))
+        keycache_invalidate()
+        _audit_plan(plan, "plan.updated", actor=actor, context=context,
+                    metadata={"changed": changed})
+    return plan
+
+
+def plan_delete(*, plan: Plan, actor: Actor, context: RequestContext | None = None) -> None:
+    """Delete a plan no workspace is on (a plan in use is protected by its workspaces)."""
+    with transaction.atomic():
+        plan = Plan.objects.select_for_update().get(pk=plan.pk)
+        if Workspace.objects.filter(plan=plan).exists():
+            raise ValidationError("Workspaces are on this plan; move them to another first.")
+        _audit_plan(plan, "plan.deleted", actor=actor, context=context,
+                    metadata={"values": _plan_values(plan)})
+        plan.delete()
 
 
 def security_alerts_acknowledge(*, workspace: Workspace, acting_user) -> int:  # noqa: ANN001

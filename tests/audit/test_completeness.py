@@ -89,6 +89,42 @@ def case_membership_change_role(workspace, members) -> Expected:  # noqa: ANN001
                     str(members["viewer"].pk), workspace)
 
 
+def case_membership_remove(workspace, members) -> Expected:  # noqa: ANN001
+    membership = Membership.objects.get(workspace=workspace, user=members["editor"])
+    workspace_services.membership_remove(
+        membership=membership, acting_user=members["owner"], context=CONTEXT
+    )
+    return Expected("member.removed", Actor.for_user(members["owner"]), "user",
+                    str(members["editor"].pk), workspace)
+
+
+def case_plan_create(workspace, members) -> Expected:  # noqa: ANN001
+    actor = Actor.for_user(members["owner"])
+    workspace_services.plan_create(
+        values={"code": "team", "name": "Team", "active_keys_limit": 20}, actor=actor,
+        context=CONTEXT,
+    )
+    return Expected("plan.created", actor, "plan", "team", None)
+
+
+def case_plan_update(workspace, members) -> Expected:  # noqa: ANN001
+    actor = Actor.for_user(members["owner"])
+    workspace_services.plan_update(
+        plan=plan_named("free"), changes={"active_keys_limit": 500}, actor=actor,
+        context=CONTEXT,
+    )
+    return Expected("plan.updated", actor, "plan", "free", None)
+
+
+def case_plan_delete(workspace, members) -> Expected:  # noqa: ANN001
+    actor = Actor.for_user(members["owner"])
+    plan = workspace_services.plan_create(
+        values={"code": "team", "name": "Team", "active_keys_limit": 20}, actor=actor
+    )
+    workspace_services.plan_delete(plan=plan, actor=actor, context=CONTEXT)
+    return Expected("plan.deleted", actor, "plan", "team", None)
+
+
 def case_workspace_change_plan(workspace, members) -> Expected:  # noqa: ANN001
     actor = Actor.for_user(members["owner"])
     workspace_services.workspace_change_plan(
@@ -196,6 +232,30 @@ def case_oauth_app_delete(workspace, members) -> Expected:  # noqa: ANN001
     return Expected("oauth_app.deleted", actor, "oauth_app", client_id, workspace)
 
 
+def case_oauth_app_update(workspace, members) -> Expected:  # noqa: ANN001
+    application = _app(workspace, members["admin"])
+    actor = Actor.for_user(members["owner"])
+    oauth_services.oauth_app_update(
+        application=application, changes={"redirect_uris": "https://app.example.test/v2"},
+        actor=actor, context=CONTEXT,
+    )
+    return Expected("oauth_app.updated", actor, "oauth_app", application.client_id, workspace)
+
+
+def case_connections_end_for_member(workspace, members) -> Expected:  # noqa: ANN001
+    # Called by membership_remove (workspaces.hooks); the actor is whoever removed the member.
+    application = _app(workspace, members["admin"])
+    oauth_services.connection_grant(
+        user=members["editor"], application=application, workspace=workspace,
+        scopes=["passports:read"],
+    )
+    actor = Actor.for_user(members["owner"])
+    membership = Membership.objects.get(workspace=workspace, user=members["editor"])
+    oauth_services.connections_end_for_member(membership=membership, actor=actor,
+                                              context=CONTEXT)
+    return Expected("oauth.token_revoked", actor, "oauth_app", application.client_id, workspace)
+
+
 def case_connection_grant(workspace, members) -> Expected:  # noqa: ANN001
     application = _app(workspace, members["admin"])
     oauth_services.connection_grant(
@@ -233,7 +293,11 @@ CASES: dict[str, Callable[..., Expected]] = {
     "workspaces.services.workspace_create": case_workspace_create,
     "workspaces.services.membership_add": case_membership_add,
     "workspaces.services.membership_change_role": case_membership_change_role,
+    "workspaces.services.membership_remove": case_membership_remove,
     "workspaces.services.workspace_change_plan": case_workspace_change_plan,
+    "workspaces.services.plan_create": case_plan_create,
+    "workspaces.services.plan_update": case_plan_update,
+    "workspaces.services.plan_delete": case_plan_delete,
     "apikeys.services.apikey_create": case_apikey_create,
     "apikeys.services.apikey_rotate": case_apikey_rotate,
     "apikeys.services.apikey_pause": case_apikey_pause,
@@ -244,6 +308,8 @@ CASES: dict[str, Callable[..., Expected]] = {
     "oauth.services.oauth_app_register_dynamic": case_oauth_app_register_dynamic,
     "oauth.services.oauth_app_rotate_secret": case_oauth_app_rotate_secret,
     "oauth.services.oauth_app_delete": case_oauth_app_delete,
+    "oauth.services.oauth_app_update": case_oauth_app_update,
+    "oauth.services.connections_end_for_member": case_connections_end_for_member,
     "oauth.services.connection_grant": case_connection_grant,
     "oauth.services.connection_revoke": case_connection_revoke,
     "oauth.services.connection_revoke_for_reuse": case_connection_revoke_for_reuse,

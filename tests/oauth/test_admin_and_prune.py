@@ -177,3 +177,47 @@ def test_manage_py_prune_runs_the_oauth_step(db) -> None:
 
     assert "deleted 1 unused dynamically registered clients" in out.getvalue()
     assert Application.objects.count() == 0
+
+
+def test_editing_an_app_goes_through_the_audited_service(staff, oauth_app) -> None:
+    url = f"/admin/oauth2_provider/application/{oauth_app.application.pk}/change/"
+
+    response = staff.post(url, {"name": "Acme CRM v2",
+                                "redirect_uris": "https://app.example.com/callback "
+                                                 "https://app.example.com/v2/callback",
+                                "allowed_origins": ""}, REMOTE_ADDR="192.0.2.77")
+
+    assert response.status_code == HTTPStatus.FOUND
+    application = Application.objects.get()
+    assert application.name == "Acme CRM v2"
+    assert application.redirect_uris.split() == [
+        "https://app.example.com/callback", "https://app.example.com/v2/callback"
+    ]
+    event = AuditEvent.objects.get(action="oauth_app.updated")
+    assert event.workspace.slug == "acme"  # on the workspace's own log, which its admins read
+    assert (event.target_type, event.target_id) == ("oauth_app", application.client_id)
+    assert event.actor_type == "user" and event.ip == "192.0.2.77"
+    assert event.metadata == {
+        "changed": {
+            "name": {"from": "Acme CRM", "to": "Acme CRM v2"},
+            "redirect_uris": {"from": ["https://app.example.com/callback"],
+                              "to": ["https://app.example.com/callback",
+                                     "https://app.example.com/v2/callback"]},
+        },
+        "door": "admin",
+    }
+
+
+def test_saving_an_unchanged_app_records_nothing(staff, oauth_app) -> None:
+    url = f"/admin/oauth2_provider/application/{oauth_app.application.pk}/change/"
+    response = staff.post(url, {"name": "Acme CRM", "redirect_uris": oauth_app.redirect_uri,
+                                "allowed_origins": ""})
+    assert response.status_code == HTTPStatus.FOUND
+    assert not AuditEvent.objects.filter(action="oauth_app.updated").exists()
+
+
+def test_admin_grant_revocation_says_it_came_from_the_admin(staff, oauth_app, tokens_for) -> None:
+    tokens_for(oauth_app)
+    staff.post("/admin/oauth/connection/",
+               {"action": "revoke", "_selected_action": [Connection.objects.get().pk]})
+    assert AuditEvent.objects.get(action="oauth.token_revoked").metadata["door"] == "admin"

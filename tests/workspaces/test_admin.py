@@ -1,0 +1,261 @@
+"""Django admin for members, workspaces and plans: every change of access made there goes through
+the audited service and says it came through the admin, on the member's own pages, in a
+workspace's inline and through the bulk action. (Removal ending OAuth grants, with a real refresh:
+tests/oauth/test_member_removal.py.)"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+from django.test import Client
+
+from audit.models import AuditEvent
+from tests.admin_forms import form_data, inline_row
+from tests.factories import UserFactory, plan_named
+from workspaces.models import Membership, Plan, Workspace
+
+pytestmark = pytest.mark.django_db
+
+STAFF_IP = "192.0.2.77"
+MEMBERSHIPS = "/admin/workspaces/membership/"
+WORKSPACES = "/admin/workspaces/workspace/"
+PLANS = "/admin/workspaces/plan/"
+
+
+@pytest.fixture
+def staff_user(db):  # noqa: ANN201
+    return UserFactory(email="ops@gatehouse.test", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def staff(staff_user) -> Client:
+    client = Client(REMOTE_ADDR=STAFF_IP, headers={"User-Agent": "ops-browser/1.0"})
+    client.force_login(staff_user)
+    return client
+
+
+def event(action: str) -> AuditEvent:
+    return AuditEvent.objects.get(action=action)
+
+
+def assert_from_admin(evt: AuditEvent, staff_user) -> None:  # noqa: ANN001
+    assert (evt.actor_type, evt.actor_id, evt.actor_label) == (
+        "user", str(staff_user.pk), "ops@gatehouse.test"
+    )
+    assert evt.metadata["door"] == "admin"
+    assert (evt.ip, evt.user_agent) == (STAFF_IP, "ops-browser/1.0")
+
+
+# --- a member's own pages -----------------------------------------------------------------------
+
+def test_adding_a_member_is_audited(staff, staff_user, workspace, members) -> None:
+    newcomer = UserFactory(email="new@acme.test")
+    response = staff.post(f"{MEMBERSHIPS}add/", {
+        "user": newcomer.pk, "workspace": workspace.pk, "role": "admin",
+    })
+    assert response.status_code == HTTPStatus.FOUND, response.content[:2000]
+    assert Membership.objects.get(workspace=workspace, user=newcomer).role == "admin"
+    added = event("member.added")
+    assert added.workspace == workspace
+    assert (added.target_type, added.target_id) == ("user", str(newcomer.pk))
+    assert added.metadata == {"role": "admin", "door": "admin"}
+    assert_from_admin(added, staff_user)
+
+
+def test_changing_a_role_is_audited(staff, staff_user, workspace, members) -> None:
+    membership = Membership.objects.get(user=members["viewer"])
+    response = staff.post(f"{MEMBERSHIPS}{membership.pk}/change/", {"role": "admin"})
+    assert response.status_code == HTTPStatus.FOUND
+    membership.refresh_from_db()
+    assert membership.role == "admin"
+    changed = event("member.role_changed")
+    assert changed.metadata == {"from": "viewer", "to": "admin", "door": "admin"}
+    assert_from_admin(changed, staff_user)
+
+
+def test_a_membership_cannot_change_hands(staff, workspace, members) -> None:
+    membership = Membership.objects.get(user=members["viewer"])
+    staff.post(f"{MEMBERSHIPS}{membership.pk}/change/",
+               {"role": "viewer", "user": UserFactory().pk})
+    membership.refresh_from_db()
+    assert membership.user == members["viewer"]  # read-only on the change page
+
+
+def test_deleting_a_member_is_audited(staff, staff_user, workspace, members) -> None:
+    membership = Membership.objects.get(user=members["editor"])
+    response = staff.post(f"{MEMBERSHIPS}{membership.pk}/delete/", {"post": "yes"})
+    assert response.status_code == HTTPStatus.FOUND
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    removed = event("member.removed")
+    assert removed.workspace == workspace
+    assert (removed.target_type, removed.target_id) == ("user", str(members["editor"].pk))
+    assert removed.metadata == {"role": "editor", "door": "admin"}
+    assert_from_admin(removed, staff_user)
+
+
+def test_delete_selected_members_is_audited(staff, staff_user, workspace, members) -> None:
+    chosen = list(Membership.objects.filter(role__in=["editor", "viewer"]).values_list(
+        "pk", flat=True))
+    response = staff.post(MEMBERSHIPS, {"action": "delete_selected",
+                                        "_selected_action": chosen, "post": "yes"})
+    assert response.status_code == HTTPStatus.FOUND
+    assert not Membership.objects.filter(pk__in=chosen).exists()
+    removed = AuditEvent.objects.filter(action="member.removed")
+    assert sorted(removed.values_list("metadata__role", flat=True)) == ["editor", "viewer"]
+    for evt in removed:
+        assert_from_admin(evt, staff_user)
+
+
+def test_the_last_owner_cannot_be_deleted(staff, workspace, members) -> None:
+    owner = Membership.objects.get(user=members["owner"])
+    page = staff.get(f"{MEMBERSHIPS}{owner.pk}/delete/")
+    assert "A workspace needs at least one owner." in page.content.decode()
+    staff.post(f"{MEMBERSHIPS}{owner.pk}/delete/", {"post": "yes"})
+    staff.post(MEMBERSHIPS, {"action": "delete_selected", "_selected_action": [owner.pk],
+                             "post": "yes"})
+    assert Membership.objects.filter(pk=owner.pk).exists()
+    assert not AuditEvent.objects.filter(action="member.removed").exists()
+
+
+# --- a workspace's inline -----------------------------------------------------------------------
+
+def test_the_inline_adds_changes_and_removes_members_audited(
+    staff, staff_user, workspace, members
+) -> None:
+    url = f"{WORKSPACES}{workspace.pk}/change/"
+    data = form_data(staff.get(url))
+    editor = Membership.objects.get(user=members["editor"])
+    viewer = Membership.objects.get(user=members["viewer"])
+    data[f"{inline_row(data, viewer)}-role"] = "admin"  # granting admin
+    data[f"{inline_row(data, editor)}-DELETE"] = "on"
+    total = int(data["memberships-TOTAL_FORMS"])
+    newcomer = UserFactory(email="new@acme.test")
+    data.update({
+        f"memberships-{total}-user": str(newcomer.pk),
+        f"memberships-{total}-role": "owner",
+        f"memberships-{total}-workspace": str(workspace.pk),
+        "memberships-TOTAL_FORMS": str(total + 1),
+    })
+
+    response = staff.post(url, data)
+
+    assert response.status_code == HTTPStatus.FOUND, response.context["errors"]
+    roles = dict(Membership.objects.filter(workspace=workspace).values_list("user__email", "role"))
+    assert roles == {"owner@acme.test": "owner", "admin@acme.test": "admin",
+                     "viewer@acme.test": "admin", "new@acme.test": "owner"}
+    assert event("member.added").metadata == {"role": "owner", "door": "admin"}
+    assert event("member.role_changed").metadata == {"from": "viewer", "to": "admin",
+                                                      "door": "admin"}
+    assert event("member.removed").metadata == {"role": "editor", "door": "admin"}
+    for action in ["member.added", "member.role_changed", "member.removed"]:
+        assert_from_admin(event(action), staff_user)
+
+
+def test_the_inline_cannot_remove_or_demote_the_last_owner(staff, workspace, members) -> None:
+    url = f"{WORKSPACES}{workspace.pk}/change/"
+    owner = Membership.objects.get(user=members["owner"])
+    for change in ["DELETE", "role"]:
+        data = form_data(staff.get(url))
+        data[f"{inline_row(data, owner)}-{change}"] = "on" if change == "DELETE" else "viewer"
+        response = staff.post(url, data)
+        assert response.status_code == HTTPStatus.OK  # the form again, with the error
+        assert "A workspace needs at least one owner." in response.content.decode()
+    owner.refresh_from_db()
+    assert owner.role == "owner"
+    assert not AuditEvent.objects.filter(action__startswith="member.").exists()
+
+
+def test_the_inline_cannot_give_a_membership_to_another_user(staff, workspace, members) -> None:
+    url = f"{WORKSPACES}{workspace.pk}/change/"
+    data = form_data(staff.get(url))
+    viewer = Membership.objects.get(user=members["viewer"])
+    data[f"{inline_row(data, viewer)}-user"] = str(UserFactory().pk)
+    response = staff.post(url, data)
+    assert response.status_code == HTTPStatus.OK
+    assert "cannot change hands" in response.content.decode()
+    viewer.refresh_from_db()
+    assert viewer.user == members["viewer"]
+
+
+def test_adding_a_workspace_with_its_owner_is_audited(staff, staff_user) -> None:
+    data = form_data(staff.get(f"{WORKSPACES}add/"))
+    founder = UserFactory(email="founder@newco.test")
+    data.update({
+        "slug": "newco", "name": "NewCo", "plan": str(plan_named("basic").pk),
+        "memberships-TOTAL_FORMS": "1",
+        "memberships-0-user": str(founder.pk), "memberships-0-role": "owner",
+    })
+    response = staff.post(f"{WORKSPACES}add/", data)
+    assert response.status_code == HTTPStatus.FOUND, response.context["errors"]
+    workspace = Workspace.objects.get(slug="newco")
+    assert Membership.objects.get(workspace=workspace).user == founder
+    created = AuditEvent.objects.get(action="workspace.created", workspace=workspace)
+    assert created.metadata == {"plan": "basic", "door": "admin"}
+    assert_from_admin(created, staff_user)
+    added = AuditEvent.objects.get(action="member.added", workspace=workspace)
+    assert added.target_id == str(founder.pk)
+
+
+def test_a_new_workspace_needs_an_owner(staff) -> None:
+    data = form_data(staff.get(f"{WORKSPACES}add/"))
+    data.update({"slug": "newco", "name": "NewCo", "plan": str(plan_named("free").pk)})
+    response = staff.post(f"{WORKSPACES}add/", data)
+    assert response.status_code == HTTPStatus.OK
+    assert "Add the workspace" in response.content.decode()
+    assert not Workspace.objects.filter(slug="newco").exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_a_plan_change_of_a_workspace_is_audited(staff, staff_user, workspace, members) -> None:
+    url = f"{WORKSPACES}{workspace.pk}/change/"
+    data = form_data(staff.get(url))
+    data["plan"] = str(plan_named("basic").pk)
+    assert staff.post(url, data).status_code == HTTPStatus.FOUND
+    changed = event("plan.changed")
+    assert changed.metadata == {"from": "free", "to": "basic", "door": "admin"}
+    assert_from_admin(changed, staff_user)
+
+
+# --- plans --------------------------------------------------------------------------------------
+
+def test_editing_plan_limits_is_audited(staff, staff_user, workspace) -> None:
+    free = plan_named("free")
+    url = f"{PLANS}{free.pk}/change/"
+    data = form_data(staff.get(url))
+    data.update({"writes_per_day": "5000", "active_keys_limit": "50"})
+    response = staff.post(url, data)
+    assert response.status_code == HTTPStatus.FOUND
+    free.refresh_from_db()
+    assert (free.writes_per_day, free.active_keys_limit) == (5000, 50)
+    updated = event("plan.updated")
+    assert updated.workspace is None  # plans are shared: the workspace-less chain
+    assert (updated.target_type, updated.target_id) == ("plan", "free")
+    assert updated.metadata == {
+        "changed": {"writes_per_day": {"from": 100, "to": 5000},
+                    "active_keys_limit": {"from": 5, "to": 50}},
+        "workspaces": 1,
+        "door": "admin",
+    }
+    assert_from_admin(updated, staff_user)
+
+
+def test_an_unchanged_plan_save_records_nothing(staff) -> None:
+    url = f"{PLANS}{plan_named('free').pk}/change/"
+    assert staff.post(url, form_data(staff.get(url))).status_code == HTTPStatus.FOUND
+    assert not AuditEvent.objects.exists()
+
+
+def test_adding_and_deleting_a_plan_is_audited(staff, staff_user) -> None:
+    data = form_data(staff.get(f"{PLANS}add/"))
+    data.update({"code": "team", "name": "Team", "active_keys_limit": "20"})
+    assert staff.post(f"{PLANS}add/", data).status_code == HTTPStatus.FOUND
+    team = Plan.objects.get(code="team")
+    created = event("plan.created")
+    assert created.metadata["values"]["active_keys_limit"] == 20
+    assert_from_admin(created, staff_user)
+
+    response = staff.post(f"{PLANS}{team.pk}/delete/", {"post": "yes"})
+    assert response.status_code == HTTPStatus.FOUND
+    assert not Plan.objects.filter(code="team").exists()
+    assert_from_admin(event("plan.deleted"), staff_user)

@@ -1,0 +1,38 @@
+"""What apps above `workspaces` add to its writes, without `workspaces` importing them.
+
+A lower app must not import a higher one (SPEC §1), yet removing a member must end what the
+member holds in apps above — their OAuth grants in that workspace. So `workspaces` owns this
+small, explicit list; a higher app registers its callable in its AppConfig.ready (oauth does),
+and `membership_remove` calls each inside its own transaction: the removal and everything the
+hooks end commit together or not at all. No Django signals: the flow stays visible here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from audit.services import Actor, RequestContext
+
+    from .models import Membership
+
+
+class MembershipRemovedHook(Protocol):
+    def __call__(
+        self, *, membership: Membership, actor: Actor, context: RequestContext | None
+    ) -> None: ...
+
+
+_membership_removed: list[Callable[..., None]] = []
+
+
+def on_membership_removed(hook: MembershipRemovedHook) -> MembershipRemovedHook:
+    """Run `hook` whenever a member is removed (registering the same callable twice is a no-op)."""
+    if hook not in _membership_removed:
+        _membership_removed.append(hook)
+    return hook
+
+
+def membership_removed_hooks() -> tuple[MembershipRemovedHook, ...]:
+    return tuple(_membership_removed)
