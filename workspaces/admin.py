@@ -103,20 +103,27 @@ class MembershipInlineForm(forms.ModelForm):
 
 class MembershipInlineFormSet(forms.BaseInlineFormSet):
     def clean(self) -> None:
-        """A new workspace gets an owner; an existing one keeps one (SPEC §12)."""
+        """A new workspace gets an owner; an existing one keeps one (SPEC §12). Rows the form
+        does not carry are left as they are, so they count as they stand."""
         super().clean()
         if any(self.errors):
             return
-        owners = [
-            form for form in self.forms
-            if form.cleaned_data and not self._should_delete_form(form)
-            and form.cleaned_data.get("role") == Role.OWNER
-        ]
-        if owners:
-            return
-        if self.instance.pk is None:
+        owners = set()
+        if self.instance.pk is not None:
+            owners = set(Membership.objects.filter(workspace=self.instance, role=Role.OWNER)
+                         .values_list("pk", flat=True))
+        had_owner = bool(owners)
+        for number, form in enumerate(self.forms):
+            if not form.cleaned_data:
+                continue
+            key = form.instance.pk or f"new-{number}"
+            if self._should_delete_form(form) or form.cleaned_data.get("role") != Role.OWNER:
+                owners.discard(key)
+            else:
+                owners.add(key)
+        if self.instance.pk is None and not owners:
             raise ValidationError("Add the workspace's owner.")
-        if Membership.objects.filter(workspace=self.instance, role=Role.OWNER).exists():
+        if had_owner and not owners:
             raise ValidationError(LAST_OWNER)
 
 

@@ -259,3 +259,12 @@ def test_adding_and_deleting_a_plan_is_audited(staff, staff_user) -> None:
     assert response.status_code == HTTPStatus.FOUND
     assert not Plan.objects.filter(code="team").exists()
     assert_from_admin(event("plan.deleted"), staff_user)
+
+
+def test_an_inline_carrying_only_some_rows_leaves_the_others(staff, workspace, members) -> None:
+    """A form without the owner's row (INITIAL_FORMS 0) removes nobody, so it is not refused."""
+    url = f"{WORKSPACES}{workspace.pk}/change/"
+    data = {"slug": "acme", "name": "Acme Renamed", "plan": str(workspace.plan_id),
+            "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}
+    assert staff.post(url, data).status_code == HTTPStatus.FOUND
+    assert Membership.objects.filter(workspace=workspace).count() == 4
