@@ -29,7 +29,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django_ratelimit.core import is_ratelimited
+from django_ratelimit.core import get_usage
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.http import OAuth2ResponseRedirect
@@ -92,10 +92,11 @@ def _json_error(status: int, error: str, description: str, retry_after: int | No
 def refuse_unusable_request(
     request: HttpRequest, *, group: str, setting: str, default: str
 ) -> JsonResponse | None:
-    """The per-IP rate limit (429), or 503 when the cache that counts is down; and a 400 for
-    parameters with NUL bytes, which no OAuth value contains and PostgreSQL cannot store."""
+    """The per-IP rate limit (429, `Retry-After` = the seconds left in the client's window), or
+    503 when the cache that counts is down; and a 400 for parameters with NUL bytes, which no
+    OAuth value contains and PostgreSQL cannot store."""
     try:
-        limited = is_ratelimited(
+        usage = get_usage(
             request,
             group=group,
             key=ip_bucket,
@@ -105,18 +106,25 @@ def refuse_unusable_request(
         )
     except Exception:  # noqa: BLE001 — the cache backend is down: refuse, do not guess
         log.exception("OAuth rate limiter unavailable")
+        usage = {"should_limit": True, "time_left": -1}
+    if usage is not None and usage["should_limit"] and usage["time_left"] < 0:
+        # django-ratelimit reports a count it could not read or write as "limited, -1 s left".
         return _json_error(
             HTTPStatus.SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
             "The server cannot take this request right now. Retry shortly.",
             retry_after=5,
         )
-    if limited:
+    if usage is not None and usage["should_limit"]:
+        # django-ratelimit's windows are fixed per client (offset by a hash of its key) and
+        # counted in whole seconds: the current one lasts through the second `time_left` from
+        # now, so the next one opens at most `time_left + 1` seconds from now.
+        retry_after = usage["time_left"] + 1
         return _json_error(
             HTTPStatus.TOO_MANY_REQUESTS,
             "rate_limited",
-            "Too many requests from this address. Retry in a minute.",
-            retry_after=60,
+            f"Too many requests from this address. Retry in {retry_after} seconds.",
+            retry_after=retry_after,
         )
     if has_nul_bytes(request):
         return _json_error(
@@ -402,6 +410,30 @@ def _string_list(data: dict, key: str, default: list[str]) -> list[str] | None:
     return value
 
 
+def _parse_metadata(raw: bytes) -> dict | JsonResponse:
+    """The registration body as a JSON object of storable text, or the 400 that refuses it.
+
+    Two things valid JSON can hold that no client metadata can: nesting deeper than the parser's
+    recursion limit (`[[[[…` in 16 KiB raises RecursionError, not ValueError), and lone
+    surrogates (`"\\ud800"` decodes to a str that neither PostgreSQL nor SQLite can store).
+    Both are refused here, before anything is validated or saved.
+    """
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return _metadata_error("The request body must be a JSON object.")
+    if not isinstance(data, dict):
+        return _metadata_error("The request body must be a JSON object.")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError, ValueError):
+        return _metadata_error(
+            "Client metadata must be valid Unicode text (JSON allows lone surrogates such as "
+            "\\ud800; this server does not)."
+        )
+    return data
+
+
 class RegistrationView(DynamicClientRegistrationView):
     """RFC 7591 §3, open and rate-limited per IP. Registers authorization-code clients only;
     any other grant or response type is `invalid_client_metadata`, a bad redirect URI is
@@ -427,12 +459,9 @@ class RegistrationView(DynamicClientRegistrationView):
             return _metadata_error(too_large)
         if len(raw) > MAX_REGISTRATION_BYTES:
             return _metadata_error(too_large)
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return _metadata_error("The request body must be a JSON object.")
-        if not isinstance(data, dict):
-            return _metadata_error("The request body must be a JSON object.")
+        data = _parse_metadata(raw)
+        if isinstance(data, JsonResponse):
+            return data
 
         grant_types = _string_list(data, "grant_types", ["authorization_code"])
         if grant_types is None:
