@@ -20,7 +20,7 @@ from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.core.exceptions import DisallowedRedirect, RequestDataTooBig, ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -56,7 +56,7 @@ from workspaces.models import Membership
 from workspaces.roles import Role
 from workspaces.scopes import get_scope, scopes_for_role
 
-from .redirects import redirect_uri_problem
+from .redirects import redirect_uri_problem, redirects_without_asking
 from .scopes import OFFLINE_ACCESS
 from .services import oauth_app_register_dynamic
 
@@ -173,18 +173,47 @@ class AuthorizationView(BaseAuthorizationView):
 
     def error_response(self, error: OAuthToolkitError, application, **kwargs) -> HttpResponse:  # noqa: ANN001, ANN003
         redirect, response = OAuthLibMixin.error_response(self, error, **kwargs)
+        oauthlib_error = response["error"]
         if redirect:
             # RFC 9207 §2: error responses carry `iss` too.
             url = _add_iss_to_redirect(
                 response["url"], oauth2_settings.oauth2_authorization_server_issuer(self.request)
             )
-            return self.redirect(url, application)
-        oauthlib_error = response["error"]
+            if application is None and oauthlib_error.client_id:
+                # Refused by validate_authorization_request: the client is known by then.
+                application = Application.objects.filter(
+                    client_id=oauthlib_error.client_id
+                ).first()
+            if redirects_without_asking(application):
+                return self.redirect(url, application)
+            return self._error_destination(url, oauthlib_error, application)
         return render(
             self.request,
             "oauth/authorize_error.html",
             {"error": oauthlib_error.error, "description": oauthlib_error.description},
             status=oauthlib_error.status_code,
+        )
+
+    def _error_destination(self, url: str, oauthlib_error, application) -> HttpResponse:  # noqa: ANN001
+        """RFC 9700 §4.11.2: an unvetted app's error response as a page that names where the
+        link goes, instead of a redirect (see `oauth.redirects.redirects_without_asking`)."""
+        parts = urlsplit(url)
+        if parts.scheme not in oauth2_settings.ALLOWED_REDIRECT_URI_SCHEMES:
+            raise DisallowedRedirect(f"Unsafe redirect to URL with protocol '{parts.scheme}'")
+        denied = oauthlib_error.error == errors.AccessDeniedError.error
+        return render(
+            self.request,
+            "oauth/authorize_error.html",
+            {
+                "error": oauthlib_error.error,
+                "description": oauthlib_error.description,
+                "application": application,
+                "destination": url,
+                "destination_host": parts.netloc,
+                "destination_base": f"{parts.scheme}://{parts.netloc}{parts.path}",
+                "denied": denied,
+            },
+            status=HTTPStatus.OK if denied else oauthlib_error.status_code,
         )
 
     def redirect(self, redirect_to: str, application) -> HttpResponse:  # noqa: ANN001
