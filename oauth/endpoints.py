@@ -4,7 +4,8 @@ Mounted without trailing slashes under the `oauth2_provider` URL namespace (oaut
 DOT's metadata views reverse to list the endpoints:
 
 - `/.well-known/oauth-authorization-server` (RFC 8414) — DOT's view as configured in settings;
-- `/.well-known/oauth-protected-resource` (RFC 9728) — `resource` is `<origin>/api/v1`;
+- `/.well-known/oauth-protected-resource` and `…/oauth-protected-resource/api/v1` (RFC 9728) —
+  `resource` is `<origin>/api/v1`;
 - `/api/oauth/authorize` — the consent screen: login required, the user picks the workspace, scopes
   the user's role can never use are narrowed away, PKCE `S256` and `state` are required;
 - `/api/oauth/token` and `/api/oauth/register` — rate-limited per client IP;
@@ -144,8 +145,19 @@ def has_nul_bytes(request: HttpRequest) -> bool:
 
 
 class ProtectedResourceMetadataView(OAuthProtectedResourceMetadataView):
+    """RFC 9728 §3 for the API, served at `/.well-known/oauth-protected-resource` and at the
+    path-inserted URL of the resource, `…/oauth-protected-resource/api/v1` (§3.1), which clients
+    without a `resource_metadata` hint (and MCP clients first) derive from the URL they call.
+
+    `scopes_supported` lists what the API's endpoints require: `offline_access` asks the
+    authorization server for a refresh token and is not a scope of this resource (MCP clients
+    add it themselves when the authorization server's metadata lists it)."""
+
     def get_resource(self, request: HttpRequest) -> str:
         return api_resource(request)
+
+    def get_scopes_supported(self) -> list[str]:
+        return [scope for scope in super().get_scopes_supported() if scope != OFFLINE_ACCESS]
 
 
 # --- Authorization endpoint ------------------------------------------------------------------

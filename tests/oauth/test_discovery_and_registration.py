@@ -62,7 +62,22 @@ def test_protected_resource_metadata_names_the_api_and_its_issuer(db) -> None:
     assert data["resource"] == "http://testserver/api/v1"
     assert data["authorization_servers"] == ["http://testserver"]
     assert data["bearer_methods_supported"] == ["header"]
+    # The API's scopes; offline_access is the authorization server's (RFC 9728 §2).
+    assert data["scopes_supported"] == sorted(
+        s.name for s in all_scopes() if s.name != "offline_access"
+    )
     assert "passports:read" in data["scopes_supported"]
+
+
+def test_protected_resource_metadata_is_also_at_the_path_inserted_url(db) -> None:
+    # RFC 9728 §3.1: for the resource <origin>/api/v1, the well-known suffix goes between the
+    # origin and the path; clients that were not given a URL (MCP clients first) look there.
+    root = Client().get("/.well-known/oauth-protected-resource")
+    inserted = Client().get("/.well-known/oauth-protected-resource/api/v1")
+
+    assert inserted.status_code == HTTPStatus.OK
+    assert inserted.json() == root.json()
+    assert inserted.json()["resource"] == "http://testserver/api/v1"  # §3.3: matches the URL
 
 
 def test_metadata_uses_the_public_origin_behind_a_proxy(db, settings) -> None:
