@@ -127,6 +127,15 @@ def refuse_unusable_request(
             f"Too many requests from this address. Retry in {retry_after} seconds.",
             retry_after=retry_after,
         )
+    if request.content_type == "multipart/form-data":
+        # Django's multipart parser raises on a malformed body (a 500), and reading it consumes
+        # the stream the registration view reads; no OAuth endpoint takes multipart.
+        return _json_error(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_request",
+            "Send the parameters as application/x-www-form-urlencoded (RFC 6749 §3.2), or "
+            "client metadata as application/json (RFC 7591 §3.1).",
+        )
     if has_nul_bytes(request):
         return _json_error(
             HTTPStatus.BAD_REQUEST, "invalid_request", "Parameters must not contain NUL bytes."

@@ -283,6 +283,7 @@ def post(path: str, body: bytes, content_type: str, authorization: str | None): 
 @PROPERTY
 @given(body=documents(REGISTRATION_MEMBERS), content_type=content_types)
 @example(body=deep_json(15_000, "["), content_type="application/json")
+@example(body=b"--x\r\n" + b"A" * 9000, content_type="multipart/form-data; boundary=x")
 @example(body=b'{"client_name": "\\ud800", "redirect_uris": ["https://a.example/cb"]}',
          content_type="application/json")
 @example(body=b'{"client_name": "a\\u0000b", "redirect_uris": ["https://a.example/cb"]}',
