@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.exceptions import DisallowedRedirect, RequestDataTooBig, ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.utils.csp import CSP
 from django.utils.decorators import method_decorator
@@ -91,11 +92,11 @@ def _json_error(status: int, error: str, description: str, retry_after: int | No
 
 
 def refuse_unusable_request(
-    request: HttpRequest, *, group: str, setting: str, default: str
+    request: HttpRequest, *, group: str, setting: str, default: str, form: bool = True
 ) -> JsonResponse | None:
     """The per-IP rate limit (429, `Retry-After` = the seconds left in the client's window), or
-    503 when the cache that counts is down; and a 400 for parameters with NUL bytes, which no
-    OAuth value contains and PostgreSQL cannot store."""
+    503 when the cache that counts is down; and a 400 for parameters that cannot be OAuth
+    parameters (`parameter_problem`)."""
     try:
         usage = get_usage(
             request,
@@ -127,27 +128,30 @@ def refuse_unusable_request(
             f"Too many requests from this address. Retry in {retry_after} seconds.",
             retry_after=retry_after,
         )
-    if request.content_type == "multipart/form-data":
-        # Django's multipart parser raises on a malformed body (a 500), and reading it consumes
-        # the stream the registration view reads; no OAuth endpoint takes multipart.
-        return _json_error(
-            HTTPStatus.BAD_REQUEST,
-            "invalid_request",
-            "Send the parameters as application/x-www-form-urlencoded (RFC 6749 §3.2), or "
-            "client metadata as application/json (RFC 7591 §3.1).",
-        )
-    if has_nul_bytes(request):
-        return _json_error(
-            HTTPStatus.BAD_REQUEST, "invalid_request", "Parameters must not contain NUL bytes."
-        )
+    problem = parameter_problem(request, form=form)
+    if problem is not None:
+        return _json_error(HTTPStatus.BAD_REQUEST, "invalid_request", problem)
     return None
 
 
-def has_nul_bytes(request: HttpRequest) -> bool:
-    params = (*request.GET.lists(), *(request.POST.lists() if request.method == "POST" else ()))
-    return any("\x00" in value for _key, values in params for value in values) or any(
+def parameter_problem(request: HttpRequest, *, form: bool = True) -> str | None:
+    """Why the query (and, with `form`, the form body) cannot be OAuth parameters, or None.
+
+    No OAuth value contains a NUL byte, and PostgreSQL cannot store one. A malformed multipart
+    body makes Django's parser raise (a 500 unless caught); after that `request.POST` is empty.
+    `form=False` leaves the body unread, for views that read `request.body` themselves: parsing
+    a multipart body consumes the stream.
+    """
+    try:
+        posted = request.POST.lists() if form and request.method == "POST" else ()
+        params = (*request.GET.lists(), *posted)
+    except MultiPartParserError:
+        return "The request body is not a well-formed form; send application/x-www-form-urlencoded."
+    if any("\x00" in value for _key, values in params for value in values) or any(
         "\x00" in key for key, _values in params
-    )
+    ):
+        return "Parameters must not contain NUL bytes."
+    return None
 
 
 # --- RFC 9728 ------------------------------------------------------------------------------------
@@ -250,11 +254,12 @@ class AuthorizationView(BaseAuthorizationView):
         )
 
     def _validate(self, request: HttpRequest) -> tuple[list[str], dict, object] | HttpResponse:
-        if has_nul_bytes(request):
+        problem = parameter_problem(request)
+        if problem is not None:
             return render(
                 request,
                 "oauth/authorize_error.html",
-                {"error": "invalid_request", "description": "Parameters must not contain NUL."},
+                {"error": "invalid_request", "description": problem},
                 status=HTTPStatus.BAD_REQUEST,
             )
         try:
@@ -492,7 +497,8 @@ class RegistrationView(DynamicClientRegistrationView):
     @method_decorator(never_cache)
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
         refused = refuse_unusable_request(
-            request, group="oauth.register", setting="GATEHOUSE_OAUTH_REGISTER_RATE", default="20/h"
+            request, group="oauth.register", setting="GATEHOUSE_OAUTH_REGISTER_RATE",
+            default="20/h", form=False,  # the body is JSON, read below
         )
         if refused:
             return refused
