@@ -155,9 +155,13 @@ def www_authenticate(
     """A `Bearer` challenge (RFC 6750 §3) with `resource_metadata` (RFC 9728 §5.1).
 
     `error` is left out when the request carried no usable credential (missing, or an unsupported
-    scheme), as RFC 6750 §3.1 asks; `invalid_token` otherwise, `insufficient_scope` with `scope`
-    on 403s, `invalid_request` on a 400 with two credentials.
+    scheme), as RFC 6750 §3.1 asks; `invalid_token` otherwise, `insufficient_scope` on 403s,
+    `invalid_request` on a 400 with two credentials. `scope` (RFC 6750 §3) is the scope the
+    endpoint requires — given, or the one the gateway found for the route
+    (`request.endpoint_scope`) — so an MCP client asks for exactly it (MCP authorization,
+    "Scope Selection Strategy"); left out for endpoints any credential may call.
     """
+    scope = scope or getattr(request, "endpoint_scope", None)
     params = ['realm="gatehouse"']
     if error:
         params.append(f'error="{error}"')

@@ -18,8 +18,9 @@ idempotency and usage metering can be slotted in between without reshaping it):
 
 `process_view` (the route is known)
     5. `select_endpoint`: the method's declaration from `@api_endpoint` (405 with `Allow` when
-       the route does not answer the method). Public endpoints (`openapi.json`, the JSON 404)
-       stop here.
+       the route does not answer the method); sets `request.endpoint_scope`, which the
+       `WWW-Authenticate` challenge of any 401 names. Public endpoints (`openapi.json`, the
+       JSON 404) stop here.
     6. `authenticate`: `Authorization: Bearer <token>` or `ApiKey <token>`, routed by prefix to
        the verifiers of `settings.GATEHOUSE_TOKEN_VERIFIERS` (resolved once, at startup), with
        the failed-authentication limit of `apikeys.failed_auth` (429 `rate_limited`).
@@ -119,6 +120,7 @@ class ApiGatewayMiddleware:
         endpoint = self.select_endpoint(request, view_func)
         if isinstance(endpoint, HttpResponse):
             return endpoint
+        request.endpoint_scope = endpoint.scope  # named by every 401 challenge (errors.py)
         if endpoint.public:
             return None
         principal = self.authenticate(request)

@@ -1,7 +1,8 @@
 """A backing service is down: answer 503, in one place (SPEC §4 `service_unavailable`).
 
-`ServiceUnavailableMiddleware` sits first in `settings.MIDDLEWARE` and turns an outage of
-PostgreSQL or Redis — `django.db.OperationalError`/`InterfaceError`, redis-py's
+`ServiceUnavailableMiddleware` sits first in `settings.MIDDLEWARE` but for `config.cors` (which
+touches no service, and so marks these 503s too) and turns an outage of PostgreSQL or Redis —
+`django.db.OperationalError`/`InterfaceError`, redis-py's
 `ConnectionError`/`TimeoutError`, or `apikeys.counters.CounterUnavailable` — into a 503: JSON
 `{"error": "service_unavailable", …}` under `/api/`, the `503.html` page everywhere else, with
 `Retry-After`. Any other exception is left to Django (a 500).

@@ -100,7 +100,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: a database or Redis outage anywhere below becomes a 503 (config/outages.py).
+    # First: credential-less CORS on the API, token and metadata endpoints only; answers
+    # preflights before anything authenticates or meters them, and marks every response of
+    # those paths, the 503s below included (config/cors.py). It touches no database.
+    "config.cors.CorsMiddleware",
+    # Then: a database or Redis outage anywhere below becomes a 503 (config/outages.py).
     "config.outages.ServiceUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

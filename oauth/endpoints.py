@@ -4,7 +4,8 @@ Mounted without trailing slashes under the `oauth2_provider` URL namespace (oaut
 DOT's metadata views reverse to list the endpoints:
 
 - `/.well-known/oauth-authorization-server` (RFC 8414) — DOT's view as configured in settings;
-- `/.well-known/oauth-protected-resource` (RFC 9728) — `resource` is `<origin>/api/v1`;
+- `/.well-known/oauth-protected-resource` and `…/oauth-protected-resource/api/v1` (RFC 9728) —
+  `resource` is `<origin>/api/v1`;
 - `/api/oauth/authorize` — the consent screen: login required, the user picks the workspace, scopes
   the user's role can never use are narrowed away, PKCE `S256` and `state` are required;
 - `/api/oauth/token` and `/api/oauth/register` — rate-limited per client IP;
@@ -20,16 +21,17 @@ from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.core.exceptions import DisallowedRedirect, RequestDataTooBig, ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.utils.csp import CSP
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django_ratelimit.core import is_ratelimited
+from django_ratelimit.core import get_usage
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.http import OAuth2ResponseRedirect
@@ -56,7 +58,7 @@ from workspaces.models import Membership
 from workspaces.roles import Role
 from workspaces.scopes import get_scope, scopes_for_role
 
-from .redirects import redirect_uri_problem
+from .redirects import redirect_uri_problem, redirects_without_asking
 from .scopes import OFFLINE_ACCESS
 from .services import oauth_app_register_dynamic
 
@@ -90,12 +92,13 @@ def _json_error(status: int, error: str, description: str, retry_after: int | No
 
 
 def refuse_unusable_request(
-    request: HttpRequest, *, group: str, setting: str, default: str
+    request: HttpRequest, *, group: str, setting: str, default: str, form: bool = True
 ) -> JsonResponse | None:
-    """The per-IP rate limit (429), or 503 when the cache that counts is down; and a 400 for
-    parameters with NUL bytes, which no OAuth value contains and PostgreSQL cannot store."""
+    """The per-IP rate limit (429, `Retry-After` = the seconds left in the client's window), or
+    503 when the cache that counts is down; and a 400 for parameters that cannot be OAuth
+    parameters (`parameter_problem`)."""
     try:
-        limited = is_ratelimited(
+        usage = get_usage(
             request,
             group=group,
             key=ip_bucket,
@@ -105,39 +108,69 @@ def refuse_unusable_request(
         )
     except Exception:  # noqa: BLE001 — the cache backend is down: refuse, do not guess
         log.exception("OAuth rate limiter unavailable")
+        usage = {"should_limit": True, "time_left": -1}
+    if usage is not None and usage["should_limit"] and usage["time_left"] < 0:
+        # django-ratelimit reports a count it could not read or write as "limited, -1 s left".
         return _json_error(
             HTTPStatus.SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
             "The server cannot take this request right now. Retry shortly.",
             retry_after=5,
         )
-    if limited:
+    if usage is not None and usage["should_limit"]:
+        # django-ratelimit's windows are fixed per client (offset by a hash of its key) and
+        # counted in whole seconds: the current one lasts through the second `time_left` from
+        # now, so the next one opens at most `time_left + 1` seconds from now.
+        retry_after = usage["time_left"] + 1
         return _json_error(
             HTTPStatus.TOO_MANY_REQUESTS,
             "rate_limited",
-            "Too many requests from this address. Retry in a minute.",
-            retry_after=60,
+            f"Too many requests from this address. Retry in {retry_after} seconds.",
+            retry_after=retry_after,
         )
-    if has_nul_bytes(request):
-        return _json_error(
-            HTTPStatus.BAD_REQUEST, "invalid_request", "Parameters must not contain NUL bytes."
-        )
+    problem = parameter_problem(request, form=form)
+    if problem is not None:
+        return _json_error(HTTPStatus.BAD_REQUEST, "invalid_request", problem)
     return None
 
 
-def has_nul_bytes(request: HttpRequest) -> bool:
-    params = (*request.GET.lists(), *(request.POST.lists() if request.method == "POST" else ()))
-    return any("\x00" in value for _key, values in params for value in values) or any(
+def parameter_problem(request: HttpRequest, *, form: bool = True) -> str | None:
+    """Why the query (and, with `form`, the form body) cannot be OAuth parameters, or None.
+
+    No OAuth value contains a NUL byte, and PostgreSQL cannot store one. A malformed multipart
+    body makes Django's parser raise (a 500 unless caught); after that `request.POST` is empty.
+    `form=False` leaves the body unread, for views that read `request.body` themselves: parsing
+    a multipart body consumes the stream.
+    """
+    try:
+        posted = request.POST.lists() if form and request.method == "POST" else ()
+        params = (*request.GET.lists(), *posted)
+    except MultiPartParserError:
+        return "The request body is not a well-formed form; send application/x-www-form-urlencoded."
+    if any("\x00" in value for _key, values in params for value in values) or any(
         "\x00" in key for key, _values in params
-    )
+    ):
+        return "Parameters must not contain NUL bytes."
+    return None
 
 
 # --- RFC 9728 ------------------------------------------------------------------------------------
 
 
 class ProtectedResourceMetadataView(OAuthProtectedResourceMetadataView):
+    """RFC 9728 §3 for the API, served at `/.well-known/oauth-protected-resource` and at the
+    path-inserted URL of the resource, `…/oauth-protected-resource/api/v1` (§3.1), which clients
+    without a `resource_metadata` hint (and MCP clients first) derive from the URL they call.
+
+    `scopes_supported` lists what the API's endpoints require: `offline_access` asks the
+    authorization server for a refresh token and is not a scope of this resource (MCP clients
+    add it themselves when the authorization server's metadata lists it)."""
+
     def get_resource(self, request: HttpRequest) -> str:
         return api_resource(request)
+
+    def get_scopes_supported(self) -> list[str]:
+        return [scope for scope in super().get_scopes_supported() if scope != OFFLINE_ACCESS]
 
 
 # --- Authorization endpoint ------------------------------------------------------------------
@@ -165,18 +198,47 @@ class AuthorizationView(BaseAuthorizationView):
 
     def error_response(self, error: OAuthToolkitError, application, **kwargs) -> HttpResponse:  # noqa: ANN001, ANN003
         redirect, response = OAuthLibMixin.error_response(self, error, **kwargs)
+        oauthlib_error = response["error"]
         if redirect:
             # RFC 9207 §2: error responses carry `iss` too.
             url = _add_iss_to_redirect(
                 response["url"], oauth2_settings.oauth2_authorization_server_issuer(self.request)
             )
-            return self.redirect(url, application)
-        oauthlib_error = response["error"]
+            if application is None and oauthlib_error.client_id:
+                # Refused by validate_authorization_request: the client is known by then.
+                application = Application.objects.filter(
+                    client_id=oauthlib_error.client_id
+                ).first()
+            if redirects_without_asking(application):
+                return self.redirect(url, application)
+            return self._error_destination(url, oauthlib_error, application)
         return render(
             self.request,
             "oauth/authorize_error.html",
             {"error": oauthlib_error.error, "description": oauthlib_error.description},
             status=oauthlib_error.status_code,
+        )
+
+    def _error_destination(self, url: str, oauthlib_error, application) -> HttpResponse:  # noqa: ANN001
+        """RFC 9700 §4.11.2: an unvetted app's error response as a page that names where the
+        link goes, instead of a redirect (see `oauth.redirects.redirects_without_asking`)."""
+        parts = urlsplit(url)
+        if parts.scheme not in oauth2_settings.ALLOWED_REDIRECT_URI_SCHEMES:
+            raise DisallowedRedirect(f"Unsafe redirect to URL with protocol '{parts.scheme}'")
+        denied = oauthlib_error.error == errors.AccessDeniedError.error
+        return render(
+            self.request,
+            "oauth/authorize_error.html",
+            {
+                "error": oauthlib_error.error,
+                "description": oauthlib_error.description,
+                "application": application,
+                "destination": url,
+                "destination_host": parts.netloc,
+                "destination_base": f"{parts.scheme}://{parts.netloc}{parts.path}",
+                "denied": denied,
+            },
+            status=HTTPStatus.OK if denied else oauthlib_error.status_code,
         )
 
     def redirect(self, redirect_to: str, application) -> HttpResponse:  # noqa: ANN001
@@ -192,11 +254,12 @@ class AuthorizationView(BaseAuthorizationView):
         )
 
     def _validate(self, request: HttpRequest) -> tuple[list[str], dict, object] | HttpResponse:
-        if has_nul_bytes(request):
+        problem = parameter_problem(request)
+        if problem is not None:
             return render(
                 request,
                 "oauth/authorize_error.html",
-                {"error": "invalid_request", "description": "Parameters must not contain NUL."},
+                {"error": "invalid_request", "description": problem},
                 status=HTTPStatus.BAD_REQUEST,
             )
         try:
@@ -402,6 +465,30 @@ def _string_list(data: dict, key: str, default: list[str]) -> list[str] | None:
     return value
 
 
+def _parse_metadata(raw: bytes) -> dict | JsonResponse:
+    """The registration body as a JSON object of storable text, or the 400 that refuses it.
+
+    Two things valid JSON can hold that no client metadata can: nesting deeper than the parser's
+    recursion limit (`[[[[…` in 16 KiB raises RecursionError, not ValueError), and lone
+    surrogates (`"\\ud800"` decodes to a str that neither PostgreSQL nor SQLite can store).
+    Both are refused here, before anything is validated or saved.
+    """
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return _metadata_error("The request body must be a JSON object.")
+    if not isinstance(data, dict):
+        return _metadata_error("The request body must be a JSON object.")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError, ValueError):
+        return _metadata_error(
+            "Client metadata must be valid Unicode text (JSON allows lone surrogates such as "
+            "\\ud800; this server does not)."
+        )
+    return data
+
+
 class RegistrationView(DynamicClientRegistrationView):
     """RFC 7591 §3, open and rate-limited per IP. Registers authorization-code clients only;
     any other grant or response type is `invalid_client_metadata`, a bad redirect URI is
@@ -410,7 +497,8 @@ class RegistrationView(DynamicClientRegistrationView):
     @method_decorator(never_cache)
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
         refused = refuse_unusable_request(
-            request, group="oauth.register", setting="GATEHOUSE_OAUTH_REGISTER_RATE", default="20/h"
+            request, group="oauth.register", setting="GATEHOUSE_OAUTH_REGISTER_RATE",
+            default="20/h", form=False,  # the body is JSON, read below
         )
         if refused:
             return refused
@@ -427,12 +515,9 @@ class RegistrationView(DynamicClientRegistrationView):
             return _metadata_error(too_large)
         if len(raw) > MAX_REGISTRATION_BYTES:
             return _metadata_error(too_large)
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return _metadata_error("The request body must be a JSON object.")
-        if not isinstance(data, dict):
-            return _metadata_error("The request body must be a JSON object.")
+        data = _parse_metadata(raw)
+        if isinstance(data, JsonResponse):
+            return data
 
         grant_types = _string_list(data, "grant_types", ["authorization_code"])
         if grant_types is None:

@@ -1,4 +1,5 @@
-"""Which redirect URIs an OAuth app may register (RFC 6749 §3.1.2, RFC 8252 §7.3, RFC 9700 §2.1).
+"""Which redirect URIs an OAuth app may register (RFC 6749 §3.1.2, RFC 8252 §7.3, RFC 9700 §2.1),
+and which apps the authorization endpoint sends back to without asking (RFC 9700 §4.11.2).
 
 `https` anywhere; `http` only to a loopback host (127.0.0.1, [::1], localhost), which native apps
 and MCP clients use for their callback. That is the promise behind silencing
@@ -12,6 +13,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
+from oauth2_provider.models import AbstractApplication
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 MAX_REDIRECT_URIS = 10
@@ -64,3 +66,19 @@ def validate_redirect_uris(uris: list[str]) -> list[str]:
             shown = uri if isinstance(uri, str) and len(uri) <= 100 else f"{str(uri)[:100]}…"
             raise ValidationError(f"{problem} ({shown})")
     return unique
+
+
+def redirects_without_asking(application: AbstractApplication | None) -> bool:
+    """Whether an error response may redirect the user to `application` automatically.
+
+    RFC 9700 §4.11.2: an authorization server that lets anyone register a client (RFC 7591, a
+    Client ID Metadata Document) must not become an open redirector — an attacker registers
+    `https://evil.example/` and sends victims a request made to fail (an unknown scope), and the
+    server's own URL bounces them there. Only an app a workspace registered from its dashboard
+    (or staff in Django admin) is vetted; for any other app, or an app that cannot be found, the
+    endpoint shows its own page naming the destination, and the user follows the link or not.
+    """
+    return (
+        application is not None
+        and application.registration_source == AbstractApplication.RegistrationSource.MANUAL
+    )

@@ -22,6 +22,11 @@ protocol_patterns = [
         endpoints.ProtectedResourceMetadataView.as_view(),
         name="oauth-resource-metadata",
     ),
+    path(
+        ".well-known/oauth-protected-resource/api/v1",  # RFC 9728 §3.1, path-inserted
+        endpoints.ProtectedResourceMetadataView.as_view(),
+        name="oauth-resource-metadata-api",
+    ),
     path("api/oauth/authorize", endpoints.AuthorizationView.as_view(), name="authorize"),
     path("api/oauth/token", endpoints.GatehouseTokenView.as_view(), name="token"),
     path("api/oauth/revoke", endpoints.GatehouseRevokeTokenView.as_view(), name="revoke-token"),

@@ -6,6 +6,7 @@ import json
 from http import HTTPStatus
 
 import pytest
+import time_machine
 from django.test import Client
 from oauth2_provider.models import AccessToken, Application
 
@@ -61,7 +62,22 @@ def test_protected_resource_metadata_names_the_api_and_its_issuer(db) -> None:
     assert data["resource"] == "http://testserver/api/v1"
     assert data["authorization_servers"] == ["http://testserver"]
     assert data["bearer_methods_supported"] == ["header"]
+    # The API's scopes; offline_access is the authorization server's (RFC 9728 §2).
+    assert data["scopes_supported"] == sorted(
+        s.name for s in all_scopes() if s.name != "offline_access"
+    )
     assert "passports:read" in data["scopes_supported"]
+
+
+def test_protected_resource_metadata_is_also_at_the_path_inserted_url(db) -> None:
+    # RFC 9728 §3.1: for the resource <origin>/api/v1, the well-known suffix goes between the
+    # origin and the path; clients that were not given a URL (MCP clients first) look there.
+    root = Client().get("/.well-known/oauth-protected-resource")
+    inserted = Client().get("/.well-known/oauth-protected-resource/api/v1")
+
+    assert inserted.status_code == HTTPStatus.OK
+    assert inserted.json() == root.json()
+    assert inserted.json()["resource"] == "http://testserver/api/v1"  # §3.3: matches the URL
 
 
 def test_metadata_uses_the_public_origin_behind_a_proxy(db, settings) -> None:
@@ -205,3 +221,93 @@ def test_token_endpoint_is_rate_limited_per_ip(db, settings) -> None:
 
     assert statuses[:3] == [HTTPStatus.UNAUTHORIZED] * 3
     assert statuses[3] == HTTPStatus.TOO_MANY_REQUESTS
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 15_000,  # unclosed: json raises RecursionError, not ValueError
+        '{"client_name": ' + "[" * 15_000,
+        '{"redirect_uris": ["https://app.example.com/cb"], "x": ' + "[" * 10_001,
+    ],
+    ids=["array", "in-a-member", "after-good-members"],
+)
+def test_deeply_nested_json_is_a_clear_400(db, body) -> None:
+    response = register(body)
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST, response.content[:300]
+    assert response.json()["error"] == "invalid_client_metadata"
+    assert Application.objects.count() == 0
+    assert not AuditEvent.objects.filter(action="oauth_app.created").exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**MCP_LIKE, "client_name": "\ud800"},
+        {**MCP_LIKE, "client_name": "Claude \udfff"},
+        {**MCP_LIKE, "redirect_uris": ["http://localhost:33418/\udc00"]},
+        {**MCP_LIKE, "client_uri": "https://app.example.com/\ud83d"},
+        {**MCP_LIKE, "\ud800": "a surrogate in a member name"},
+    ],
+    ids=["name", "name-tail", "redirect-uri", "ignored-member", "member-name"],
+)
+def test_lone_surrogates_are_a_clear_400(db, body) -> None:
+    # json.dumps writes the lone surrogate as the escape `\udXXX`, which is valid JSON.
+    response = register(body)
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST, response.content[:300]
+    assert response.json()["error"] == "invalid_client_metadata"
+    assert "surrogate" in response.json()["error_description"]
+    assert Application.objects.count() == 0
+    assert not AuditEvent.objects.filter(action="oauth_app.created").exists()
+
+
+def test_a_paired_surrogate_is_an_ordinary_character(db) -> None:
+    response = register({**MCP_LIKE, "client_name": "Claude \U0001F916"})  # escaped as a pair
+
+    assert response.status_code == HTTPStatus.CREATED, response.content
+    assert Application.objects.get().name == "Claude \U0001F916"
+
+
+def test_registration_retry_after_is_when_the_window_really_opens(db, settings) -> None:
+    # django-ratelimit's windows are fixed per address and offset by a hash of it, so the
+    # seconds left are anywhere in the window; a constant cannot be right. (A minute, not an
+    # hour: Django's DatabaseCache re-sets a counter's expiry to 300 s on every increment.)
+    settings.GATEHOUSE_OAUTH_REGISTER_RATE = "2/m"
+    with time_machine.travel(1_800_000_000, tick=False) as clock:
+        assert [register(MCP_LIKE).status_code for _ in range(2)] == [HTTPStatus.CREATED] * 2
+        refused = register(MCP_LIKE)
+        assert refused.status_code == HTTPStatus.TOO_MANY_REQUESTS
+        retry_after = int(refused["Retry-After"])
+        assert 1 <= retry_after <= 60
+        assert f"Retry in {retry_after} seconds" in refused.json()["error_description"]
+
+        clock.shift(retry_after - 1)
+        last_second = register(MCP_LIKE)
+        assert last_second.status_code == HTTPStatus.TOO_MANY_REQUESTS
+        assert last_second["Retry-After"] == "1"
+
+        clock.shift(1)
+        assert register(MCP_LIKE).status_code == HTTPStatus.CREATED
+    assert Application.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("/api/oauth/register", "invalid_client_metadata"),
+        ("/api/oauth/token", "invalid_request"),
+        ("/api/oauth/revoke", "invalid_request"),
+        ("/api/oauth/introspect", "invalid_request"),
+    ],
+)
+def test_a_malformed_multipart_body_is_a_clear_400(db, path, error) -> None:
+    # Found by the fuzz test: Django's multipart parser raised on a malformed body (500), and
+    # on registration it consumed the stream the view then read (RawPostDataException).
+    body = b"--x\r\n" + b"A" * 9000 + b"\r\n--x--\r\n"  # a part header over Django's limit
+    response = Client().generic("POST", path, body, content_type="multipart/form-data; boundary=x")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST, response.content[:300]
+    assert response.json()["error"] == error
+    assert Application.objects.count() == 0

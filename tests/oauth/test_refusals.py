@@ -225,7 +225,7 @@ def test_rate_limiter_down_is_503_not_500(oauth_app, monkeypatch) -> None:
     def broken(*args, **kwargs):
         raise ConnectionError("cache is down")
 
-    monkeypatch.setattr(oauth.endpoints, "is_ratelimited", broken)
+    monkeypatch.setattr(oauth.endpoints, "get_usage", broken)
 
     response = Client().post(TOKEN, {"grant_type": "authorization_code"}, **{
         "HTTP_AUTHORIZATION": basic_auth(oauth_app.client_id, oauth_app.secret)})

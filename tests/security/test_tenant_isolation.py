@@ -86,6 +86,7 @@ OTHER_ROUTES: dict[str, str] = {
     "oauth:connection_revoke": "the caller's own grants (test_connected_apps_are_per_user)",
     "oauth2_provider:oauth-server-metadata": "public metadata (RFC 8414)",
     "oauth2_provider:oauth-resource-metadata": "public metadata (RFC 9728)",
+    "oauth2_provider:oauth-resource-metadata-api": "public metadata, path-inserted (RFC 9728 §3.1)",
     "oauth2_provider:authorize": "consent for the caller's own workspaces (tests/oauth)",
     "oauth2_provider:token": "client-authenticated (tests/oauth)",
     "oauth2_provider:revoke-token": "client-authenticated (test_apps_cannot_reach_…)",
