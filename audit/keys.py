@@ -40,20 +40,24 @@ def audit_key_id(secret: str) -> str:
 
 
 @lru_cache(maxsize=8)
-def _keyring(current: str, old: tuple[str, ...]) -> tuple[AuditKey, dict[str, AuditKey]]:
+def _keyring(
+    current: str, old: tuple[str, ...], fallbacks: tuple[str, ...]
+) -> tuple[AuditKey, dict[str, AuditKey]]:
     signing = AuditKey(audit_key_id(current), current.encode())
     ring = {signing.id: signing}
-    for secret in old:
+    # A SECRET_KEY rotated with Django's fallbacks keeps its derived audit key verifying.
+    for secret in [*old, *(derive_audit_key(f) for f in fallbacks)]:
         key = AuditKey(audit_key_id(secret), secret.encode())
         ring.setdefault(key.id, key)
     return signing, ring
 
 
 def _settings_keyring() -> tuple[AuditKey, dict[str, AuditKey]]:
-    old = [s for s in getattr(settings, "GATEHOUSE_AUDIT_KEYS_OLD", []) if s]
-    # A SECRET_KEY rotated with Django's fallbacks keeps its derived audit key verifying.
-    old += [derive_audit_key(s) for s in getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return _keyring(settings.GATEHOUSE_AUDIT_KEY, tuple(old))
+    return _keyring(
+        settings.GATEHOUSE_AUDIT_KEY,
+        tuple(s for s in getattr(settings, "GATEHOUSE_AUDIT_KEYS_OLD", ()) if s),
+        tuple(getattr(settings, "SECRET_KEY_FALLBACKS", ())),
+    )
 
 
 def signing_key() -> AuditKey:

@@ -8,7 +8,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import connection, transaction
 from django.http import HttpRequest
@@ -102,7 +102,20 @@ def event_digest(event: AuditEvent) -> str | None:
     return key.mac(_canonical(event)) if key else None
 
 
-def chain_seal(chain: AuditChain, key: AuditKey) -> str:
+class ChainHead(Protocol):
+    """What a seal covers: an `AuditChain` row, or the values verification read from one."""
+
+    key: str
+    head_seq: int
+    head_hash: str
+    anchor_event_id: int | None
+    anchor_hash: str
+    legacy_through: int | None
+    seal: str
+    seal_key_id: str
+
+
+def chain_seal(chain: ChainHead, key: AuditKey) -> str:
     """HMAC over what a database writer must not change in a chain head row: the head and its
     sequence number, the anchor, and how far unkeyed events may reach."""
     message = "|".join(
@@ -114,7 +127,7 @@ def chain_seal(chain: AuditChain, key: AuditKey) -> str:
     return key.mac(message.encode())
 
 
-def chain_seal_ok(chain: AuditChain) -> bool:
+def chain_seal_ok(chain: ChainHead) -> bool:
     key = verification_key(chain.seal_key_id)
     return key is not None and hmac.compare_digest(chain.seal, chain_seal(chain, key))
 

@@ -60,7 +60,7 @@ class _Head:
 
     @property
     def sealed(self) -> bool:
-        return chain_seal_ok(self)  # type: ignore[arg-type] — the fields chain_seal reads
+        return chain_seal_ok(self)
 
 
 def chain_events(workspace_id: int | None) -> QuerySet[AuditEvent]:
