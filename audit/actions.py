@@ -29,6 +29,7 @@ WORKSPACE_ACTIONS: dict[str, str] = {
     "passport.updated": "Passport updated",
     "passport.deleted": "Passport deleted",
     "audit.pruned": "Old audit events pruned",
+    "audit.resealed": "Audit chain head re-sealed",
 }
 
 # Recorded on the workspace-less ("global") chain.
@@ -36,6 +37,7 @@ GLOBAL_ACTIONS: dict[str, str] = {
     "user.logged_in": "Signed in",
     "user.login_failed": "Sign-in failed",
     "audit.pruned": "Old audit events pruned",
+    "audit.resealed": "Audit chain head re-sealed",
 }
 
 ACTIONS: dict[str, str] = {**WORKSPACE_ACTIONS, **GLOBAL_ACTIONS}

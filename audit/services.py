@@ -132,7 +132,7 @@ def chain_seal_ok(chain: ChainHead) -> bool:
     return key is not None and hmac.compare_digest(chain.seal, chain_seal(chain, key))
 
 
-def _reseal(chain: AuditChain, *, was_ok: bool) -> None:
+def chain_reseal(chain: AuditChain, *, was_ok: bool) -> None:
     """Sign the chain's (new) head with the current key — unless it was found altered: then it
     stays tainted, so the break is still reported after later writes."""
     key = signing_key()
@@ -153,7 +153,7 @@ def _locked_chain(key: str) -> AuditChain:
     chain = AuditChain.objects.select_for_update().filter(key=key).first()
     if chain is None:
         new = AuditChain(key=key, head_hash=GENESIS_HASH, anchor_hash=GENESIS_HASH)
-        _reseal(new, was_ok=True)
+        chain_reseal(new, was_ok=True)
         AuditChain.objects.bulk_create([new], ignore_conflicts=True)
         chain = AuditChain.objects.select_for_update().get(key=key)
     return chain
@@ -208,7 +208,7 @@ def audit_record(
         event.hash = key.mac(_canonical(event))
         event.save()
         chain.head_hash, chain.head_seq = event.hash, event.seq
-        _reseal(chain, was_ok=was_ok)
+        chain_reseal(chain, was_ok=was_ok)
         AuditChain.objects.filter(pk=chain.pk).update(
             head_hash=chain.head_hash, head_seq=chain.head_seq,
             head_created_at=event.created_at, seal=chain.seal, seal_key_id=chain.seal_key_id,
@@ -337,7 +337,7 @@ def audit_prune(
                 break
             _delete_through(workspace_id, prefix[-1].id)
             chain.anchor_hash, chain.anchor_event_id = prefix[-1].hash, prefix[-1].id
-            _reseal(chain, was_ok=True)
+            chain_reseal(chain, was_ok=True)
             AuditChain.objects.filter(pk=chain.pk).update(
                 anchor_hash=chain.anchor_hash, anchor_event_id=chain.anchor_event_id,
                 seal=chain.seal, seal_key_id=chain.seal_key_id,

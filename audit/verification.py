@@ -16,7 +16,7 @@ races either of them is simply repeated; see `verify_chain`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db.models import QuerySet
 
@@ -41,6 +41,8 @@ class ChainReport:
     head_seq: int = 0
     last_event: str | None = None  # public id of the newest event walked
     found: frozenset[str] = frozenset()  # the expected hashes found among the walked events
+    # Every event verified up to the head, but the head row's seal does not match.
+    only_seal_broken: bool = False
 
     @property
     def ok(self) -> bool:
@@ -244,7 +246,8 @@ def _sealed_report(walk: _Walk) -> ChainReport:
     """Every link verified up to the head: the head row itself must carry a valid seal (one row,
     read at once, so no race explains a bad one). A truncated tail with a rewound head links
     perfectly; only the seal (or an anchor kept outside the database) tells."""
-    return _report(walk, seal_problem(walk.head))
+    problem = seal_problem(walk.head)
+    return replace(_report(walk, problem), only_seal_broken=problem is not None)
 
 
 def _report(walk: _Walk, problem: str | None = None) -> ChainReport:

@@ -336,3 +336,46 @@ def test_a_rewritten_legacy_prefix_breaks_at_the_first_keyed_event(workspace) ->
     assert (
         f"An event is missing between {legacy[2].public_id} and {keyed.public_id}" in err
     )
+
+
+# --- Re-sealing after an investigation ----------------------------------------------------------
+
+def test_a_rotation_that_forgot_the_old_key_is_resealed_against_an_anchor(workspace) -> None:
+    with override_settings(GATEHOUSE_AUDIT_KEY="first-key"):
+        record(workspace, 2)
+    with override_settings(GATEHOUSE_AUDIT_KEY="second-key", GATEHOUSE_AUDIT_KEYS_OLD=[]):
+        (last,) = record(workspace)  # the head's seal could not be checked: it is tainted
+    assert _head_row(workspace)["seal"] == "tainted"
+    with override_settings(GATEHOUSE_AUDIT_KEY="second-key",
+                           GATEHOUSE_AUDIT_KEYS_OLD=["first-key"]):
+        code, _, err = manage("verify_audit_log", "--workspace", "acme")
+        assert code == 1 and "was altered outside Gatehouse" in err  # the old key is back...
+
+        code, out, err = manage("audit_reseal", "--workspace", "acme", "--expect-head",
+                                last.hash, "--reason", "GATEHOUSE_AUDIT_KEYS_OLD was missed")
+        assert code == 0, err
+        assert manage("verify_audit_log", "--workspace", "acme")[0] == 0  # ...and it is vouched
+    event = AuditEvent.objects.get(action="audit.resealed")
+    assert event.metadata == {
+        "anchor": last.hash, "reason": "GATEHOUSE_AUDIT_KEYS_OLD was missed", "events": 3,
+        "previous_seal_key_id": audit_key_id("second-key"),
+    }
+    assert event.prev_hash == last.hash
+
+
+def test_reseal_refuses_a_truncated_or_edited_chain(workspace) -> None:
+    events = record(workspace, 4)
+    with database_writer() as cursor:
+        cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [events[3].pk])  # noqa: S608
+        _set_head(cursor, workspace, head_hash=events[2].hash, head_seq=3)
+    code, _, err = manage("audit_reseal", "--workspace", "acme", "--expect-head",
+                          events[3].hash, "--reason", "x")
+    assert code == 1
+    assert "does not hold the anchored head" in err
+    with database_writer() as cursor:
+        cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [events[1].pk])  # noqa: S608
+    code, _, err = manage("audit_reseal", "--workspace", "acme", "--expect-head",
+                          events[2].hash, "--reason", "x")
+    assert code == 1
+    assert "is broken, not only its seal" in err
+    assert not AuditEvent.objects.filter(action="audit.resealed").exists()
