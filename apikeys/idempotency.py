@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 
+from audit.credentials import CREDENTIAL_PATTERN_BYTES
+
 from .models import IdempotencyRecord, IdempotencyStatus
 
 HEADER = "Idempotency-Key"
@@ -27,7 +29,7 @@ IN_FLIGHT_LEASE = timedelta(seconds=60)
 _KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII, no spaces
 # Response headers worth replaying; hop-by-hop and per-response headers are set afresh.
 _REPLAYED_HEADERS = ("Content-Type", "Location", "Allow")
-_SECRET_PATTERN = re.compile(rb"\b(gk_(?:prod|stg|dev)_|gat_|grt_)[A-Za-z0-9]{8,}")
+_SECRET_PATTERN = CREDENTIAL_PATTERN_BYTES
 
 REUSED_MESSAGE = (
     "Idempotency-Key has already been used with a different request body. "

@@ -13,12 +13,16 @@ live or not); only a live credential adds its revocation. What is revoked:
 
 Each revocation writes its audit event (with the reporter's IP and the `url` where the string was
 found) and a `SecurityAlert` that shows a banner on the workspace's dashboard until an admin
-acknowledges it, in one transaction.
+acknowledges it, in one transaction. The `url` is the reporter's free text: it is stored as one
+line (whitespace runs become one space, control and format characters such as NUL or bidi
+overrides are removed, credential shapes redacted), at most `MAX_URL_LENGTH` characters in the
+audit event and `BANNER_URL_LENGTH` on the banner; the template escapes it as any other text.
 """
 
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,6 +44,7 @@ MAX_CREDENTIALS = 1000
 REPORTS_PER_MINUTE = 30  # per client IP (IPv6: per /64)
 MAX_CREDENTIAL_LENGTH = 512
 MAX_URL_LENGTH = 500
+BANNER_URL_LENGTH = 120  # one short line on the dashboard banner
 REPORTER = Actor.system("leaked-credentials report")
 
 
@@ -62,13 +67,23 @@ def _classify(credentials: Iterable[str]) -> tuple[set[str], set[str], set[str]]
     return keys, access, refresh
 
 
+def one_line(text: str, limit: int) -> str:
+    """The reporter's text as one line of at most `limit` characters (`…` when cut): whitespace
+    runs (newlines included) become one space; control, format, surrogate and private-use
+    characters are removed; anything shaped like a credential is redacted."""
+    text = " ".join(text.split())
+    text = "".join(ch for ch in text if not unicodedata.category(ch).startswith("C"))
+    text = redact(text).strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _alert(workspace: Workspace, subject: str, metadata: dict[str, Any]) -> None:
     SecurityAlert.objects.create(
         workspace=workspace,
         kind=SecurityAlert.Kind.CREDENTIAL_LEAKED,
         subject=subject[:200],
         reporter_ip=metadata["reporter_ip"],
-        url=metadata["url"],
+        url=one_line(metadata["url"], BANNER_URL_LENGTH),
     )
 
 
@@ -81,7 +96,7 @@ def leaked_credentials_revoke(
 
     keys, access, refresh = _classify(credentials[:MAX_CREDENTIALS])
     # The URL is the reporter's text: it could itself carry a token, never stored (SPEC §3).
-    metadata = {"reporter_ip": context.ip, "url": redact(url.strip())[:MAX_URL_LENGTH]}
+    metadata = {"reporter_ip": context.ip, "url": one_line(url, MAX_URL_LENGTH)}
     now = timezone.now()
     live_keys = [
         key for key in ApiKey.objects.filter(digest__in=keys).select_related("workspace")

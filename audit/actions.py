@@ -31,6 +31,7 @@ WORKSPACE_ACTIONS: dict[str, str] = {
     "passport.updated": "Passport updated",
     "passport.deleted": "Passport deleted",
     "audit.pruned": "Old audit events pruned",
+    "audit.resealed": "Audit chain head re-sealed",
 }
 
 # Recorded on the workspace-less ("global") chain.
@@ -42,6 +43,7 @@ GLOBAL_ACTIONS: dict[str, str] = {
     "plan.updated": "Plan limits changed",
     "plan.deleted": "Plan deleted",
     "audit.pruned": "Old audit events pruned",
+    "audit.resealed": "Audit chain head re-sealed",
 }
 
 ACTIONS: dict[str, str] = {**WORKSPACE_ACTIONS, **GLOBAL_ACTIONS}

@@ -54,6 +54,11 @@ class AuditEvent(models.Model):
     created_at = models.DateTimeField()
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    # The id (fingerprint) of the audit key whose HMAC `hash` is; "" for an event hashed with the
+    # unkeyed SHA-256 of before the key existed (audit.keys, docs/audit-log.md).
+    key_id = models.CharField(max_length=16, blank=True, default="")
+    # Position in its chain (1 = its first event ever); empty on unkeyed events.
+    seq = models.PositiveBigIntegerField(null=True, blank=True)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -92,6 +97,9 @@ class AuditChain(models.Model):
 
     Writers lock this row (`SELECT … FOR UPDATE`) so concurrent events never fork the chain.
     `anchor_hash` is the hash of the last event pruned by retention: verification starts from it.
+    `seal` is an HMAC under the audit key (`seal_key_id`) over the head, its sequence number, the
+    anchor and `legacy_through`: a database writer cannot rewind the head or move the anchor
+    without breaking it (audit.services.chain_seal).
     `head_created_at` keeps event times monotonic along the chain despite clock skew between
     processes: an event is stamped no earlier than its predecessor.
     """
@@ -103,6 +111,11 @@ class AuditChain(models.Model):
     # The newest event's time: the next event is never earlier, so along a chain `created_at`
     # never decreases with the id, and date filters can become id ranges (audit.selectors).
     head_created_at = models.DateTimeField(null=True, blank=True)
+    head_seq = models.PositiveBigIntegerField(default=0)
+    # The newest event hashed without a key (written before the audit key existed); None: none.
+    legacy_through = models.BigIntegerField(null=True, blank=True)
+    seal = models.CharField(max_length=64, blank=True, default="")
+    seal_key_id = models.CharField(max_length=16, blank=True, default="")
 
     def __str__(self) -> str:
         return self.key

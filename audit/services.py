@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-import re
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import connection, transaction
 from django.http import HttpRequest
@@ -15,12 +16,18 @@ from django.utils import timezone
 
 from workspaces.models import Workspace
 
+from .credentials import CREDENTIAL_PATTERN, redact_credentials, redact_credentials_in
+from .keys import AuditKey, signing_key, verification_key
 from .models import ActorType, AuditChain, AuditEvent
 
 GENESIS_HASH = "0" * 64
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Anything shaped like a Gatehouse secret; audit metadata must never carry one.
-SECRET_PATTERN = re.compile(r"\b(?:gk_(?:prod|stg|dev)_|gat_|grt_)[A-Za-z0-9]{8,}")
+# Every write logs its chain's new head here: an anchor outside the database that
+# `verify_audit_log --expect-head` checks the log against (docs/audit-log.md).
+anchor_logger = logging.getLogger("gatehouse.audit.anchor")
+# What a chain head's seal becomes when the head was found altered: never a valid seal again, so
+# later writes cannot launder the evidence (verify_audit_log keeps reporting it).
+TAINTED_SEAL = "tainted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,32 +93,78 @@ def chain_key(workspace_id: int | None) -> str:
     return f"ws:{workspace_id}" if workspace_id is not None else "global"
 
 
-def event_digest(event: AuditEvent) -> str:
-    """SHA-256 over the event's canonical JSON form, which includes the previous event's hash."""
-    canonical = json.dumps(
-        {
-            "id": event.public_id,
-            "workspace": event.workspace_id,
-            "actor": [event.actor_type, event.actor_id, event.actor_label],
-            "action": event.action,
-            "target": [event.target_type, event.target_id, event.target_label],
-            "ip": event.ip,
-            "user_agent": event.user_agent,
-            "metadata": event.metadata,
-            "created_at": event.created_at.isoformat(),
-            "prev": event.prev_hash,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
+def _canonical(event: AuditEvent) -> bytes:
+    """The event's canonical JSON form, which includes the previous event's hash (and, for keyed
+    events, its key id and position, so neither can be changed without the key)."""
+    fields: dict[str, Any] = {
+        "id": event.public_id,
+        "workspace": event.workspace_id,
+        "actor": [event.actor_type, event.actor_id, event.actor_label],
+        "action": event.action,
+        "target": [event.target_type, event.target_id, event.target_label],
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "metadata": event.metadata,
+        "created_at": event.created_at.isoformat(),
+        "prev": event.prev_hash,
+    }
+    if event.key_id:
+        fields |= {"key_id": event.key_id, "seq": event.seq}
+    return json.dumps(
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    ).encode()
+
+
+def event_digest(event: AuditEvent) -> str | None:
+    """The hash `event` must carry: HMAC-SHA256 under the audit key named by its `key_id`, or the
+    unkeyed SHA-256 of before the key existed when `key_id` is empty. None when the event names a
+    key that is not configured (it cannot be verified here)."""
+    if not event.key_id:
+        return hashlib.sha256(_canonical(event)).hexdigest()
+    key = verification_key(event.key_id)
+    return key.mac(_canonical(event)) if key else None
+
+
+class ChainHead(Protocol):
+    """What a seal covers: an `AuditChain` row, or the values verification read from one."""
+
+    key: str
+    head_seq: int
+    head_hash: str
+    anchor_event_id: int | None
+    anchor_hash: str
+    legacy_through: int | None
+    seal: str
+    seal_key_id: str
+
+
+def chain_seal(chain: ChainHead, key: AuditKey) -> str:
+    """HMAC over what a database writer must not change in a chain head row: the head and its
+    sequence number, the anchor, and how far unkeyed events may reach."""
+    message = "|".join(
+        str(part) for part in (
+            chain.key, chain.head_seq, chain.head_hash,
+            chain.anchor_event_id, chain.anchor_hash, chain.legacy_through,
+        )
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return key.mac(message.encode())
 
 
-def _assert_no_secrets(metadata: dict[str, Any]) -> None:
-    if SECRET_PATTERN.search(json.dumps(metadata, default=str)):
-        raise ValueError("Audit metadata must not contain a credential.")
+def chain_seal_ok(chain: ChainHead) -> bool:
+    key = verification_key(chain.seal_key_id)
+    return key is not None and hmac.compare_digest(chain.seal, chain_seal(chain, key))
+
+
+def chain_reseal(chain: AuditChain, *, was_ok: bool) -> None:
+    """Sign the chain's (new) head with the current key — unless it was found altered: then it
+    stays tainted, so the break is still reported after later writes."""
+    key = signing_key()
+    chain.seal_key_id = key.id
+    chain.seal = chain_seal(chain, key) if was_ok else TAINTED_SEAL
+
+
+def _redacted_text(text: str) -> str:
+    return redact_credentials(text) if CREDENTIAL_PATTERN.search(text) else text
 
 
 def _locked_chain(key: str) -> AuditChain:
@@ -122,10 +175,9 @@ def _locked_chain(key: str) -> AuditChain:
     """
     chain = AuditChain.objects.select_for_update().filter(key=key).first()
     if chain is None:
-        AuditChain.objects.bulk_create(
-            [AuditChain(key=key, head_hash=GENESIS_HASH, anchor_hash=GENESIS_HASH)],
-            ignore_conflicts=True,
-        )
+        new = AuditChain(key=key, head_hash=GENESIS_HASH, anchor_hash=GENESIS_HASH)
+        chain_reseal(new, was_ok=True)
+        AuditChain.objects.bulk_create([new], ignore_conflicts=True)
         chain = AuditChain.objects.select_for_update().get(key=key)
     return chain
 
@@ -148,36 +200,56 @@ def audit_record(
     serialized, events of different workspaces are not. The event is stamped no earlier than its
     predecessor (another process's clock may be ahead), so times never go back along a chain.
     The context's door, when it names one, is recorded as `metadata["door"]`.
+
+    The event's hash is an HMAC under the audit key (audit.keys), and the head row is re-sealed
+    with it; once the transaction commits, the new head is logged to `gatehouse.audit.anchor`.
+    Anything shaped like a credential, in the metadata, labels or user agent, is stored redacted.
     """
     context = context or RequestContext()
-    metadata = dict(metadata or {})
+    metadata = redact_credentials_in(dict(metadata or {}))
     if context.door:
         metadata["door"] = context.door
-    _assert_no_secrets(metadata)
     workspace_id = workspace.pk if workspace is not None else None
+    key = signing_key()
     with transaction.atomic():
         chain = _locked_chain(chain_key(workspace_id))
+        was_ok = chain_seal_ok(chain)
         event = AuditEvent(
             workspace_id=workspace_id,
             actor_type=actor.type,
             actor_id=actor.id,
-            actor_label=actor.label[:255],
+            actor_label=_redacted_text(actor.label)[:255],
             action=action,
             target_type=target_type,
-            target_id=str(target_id),
-            target_label=target_label[:255],
+            target_id=_redacted_text(str(target_id))[:64],
+            target_label=_redacted_text(target_label)[:255],
             ip=context.ip,
-            user_agent=context.user_agent[:512],
+            user_agent=_redacted_text(context.user_agent)[:512],
             metadata=metadata,
             created_at=max(timezone.now(), chain.head_created_at or _EPOCH),
             prev_hash=chain.head_hash,
+            key_id=key.id,
+            seq=chain.head_seq + 1,
         )
-        event.hash = event_digest(event)
+        event.hash = key.mac(_canonical(event))
         event.save()
+        chain.head_hash, chain.head_seq = event.hash, event.seq
+        chain_reseal(chain, was_ok=was_ok)
         AuditChain.objects.filter(pk=chain.pk).update(
-            head_hash=event.hash, head_created_at=event.created_at
+            head_hash=chain.head_hash, head_seq=chain.head_seq,
+            head_created_at=event.created_at, seal=chain.seal, seal_key_id=chain.seal_key_id,
         )
+        transaction.on_commit(lambda: _log_anchor(chain.key, event))
     return event
+
+
+def _log_anchor(key: str, event: AuditEvent) -> None:
+    """One line per committed event: enough to check the database against later, no secrets."""
+    anchor_logger.info(
+        "audit anchor chain=%s workspace=%s seq=%s event=%s head=%s key_id=%s",
+        key, event.workspace_id if event.workspace_id is not None else "-", event.seq,
+        event.public_id, event.hash, event.key_id,
+    )
 
 
 # --- Sign-ins (the workspace-less chain) --------------------------------------------------------
@@ -201,7 +273,7 @@ def audit_login_failed(*, username: str, reason: str, context: RequestContext) -
     recorded as redacted rather than refused, so the failure is still on the log.
     """
     attempted = username.strip()[:150]
-    if SECRET_PATTERN.search(attempted):
+    if CREDENTIAL_PATTERN.search(attempted):
         attempted = "[redacted: looked like a credential]"
     return audit_record(
         action="user.login_failed",
@@ -264,6 +336,11 @@ def audit_prune(
             chain = AuditChain.objects.select_for_update().filter(key=key).first()
             if chain is None:
                 break
+            if not chain_seal_ok(chain):
+                raise ChainBrokenError(
+                    f"The {key} chain head was altered outside Gatehouse (its seal does not "
+                    "match); nothing was pruned. Run manage.py verify_audit_log."
+                )
             batch = list(
                 events.filter(id__gt=chain.anchor_event_id or 0).order_by("id")[:batch_size]
             )
@@ -272,7 +349,10 @@ def audit_prune(
             for event in batch:
                 if event.created_at >= before:
                     break
-                if event.prev_hash != expected or event_digest(event) != event.hash:
+                if (
+                    event.prev_hash != expected or event_digest(event) != event.hash
+                    or (not event.key_id and event.id > (chain.legacy_through or 0))
+                ):
                     raise ChainBrokenError(
                         f"The {key} chain does not verify at {event.public_id}; nothing there was "
                         "pruned. Run manage.py verify_audit_log."
@@ -282,8 +362,11 @@ def audit_prune(
             if not prefix:
                 break
             _delete_through(workspace_id, prefix[-1].id)
+            chain.anchor_hash, chain.anchor_event_id = prefix[-1].hash, prefix[-1].id
+            chain_reseal(chain, was_ok=True)
             AuditChain.objects.filter(pk=chain.pk).update(
-                anchor_hash=prefix[-1].hash, anchor_event_id=prefix[-1].id
+                anchor_hash=chain.anchor_hash, anchor_event_id=chain.anchor_event_id,
+                seal=chain.seal, seal_key_id=chain.seal_key_id,
             )
             total += len(prefix)
             last_pruned = prefix[-1].public_id

@@ -15,8 +15,11 @@ import re
 
 from django.views.debug import SafeExceptionReporterFilter
 
-# API keys, access and refresh tokens, authorization codes and client secrets (oauth.tokens).
-TOKEN_PATTERN = re.compile(r"\b(gk_(?:prod|stg|dev)_|gat_|grt_|gac_|gcs_)[A-Za-z0-9_\-]{6,}")
+from audit.credentials import CREDENTIAL_PATTERN, REDACTED, redact_credentials
+
+# API keys, access and refresh tokens, authorization codes and client secrets: the one pattern
+# the audit log and stored responses redact with too (audit.credentials).
+TOKEN_PATTERN = CREDENTIAL_PATTERN
 HEADER_PATTERN = re.compile(
     r"(?i)((?:authorization|proxy-authorization|cookie|set-cookie|x-api-key)['\"]?\s*[:=]\s*['\"]?)"
     r"([^'\"\r\n,}]+)"
@@ -27,11 +30,10 @@ PARAMETER_PATTERN = re.compile(
     r"(?i)(\b(?:client_secret|code_verifier|refresh_token|access_token|password|code)['\"]?"
     r"\s*[:=]\s*['\"]?)([^'\"\r\n,}&\s]+)"
 )
-REDACTED = "[REDACTED]"
 
 
 def redact(text: str) -> str:
-    text = TOKEN_PATTERN.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    text = redact_credentials(text)
     text = HEADER_PATTERN.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     return PARAMETER_PATTERN.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
 

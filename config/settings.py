@@ -78,6 +78,14 @@ GATEHOUSE_KEY_PEPPER = os.environ.get("GATEHOUSE_KEY_PEPPER") or hashlib.sha256(
     b"gatehouse-key-pepper:" + SECRET_KEY.encode()
 ).hexdigest()
 
+# The audit log's HMAC key (docs/audit-log.md): outside the database, so a database writer cannot
+# re-hash a rewritten log. Default: derived from SECRET_KEY (never equal to it). Old keys, comma-
+# separated, keep verifying the events they signed after a rotation.
+GATEHOUSE_AUDIT_KEY = os.environ.get("GATEHOUSE_AUDIT_KEY") or hashlib.sha256(
+    b"gatehouse-audit-key:" + SECRET_KEY.encode()
+).hexdigest()
+GATEHOUSE_AUDIT_KEYS_OLD = env_list("GATEHOUSE_AUDIT_KEYS_OLD")
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -333,6 +341,9 @@ LOGGING = {
         # Django's own loggers propagate to root; request errors carry the request, whose
         # Authorization header the filter redacts from the formatted text.
         "django": {"handlers": [], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+        # The audit chain heads, one line per event: the anchors verify_audit_log --expect-head
+        # checks against. Kept at INFO whatever LOG_LEVEL says; ship them off the machine.
+        "gatehouse.audit.anchor": {"level": "INFO"},
     },
 }
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.redaction.SecretsExceptionReporterFilter"

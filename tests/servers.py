@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 from urllib.parse import quote
 
 from django.conf import settings
@@ -30,9 +31,11 @@ def test_database_url() -> str:
 
 
 @contextmanager
-def gunicorn(*, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[str]:
+def gunicorn(*, workers: int = 2, env: dict[str, str] | None = None,
+             output: IO[bytes] | None = None) -> Iterator[str]:
     """gunicorn serving the project on the test database and the same cache (REDIS_URL is
-    inherited); yields its base URL and stops it (SIGTERM: a graceful stop) afterwards."""
+    inherited); yields its base URL and stops it (SIGTERM: a graceful stop) afterwards.
+    `output`: a file for the server's stdout and stderr (its log), instead of the test's."""
     port = free_port()
     full_env = {
         **{k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
@@ -47,7 +50,7 @@ def gunicorn(*, workers: int = 2, env: dict[str, str] | None = None) -> Iterator
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--workers", str(workers),
          "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
-        cwd=ROOT, env=full_env,
+        cwd=ROOT, env=full_env, stdout=output, stderr=output,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from django.db import DatabaseError, connection, transaction
 
+from audit.keys import signing_key
 from audit.models import AuditChain, AuditEvent
 from audit.services import GENESIS_HASH, chain_key, event_digest
 from tests.audit.helpers import TABLE, behind_the_orms_back, manage, record
@@ -166,7 +167,7 @@ def test_inserted_event_is_named(workspace, other_workspace) -> None:
     forged = AuditEvent(
         pk=gap.pk, public_id="evt_forged", workspace=workspace, actor_type="user", actor_id="1",
         actor_label="mallory", action="key.created", created_at=first.created_at,
-        prev_hash=first.hash,
+        prev_hash=first.hash, key_id=signing_key().id, seq=2,  # an insider with the key
     )
     forged.hash = event_digest(forged)
     with behind_the_orms_back() as cursor:
@@ -184,7 +185,7 @@ def test_event_appended_behind_the_head_is_named(workspace) -> None:
     (last,) = record(workspace)
     forged = AuditEvent(
         public_id="evt_appended", workspace=workspace, actor_type="user", action="key.revoked",
-        created_at=last.created_at, prev_hash=last.hash,
+        created_at=last.created_at, prev_hash=last.hash, key_id=signing_key().id, seq=2,
     )
     forged.hash = event_digest(forged)
     forged.save()

@@ -1,10 +1,15 @@
-"""`manage.py verify_audit_log [--workspace SLUG]`: walk every hash chain from its anchor.
+"""`manage.py verify_audit_log [--workspace SLUG] [--expect-head HASH …]`: walk every hash chain
+from its anchor, checking every link, every event's HMAC and every chain head's seal.
 
-Exit status 0 when every chain verifies, 1 naming the first broken link of each broken chain,
-2 for a workspace that does not exist.
+`--expect-head` takes a head hash recorded outside the database (the `gatehouse.audit.anchor` log
+line of a write): the chain must still hold that event, which catches a tail that was deleted and
+rewound to an older head. Exit status 0 when everything verifies, 1 naming the first broken link of
+each broken chain or the missing tail, 2 for a workspace that does not exist.
 """
 
 from __future__ import annotations
+
+import re
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -12,14 +17,27 @@ from audit.models import AuditChain
 from audit.verification import ChainReport, verify_chain
 from workspaces.models import Workspace
 
+HASH = re.compile(r"[0-9a-f]{64}")
+
 
 class Command(BaseCommand):
     help = "Verify the audit log's hash chains and name the first broken link."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--workspace", metavar="SLUG", help="Verify only this workspace.")
+        parser.add_argument(
+            "--expect-head", metavar="HASH", action="append", default=[], dest="expect",
+            help="A head hash from the gatehouse.audit.anchor log: the log must still hold it "
+            "(repeatable).",
+        )
 
-    def handle(self, *args, workspace: str | None, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, workspace: str | None, expect: list[str], **options) -> None:  # noqa: ANN002, ANN003
+        expected = frozenset(value.strip().lower() for value in expect)
+        malformed = sorted(value for value in expected if not HASH.fullmatch(value))
+        if malformed:
+            raise CommandError(
+                f"--expect-head takes a 64-character hex hash, not {malformed[0]!r}.", returncode=2
+            )
         if workspace is not None:
             ws = Workspace.objects.filter(slug=workspace).values_list("id", "slug").first()
             if ws is None:
@@ -28,26 +46,57 @@ class Command(BaseCommand):
         else:
             chains = self._all_chains()
         broken: list[str] = []
-        total = 0
+        total = legacy = 0
+        found: set[str] = set()
+        reports: list[tuple[str, ChainReport]] = []
         for workspace_id, label in chains:
-            report = verify_chain(workspace_id)
+            report = verify_chain(workspace_id, expect=expected)
+            reports.append((label, report))
             total += report.events
+            legacy += report.legacy
+            found |= report.found
             if report.ok:
                 if report.events or report.anchor_event_id or workspace is not None:
                     self.stdout.write(self._ok_line(label, report))
             else:
                 broken.append(f"{label}: {report.problem}")
                 self.stderr.write(f"BROKEN {label}: {report.problem}")
+        headline = [f"{len(broken)} of {len(chains)} audit chains are broken"] if broken else []
+        missing = sorted(expected - found)
+        for value in missing:
+            problem = self._missing_tail(value, reports)
+            broken.append(problem)
+            self.stderr.write(f"MISSING TAIL {problem}")
+        if missing:
+            headline.append(f"{len(missing)} anchored head(s) are missing")
         if broken:
             raise CommandError(
-                f"{len(broken)} of {len(chains)} audit chains are broken. First broken link — "
-                + " | ".join(broken),
-                returncode=1,
+                "; ".join(headline) + ". First broken link — " + " | ".join(broken), returncode=1
             )
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Audit log intact: {total} events in {len(chains)} chains verified."
+        summary = f"Audit log intact: {total} events in {len(chains)} chains verified"
+        if expected:
+            summary += f", {len(expected)} anchored head(s) found"
+        if legacy:
+            summary += (
+                f"; {legacy} of them predate the audit key (unkeyed SHA-256, protected only by "
+                "the sealed heads that follow them)"
             )
+        self.stdout.write(self.style.SUCCESS(summary + "."))
+
+    @staticmethod
+    def _missing_tail(missing: str, reports: list[tuple[str, ChainReport]]) -> str:
+        if len(reports) == 1:
+            label, report = reports[0]
+            end = report.last_event or "its anchor"
+            return (
+                f"{label}: the anchored head {missing[:16]}… is not in the chain, which ends at "
+                f"{end} (seq {report.head_seq}): the events after {end}, up to the anchored one, "
+                "are missing — the tail was deleted or rewritten and the head rewound (or the "
+                "anchor is older than the retention, or of another chain)."
+            )
+        return (
+            f"the anchored head {missing[:16]}… is in no chain: the tail it ended was deleted or "
+            "rewritten and its head rewound (pass --workspace to name where the chain ends now)."
         )
 
     @staticmethod
@@ -69,4 +118,10 @@ class Command(BaseCommand):
         start = (
             f"anchor at event #{report.anchor_event_id}" if report.anchor_event_id else "genesis"
         )
-        return f"ok {label}: {report.events} events from {start}, head {report.head_hash[:16]}…"
+        line = (
+            f"ok {label}: {report.events} events from {start}, head {report.head_hash[:16]}… "
+            f"(seq {report.head_seq})"
+        )
+        if report.legacy:
+            line += f", {report.legacy} of them unkeyed from before the audit key"
+        return line
