@@ -358,7 +358,7 @@ def test_a_rotation_that_forgot_the_old_key_is_resealed_against_an_anchor(worksp
     event = AuditEvent.objects.get(action="audit.resealed")
     assert event.metadata == {
         "anchor": last.hash, "reason": "GATEHOUSE_AUDIT_KEYS_OLD was missed", "events": 3,
-        "previous_seal_key_id": audit_key_id("second-key"),
+        "previous_seal_key_id": audit_key_id("second-key"), "door": "command",
     }
     assert event.prev_hash == last.hash
 
