@@ -230,7 +230,7 @@ def meter_response(request: HttpRequest, response: HttpResponse) -> None:
         if state.claim is not None:
             idempotency_complete(state.claim, response)
         if not served and not state.replayed:
-            allowance_give_back(state.budget)
+            state.budget = allowance_give_back(state.budget)
         _rate_limit_headers(request, response, state)
     except CounterUnavailable:
         pass  # the response is already decided; a unit not given back is the safe side
