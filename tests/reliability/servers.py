@@ -9,6 +9,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -96,6 +97,29 @@ class PostgresServer:
     def running(self) -> bool:
         return (self.data / "postmaster.pid").exists()
 
+    def _family(self) -> list[int]:
+        """This cluster's postmaster and its children (backends, background workers): the
+        postmaster's pid from its own pid file, never anything found by name."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
+                                  text=True, check=False).stdout.split()
+        return [postmaster, *map(int, children)]
+
+    def freeze(self) -> list[int]:
+        """SIGSTOP the cluster: connections stay open and the kernel still accepts and
+        acknowledges bytes, but nothing answers (a hung host, not a stopped one)."""
+        frozen = self._family()
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        self.frozen = frozen
+        return frozen
+
+    def thaw(self) -> None:
+        for pid in getattr(self, "frozen", []):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self.frozen = []
+
     def create_database(self) -> None:
         with psycopg.connect(self.admin_dsn("postgres"), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.database}"')
@@ -109,6 +133,7 @@ class PostgresServer:
             return conn.execute(sql, params).fetchall()
 
     def destroy(self) -> None:
+        self.thaw()
         if self.running():
             with contextlib.suppress(subprocess.CalledProcessError):
                 self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
