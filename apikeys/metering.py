@@ -52,6 +52,7 @@ from .idempotency import (
     idempotency_release,
     request_fingerprint,
 )
+from .keycache import keycache_distrust
 from .models import IdempotencyRecord
 from .principal import StalePrincipal
 from .quotas import (
@@ -180,6 +181,7 @@ def _meter_in_one_round_trip(
             versions=versions,
         )
     except CounterUnavailable:
+        keycache_distrust()  # bumps may be lost while Redis is unreachable: cache nothing old
         if versions is not None:
             _stale(state)  # a cached key that cannot be confirmed is read again
         if rate_key is not None or budget_key is not None:

@@ -143,8 +143,13 @@ class PostgresServer:
 
 @dataclass
 class RedisServer:
+    """redis-server on a spare port. `persist`: an append-only file in a folder of its own, so a
+    stop and start keeps the data (as a production Redis does); otherwise a restart is empty."""
+
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    persist: bool = False
+    root: Path | None = None
 
     @property
     def url(self) -> str:
@@ -154,9 +159,15 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        storage = ["--save", "", "--appendonly", "no"]
+        if self.persist:
+            if self.root is None:
+                self.root = Path(tempfile.mkdtemp(prefix="gatehouse-redis-"))
+            storage = ["--save", "", "--appendonly", "yes", "--appendfsync", "always",
+                       "--dir", str(self.root)]
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", *storage,
+             "--daemonize", "no", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 
@@ -178,6 +189,8 @@ class RedisServer:
             self.process.kill()
             self.process.wait(timeout=15)
             self.process = None
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def app_env(database_url: str, redis_url: str = "", **extra: str) -> dict[str, str]:
