@@ -19,6 +19,7 @@ from audit.services import RequestContext
 from workspaces.models import Workspace
 
 from .forms import OVERLAP_CHOICES, ApiKeyCreateForm
+from .keycache import PENDING_WARNING, keycache_pending
 from .models import ApiKey
 from .services import (
     MAX_RATE_LIMIT_PER_MINUTE,
@@ -108,7 +109,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self, request: HttpRequest, keys: QuerySet | list[ApiKey], service, done: str  # noqa: ANN001
     ) -> None:
         context = RequestContext.from_request(request)
-        changed, refused = 0, []
+        changed, refused, unpropagated = 0, [], []
         if isinstance(keys, QuerySet):
             keys = keys.select_related("workspace")
         for key in keys:
@@ -118,8 +119,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 refused.append(f"{key.name} ({key.display_hint}): {exc.messages[0]}")
             else:
                 changed += 1
+                if keycache_pending(key):  # saved, but other processes could not be told
+                    unpropagated.append(f"{key.name} ({key.display_hint})")
         if changed:
             self.message_user(request, f"{done} {changed} key(s).", messages.SUCCESS)
+        if unpropagated:
+            self.message_user(
+                request, f"{', '.join(unpropagated)}: {PENDING_WARNING}", messages.WARNING
+            )
         for line in refused:
             self.message_user(request, line, messages.WARNING)
 

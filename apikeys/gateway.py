@@ -124,8 +124,20 @@ def endpoints_of(view: Callable) -> dict[str, Endpoint] | None:
     return getattr(view, "api_endpoints", None)
 
 
+def endpoint_for(endpoints: Mapping[str, Endpoint], method: str) -> Endpoint | None:
+    """The declaration that applies to `method`. `HEAD` is `GET` without the body (RFC 9110
+    §9.3.2): same authentication, scope, budget and headers; the server drops the body."""
+    endpoint = endpoints.get(method) or endpoints.get(ANY_METHOD)
+    if endpoint is None and method == "HEAD":
+        return endpoints.get("GET")
+    return endpoint
+
+
 def allowed_methods(endpoints: Mapping[str, Endpoint]) -> list[str]:
-    return sorted(method for method in endpoints if method != ANY_METHOD)
+    methods = {method for method in endpoints if method != ANY_METHOD}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 def method_not_allowed(request: HttpRequest, endpoints: Mapping[str, Endpoint]) -> JsonResponse:
@@ -154,8 +166,7 @@ def api_endpoint(
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
         def endpoint_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            endpoints = endpoint_view.api_endpoints
-            endpoint = endpoints.get(request.method) or endpoints.get(ANY_METHOD)
+            endpoint = endpoint_for(endpoint_view.api_endpoints, request.method)
             if endpoint is None:
                 return method_not_allowed(request, endpoint_view.api_endpoints)
             if not endpoint.public and getattr(request, "principal", None) is None:
@@ -199,6 +210,8 @@ def api_methods(*handlers: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 
     def dispatch(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         handler = by_method.get(request.method)
+        if handler is None and request.method == "HEAD":
+            handler = by_method.get("GET")
         if handler is None:
             return method_not_allowed(request, endpoints)
         return handler(request, *args, **kwargs)

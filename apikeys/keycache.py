@@ -22,8 +22,18 @@ How a revocation still reaches the very next request on every process:
   the row was read always moves a marker the entry was cached under.
 - Refusals are never answered from the cache: a cached key that fails a local check (expiry,
   allowed IPs) is evicted and read again. Only keys that passed are cached.
+- The cache never outlives what it can confirm. A worker that fails to reach Redis (the
+  gateway's call, reading markers, a bump) empties its whole cache (`keycache_distrust`): bumps
+  may have been lost while Redis was unreachable, so nothing it cached before can be confirmed
+  by unchanged markers, and it reads keys from the database until it can cache them again
+  under markers read from Redis. A bump that could not reach Redis is owed: this process keeps
+  retrying it every `_RETRY_SECONDS` for `MAX_AGE_SECONDS` (after that every entry cached before
+  it has expired anyway), so once Redis is back a worker that saw nothing of the blip refreshes
+  too, and `keycache_pending` tells the person who made the change (dashboard, admin,
+  `revoke_api_key`) that other processes may not know yet.
 - An entry lives at most `MAX_AGE_SECONDS`, which bounds what a lost bump (Redis unreachable at
-  commit, logged as an error) or a change made behind the services' back (raw SQL) can leave.
+  commit and the owing process gone, logged as an error) or a change made behind the services'
+  back (raw SQL) can leave.
 
 It is used only with Redis and metering on (`keycache_enabled`); the embedded mode reads the
 row on every request, as before. `GATEHOUSE_KEY_CACHE=0` turns it off.
@@ -50,6 +60,7 @@ MAX_ENTRIES = 4096
 MARKER_TTL_SECONDS = 24 * 3600
 EPOCH_MARKER = "gatehouse:keyver:epoch"
 _BUMP_ATTEMPTS = 3
+_RETRY_SECONDS = 0.25
 
 
 def key_marker(digest: str) -> str:
@@ -124,6 +135,7 @@ def keycache_versions(digest: str) -> dict[str, str] | None:
         pipe.mget(markers)
         values = pipe.execute()[-1]
     except Exception:  # redis.exceptions.RedisError and socket errors
+        keycache_distrust()
         return None
     if any(value is None for value in values):
         return None
@@ -133,25 +145,85 @@ def keycache_versions(digest: str) -> dict[str, str] | None:
     }
 
 
+def keycache_distrust() -> None:
+    """This process could not reach Redis: drop every cached key (see the module docstring)."""
+    key_cache.clear()
+
+
 def keycache_invalidate(key: ApiKey | None = None) -> None:
     """Make every process read `key` (None: every key, for a change of workspace or plan) from
-    the database on its next request. Call it inside the transaction that makes the change."""
+    the database on its next request. Call it inside the transaction that makes the change;
+    afterwards `keycache_pending(key)` says whether Redis could not be told yet."""
     if not using_redis():
         return
     marker = key_marker(key.digest) if key is not None else EPOCH_MARKER
     what = f"API key {key.public_id}" if key is not None else "every API key"
     # At once as well as after the commit: harmless (see above), and it reaches requests served
     # inside a transaction that never commits, such as a test's.
-    _bump(marker)
+    if not _bump(marker):
+        _owe(marker, what)
 
     def after_commit() -> None:
-        if not any(_bump(marker) for _ in range(_BUMP_ATTEMPTS)):
-            logger.error(
-                "Could not reach Redis to invalidate cached copies of %s; other processes may "
-                "use their cached copy for up to %d seconds.", what, int(MAX_AGE_SECONDS),
-            )
+        if any(_bump(marker) for _ in range(_BUMP_ATTEMPTS)):
+            _owed.pop(marker, None)
+            return
+        _owe(marker, what)
+        logger.error(
+            "Could not reach Redis to invalidate cached copies of %s; retrying for %d seconds, "
+            "other processes may use their cached copy until then.", what, int(MAX_AGE_SECONDS),
+        )
 
     transaction.on_commit(after_commit, robust=True)
+
+
+def keycache_pending(key: ApiKey | None = None) -> bool:
+    """True while this process still owes Redis the invalidation of `key` (None: the epoch):
+    other processes may use their cached copy until it gets through (at most
+    `MAX_AGE_SECONDS`)."""
+    if not using_redis():
+        return False
+    return (key_marker(key.digest) if key is not None else EPOCH_MARKER) in _owed
+
+
+PENDING_WARNING = (
+    "Saved, but Redis could not be reached to tell the other servers: a server that had this key "
+    f"cached may still accept it for up to {int(MAX_AGE_SECONDS)} seconds (Gatehouse keeps "
+    "retrying)."
+)
+
+
+# marker -> (what it covers, monotonic time after which retrying is pointless)
+_owed: dict[str, tuple[str, float]] = {}
+_retrier: threading.Thread | None = None
+_retrier_lock = threading.Lock()
+
+
+def _owe(marker: str, what: str) -> None:
+    global _retrier
+    keycache_distrust()
+    with _retrier_lock:
+        _owed[marker] = (what, time.monotonic() + MAX_AGE_SECONDS)
+        if _retrier is None or not _retrier.is_alive():
+            _retrier = threading.Thread(
+                target=_retry_owed, name="gatehouse-keycache-bumps", daemon=True
+            )
+            _retrier.start()
+
+
+def _retry_owed() -> None:
+    global _retrier
+    while True:
+        with _retrier_lock:
+            if not _owed:
+                _retrier = None
+                return
+        time.sleep(_RETRY_SECONDS)
+        for marker, (what, give_up_at) in list(_owed.items()):
+            if _bump(marker):
+                _owed.pop(marker, None)
+                logger.warning("Redis reached again: cached copies of %s invalidated.", what)
+            elif time.monotonic() > give_up_at:
+                _owed.pop(marker, None)  # every copy cached before has expired by now
 
 
 def _bump(marker: str) -> bool:

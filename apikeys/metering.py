@@ -52,6 +52,7 @@ from .idempotency import (
     idempotency_release,
     request_fingerprint,
 )
+from .keycache import keycache_distrust
 from .models import IdempotencyRecord
 from .principal import StalePrincipal
 from .quotas import (
@@ -180,6 +181,7 @@ def _meter_in_one_round_trip(
             versions=versions,
         )
     except CounterUnavailable:
+        keycache_distrust()  # bumps may be lost while Redis is unreachable: cache nothing old
         if versions is not None:
             _stale(state)  # a cached key that cannot be confirmed is read again
         if rate_key is not None or budget_key is not None:
@@ -230,7 +232,7 @@ def meter_response(request: HttpRequest, response: HttpResponse) -> None:
         if state.claim is not None:
             idempotency_complete(state.claim, response)
         if not served and not state.replayed:
-            allowance_give_back(state.budget)
+            state.budget = allowance_give_back(state.budget)
         _rate_limit_headers(request, response, state)
     except CounterUnavailable:
         pass  # the response is already decided; a unit not given back is the safe side

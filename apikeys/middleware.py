@@ -11,16 +11,20 @@ idempotency and usage metering can be slotted in between without reshaping it):
     1. `begin`: sets `request.request_id` (also sent back as `X-Request-Id`) and the unauthenticated
        defaults `request.principal = None`, `request.workspace = None`,
        `request.scopes = frozenset()`.
-    2. `refuse_oversized_body`: 413 `request_too_large` for a declared body over 1 MiB, before
+    2. `refuse_oversized_url`: 414 `request_too_large` for a URL (path and query) over
+       `MAX_URL_BYTES`, before anything parses it. `read_chunked_body`: a chunked body (no
+       `Content-Length`, which Django reads as empty) is read here, at most 1 MiB (413 beyond).
+       `refuse_oversized_body`: 413 `request_too_large` for a declared body over 1 MiB, before
        anything reads it.
     3. the rest of the stack and the view (URL resolution, then `process_view` below).
     4. `finish`: `Vary: Authorization` and `X-Request-Id` on every response.
 
 `process_view` (the route is known)
     5. `select_endpoint`: the method's declaration from `@api_endpoint` (405 with `Allow` when
-       the route does not answer the method); sets `request.endpoint_scope`, which the
-       `WWW-Authenticate` challenge of any 401 names. Public endpoints (`openapi.json`, the
-       JSON 404) stop here.
+       the route does not answer the method; `HEAD` is answered as the route's `GET`, with the
+       same authentication, scope, budget and headers, and the server drops the body); sets
+       `request.endpoint_scope`, which the `WWW-Authenticate` challenge of any 401 names. Public
+       endpoints (`openapi.json`, the JSON 404) stop here.
     6. `authenticate`: `Authorization: Bearer <token>` or `ApiKey <token>`, routed by prefix to
        the verifiers of `settings.GATEHOUSE_TOKEN_VERIFIERS` (resolved once, at startup), with
        the failed-authentication limit of `apikeys.failed_auth` (429 `rate_limited`).
@@ -45,6 +49,7 @@ very next request on every process either way.
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from collections.abc import Callable
@@ -60,12 +65,15 @@ from django.utils.module_loading import import_string
 from .counters import using_redis
 from .errors import error_response, new_request_id, www_authenticate
 from .failed_auth import client_ip, failed_auth_blocked, failed_auth_record, too_many_failures
-from .gateway import ANY_METHOD, Endpoint, endpoints_of, method_not_allowed
+from .gateway import Endpoint, endpoint_for, endpoints_of, method_not_allowed
 from .metering import meter_request, meter_response
 from .principal import AuthFailure, Principal, StalePrincipal
 
 API_V1_PREFIX = "/api/v1/"
 MAX_BODY_BYTES = 1024 * 1024
+# The longest URL (path and query string) the API reads. Its ids, cursors and filters need a few
+# hundred bytes; gunicorn lets request lines up to 8190 bytes through (gunicorn.conf.py).
+MAX_URL_BYTES = 4096
 # Longer than any credential Gatehouse issues by a wide margin; anything beyond is refused
 # before it is examined further.
 MAX_AUTHORIZATION_LENGTH = 512
@@ -105,7 +113,12 @@ class ApiGatewayMiddleware:
         if not request.path_info.startswith(API_V1_PREFIX):
             return self.get_response(request)
         self.begin(request)
-        response = self.refuse_oversized_body(request) or self.get_response(request)
+        response = (
+            self.refuse_oversized_url(request)
+            or self.read_chunked_body(request)
+            or self.refuse_oversized_body(request)
+            or self.get_response(request)
+        )
         return self.finish(request, response)
 
     def process_view(
@@ -159,6 +172,34 @@ class ApiGatewayMiddleware:
         request.workspace = None
         request.scopes = frozenset()
 
+    def refuse_oversized_url(self, request: HttpRequest) -> HttpResponse | None:
+        length = len(request.path) + len(request.META.get("QUERY_STRING", ""))
+        if length <= MAX_URL_BYTES:
+            return None
+        return error_response(
+            request, HTTPStatus.REQUEST_URI_TOO_LONG, "request_too_large",
+            f"The URL is longer than {MAX_URL_BYTES} bytes; no Gatehouse URL needs that many.",
+        )
+
+    def read_chunked_body(self, request: HttpRequest) -> HttpResponse | None:
+        """Django reads a body without `Content-Length` as empty; a chunked one (gunicorn
+        de-chunks it and marks the stream `wsgi.input_terminated`) is read here instead, at most
+        `MAX_BODY_BYTES` + 1 bytes, and handed to Django as if its length had been declared."""
+        meta = request.META
+        chunked = "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if not chunked or meta.get("CONTENT_LENGTH") or not meta.get("wsgi.input_terminated"):
+            return None
+        body = meta["wsgi.input"].read(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            return error_response(
+                request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request_too_large",
+                f"The request body is over the limit of {MAX_BODY_BYTES} bytes (1 MiB).",
+                headers={"Connection": "close"},  # the rest of the body is never read
+            )
+        meta["CONTENT_LENGTH"] = str(len(body))
+        request._stream = io.BytesIO(body)  # what Django's WSGIRequest reads the body from
+        return None
+
     def refuse_oversized_body(self, request: HttpRequest) -> HttpResponse | None:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -177,7 +218,7 @@ class ApiGatewayMiddleware:
         endpoints = endpoints_of(view_func)
         if endpoints is None:  # not declared: authenticate, require no particular scope
             return Endpoint()
-        endpoint = endpoints.get(request.method) or endpoints.get(ANY_METHOD)
+        endpoint = endpoint_for(endpoints, request.method)
         if endpoint is None:
             return method_not_allowed(request, endpoints)
         return endpoint

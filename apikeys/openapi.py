@@ -276,6 +276,9 @@ def _responses() -> dict[str, Any]:
         "Conflict": _error("Conflict.", ["conflict", "idempotency_key_in_use"]),
         "ConflictDelete": _error("Conflict.", ["idempotency_key_in_use"]),
         "TooLarge": _error("The body is too large.", _codes(413)),
+        "UriTooLong": _error(
+            "The URL (path and query) is longer than 4096 bytes.", ["request_too_large"]
+        ),
         "UnsupportedMediaType": _error("The body is not JSON.", _codes(415)),
         "Unprocessable": _error("The Idempotency-Key was reused.", _codes(422)),
         "TooManyRequests": _error(
@@ -349,6 +352,7 @@ def _operation(
         if not deletes:
             responses["415"] = _ref("UnsupportedMediaType")
         responses["422"] = _ref("Unprocessable")
+    responses["414"] = _ref("UriTooLong")
     responses["429"] = _ref("TooManyRequests")
     responses["500"] = _ref("ServerError")
     responses["503"] = _ref("ServiceUnavailable")

@@ -8,7 +8,7 @@ not served (an error response) gives its unit back, so "N per day" means N serve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -137,6 +137,10 @@ def rate_limit_consume(*, key_id: int, per_minute: int, now: datetime) -> Allowa
     )
 
 
-def allowance_give_back(allowance: Allowance | None) -> None:
-    if allowance is not None and allowance.admitted:
-        counter_give_back(allowance.counter_key)
+def allowance_give_back(allowance: Allowance | None) -> Allowance | None:
+    """Return an admitted unit (its request was not served); the allowance as it now stands, so
+    the response's `X-RateLimit-Remaining` shows the unit as not spent."""
+    if allowance is None or not allowance.admitted:
+        return allowance
+    counter_give_back(allowance.counter_key)
+    return replace(allowance, used=max(allowance.used - 1, 0))

@@ -10,6 +10,12 @@ statements per key at most, all idempotent in direction:
 - requests per UTC day upserted into `KeyUsageDay`;
 - the recent requests appended to `KeyRequest` and trimmed to the newest `RECENT_PER_KEY`.
 
+Recording cannot be poisoned: `record` cleans what it keeps (a NUL, which PostgreSQL refuses in
+text, and anything that is not UTF-8 become U+FFFD; an address that is not one becomes NULL), and
+a flush writes each key in a savepoint of its own, so a row the database still refuses is dropped
+and logged (without its values) while every other key's usage is written. Only an outage
+(`OperationalError`/`InterfaceError`) puts the whole batch back for the next flush.
+
 Worst case on a crash (SIGKILL, power loss): the events of the last `FLUSH_INTERVAL` seconds of
 that worker are lost (docs/operations.md). A graceful stop (SIGTERM to gunicorn) flushes.
 """
@@ -17,14 +23,24 @@ that worker are lost (docs/operations.md). A graceful stop (SIGTERM to gunicorn)
 from __future__ import annotations
 
 import atexit
+import functools
+import ipaddress
 import logging
 import os
 import threading
 from collections import defaultdict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db import close_old_connections, connection, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import F, Q
 
 from .models import ApiKey, KeyRequest, KeyUsageDay
@@ -61,6 +77,7 @@ class UsageBuffer:
         self, *, key_id: int, at: datetime, ip: str | None, method: str, path: str,
         status: int, latency_ms: int,
     ) -> None:
+        ip = _address(ip)
         with self._lock:
             usage = self._keys.get(key_id)
             if usage is None:
@@ -69,7 +86,9 @@ class UsageBuffer:
             if usage.last_used_at is None or at >= usage.last_used_at:
                 usage.last_used_at, usage.last_used_ip = at, ip
             usage.per_day[at.date()] += 1
-            usage.recent.append((at, method[:8], path[:255], status, ip, latency_ms))
+            usage.recent.append(
+                (at, _text(method, 8), _text(path, 255), status, ip, latency_ms)
+            )
             self._events += 1
             full = self._events >= FLUSH_THRESHOLD
         if self.autoflush:
@@ -142,26 +161,94 @@ class UsageBuffer:
             return sum(u.count for u in taken.values())
 
 
+def _text(value: str, limit: int) -> str:
+    """`value` as text every database stores: no NUL, valid UTF-8, at most `limit` characters."""
+    if value.isascii() and "\x00" not in value:  # the common case costs two scans, no copy
+        return value[:limit]
+    return "".join(
+        "\ufffd" if char == "\x00" or "\ud800" <= char <= "\udfff" else char
+        for char in value[:limit]
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(ip: str | None) -> str | None:
+    if not ip:
+        return None
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return None
+
+
+# A database error that is not an outage is about the rows, not the database: drop them.
+_OUTAGES = (OperationalError, InterfaceError)
+
+
 def _write(taken: dict[int, _KeyUsage]) -> None:
     existing = set(ApiKey.objects.filter(pk__in=taken).values_list("pk", flat=True))
     with transaction.atomic():
         for key_id, usage in taken.items():
             if key_id not in existing:
                 continue  # the key was deleted meanwhile
-            ApiKey.objects.filter(pk=key_id).update(
-                request_count=F("request_count") + usage.count
-            )
-            _move_last_used_forward(key_id, usage.last_used_at, usage.last_used_ip)
-            for day, n in usage.per_day.items():
-                _add_usage_day(key_id, day, n)
-            KeyRequest.objects.bulk_create(
-                KeyRequest(
-                    api_key_id=key_id, at=at, method=method, path=path, status=status, ip=ip,
-                    latency_ms=latency,
-                )
-                for at, method, path, status, ip, latency in usage.recent
-            )
-            _trim_recent(key_id)
+            try:
+                with transaction.atomic():
+                    _write_counts(key_id, usage)
+                    _write_rows(key_id, usage.recent)
+                    _trim_recent(key_id)
+            except _OUTAGES:
+                raise
+            except (DatabaseError, ValueError) as exc:
+                _write_key_row_by_row(key_id, usage, exc)
+
+
+def _write_counts(key_id: int, usage: _KeyUsage) -> None:
+    ApiKey.objects.filter(pk=key_id).update(request_count=F("request_count") + usage.count)
+    _move_last_used_forward(key_id, usage.last_used_at, usage.last_used_ip)
+    for day, n in usage.per_day.items():
+        _add_usage_day(key_id, day, n)
+
+
+def _write_rows(key_id: int, rows: Iterable[tuple]) -> None:
+    KeyRequest.objects.bulk_create(
+        KeyRequest(
+            api_key_id=key_id, at=at, method=method, path=path, status=status, ip=ip,
+            latency_ms=latency,
+        )
+        for at, method, path, status, ip, latency in rows
+    )
+
+
+def _write_key_row_by_row(key_id: int, usage: _KeyUsage, first: Exception) -> None:
+    """The key's batch was refused: write its counts, then each recent request in a savepoint of
+    its own, dropping (and logging) the ones the database refuses. The log names the key's
+    database id and the error's type only: a refused value may be anything a client sent."""
+    dropped: list[str] = []
+    try:
+        with transaction.atomic():
+            _write_counts(key_id, usage)
+    except _OUTAGES:
+        raise
+    except (DatabaseError, ValueError) as exc:
+        logger.error(  # noqa: TRY400 — the traceback would carry the refused values
+            "Usage flush dropped all %d buffered request(s) of API key id %d: the database "
+            "refused them (%s).", usage.count, key_id, type(exc).__name__,
+        )
+        return
+    for row in usage.recent:
+        try:
+            with transaction.atomic():
+                _write_rows(key_id, [row])
+        except _OUTAGES:
+            raise
+        except (DatabaseError, ValueError) as exc:
+            dropped.append(type(exc).__name__)
+    _trim_recent(key_id)
+    logger.error(
+        "Usage flush dropped %d recent-request row(s) of API key id %d that the database "
+        "refused (%s); its counts and other rows were written.",
+        len(dropped), key_id, ", ".join(sorted(set(dropped))) or type(first).__name__,
+    )
 
 
 def _move_last_used_forward(key_id: int, at: datetime | None, ip: str | None) -> None:

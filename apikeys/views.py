@@ -26,7 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import reswap, retarget, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
 from audit.services import RequestContext
 from workspaces.permissions import workspace_view
@@ -34,6 +34,7 @@ from workspaces.roles import Action
 
 from .charts import daily_bar_chart
 from .forms import ApiKeyCreateForm, ApiKeyRateLimitForm, ApiKeyRotateForm
+from .keycache import PENDING_WARNING, keycache_pending
 from .models import ApiKey
 from .reveal import reveal_forget, reveal_pop, reveal_stash
 from .selectors import (
@@ -201,6 +202,8 @@ def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
             )
         messages.error(request, exc.messages[0])
         return _back_to_list(request)
+    if (warned := _unpropagated(request, key, "Revoked")) is not None:
+        return warned
     if request.htmx:
         # One round trip: the table with the key moved to the Revoked section replaces the old
         # table, and the dialog that asked closes.
@@ -214,15 +217,31 @@ def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
     return _back_to_list(request)
 
 
+def _unpropagated(request: HttpRequest, key: ApiKey, done: str) -> HttpResponse | None:
+    """The change is saved but other processes could not be told (`apikeys.keycache`): say so
+    on the list page, the one place both the htmx and the plain form show messages."""
+    if not keycache_pending(key):
+        return None
+    messages.warning(request, f"{done} “{key.name}” ({key.display_hint}). {PENDING_WARNING}")
+    if request.htmx:
+        return HttpResponseClientRedirect(_list_url(request))
+    return _back_to_list(request)
+
+
 def _change_status(
     request: HttpRequest, key_id: str, service: Callable[..., ApiKey], done: str
 ) -> HttpResponse:
     key = _get_key(request, key_id)
     error = None
     try:
-        service(key=key, acting_user=request.user, context=RequestContext.from_request(request))
+        key = service(
+            key=key, acting_user=request.user, context=RequestContext.from_request(request)
+        )
     except ValidationError as exc:
         error = exc.messages[0]
+    else:
+        if (warned := _unpropagated(request, key, done)) is not None:
+            return warned
     if request.htmx:
         return render(
             request,

@@ -26,6 +26,13 @@ def env_list(name: str, default: str = "") -> list[str]:
 # database cannot hold workers: the API answers within ~2 s even then. Bulk commands (`migrate`
 # on a large table, `prune`) can be given more with DB_STATEMENT_TIMEOUT_MS=0 (docs/deploy.md).
 STATEMENT_TIMEOUT_MS = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", "1500"))
+# The server enforces statement_timeout; a server that does not answer at all (frozen, partitioned)
+# enforces nothing, so the client also bounds every wait for an answer (config/postgresql/base.py).
+# Default: half a second past the statement timeout, off when the statement timeout is off.
+DB_ANSWER_TIMEOUT_SECONDS = float(
+    os.environ.get("DB_ANSWER_TIMEOUT_SECONDS")
+    or (STATEMENT_TIMEOUT_MS / 1000 + 0.5 if STATEMENT_TIMEOUT_MS else 0)
+)
 
 
 def database_from_url(url: str) -> dict:
@@ -38,7 +45,7 @@ def database_from_url(url: str) -> dict:
     if parts.scheme in {"postgres", "postgresql", "pgsql"}:
         options = dict(parse_qsl(parts.query))
         return {
-            "ENGINE": "django.db.backends.postgresql",
+            "ENGINE": "config.postgresql",  # Django's, with a client-side bound on every wait
             "NAME": unquote(parts.path.lstrip("/")) or "postgres",
             "USER": unquote(parts.username or ""),
             "PASSWORD": unquote(parts.password or ""),
@@ -53,6 +60,7 @@ def database_from_url(url: str) -> dict:
                 # server refuses at once.
                 "connect_timeout": int(options.pop("connect_timeout", "2")),
                 "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                "answer_timeout": DB_ANSWER_TIMEOUT_SECONDS or None,
                 **options,
             },
         }

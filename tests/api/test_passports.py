@@ -185,7 +185,7 @@ def test_get_a_passport(client_api, workspace) -> None:
 @pytest.mark.parametrize(
     "passport_id",
     ["psp_" + "A" * 22, "psp_x", "key_" + "A" * 22, "%00", "psp_" + "A" * 21 + "%00",
-     "x" * 5000, "..%2F..%2Fetc"],
+     "x" * 4000, "..%2F..%2Fetc"],
 )
 def test_unknown_or_malformed_ids_are_404(client_api, passport_id) -> None:
     response = client_api.get(f"/api/v1/passports/{passport_id}")
@@ -259,8 +259,8 @@ def test_list_costs_the_same_queries_for_any_page_size(
     [
         ("limit=0", "limit"), ("limit=101", "limit"), ("limit=-1", "limit"), ("limit=", "limit"),
         ("limit=abc", "limit"), ("limit=1e3", "limit"), ("limit=" + "9" * 400, "limit"),
-        ("limit=%EF%BC%95", "limit"), ("limit=%C2%B2", "limit"), ("limit=" + "9" * 5000, "limit"),
-        ("cursor=forged", "cursor"), ("cursor=" + "A" * 5000, "cursor"),
+        ("limit=%EF%BC%95", "limit"), ("limit=%C2%B2", "limit"), ("limit=" + "9" * 4000, "limit"),
+        ("cursor=forged", "cursor"), ("cursor=" + "A" * 4000, "cursor"),
         ("stauts=draft", "stauts"), ("limit=5&limit=6", "limit"),
     ],
 )

@@ -236,3 +236,27 @@ def test_exactly_the_budget_succeeds_across_two_server_processes(workspace, memb
             t.join()
     assert sum(results, Counter()) == {200: 100, 429: 30}
     assert Passport.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("backend", ["database", "redis"])
+def test_a_request_that_is_not_served_shows_its_unit_as_not_spent(
+    api, passport, workspace, request, backend
+) -> None:
+    """X-RateLimit-Remaining on a refused request is the truth after the unit was given back."""
+    if backend == "redis":
+        request.getfixturevalue("own_redis")
+    assert workspace.plan.passport_reads_per_day == 100
+    missing = api.get("/api/v1/passports/psp_doesnotexist")
+    assert missing.status_code == HTTPStatus.NOT_FOUND
+    assert missing.json()["error"] == "not_found"
+    assert missing["X-RateLimit-Limit"] == "100"
+    assert missing["X-RateLimit-Remaining"] == "100"  # nothing was spent
+    bad = api.get("/api/v1/passports?limit=0")
+    assert bad.status_code == HTTPStatus.BAD_REQUEST
+    assert bad["X-RateLimit-Remaining"] == "100"
+    served = api.get(f"/api/v1/passports/{passport.public_id}")
+    assert served.status_code == HTTPStatus.OK
+    assert served["X-RateLimit-Remaining"] == "99"
+    again = api.get("/api/v1/passports/psp_doesnotexist")
+    assert again["X-RateLimit-Remaining"] == "99"

@@ -88,3 +88,74 @@ def test_prune_removes_expired_idempotency_old_usage_and_counters(key, workspace
     assert list(KeyRequest.objects.values_list("path", flat=True)) == ["/y"]
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["kept"]
     assert list(Counter.objects.values_list("key", flat=True)) == ["kept"]
+
+
+# --- Poison (issue 13 point 9) ------------------------------------------------------------------
+
+
+def test_a_nul_in_the_path_is_recorded_and_does_not_block_other_tenants(key, members) -> None:
+    """`GET /api/v1/passports/psp_%00` once made every later flush of the worker fail (PostgreSQL
+    refuses NUL in text): the recorded path is cleaned, every tenant's usage is written."""
+    from django.test import Client
+
+    from apikeys.usage import usage_buffer, usage_flush
+    from tests.factories import WorkspaceFactory
+
+    _key, token = apikey_create(
+        workspace=key.workspace, name="Poisoner", scopes=["passports:read"],
+        environment="development", acting_user=members["admin"],
+    )
+    other_ws = WorkspaceFactory(slug="other-tenant")
+    other, other_token = apikey_create(
+        workspace=other_ws, name="Other tenant", scopes=["passports:read"],
+        environment="development",
+    )
+    poisoner = Client(headers={"Authorization": f"Bearer {token}"})
+    bystander = Client(headers={"Authorization": f"Bearer {other_token}"})
+    usage_buffer.discard()
+    assert poisoner.get("/api/v1/passports/psp_%00").status_code == 404
+    assert poisoner.get("/api/v1/passports/psp_%00%00x").status_code == 404
+    assert bystander.get("/api/v1/me").status_code == 200
+    assert usage_flush() == 3
+    assert usage_flush() == 0  # nothing left behind to fail the next flush
+    assert bystander.get("/api/v1/me").status_code == 200
+    assert usage_flush() == 1
+    other.refresh_from_db()
+    assert other.request_count == 2
+    assert KeyRequest.objects.filter(api_key=other).count() == 2
+    paths = set(KeyRequest.objects.filter(api_key=_key).values_list("path", flat=True))
+    assert paths == {"/api/v1/passports/psp_\ufffd", "/api/v1/passports/psp_\ufffd\ufffdx"}
+    _key.refresh_from_db()
+    assert _key.request_count == 2
+
+
+def test_a_row_the_database_refuses_is_dropped_and_the_rest_written(key, caplog) -> None:
+    """The flush's second line: a row that slipped past cleaning (here written straight into
+    the buffer) is dropped and logged; the counts and every other row are written."""
+    from tests.factories import WorkspaceFactory
+
+    other, _token = apikey_create(
+        workspace=WorkspaceFactory(slug="other-tenant"), name="Other", scopes=["passports:read"],
+        environment="development",
+    )
+    buffer = UsageBuffer()
+    at = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    _record(buffer, other, at)
+    buffer.record(key_id=key.pk, at=at, ip="10.0.0.1", method="GET", path="/ok", status=200,
+                  latency_ms=1)
+    # Past record()'s cleaning: a row every database refuses (a negative status breaks the
+    # column's CHECK), with a NUL that PostgreSQL refuses too.
+    buffer._keys[key.pk].recent.append((at, "GET", "/bad\x00", -1, None, 1))
+    buffer._keys[key.pk].count += 1
+    buffer._events += 1
+    _record(buffer, other, at + timedelta(seconds=1))
+    with caplog.at_level("ERROR", logger="apikeys.usage"):
+        assert buffer.flush() == 4
+    assert buffer.flush() == 0
+    key.refresh_from_db()
+    other.refresh_from_db()
+    assert (key.request_count, other.request_count) == (2, 2)
+    assert KeyRequest.objects.filter(api_key=other).count() == 2
+    assert list(KeyRequest.objects.filter(api_key=key).values_list("path", flat=True)) == ["/ok"]
+    assert "dropped" in caplog.text
+    assert "\x00" not in caplog.text and "/bad" not in caplog.text

@@ -32,7 +32,8 @@ class Stack:
         return AppServer(env={**self.env, **extra_env}, workers=workers)
 
     def ensure_up(self) -> None:
-        """A test that failed half-way may have left a server stopped."""
+        """A test that failed half-way may have left a server stopped (or frozen)."""
+        self.pg.thaw()
         if not self.pg.running():
             self.pg.start()
         if self.redis.process is None:

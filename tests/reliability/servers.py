@@ -9,6 +9,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -96,6 +97,29 @@ class PostgresServer:
     def running(self) -> bool:
         return (self.data / "postmaster.pid").exists()
 
+    def _family(self) -> list[int]:
+        """This cluster's postmaster and its children (backends, background workers): the
+        postmaster's pid from its own pid file, never anything found by name."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
+                                  text=True, check=False).stdout.split()
+        return [postmaster, *map(int, children)]
+
+    def freeze(self) -> list[int]:
+        """SIGSTOP the cluster: connections stay open and the kernel still accepts and
+        acknowledges bytes, but nothing answers (a hung host, not a stopped one)."""
+        frozen = self._family()
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        self.frozen = frozen
+        return frozen
+
+    def thaw(self) -> None:
+        for pid in getattr(self, "frozen", []):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self.frozen = []
+
     def create_database(self) -> None:
         with psycopg.connect(self.admin_dsn("postgres"), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.database}"')
@@ -109,6 +133,7 @@ class PostgresServer:
             return conn.execute(sql, params).fetchall()
 
     def destroy(self) -> None:
+        self.thaw()
         if self.running():
             with contextlib.suppress(subprocess.CalledProcessError):
                 self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
@@ -118,8 +143,13 @@ class PostgresServer:
 
 @dataclass
 class RedisServer:
+    """redis-server on a spare port. `persist`: an append-only file in a folder of its own, so a
+    stop and start keeps the data (as a production Redis does); otherwise a restart is empty."""
+
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    persist: bool = False
+    root: Path | None = None
 
     @property
     def url(self) -> str:
@@ -129,9 +159,15 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        storage = ["--save", "", "--appendonly", "no"]
+        if self.persist:
+            if self.root is None:
+                self.root = Path(tempfile.mkdtemp(prefix="gatehouse-redis-"))
+            storage = ["--save", "", "--appendonly", "yes", "--appendfsync", "always",
+                       "--dir", str(self.root)]
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", *storage,
+             "--daemonize", "no", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 
@@ -153,6 +189,8 @@ class RedisServer:
             self.process.kill()
             self.process.wait(timeout=15)
             self.process = None
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def app_env(database_url: str, redis_url: str = "", **extra: str) -> dict[str, str]:
