@@ -5,7 +5,6 @@ import threading
 import urllib.error
 import urllib.request
 from collections import Counter
-from datetime import UTC, datetime
 from http import HTTPStatus
 
 import pytest
@@ -18,10 +17,12 @@ from apikeys.services import apikey_create
 from apikeys.usage import usage_flush
 from passports.models import Passport
 from passports.services import passport_create
+from tests.clock import day_ahead
 from tests.factories import plan_named
 from tests.servers import gunicorn
 
 ALL = ["passports:read", "passports:write", "keys:read", "audit:read"]
+
 
 
 @pytest.fixture
@@ -55,13 +56,13 @@ def _patch(api: Client, passport, name: str = "Renamed", **headers):
 @pytest.mark.django_db
 def test_write_budget_is_spent_then_quota_exceeded(api, passport, workspace) -> None:
     assert workspace.plan.code == "free"  # 100 writes/day
-    with time_machine.travel(datetime(2026, 11, 23, 18, 0, tzinfo=UTC), tick=False):
+    with time_machine.travel(day_ahead(0, 18, 0), tick=False):
         for n in range(100):
             response = _patch(api, passport, f"Name {n}")
             assert response.status_code == HTTPStatus.OK, response.json()
         assert response["X-RateLimit-Limit"] == "100"
         assert response["X-RateLimit-Remaining"] == "0"
-        assert response["X-RateLimit-Reset"] == str(int(datetime(2026, 11, 24, tzinfo=UTC)
+        assert response["X-RateLimit-Reset"] == str(int(day_ahead(1, 0)
                                                         .timestamp()))
         refused = _patch(api, passport, "One too many")
     assert refused.status_code == HTTPStatus.TOO_MANY_REQUESTS
@@ -77,11 +78,11 @@ def test_write_budget_is_spent_then_quota_exceeded(api, passport, workspace) -> 
 
 @pytest.mark.django_db
 def test_budget_resets_at_utc_midnight(api, passport) -> None:
-    with time_machine.travel(datetime(2026, 11, 23, 23, 59, 50, tzinfo=UTC), tick=False):
+    with time_machine.travel(day_ahead(0, 23, 59, 50), tick=False):
         for _ in range(100):
             _patch(api, passport)
         assert _patch(api, passport).status_code == HTTPStatus.TOO_MANY_REQUESTS
-    with time_machine.travel(datetime(2026, 11, 24, 0, 0, 0, tzinfo=UTC), tick=False):
+    with time_machine.travel(day_ahead(1, 0, 0, 0), tick=False):
         response = _patch(api, passport)
     assert response.status_code == HTTPStatus.OK
     assert response["X-RateLimit-Remaining"] == "99"
@@ -129,14 +130,14 @@ def test_per_key_rate_limit(workspace, members, passport) -> None:
         acting_user=members["admin"], rate_limit_per_minute=3,
     )
     api = Client(headers={"Authorization": f"Bearer {token}"})
-    with time_machine.travel(datetime(2026, 11, 23, 12, 0, 15, tzinfo=UTC), tick=False):
+    with time_machine.travel(day_ahead(0, 12, 0, 15), tick=False):
         statuses = [api.get("/api/v1/me").status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
         refused = api.get("/api/v1/me")
         assert refused.json()["error"] == "rate_limited"
         assert refused["Retry-After"] == "45"
         assert api.get("/api/v1/me").status_code == HTTPStatus.TOO_MANY_REQUESTS
-    with time_machine.travel(datetime(2026, 11, 23, 12, 1, 0, tzinfo=UTC), tick=False):
+    with time_machine.travel(day_ahead(0, 12, 1, 0), tick=False):
         ok = api.get("/api/v1/me")
     assert ok.status_code == HTTPStatus.OK
     assert ok["X-RateLimit-Limit"] == "3"

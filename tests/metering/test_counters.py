@@ -7,6 +7,7 @@ from django.db import connection
 
 from apikeys.counters import counter_give_back, counter_take, counter_value
 from apikeys.quotas import Budget, next_utc_midnight, quota_consume, rate_limit_consume
+from tests.clock import day_ahead
 from tests.factories import plan_named
 
 
@@ -58,7 +59,7 @@ def test_give_back_frees_a_unit_and_never_goes_negative() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_daily_budget_resets_at_utc_midnight(workspace) -> None:
     free = plan_named("free")  # 100 writes/day
-    with time_machine.travel(datetime(2026, 11, 23, 23, 59, 30, tzinfo=UTC), tick=False):
+    with time_machine.travel(day_ahead(0, 23, 59, 30), tick=False):
         now = datetime.now(UTC)
         for _ in range(100):
             assert quota_consume(workspace_id=workspace.pk, plan=free, budget=Budget.WRITES,
@@ -71,7 +72,7 @@ def test_daily_budget_resets_at_utc_midnight(workspace) -> None:
             "API rate limit: 100 writes/day via /api/v1. Currently 100 today; requested 1. "
             "Retry tomorrow (UTC) or upgrade your plan."
         )
-    with time_machine.travel(datetime(2026, 11, 24, 0, 0, 1, tzinfo=UTC), tick=False):
+    with time_machine.travel(day_ahead(1, 0, 0, 1), tick=False):
         fresh = quota_consume(workspace_id=workspace.pk, plan=free, budget=Budget.WRITES,
                               now=datetime.now(UTC))
         assert fresh.admitted and fresh.used == 1 and fresh.remaining == 99
@@ -86,7 +87,7 @@ def test_unlimited_plan_counts_nothing(workspace) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_rate_limit_window_is_per_minute() -> None:
-    t0 = datetime(2026, 11, 23, 12, 0, 10, tzinfo=UTC)
+    t0 = day_ahead(0, 12, 0, 10)
     assert rate_limit_consume(key_id=1, per_minute=2, now=t0).admitted
     assert rate_limit_consume(key_id=1, per_minute=2, now=t0).admitted
     refused = rate_limit_consume(key_id=1, per_minute=2, now=t0)
@@ -97,6 +98,6 @@ def test_rate_limit_window_is_per_minute() -> None:
 
 
 def test_next_utc_midnight() -> None:
-    assert next_utc_midnight(datetime(2026, 1, 31, 5, tzinfo=UTC)) == datetime(
+    assert next_utc_midnight(datetime(2026, 1, 31, 5)) == datetime(
         2026, 2, 1, tzinfo=UTC
     )
