@@ -11,9 +11,9 @@ uncertain tokens from the address get 429 `rate_limited` until the filter can pl
 (`Retry-After`: the filter's next read, usually 1 s). Nothing here ever refuses a token the
 filter knows, so one tenant's failures cannot lock another tenant out of a shared address.
 
-This is not how GitHub does it either: GitHub throttles the *account* whose credentials failed,
-not the address they came from. Gatehouse's counterpart is that a known credential's failures
-are its own (answered with its own error), and unknown ones cost nothing.
+GitHub, often cited for blocking by IP, in fact throttles the *account* whose credentials failed,
+not the address they came from. Gatehouse's counterpart: a known credential's failures are its
+own (answered with its own error, never counted), and unknown ones cost no lookup.
 
 The count is per process (a local-memory cache): it must work exactly when the shared cache
 cannot be reached, and a shared count would cost a round trip (in the embedded mode a database
