@@ -138,35 +138,33 @@ def counters_prune(now: datetime | None = None) -> int:
 
 # --- The gateway's one Redis round trip ---------------------------------------------------------
 
-# KEYS: the client IP's failed-auth block marker, the key's rate-limit counter, the budget counter,
-# then the version markers of a cached key (apikeys.keycache), if any.
+# KEYS: the key's rate-limit counter, the budget counter, then the version markers of a cached key
+# (apikeys.keycache), if any.
 # ARGV: now (unix seconds), rate limit (0: none), its expiry, budget limit (0: none), its expiry,
 # then the versions the cached key was read under.
 # Returns {4} when a version marker moved (the cached key is stale: nothing is counted, the
 # caller reads the key again), {0, rate count, budget count} when admitted (both counted),
-# {1, blocked until} when the IP is blocked, {2, rate count} over the rate limit, {3, budget
-# count} over the budget; a refusal counts nothing it refuses (the rate limit still counts a
-# request the budget refuses, as the separate calls did).
+# {2, rate count} over the rate limit, {3, budget count} over the budget; a refusal counts nothing
+# it refuses (the rate limit still counts a request the budget refuses, as the separate calls did).
+# No address is ever blocked here: a verified credential is never refused for other credentials'
+# failures (SPEC §5, apikeys.credfilter).
 _GATE_LUA = """
-for i = 4, #KEYS do
-  if redis.call('GET', KEYS[i]) ~= ARGV[i + 2] then return {4} end
+for i = 3, #KEYS do
+  if redis.call('GET', KEYS[i]) ~= ARGV[i + 3] then return {4} end
 end
-local now = tonumber(ARGV[1])
-local blocked = tonumber(redis.call('GET', KEYS[1]) or '0')
-if blocked > now then return {1, blocked} end
 local rate_limit, budget_limit = tonumber(ARGV[2]), tonumber(ARGV[4])
 local rate, budget = 0, 0
 if rate_limit > 0 then
-  rate = tonumber(redis.call('GET', KEYS[2]) or '0')
+  rate = tonumber(redis.call('GET', KEYS[1]) or '0')
   if rate >= rate_limit then return {2, rate} end
-  rate = redis.call('INCR', KEYS[2])
-  if rate == 1 then redis.call('EXPIREAT', KEYS[2], ARGV[3]) end
+  rate = redis.call('INCR', KEYS[1])
+  if rate == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[3]) end
 end
 if budget_limit > 0 then
-  budget = tonumber(redis.call('GET', KEYS[3]) or '0')
+  budget = tonumber(redis.call('GET', KEYS[2]) or '0')
   if budget >= budget_limit then return {3, budget, rate} end
-  budget = redis.call('INCR', KEYS[3])
-  if budget == 1 then redis.call('EXPIREAT', KEYS[3], ARGV[5]) end
+  budget = redis.call('INCR', KEYS[2])
+  if budget == 1 then redis.call('EXPIREAT', KEYS[2], ARGV[5]) end
 end
 return {0, rate, budget}
 """
@@ -177,15 +175,13 @@ STALE = 4
 
 @dataclass(frozen=True, slots=True)
 class GateResult:
-    outcome: int  # 0 admitted, 1 IP blocked, 2 over the rate limit, 3 over the budget, 4 STALE
+    outcome: int  # 0 admitted, 2 over the rate limit, 3 over the budget, 4 STALE
     rate: int = 0
     budget: int = 0
-    blocked_until: int = 0
 
 
 def gate_take(
     *,
-    block_key: str,
     rate_key: str | None,
     rate_limit: int,
     rate_expires_at: datetime | None,
@@ -195,7 +191,7 @@ def gate_take(
     now: datetime,
     versions: dict[str, str] | None = None,
 ) -> GateResult:
-    """Redis only: the failed-auth block check, the rate limit and the budget in one `EVALSHA`.
+    """Redis only: the rate limit and the budget (and a cached key's versions) in one `EVALSHA`.
 
     `versions` ({marker key: value}) are the version markers a cached key was read under
     (`apikeys.keycache`): if any has moved, nothing is counted and the outcome is `STALE`.
@@ -207,9 +203,7 @@ def gate_take(
         if script is None:
             script = _gate_scripts[id(client)] = client.register_script(_GATE_LUA)
         result = script(
-            keys=[
-                block_key, _redis_key(rate_key or "-"), _redis_key(budget_key or "-"), *markers,
-            ],
+            keys=[_redis_key(rate_key or "-"), _redis_key(budget_key or "-"), *markers],
             args=[
                 int(now.timestamp()),
                 rate_limit if rate_key else 0,
@@ -224,8 +218,6 @@ def gate_take(
     outcome = int(result[0])
     if outcome == 0:
         return GateResult(0, rate=int(result[1]), budget=int(result[2]))
-    if outcome == 1:
-        return GateResult(1, blocked_until=int(result[1]))
     if outcome == 2:
         return GateResult(2, rate=int(result[1]))
     if outcome == STALE:

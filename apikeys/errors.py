@@ -51,8 +51,9 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "request_too_large": (413, "The request body is larger than 1 MiB."),
     "unsupported_media_type": (415, "A write's body is not `application/json`."),
     "idempotency_key_reused": (422, "The Idempotency-Key was used with a different request."),
-    "rate_limited": (429, "Too many requests (per-key rate limit, or failed authentications from "
-                          "the client's IP); wait `Retry-After` seconds."),
+    "rate_limited": (429, "Too many requests (per-key rate limit, or unrecognised tokens from the "
+                          "client's address; never for a valid or known credential); wait "
+                          "`Retry-After` seconds."),
     "quota_exceeded": (429, "The workspace's daily budget is spent; `Retry-After` is the time to "
                             "the next UTC midnight."),
     "server_error": (500, "An unexpected error; `request_id` identifies it in the server's logs."),

@@ -1,43 +1,43 @@
-"""The failed-authentication limit per client IP (SPEC §5): guessing keys is slow.
+"""The failed-authentication budget per client address (SPEC §5): the second line behind the
+credential filter, spent only on tokens nobody can place.
 
-More than `FAILED_AUTH_RATE` (20 a minute) failed authentications from one client IP (IPv6: one
-/64) and the IP is blocked until that minute's window ends: every credentialed request from it
-is answered 429 `rate_limited` with `Retry-After`, whether or not its credential is valid, so a
-guesser learns nothing from a blocked attempt (GitHub does the same). Valid traffic from that IP
-is never counted and does not extend the block: it is held up at most until the window in
-which the others' failures crossed the limit ends.
+The first line is `apikeys.credfilter`: a token nobody issued is refused without a lookup and
+without being counted, and a known credential (valid, or revoked, expired, paused, in another
+environment, from a disallowed address) is looked up and answered on its own, never counted. Only
+an `UNCERTAIN` token — the filter cannot confirm it right now: Redis unreachable, or in the
+embedded mode a miss between two reads of new rows — costs a lookup here, and only while its
+address has had fewer than `FAILED_AUTH_LIMIT` such lookups find nothing this minute. Past that,
+uncertain tokens from the address get 429 `rate_limited` until the filter can place them again
+(`Retry-After`: the filter's next read, usually 1 s). Nothing here ever refuses a token the
+filter knows, so one tenant's failures cannot lock another tenant out of a shared address.
 
-Counting uses django-ratelimit's core API (`get_usage`) on the shared cache, so the limit holds
-across processes (exact on Redis; approximate on the embedded DatabaseCache, docs/operations.md).
-Crossing the limit also writes a block marker that expires with the window: a valid request then
-costs one cache read (`get`), not ratelimit's read-or-create, which would be a write per request.
+GitHub, often cited for blocking by IP, in fact throttles the *account* whose credentials failed,
+not the address they came from. Gatehouse's counterpart: a known credential's failures are its
+own (answered with its own error, never counted), and unknown ones cost no lookup.
 
-Only failures that needed a lookup count. A credential refused from its shape alone (a
-mistyped key, a bad checksum, an unknown prefix or scheme) cannot be a successful guess and is
-answered without any I/O, cache included. If the cache is down, the limit fails open (logged):
-abuse throttling must not take the API down with it.
+The count is per process (a local-memory cache): it must work exactly when the shared cache
+cannot be reached, and a shared count would cost a round trip (in the embedded mode a database
+write) per refused token, which is what it exists to prevent. With N processes an address gets
+at most N × `FAILED_AUTH_LIMIT` uncertain lookups a minute. IPv6 addresses count by /64.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
-import logging
-import math
 import time
 from http import HTTPStatus
 
-from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
 from django.http import HttpRequest, HttpResponse
-from django_ratelimit.core import get_usage
 
 from .errors import error_response
 
-logger = logging.getLogger("apikeys.gateway")
-
-FAILED_AUTH_RATE = "20/m"
+FAILED_AUTH_LIMIT = 20
+WINDOW_SECONDS = 60
 GROUP = "gatehouse.api.failed_auth"
-_BLOCK_PREFIX = "gatehouse:failed-auth-block:"
+# This process's counts, one per address and minute; bounded, the oldest culled first.
+_counts = LocMemCache("gatehouse-failed-auth", {"OPTIONS": {"MAX_ENTRIES": 50_000}})
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -54,8 +54,7 @@ def ip_bucket(group: str, request: HttpRequest) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _bucket(ip: str) -> str:
-    # Memoised: every credentialed API request asks (the block check), and parsing an address
-    # showed up in the gateway's profile (~2% of an `apikey` request, docs/PERFORMANCE.md).
+    # Memoised: parsing an address showed up in the gateway's profile (docs/PERFORMANCE.md).
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -65,50 +64,34 @@ def _bucket(ip: str) -> str:
     return str(address)
 
 
-def failed_auth_record(request: HttpRequest) -> int | None:
-    """Count one failed authentication from the client's IP. Returns the seconds to wait when
-    this failure is over the limit (and blocks the IP until the window ends), else None."""
-    try:
-        usage = get_usage(
-            request, group=GROUP, key=ip_bucket, rate=FAILED_AUTH_RATE, increment=True
-        )
-        if usage is None or not usage["should_limit"]:
-            return None
-        # django-ratelimit's window still holds at its last second (`time_left` == 0).
-        retry_after = max(int(usage["time_left"]) + 1, 1)
-        # A whole number of seconds: stored as a plain integer, so the gateway's one Redis
-        # script (`apikeys.counters.gate_take`) can read it too.
-        cache.set(
-            _BLOCK_PREFIX + ip_bucket(GROUP, request), math.ceil(time.time() + retry_after),
-            timeout=retry_after,
-        )
-        return retry_after
-    except Exception:  # the cache is down: throttling fails open, the API stays up
-        logger.warning("Failed-auth limit unavailable (cache error); not counting.", exc_info=True)
-        return None
+def _window_key(request: HttpRequest) -> str:
+    return f"{ip_bucket(GROUP, request)}:{int(time.time()) // WINDOW_SECONDS}"
 
 
-def failed_auth_block_key(request: HttpRequest) -> str:
-    """The cache's own name for the client IP's block marker (for `gate_take`)."""
-    return cache.make_key(_BLOCK_PREFIX + ip_bucket(GROUP, request))
+def failed_auth_exhausted(request: HttpRequest) -> bool:
+    """The client's address has used its uncertain lookups for this minute."""
+    return (_counts.get(_window_key(request)) or 0) >= FAILED_AUTH_LIMIT
 
 
-def failed_auth_blocked(request: HttpRequest) -> int | None:
-    """Seconds until the client's IP is unblocked, or None when it is not blocked."""
-    try:
-        until = cache.get(_BLOCK_PREFIX + ip_bucket(GROUP, request))
-    except Exception:  # the cache is down: throttling fails open, the API stays up
-        logger.warning("Failed-auth limit unavailable (cache error); not checking.", exc_info=True)
-        return None
-    if until is None:
-        return None
-    remaining = until - time.time()
-    return max(math.ceil(remaining), 1) if remaining > 0 else None
+def failed_auth_record(request: HttpRequest) -> None:
+    """One uncertain lookup from the client's address found nothing."""
+    key = _window_key(request)
+    if not _counts.add(key, 1, timeout=WINDOW_SECONDS):
+        try:
+            _counts.incr(key)
+        except ValueError:  # expired in between
+            _counts.add(key, 1, timeout=WINDOW_SECONDS)
+
+
+def failed_auth_clear() -> None:
+    """Forget this process's counts (tests)."""
+    _counts.clear()
 
 
 def too_many_failures(request: HttpRequest, retry_after: int) -> HttpResponse:
     return error_response(
         request, HTTPStatus.TOO_MANY_REQUESTS, "rate_limited",
-        f"Too many failed authentications from your IP address; retry in {retry_after} seconds.",
+        "Too many unrecognised credentials from your IP address; retry in "
+        f"{retry_after} second{'s' if retry_after != 1 else ''}.",
         headers={"Retry-After": str(retry_after)},
     )

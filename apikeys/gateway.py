@@ -25,8 +25,10 @@ from audit.models import ActorType
 from audit.services import Actor
 from workspaces.pagination import MAX_LIMIT, InvalidPageRequest, parse_limit
 
+from .credfilter import CredentialFamily
 from .errors import ApiError, error_response, invalid_request, not_found
 from .keycache import keycache_enabled
+from .models import ApiKey
 from .principal import AuthFailure, Principal
 from .selectors import apikey_check_digest
 from .tokens import ENVIRONMENT_PREFIXES, parse_token, token_digest
@@ -83,7 +85,7 @@ def verify_api_key(token: str, *, ip: str | None, fresh: bool = False) -> Princi
     )
     if check.error is not None:
         status, message = _KEY_REFUSALS[check.error]
-        return AuthFailure(check.error, message, status=status)
+        return AuthFailure(check.error, message, status=status, known=check.key is not None)
     key = check.key
     return Principal(
         kind="api_key",
@@ -94,6 +96,22 @@ def verify_api_key(token: str, *, ip: str | None, fresh: bool = False) -> Princi
         api_key=key,
         versions=check.versions,
     )
+
+
+def _screen_api_key(token: str) -> str | None:
+    parsed = parse_token(token)
+    if parsed is None or parsed.environment != settings.GATEHOUSE_ENVIRONMENT:
+        return None  # verify_api_key refuses it without I/O
+    return token_digest(token)
+
+
+# What the gateway's credential filter (`apikeys.credfilter`) knows about API keys: every key ever
+# created, whatever its status, by its keyed digest.
+verify_api_key.credential_family = CredentialFamily(
+    screen=_screen_api_key,
+    source=lambda: (ApiKey, "digest"),
+    unknown=AuthFailure("invalid_credentials", _KEY_REFUSALS["invalid_credentials"][1]),
+)
 
 
 def actor_for_principal(principal: Principal | None) -> Actor:

@@ -6,7 +6,7 @@
    so a replay is never counted against the daily budget;
 3. the daily budget that applies (`quota_exceeded`; refused requests are not counted).
 
-On Redis (`REDIS_URL`), the failed-auth block check, the rate limit and the budget are one script
+On Redis (`REDIS_URL`), the rate limit and the budget are one script
 call (`apikeys.counters.gate_take`), made after the idempotency claim: one round trip instead of
 three (docs/PERFORMANCE.md). On the database backend they are one statement each.
 
@@ -43,7 +43,7 @@ from .counters import (
     using_redis,
 )
 from .errors import error_response, service_unavailable
-from .failed_auth import client_ip, failed_auth_block_key, too_many_failures
+from .failed_auth import client_ip
 from .idempotency import (
     IdempotencyError,
     idempotency_claim,
@@ -88,9 +88,7 @@ def meter_request(
 ) -> HttpResponse | None:
     """The metering steps before the view; a response refuses (or replays) the request.
 
-    `scope_refusal` is the gateway's 403 for a missing scope: it is answered after the
-    failed-auth block check (a blocked guesser must not learn that a key is valid), and
-    nothing is counted for it.
+    `scope_refusal` is the gateway's 403 for a missing scope: nothing is counted for it.
     """
     state = Metering(now=timezone.now(), started=getattr(request, "started", time.perf_counter()))
     request.metering = state
@@ -155,8 +153,8 @@ def _meter_step_by_step(request: HttpRequest, state: Metering) -> HttpResponse |
 def _meter_in_one_round_trip(
     request: HttpRequest, state: Metering, scope_refusal: HttpResponse | None
 ) -> HttpResponse | None:
-    """Redis: the idempotency claim (database), then the failed-auth block check, the key's
-    rate limit and the daily budget in one script call (`gate_take`) instead of three calls."""
+    """Redis: the idempotency claim (database), then the key's rate limit and the daily budget
+    in one script call (`gate_take`) instead of two calls."""
     replay = None if scope_refusal is not None else _claim(request, state)
     key = request.principal.api_key
     per_minute = key.rate_limit_per_minute if key is not None and scope_refusal is None else None
@@ -170,7 +168,6 @@ def _meter_in_one_round_trip(
     versions = request.principal.versions
     try:
         gate = gate_take(
-            block_key=failed_auth_block_key(request),
             rate_key=rate_key,
             rate_limit=per_minute or 0,
             rate_expires_at=rate_reset + timedelta(minutes=1) if rate_reset else None,
@@ -186,14 +183,9 @@ def _meter_in_one_round_trip(
             _stale(state)  # a cached key that cannot be confirmed is read again
         if rate_key is not None or budget_key is not None:
             raise  # a counted request is not served uncounted: 503
-        # Only the abuse block check was asked: it fails open, as apikeys.failed_auth does.
-        logger.warning("Failed-auth limit unavailable (Redis error); not checking.")
-        gate = GateResult(0)
+        gate = GateResult(0)  # nothing to count or confirm was asked
     if gate.outcome == STALE:
         _stale(state)
-    if gate.outcome == 1:
-        retry_after = max(gate.blocked_until - int(state.now.timestamp()), 1)
-        return too_many_failures(request, retry_after)
     if rate_key is not None:
         state.rate = rate_limit_allowance(
             admitted=gate.outcome != 2, per_minute=per_minute, used=gate.rate,

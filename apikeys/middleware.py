@@ -26,8 +26,11 @@ idempotency and usage metering can be slotted in between without reshaping it):
        `request.endpoint_scope`, which the `WWW-Authenticate` challenge of any 401 names. Public
        endpoints (`openapi.json`, the JSON 404) stop here.
     6. `authenticate`: `Authorization: Bearer <token>` or `ApiKey <token>`, routed by prefix to
-       the verifiers of `settings.GATEHOUSE_TOKEN_VERIFIERS` (resolved once, at startup), with
-       the failed-authentication limit of `apikeys.failed_auth` (429 `rate_limited`).
+       the verifiers of `settings.GATEHOUSE_TOKEN_VERIFIERS` (resolved once, at startup). A
+       well-formed token is first put to the credential filter (`apikeys.credfilter`): one
+       nobody issued is refused without a lookup; one the filter cannot place right now is
+       looked up within its address's budget (`apikeys.failed_auth`, else 429 `rate_limited`).
+       A known credential is always looked up and answered on its own: no address is blocked.
     7. `attach`: sets `request.principal` (`apikeys.principal.Principal`), `request.workspace`
        (the principal's workspace; every endpoint reads only from it) and `request.scopes` (the
        principal's effective scopes; for OAuth already narrowed to the user's role).
@@ -62,9 +65,9 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
 
-from .counters import using_redis
+from .credfilter import CredentialFamily, Verdict, credential_filter
 from .errors import error_response, new_request_id, www_authenticate
-from .failed_auth import client_ip, failed_auth_blocked, failed_auth_record, too_many_failures
+from .failed_auth import client_ip, failed_auth_exhausted, failed_auth_record, too_many_failures
 from .gateway import Endpoint, endpoint_for, endpoints_of, method_not_allowed
 from .metering import meter_request, meter_response
 from .principal import AuthFailure, Principal, StalePrincipal
@@ -107,6 +110,10 @@ class ApiGatewayMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.verifiers = load_verifiers(getattr(settings, "GATEHOUSE_TOKEN_VERIFIERS", {}))
+        for _prefix, verifier in self.verifiers:
+            family = getattr(verifier, "credential_family", None)
+            if family is not None:
+                credential_filter.register(family)
         self.metering = getattr(settings, "GATEHOUSE_METERING", True)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -229,27 +236,38 @@ class ApiGatewayMiddleware:
         token = read_credential(request)
         if isinstance(token, HttpResponse):
             return token
-        result = self.verify(token, ip=client_ip(request), fresh=fresh)
-        if isinstance(result, AuthFailure):
-            if not result.looked_up:
-                return failure_response(request, result)
-            retry_after = failed_auth_record(request)
-            if retry_after is not None:
-                return too_many_failures(request, retry_after)
-            return failure_response(request, result)
-        if self.metering and using_redis():
-            return result  # the block check is part of metering's one Redis call
-        retry_after = failed_auth_blocked(request)
-        if retry_after is not None:
-            return too_many_failures(request, retry_after)
-        return result
+        ip = client_ip(request)
+        verifier = self.route(token)
+        family: CredentialFamily | None = getattr(verifier, "credential_family", None)
+        digest = family.screen(token) if family is not None else None
+        if digest is None:  # refused by the verifier without I/O, or a family without a filter
+            result = self.verify(token, ip=ip, fresh=fresh)
+            return failure_response(request, result) if isinstance(result, AuthFailure) else result
+        verdict = credential_filter.check(digest)
+        if verdict is Verdict.UNKNOWN:
+            return failure_response(request, family.unknown)
+        if verdict is Verdict.UNCERTAIN and failed_auth_exhausted(request):
+            return too_many_failures(request, credential_filter.retry_after())
+        result = self.verify(token, ip=ip, fresh=fresh)
+        if isinstance(result, AuthFailure) and not result.known:
+            if verdict is Verdict.UNCERTAIN:
+                failed_auth_record(request)
+        elif verdict is not Verdict.KNOWN:
+            credential_filter.add(digest)  # it exists: the next request needs no second look
+        return failure_response(request, result) if isinstance(result, AuthFailure) else result
 
-    def verify(self, token: str, *, ip: str | None, fresh: bool = False) -> Principal | AuthFailure:
+    def route(self, token: str) -> Verifier | None:
         for prefix, verifier in self.verifiers:
             if token.startswith(prefix):
-                # `fresh` only after a cached principal went stale, which only a verifier that
-                # caches (API keys) can produce.
-                return verifier(token, ip=ip, fresh=True) if fresh else verifier(token, ip=ip)
+                return verifier
+        return None
+
+    def verify(self, token: str, *, ip: str | None, fresh: bool = False) -> Principal | AuthFailure:
+        verifier = self.route(token)
+        if verifier is not None:
+            # `fresh` only after a cached principal went stale, which only a verifier that
+            # caches (API keys) can produce.
+            return verifier(token, ip=ip, fresh=True) if fresh else verifier(token, ip=ip)
         for prefix, error in _UNVERIFIED_PREFIX_ERRORS.items():
             if token.startswith(prefix):
                 return AuthFailure(

@@ -35,9 +35,11 @@ class AuthFailure:
     message: str
     status: int = HTTPStatus.UNAUTHORIZED
     # False when the token was refused from its shape alone (prefix, length, checksum), without
-    # any I/O. The gateway answers such failures without touching the failed-authentication
-    # counter, so garbage costs no query; only failures that needed a lookup are counted.
+    # any I/O.
     looked_up: bool = True
+    # True when the credential exists but is refused (revoked, expired, paused, another address,
+    # an OAuth grant that ended): its own answer, never counted as a failed guess (SPEC §3, §5).
+    known: bool = False
 
 
 class StalePrincipal(Exception):

@@ -15,6 +15,7 @@ from audit.services import Actor, RequestContext, audit_record
 from workspaces.models import Workspace
 from workspaces.scopes import api_key_scopes
 
+from .credfilter import credential_created
 from .keycache import keycache_invalidate
 from .models import ApiKey, Environment, KeyStatus
 from .tokens import generate_token, token_digest, token_hint
@@ -188,6 +189,7 @@ def _insert_key(*, created_by, rotated_from, now: datetime, **fields: Any) -> tu
                 key.save()
         except IntegrityError:
             continue
+        credential_created(key.digest)  # known on every process before its first request
         return key, token
     raise RuntimeError("Could not generate a unique API key.")
 

@@ -6,8 +6,8 @@
   metering: the cost floor of the request. The workspace comes from the URL instead of a
   credential.
 - `floor_passport`: the baseline plus the API gateway's one Redis call (`gate_take`, with the same
-  script, keys and arguments as an `apikey` request: block check, rate limit, budget, two cached
-  key markers) and nothing else: no token, no Python of the gateway. It measures how fast any
+  script, keys and arguments as an `apikey` request: rate limit, budget, two cached key
+  markers) and nothing else: no token, no Python of the gateway. It measures how fast any
   gateway that keeps SPEC's exact budgets and next-request revocation with one Redis round trip
   could be on this machine.
 - `PeerPassportView`: what a DRF user would write — a `RetrieveAPIView` protected by
@@ -23,7 +23,6 @@ from rest_framework.generics import RetrieveAPIView
 from rest_framework_api_key.permissions import HasAPIKey
 
 from apikeys.counters import gate_take
-from apikeys.failed_auth import failed_auth_block_key
 from apikeys.keycache import keycache_versions
 from apikeys.quotas import Budget, budget_counter_key, next_utc_midnight, rate_limit_window
 from passports.api import passport_json
@@ -49,7 +48,6 @@ def floor_passport(request: HttpRequest, workspace_id: int, public_id: str) -> J
         _FLOOR_MARKERS.update(keycache_versions("bench-floor-" + "0" * 32) or {})
     rate_key, rate_reset = rate_limit_window(0, now)
     gate = gate_take(
-        block_key=failed_auth_block_key(request),
         rate_key=rate_key, rate_limit=10**6, rate_expires_at=rate_reset + timedelta(minutes=1),
         budget_key=budget_counter_key(0, Budget.PASSPORT_READS, now), budget_limit=10**9,
         budget_expires_at=next_utc_midnight(now) + timedelta(hours=1),

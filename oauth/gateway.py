@@ -12,15 +12,21 @@ write at most once a minute per grant for "last used".
 
 from __future__ import annotations
 
+from oauth2_provider.models import get_access_token_model
+
+from apikeys.credfilter import CredentialFamily
 from apikeys.principal import AuthFailure, Principal
 
-from .selectors import effective_scopes, gateway_grant
+from .selectors import effective_scopes, gateway_grant, token_checksum
 from .services import connection_touch
 from .tokens import ACCESS_TOKEN_PREFIX, is_well_formed
 
 
-def _invalid(message: str, *, looked_up: bool = True) -> AuthFailure:
-    return AuthFailure("invalid_token", message, looked_up=looked_up)
+def _invalid(message: str, *, looked_up: bool = True, known: bool = False) -> AuthFailure:
+    return AuthFailure("invalid_token", message, looked_up=looked_up, known=known)
+
+
+UNKNOWN_TOKEN = "The access token is unknown or has been revoked."
 
 
 def verify_access_token(token: str, *, ip: str | None) -> Principal | AuthFailure:
@@ -28,14 +34,18 @@ def verify_access_token(token: str, *, ip: str | None) -> Principal | AuthFailur
         return _invalid("The access token is malformed.", looked_up=False)
     grant = gateway_grant(token)
     if grant is None:
-        return _invalid("The access token is unknown or has been revoked.")
+        return _invalid(UNKNOWN_TOKEN)
     access_token, connection, role = grant.access_token, grant.connection, grant.role
     if access_token.is_expired():
-        return _invalid("The access token has expired; refresh it or authorize the app again.")
+        return _invalid(
+            "The access token has expired; refresh it or authorize the app again.", known=True
+        )
     if connection is None:
-        return _invalid("The access token has been revoked.")
+        return _invalid("The access token has been revoked.", known=True)
     if role is None:
-        return _invalid("The user who authorized this app is no longer a member of the workspace.")
+        return _invalid(
+            "The user who authorized this app is no longer a member of the workspace.", known=True
+        )
     application = access_token.application
     connection_touch(connection=connection)
     return Principal(
@@ -47,3 +57,17 @@ def verify_access_token(token: str, *, ip: str | None) -> Principal | AuthFailur
         user_id=connection.user_id,
         extra={"connection_id": connection.public_id, "role": role},
     )
+
+
+def _screen_access_token(token: str) -> str | None:
+    return token_checksum(token) if is_well_formed(token, ACCESS_TOKEN_PREFIX) else None
+
+
+# What the gateway's credential filter (apikeys.credfilter) knows about access tokens: every one
+# DOT still stores (live or expired), by DOT's own checksum. A revoked one (deleted by DOT) is
+# refused as unknown, with the same answer as before, and is never counted either way.
+verify_access_token.credential_family = CredentialFamily(
+    screen=_screen_access_token,
+    source=lambda: (get_access_token_model(), "token_checksum"),
+    unknown=_invalid(UNKNOWN_TOKEN),
+)

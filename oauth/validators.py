@@ -23,6 +23,7 @@ from oauth2_provider.models import get_refresh_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
+from apikeys.credfilter import credential_created
 from audit.services import RequestContext
 
 from .models import AccessTokenLink, Connection, GrantLink, RefreshTokenLink
@@ -135,6 +136,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
             expires, request, token, source_refresh_token=source_refresh_token
         )
         AccessTokenLink.objects.create(access_token=access_token, connection=connection)
+        credential_created(access_token.token_checksum)  # every process knows it from its first use
         return access_token
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):  # noqa: ANN001, ANN202, E501

@@ -63,6 +63,13 @@ def _fast_hashing_and_clean_cache(request, settings, django_db_blocker) -> Itera
 
         with django_db_blocker.unblock():
             cache.clear()  # rate-limit counters and the like must not leak between tests
+    # This process's credential filter and failed-auth counts: earlier tests' rows are gone, and
+    # credentials created through the services during the test are added as they are created.
+    from apikeys.credfilter import credential_filter
+    from apikeys.failed_auth import failed_auth_clear
+
+    credential_filter.clear(empty=True)
+    failed_auth_clear()
     yield
 
 
