@@ -186,7 +186,9 @@ class ApiGatewayMiddleware:
         token = read_credential(request)
         if isinstance(token, HttpResponse):
             return token
-        result = self.verify(token, ip=client_ip(request), fresh=fresh)
+        # The resource being called (RFC 8707): OAuth tokens bound to another are refused.
+        resource = request.build_absolute_uri(API_V1_PREFIX.rstrip("/"))
+        result = self.verify(token, ip=client_ip(request), resource=resource, fresh=fresh)
         if isinstance(result, AuthFailure):
             if not result.looked_up:
                 return failure_response(request, result)
@@ -201,12 +203,16 @@ class ApiGatewayMiddleware:
             return too_many_failures(request, retry_after)
         return result
 
-    def verify(self, token: str, *, ip: str | None, fresh: bool = False) -> Principal | AuthFailure:
+    def verify(
+        self, token: str, *, ip: str | None, resource: str, fresh: bool = False
+    ) -> Principal | AuthFailure:
         for prefix, verifier in self.verifiers:
             if token.startswith(prefix):
                 # `fresh` only after a cached principal went stale, which only a verifier that
                 # caches (API keys) can produce.
-                return verifier(token, ip=ip, fresh=True) if fresh else verifier(token, ip=ip)
+                if fresh:
+                    return verifier(token, ip=ip, resource=resource, fresh=True)
+                return verifier(token, ip=ip, resource=resource)
         for prefix, error in _UNVERIFIED_PREFIX_ERRORS.items():
             if token.startswith(prefix):
                 return AuthFailure(

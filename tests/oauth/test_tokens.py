@@ -12,7 +12,7 @@ from audit.models import AuditEvent
 from oauth.gateway import verify_access_token
 from oauth.models import Connection
 
-from .conftest import INTROSPECT, REVOKE, TOKEN, basic_auth
+from .conftest import API_RESOURCE, INTROSPECT, REVOKE, TOKEN, basic_auth
 
 
 def refresh(app, refresh_token: str, **extra: str):
@@ -23,7 +23,8 @@ def refresh(app, refresh_token: str, **extra: str):
 
 
 def is_valid(access_token: str) -> bool:
-    return verify_access_token(access_token, ip=None).__class__.__name__ == "Principal"
+    result = verify_access_token(access_token, ip=None, resource=API_RESOURCE)
+    return result.__class__.__name__ == "Principal"
 
 
 def test_refresh_rotates_both_tokens(oauth_app, tokens_for) -> None:
