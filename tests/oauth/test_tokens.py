@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from http import HTTPStatus
 
+import time_machine
 from django.test import Client
+from django.utils import timezone
 from oauth2_provider.models import AccessToken, RefreshToken
 
 from audit.models import AuditEvent
@@ -57,7 +59,9 @@ def test_reusing_a_rotated_refresh_token_revokes_the_whole_grant(oauth_app, toke
     first = tokens_for(oauth_app)
     second = refresh(oauth_app, first["refresh_token"]).json()
 
-    replay = refresh(oauth_app, first["refresh_token"])
+    # Later than a client's own near-simultaneous refresh could be (REFRESH_RACE_SECONDS).
+    with time_machine.travel(timezone.now() + timedelta(seconds=3), tick=False):
+        replay = refresh(oauth_app, first["refresh_token"])
 
     assert replay.status_code == HTTPStatus.BAD_REQUEST
     assert replay.json()["error"] == "invalid_grant"
@@ -70,6 +74,25 @@ def test_reusing_a_rotated_refresh_token_revokes_the_whole_grant(oauth_app, toke
     assert event.actor_type == "oauth_app" and event.actor_id == oauth_app.client_id
     assert event.metadata["connection"] == connection.public_id
     assert "grt_" not in str(event.metadata) and "gat_" not in str(event.metadata)
+
+
+def test_a_rotated_token_presented_at_once_is_refused_without_ending_the_grant(
+    oauth_app, tokens_for
+) -> None:
+    """A client's own near-simultaneous second refresh (tabs, threads, a retry) lost a race with
+    the first: invalid_grant, but not reuse (oauth.validators.REFRESH_RACE_SECONDS)."""
+    first = tokens_for(oauth_app)
+    second = refresh(oauth_app, first["refresh_token"]).json()
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=1), tick=False):
+        again = refresh(oauth_app, first["refresh_token"])
+
+    assert again.status_code == HTTPStatus.BAD_REQUEST
+    assert again.json()["error"] == "invalid_grant"
+    assert is_valid(second["access_token"])
+    assert Connection.objects.get().revoked_at is None
+    assert not AuditEvent.objects.filter(action="oauth.refresh_token_reused").exists()
+    assert refresh(oauth_app, second["refresh_token"]).status_code == HTTPStatus.OK
 
 
 def test_refresh_keeps_scopes_and_cannot_widen_them(oauth_app, tokens_for) -> None:
