@@ -100,6 +100,8 @@ class ExpiredCodeSweeper:
             now = time.time()
             with self._lock:
                 self._due = {d for d in self._due if d > now}
+            if not self.enabled:
+                continue
             try:
                 deleted = expired_codes_delete()
                 if deleted >= BATCH * MAX_BATCHES:  # bounded: come back for the rest
