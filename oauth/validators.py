@@ -19,11 +19,14 @@ What Gatehouse adds to django-oauth-toolkit's `OAuth2Validator`:
   (`UsedAuthorizationCode`); a second exchange is refused and revokes those tokens;
 - concurrent refreshes of one refresh token: the row is locked for the token request (the token
   view runs it in one transaction), so exactly one rotates it; the others get `invalid_grant`,
-  and a request that lost the race (the token was rotated *after* it arrived, while it was in
-  flight) is not reuse: the winner's tokens keep working. A token presented after its rotation
-  had happened is reuse, however soon after: once a rotation is done the server cannot tell the
-  client's retry from a thief's use, and a grace window would let a thief who is quick keep the
-  grant without anyone noticing (RFC 9700 §4.14.2).
+  and they are not reuse when the token was rotated while they were in flight or at most
+  `REFRESH_RACE_SECONDS` before they arrived: a client firing several refreshes at once (tabs,
+  threads, a retry on a slow response) is common, and ending its grant for that would be wrong.
+  The winner's tokens keep working. Presented later, a rotated token is reuse (RFC 9700
+  §4.14.2). The window is what a thief would need to hit to go unnoticed: use the stolen token
+  less than 2 s before the client's own refresh (docs/security.md says what that costs);
+- a refresh token whose family was ended by a replayed code (above) is refused without ending
+  the whole grant again: that incident was already handled and audited.
 
 The token view (oauth.endpoints.GatehouseTokenView) tells the validator two things through the
 request environ, which clients cannot write (their headers arrive as `HTTP_*`): the origin the
@@ -33,7 +36,7 @@ request came to (`ORIGIN_KEY`) and when it arrived (`RECEIVED_KEY`).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -82,6 +85,9 @@ ISSUED_FAMILY_ATTR = "gatehouse_issued_token_family"
 # Set by the token view in the request environ (never from a client header, see above).
 ORIGIN_KEY = "gatehouse.origin"
 RECEIVED_KEY = "gatehouse.received_at"
+# A refresh token rotated at most this long before a request presenting it arrived (or while it
+# waited) lost a race with the client's own near-simultaneous refresh: not reuse.
+REFRESH_RACE_SECONDS = 2
 
 
 def request_context(request) -> RequestContext:  # noqa: ANN001 — an oauthlib Request
@@ -277,8 +283,12 @@ class GatehouseOAuth2Validator(OAuth2Validator):
             # the request fails with invalid_grant.
             if _active_connection(connection) is None:
                 return False
-            if raced or self._rotated_after_arrival(rt, request):
+            if raced or self._rotated_just_before(rt, request):
                 log.info("Concurrent refresh of one token under %s refused", connection.public_id)
+                return False
+            if UsedAuthorizationCode.objects.filter(
+                refresh_token_family=rt.token_family, replayed_at__isnull=False
+            ).exists():
                 return False
             log.warning("Refresh token reuse detected; revoking %s", connection.public_id)
             connection_revoke_for_reuse(connection=connection, context=request_context(request))
@@ -298,13 +308,13 @@ class GatehouseOAuth2Validator(OAuth2Validator):
         return True
 
     @staticmethod
-    def _rotated_after_arrival(rt, request) -> bool:  # noqa: ANN001
-        """Whether `rt` was rotated after this request arrived, i.e. while it was in flight.
-        Where the database serialises whole token requests (SQLite takes its write lock at
-        BEGIN), the loser of a race only ever sees the token already rotated; on PostgreSQL the
-        row lock in `validate_refresh_token` shows the race directly."""
+    def _rotated_just_before(rt, request) -> bool:  # noqa: ANN001
+        """Whether `rt` was rotated at most REFRESH_RACE_SECONDS before this request arrived,
+        or after. Where the database serialises whole token requests (SQLite takes its write
+        lock at BEGIN), the loser of a race only ever sees the token already rotated; on
+        PostgreSQL the row lock in `validate_refresh_token` shows a race directly."""
         received = _received_at(request)
-        if received is None or rt.revoked <= received:
+        if received is None or rt.revoked < received - timedelta(seconds=REFRESH_RACE_SECONDS):
             return False
         return get_access_token_model().objects.filter(source_refresh_token=rt).exists()
 
