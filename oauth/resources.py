@@ -19,6 +19,7 @@ this deployment's origins), and refreshing one binds the new token to the API ex
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -35,6 +36,15 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def canonical_resource(uri: object) -> str | None:
     """`uri` in canonical form, or None when it is not an absolute http(s) URI without userinfo,
     query or fragment. Pure; never raises."""
+    if not isinstance(uri, str):
+        return None
+    return _canonical(uri)
+
+
+# The gateway asks about the same few identifiers on every request (its own, and the canonical
+# values stored on tokens): remembered, it costs a dict lookup instead of a URL parse (~6 µs).
+@lru_cache(maxsize=1024)
+def _canonical(uri: str) -> str | None:
     if not isinstance(uri, str) or not uri or len(uri) > MAX_RESOURCE_LENGTH:
         return None
     if "?" in uri or "#" in uri or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in uri):

@@ -368,7 +368,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
                 return None
             granted, token_type = access_token.scope, "access_token"
             claims = {"exp": int(access_token.expires.timestamp())}
-            issued = access_token.created
+            issued, audience = access_token.created, access_token.resource
         else:
             refresh_token = live_refresh_token_with_grant(token, application=client)
             connection = connection_of(refresh_token) if refresh_token is not None else None
@@ -376,10 +376,12 @@ class GatehouseOAuth2Validator(OAuth2Validator):
                 return None
             granted, token_type = refresh_token.access_token.scope, "refresh_token"
             claims = {}
-            issued = refresh_token.created
+            issued, audience = refresh_token.created, refresh_token.resource
         role = current_role(connection)
         if role is None:
             return None
+        if audience:  # RFC 7662 §2.2 `aud`: the one resource the token is bound to
+            claims["aud"] = audience[0]
         return {
             **claims,
             "scope": " ".join(sorted(effective_scopes(granted, role))),

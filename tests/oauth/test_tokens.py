@@ -184,6 +184,7 @@ def test_introspection_reports_effective_scope_for_the_clients_own_token(
     assert claims["sub"] == str(members["editor"].pk)
     assert set(claims["scope"].split()) == {"passports:read", "passports:write", "offline_access"}
     assert claims["exp"] > claims["iat"]
+    assert claims["aud"] == API_RESOURCE
 
 
 def test_introspection_of_refresh_token(oauth_app, tokens_for) -> None:
@@ -194,6 +195,7 @@ def test_introspection_of_refresh_token(oauth_app, tokens_for) -> None:
     ).json()
 
     assert claims["active"] is True and claims["token_type"] == "refresh_token"
+    assert claims["aud"] == API_RESOURCE
 
 
 def test_introspection_is_inactive_for_other_clients_and_garbage(make_app, tokens_for) -> None:
