@@ -8,16 +8,25 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
+from types import SimpleNamespace
 
 import pytest
 import requests
+from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from oauth2_provider.models import AccessToken
 
 from audit.models import AuditEvent
 from oauth.models import Connection, UsedAuthorizationCode
+from oauth.services import oauth_app_create
+from tests.servers import gunicorn
 
-from .test_live_clients import UserAgent, authlib_session, confidential_app  # noqa: F401
+from .test_live_clients import (  # noqa: F401 — confidential_app is a fixture
+    SCOPE,
+    UserAgent,
+    authlib_session,
+    confidential_app,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -169,3 +178,41 @@ def test_concurrent_exchanges_of_one_code_are_a_replay(
     assert AuditEvent.objects.filter(action="oauth.authorization_code_reused").count() == (
         THREADS - 1
     )
+
+
+def test_concurrent_refreshes_across_two_gunicorn_workers(workspace, members) -> None:
+    """The same race across processes: the lock is the database's, not a process's. A public
+    client (PKCE, no secret): the test process hashes secrets with MD5, gunicorn would not."""
+    app, _ = oauth_app_create(
+        workspace=workspace, name="CLI", redirect_uris=["https://crm.example.com/oauth/callback"],
+        confidential=False, acting_user=members["admin"],
+    )
+    with gunicorn(workers=2) as base:
+        server = SimpleNamespace(url=base)
+        token_url = f"{base}/api/oauth/token"
+        session = OAuth2Session(
+            client_id=app.client_id, scope=SCOPE, code_challenge_method="S256",
+            redirect_uri="https://crm.example.com/oauth/callback",
+            token_endpoint_auth_method="none",
+        )
+        verifier = generate_token(64)
+        url, _state = session.create_authorization_url(f"{base}/api/oauth/authorize",
+                                                       code_verifier=verifier)
+        callback = UserAgent(base, members["editor"]).consent(url)
+        token = session.fetch_token(token_url, authorization_response=callback,
+                                    code_verifier=verifier)
+
+        def refresh() -> dict:
+            return OAuth2Session(client_id=app.client_id, token_endpoint_auth_method="none") \
+                .refresh_token(token_url, refresh_token=token["refresh_token"])
+
+        results = all_at_once(THREADS, refresh)
+
+        winners = [result for result in results if isinstance(result, dict)]
+        assert len(winners) == 1, results
+        assert [r for r in results if not isinstance(r, dict)] == ["invalid_grant"] * (
+            THREADS - 1
+        )
+        assert me(server, winners[0]["access_token"]) == HTTPStatus.OK
+    assert Connection.objects.active().count() == 1
+    assert AccessToken.objects.get().resource == [f"{base}/api/v1"]
