@@ -56,9 +56,12 @@ _KEY_REFUSALS: dict[str, tuple[int, str]] = {
 }
 
 
-def verify_api_key(token: str, *, ip: str | None, fresh: bool = False) -> Principal | AuthFailure:
+def verify_api_key(
+    token: str, *, ip: str | None, resource: str | None = None, fresh: bool = False
+) -> Principal | AuthFailure:
     """`gk_` tokens: shape, checksum and environment without I/O, then `apikey_check_digest` (one
-    indexed lookup by keyed digest, joined to the workspace and plan).
+    indexed lookup by keyed digest, joined to the workspace and plan). `resource` (the resource
+    being called) does not matter: a key is valid at every resource of this deployment (SPEC §14).
 
     With Redis, a key that passed may come from the per-process cache (`apikeys.keycache`); the
     principal then carries the `versions` that the metering step confirms in its one Redis call

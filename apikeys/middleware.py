@@ -237,18 +237,20 @@ class ApiGatewayMiddleware:
         if isinstance(token, HttpResponse):
             return token
         ip = client_ip(request)
+        # The resource being called (RFC 8707): OAuth tokens bound to another are refused.
+        resource = request.build_absolute_uri(API_V1_PREFIX.rstrip("/"))
         verifier = self.route(token)
         family: CredentialFamily | None = getattr(verifier, "credential_family", None)
         digest = family.screen(token) if family is not None else None
         if digest is None:  # refused by the verifier without I/O, or a family without a filter
-            result = self.verify(token, ip=ip, fresh=fresh)
+            result = self.verify(token, ip=ip, resource=resource, fresh=fresh)
             return failure_response(request, result) if isinstance(result, AuthFailure) else result
         verdict = credential_filter.check(digest)
         if verdict is Verdict.UNKNOWN:
             return failure_response(request, family.unknown)
         if verdict is Verdict.UNCERTAIN and failed_auth_exhausted(request):
             return too_many_failures(request, credential_filter.retry_after())
-        result = self.verify(token, ip=ip, fresh=fresh)
+        result = self.verify(token, ip=ip, resource=resource, fresh=fresh)
         if isinstance(result, AuthFailure) and not result.known:
             if verdict is Verdict.UNCERTAIN:
                 failed_auth_record(request)
@@ -262,12 +264,16 @@ class ApiGatewayMiddleware:
                 return verifier
         return None
 
-    def verify(self, token: str, *, ip: str | None, fresh: bool = False) -> Principal | AuthFailure:
+    def verify(
+        self, token: str, *, ip: str | None, resource: str, fresh: bool = False
+    ) -> Principal | AuthFailure:
         verifier = self.route(token)
         if verifier is not None:
             # `fresh` only after a cached principal went stale, which only a verifier that
             # caches (API keys) can produce.
-            return verifier(token, ip=ip, fresh=True) if fresh else verifier(token, ip=ip)
+            if fresh:
+                return verifier(token, ip=ip, resource=resource, fresh=True)
+            return verifier(token, ip=ip, resource=resource)
         for prefix, error in _UNVERIFIED_PREFIX_ERRORS.items():
             if token.startswith(prefix):
                 return AuthFailure(

@@ -1,8 +1,9 @@
 """Who is calling the JSON API: the gateway's common result for every kind of credential.
 
 `/api/v1/` tokens are routed by prefix to a verifier (settings.GATEHOUSE_TOKEN_VERIFIERS):
-`gk_` → API keys (`apikeys`), `gat_` → OAuth access tokens (`oauth`). A verifier takes the token
-and the client IP and returns a `Principal` or an `AuthFailure`.
+`gk_` → API keys (`apikeys`), `gat_` → OAuth access tokens (`oauth`). A verifier takes the token,
+the client IP and the absolute identifier of the resource being called (`<origin>/api/v1`, RFC
+8707), and returns a `Principal` or an `AuthFailure`.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ WORKSPACE_ACTIONS: dict[str, str] = {
     "oauth.consent_granted": "OAuth consent granted",
     "oauth.token_revoked": "OAuth token revoked",
     "oauth.refresh_token_reused": "OAuth refresh token reused",
+    "oauth.authorization_code_reused": "OAuth authorization code reused",
     "member.added": "Member added",
     "member.role_changed": "Member role changed",
     "member.removed": "Member removed",

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.csp import CSP
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -59,8 +60,10 @@ from workspaces.roles import Role
 from workspaces.scopes import get_scope, scopes_for_role
 
 from .redirects import redirect_uri_problem, redirects_without_asking
+from .resources import describe_resources, own_resources, request_origin
 from .scopes import OFFLINE_ACCESS
 from .services import oauth_app_register_dynamic
+from .validators import ORIGIN_KEY, RECEIVED_KEY
 
 Application = get_application_model()
 log = logging.getLogger(__name__)
@@ -268,19 +271,18 @@ class AuthorizationView(BaseAuthorizationView):
             return self.error_response(error, application=None)
         application = Application.objects.get(client_id=credentials["client_id"])
         resources = request.GET.getlist("resource") or request.POST.get("resource", "").split()
-        api = api_resource(request)
-        for resource in resources:
-            # RFC 8707: this server issues tokens for one resource, the API.
-            if not (resource == api or resource.startswith(api + "/")):
-                return self._deny(
-                    credentials,
-                    errors.CustomOAuth2Error(
-                        error="invalid_target",
-                        description=f"Tokens from this server are only valid for {api}.",
-                    ),
-                    application,
-                )
-        credentials["resource"] = resources
+        bound = own_resources(resources, origin=request_origin(request))
+        if bound is None:  # RFC 8707 §2: only this deployment's resources (oauth.resources)
+            return self._deny(
+                credentials,
+                errors.CustomOAuth2Error(
+                    error="invalid_target",
+                    description="Tokens from this server are only valid for "
+                    f"{describe_resources(request_origin(request))}.",
+                ),
+                application,
+            )
+        credentials["resource"] = bound
         return scopes, credentials, application
 
     def _consent(
@@ -405,7 +407,17 @@ class GatehouseTokenView(TokenView):
         refused = refuse_unusable_request(
             request, group="oauth.token", setting="GATEHOUSE_OAUTH_TOKEN_RATE", default="60/m"
         )
-        return refused or self.authorization_flow_token_response(request)
+        if refused:
+            return refused
+        # What the validator cannot know from oauthlib's request (oauth.validators): the origin
+        # whose resources tokens may be bound to, and when the request arrived — before it waits
+        # for any lock.
+        request.META[ORIGIN_KEY] = request_origin(request)
+        request.META[RECEIVED_KEY] = timezone.now()
+        # One transaction: the code or refresh token is locked from validation to issuance, so
+        # concurrent uses of one are serialised (one wins, the others see it used).
+        with transaction.atomic():
+            return self.authorization_flow_token_response(request)
 
 
 class GatehouseRevokeTokenView(RevokeTokenView):

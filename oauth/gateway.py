@@ -1,7 +1,10 @@
 """The gateway's verifier for OAuth access tokens (settings.GATEHOUSE_TOKEN_VERIFIERS["gat_"]).
 
 `verify_access_token` answers "who is calling, in which workspace, with which scopes" for a
-`gat_…` bearer token on `/api/v1/`. Effective scopes are the token's granted scopes ∩ what the
+`gat_…` bearer token at `resource`, the absolute identifier of the protected resource being
+called (`<origin>/api/v1`; later `<origin>/mcp`). A token bound to another resource (RFC 8707,
+MCP "Token Audience Binding"; oauth.resources) is refused like an unknown one.
+Effective scopes are the token's granted scopes ∩ what the
 granting user's *current* role in the token's workspace allows (SPEC §7), so a demoted editor's
 tokens lose write at once and a removed member's tokens stop working. Every failure is a 401
 `invalid_token`; the message says why without revealing anything about other tenants.
@@ -17,6 +20,7 @@ from oauth2_provider.models import get_access_token_model
 from apikeys.credfilter import CredentialFamily
 from apikeys.principal import AuthFailure, Principal
 
+from .resources import audience_allows
 from .selectors import effective_scopes, gateway_grant, token_checksum
 from .services import connection_touch
 from .tokens import ACCESS_TOKEN_PREFIX, is_well_formed
@@ -29,13 +33,15 @@ def _invalid(message: str, *, looked_up: bool = True, known: bool = False) -> Au
 UNKNOWN_TOKEN = "The access token is unknown or has been revoked."
 
 
-def verify_access_token(token: str, *, ip: str | None) -> Principal | AuthFailure:
+def verify_access_token(token: str, *, ip: str | None, resource: str) -> Principal | AuthFailure:
     if not is_well_formed(token, ACCESS_TOKEN_PREFIX):
         return _invalid("The access token is malformed.", looked_up=False)
     grant = gateway_grant(token)
     if grant is None:
         return _invalid(UNKNOWN_TOKEN)
     access_token, connection, role = grant.access_token, grant.connection, grant.role
+    if not audience_allows(access_token.resource, resource):
+        return _invalid("The access token was issued for another resource, not this one.")
     if access_token.is_expired():
         return _invalid(
             "The access token has expired; refresh it or authorize the app again.", known=True

@@ -16,6 +16,8 @@ one-to-one side row:
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -157,3 +159,40 @@ class RefreshTokenLink(models.Model):
 
     def __str__(self) -> str:
         return f"refresh_token #{self.pk} → connection #{self.connection_id}"
+
+
+# How long an exchanged code is remembered: a replay after that is refused (the code is gone) but
+# no longer revokes what it issued.
+USED_CODE_RETENTION = timedelta(days=1)
+
+
+class UsedAuthorizationCode(models.Model):
+    """An authorization code that was exchanged, remembered by its digest after DOT deletes the
+    grant, with what its exchange issued: RFC 6749 §4.1.2 — a second use is refused and revokes
+    the tokens issued from it (OAuth 2.1 §4.1.3). The access token is the first one; the refresh
+    token family (DOT's `token_family`) covers every rotation that descends from the code.
+    Kept for `USED_CODE_RETENTION`, then deleted (oauth.codesweep, `prune`)."""
+
+    code_digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the code.")
+    application = models.ForeignKey(
+        oauth2_settings.APPLICATION_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="used_codes"
+    )
+    # No database constraint and no cascade: the access token is deleted when it is rotated or
+    # revoked, and deleting it must not cost a query here; a stale id simply matches nothing.
+    access_token = models.ForeignKey(
+        oauth2_settings.ACCESS_TOKEN_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    refresh_token_family = models.UUIDField(null=True, blank=True)
+    used_at = models.DateTimeField(default=timezone.now, db_index=True)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"used code #{self.pk} → connection #{self.connection_id}"

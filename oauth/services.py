@@ -23,7 +23,8 @@ from audit.models import ActorType
 from audit.services import Actor, RequestContext, audit_record
 from workspaces.models import Membership, Workspace
 
-from .models import Connection, WorkspaceApp
+from .codesweep import expired_codes_delete
+from .models import Connection, UsedAuthorizationCode, WorkspaceApp
 from .redirects import validate_redirect_uris
 
 Application = get_application_model()
@@ -446,4 +447,50 @@ def oauth_prune(*, now=None, unused_after: timedelta = UNUSED_DYNAMIC_CLIENT_AGE
     if unused:
         Application.objects.filter(pk__in=unused).delete()
     clear_expired()
+    expired_codes_delete(now=now)  # and used-code records past their retention
     return len(unused)
+
+
+def authorization_code_replay(
+    *, used: UsedAuthorizationCode, context: RequestContext | None = None
+) -> int:
+    """An exchanged authorization code was presented again (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3):
+    the exchange is refused by the caller, and here every token issued from the code ends — its
+    access token and the whole refresh-token family descending from it — recorded as
+    `oauth.authorization_code_reused`. Other codes' tokens under the same grant are untouched.
+    Returns how many live tokens were revoked."""
+    AccessToken = get_access_token_model()
+    RefreshToken = get_refresh_token_model()
+    now = timezone.now()
+    with transaction.atomic():
+        access_ids = {used.access_token_id} - {None}
+        live_refresh = 0
+        if used.refresh_token_family is not None:
+            family = RefreshToken.objects.filter(token_family=used.refresh_token_family)
+            live_refresh = family.filter(revoked__isnull=True).count()
+            access_ids |= set(
+                family.exclude(access_token=None).values_list("access_token_id", flat=True)
+            )
+        revoked = live_refresh + AccessToken.objects.filter(pk__in=access_ids).count()
+        AccessToken.objects.filter(pk__in=access_ids).delete()
+        if used.refresh_token_family is not None:
+            RefreshToken.revoke_family(used.refresh_token_family)
+        UsedAuthorizationCode.objects.filter(pk=used.pk).update(replayed_at=now)
+        connection = used.connection
+        audit_record(
+            action="oauth.authorization_code_reused",
+            actor=app_actor(connection.application),
+            workspace=connection.workspace,
+            target_type="oauth_app",
+            target_id=connection.application.client_id,
+            target_label=app_label(connection.application),
+            context=context,
+            metadata={
+                "connection": connection.public_id,
+                "client_id": connection.application.client_id,
+                "user_id": connection.user_id,
+                "first_used_at": used.used_at.isoformat(),
+                "tokens_revoked": revoked,
+            },
+        )
+    return revoked

@@ -11,23 +11,56 @@ What Gatehouse adds to django-oauth-toolkit's `OAuth2Validator`:
 - presenting a rotated (revoked) refresh token revokes the whole connection and records
   `oauth.refresh_token_reused` (RFC 9700 §4.14.2);
 - RFC 7009 revocation of either token ends the whole grant it belongs to (§2.1), audited as
-  `oauth.token_revoked` with the app as the actor.
+  `oauth.token_revoked` with the app as the actor;
+- RFC 8707 audience binding (oauth.resources): `resource` at the token endpoint must name one of
+  this deployment's resources (else `invalid_target`), within what the authorization named, and
+  every token is bound to exactly one (default: the API); a refresh keeps the refresh token's;
+- RFC 6749 §4.1.2: an exchanged code is remembered by its digest with what it issued
+  (`UsedAuthorizationCode`); a second exchange is refused and revokes those tokens;
+- concurrent refreshes of one refresh token: the row is locked for the token request (the token
+  view runs it in one transaction), so exactly one rotates it; the others get `invalid_grant`,
+  and they are not reuse when the token was rotated while they were in flight or at most
+  `REFRESH_RACE_SECONDS` before they arrived: a client firing several refreshes at once (tabs,
+  threads, a retry on a slow response) is common, and ending its grant for that would be wrong.
+  The winner's tokens keep working. Presented later, a rotated token is reuse (RFC 9700
+  §4.14.2). The window is what a thief would need to hit to go unnoticed: use the stolen token
+  less than 2 s before the client's own refresh (docs/security.md says what that costs);
+- a refresh token whose family was ended by a replayed code (above) is refused without ending
+  the whole grant again: that incident was already handled and audited.
+
+The token view (oauth.endpoints.GatehouseTokenView) tells the validator two things through the
+request environ, which clients cannot write (their headers arrive as `HTTP_*`): the origin the
+request came to (`ORIGIN_KEY`) and when it arrived (`RECEIVED_KEY`).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
+from django.db import IntegrityError, transaction
 from django.db.models import F
-from oauth2_provider.models import get_refresh_token_model
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_grant_model,
+    get_refresh_token_model,
+)
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
 from apikeys.credfilter import credential_created
 from audit.services import RequestContext
 
-from .models import AccessTokenLink, Connection, GrantLink, RefreshTokenLink
+from .codesweep import code_sweeper
+from .models import (
+    AccessTokenLink,
+    Connection,
+    GrantLink,
+    RefreshTokenLink,
+    UsedAuthorizationCode,
+)
 from .redirects import redirect_uri_problem
+from .resources import api_resource_at, canonical_resource, describe_resources, own_resource
 from .selectors import (
     access_token_with_grant,
     connection_of,
@@ -36,11 +69,26 @@ from .selectors import (
     live_refresh_token_with_grant,
     token_checksum,
 )
+from .services import (
+    app_actor,
+    authorization_code_replay,
+    connection_revoke,
+    connection_revoke_for_reuse,
+)
 
 log = logging.getLogger(__name__)
 
 CONNECTION_ATTR = "gatehouse_connection"
 CONNECTION_ID_ATTR = "gatehouse_connection_id"
+RESOURCE_ATTR = "gatehouse_resource"
+ISSUED_ACCESS_TOKEN_ATTR = "gatehouse_issued_access_token_id"
+ISSUED_FAMILY_ATTR = "gatehouse_issued_token_family"
+# Set by the token view in the request environ (never from a client header, see above).
+ORIGIN_KEY = "gatehouse.origin"
+RECEIVED_KEY = "gatehouse.received_at"
+# A refresh token rotated at most this long before a request presenting it arrived (or while it
+# waited) lost a race with the client's own near-simultaneous refresh: not reuse.
+REFRESH_RACE_SECONDS = 2
 
 
 def request_context(request) -> RequestContext:  # noqa: ANN001 — an oauthlib Request
@@ -55,6 +103,70 @@ def _active_connection(connection: Connection | None) -> Connection | None:
     if connection is None or connection.revoked_at is not None:
         return None
     return connection
+
+
+def _invalid_target(request, description: str) -> errors.CustomOAuth2Error:  # noqa: ANN001
+    return errors.CustomOAuth2Error(
+        error="invalid_target", description=description, request=request
+    )
+
+
+def _origin(request) -> str:  # noqa: ANN001
+    origin = (request.headers or {}).get(ORIGIN_KEY)
+    if not origin:  # not through the token view: bind nothing rather than guess
+        raise _invalid_target(request, "This endpoint cannot determine its own resources.")
+    return origin
+
+
+def _requested_resources(request) -> list[str]:  # noqa: ANN001
+    """Every `resource` parameter of the token request (RFC 8707 allows repeating it; oauthlib
+    keeps only the last)."""
+    values = [value for key, value in (request.decoded_body or []) if key == "resource"]
+    if not values and isinstance(getattr(request, "resource", None), str):
+        values = [request.resource]
+    return values
+
+
+def bind_resource(request, *, allowed: list[str] | None) -> str:  # noqa: ANN001
+    """The one resource (canonical identifier) the token being issued is bound to (RFC 8707 §2.2).
+
+    `allowed`: what the authorization code or refresh token already allows — None for a code
+    whose authorization named no resource (any of ours may be named now). Raises
+    `invalid_target` for a resource that is not ours, more than one, one outside `allowed`, or a
+    stored one that is not ours (a token minted for another server before audience binding)."""
+    origin = _origin(request)
+    ours = describe_resources(origin)
+    requested: list[str] = []
+    for value in _requested_resources(request):
+        canonical = own_resource(value, origin=origin)
+        if canonical is None:
+            raise _invalid_target(request, f"Tokens from this server are only valid for {ours}.")
+        if canonical not in requested:
+            requested.append(canonical)
+    if len(requested) > 1:
+        raise _invalid_target(request, "Name one resource per token request.")
+    if allowed is not None:
+        allowed_ours = [own_resource(value, origin=origin) for value in allowed]
+        if None in allowed_ours:
+            raise _invalid_target(
+                request, f"This grant is bound to a resource this server does not serve ({ours})."
+            )
+        if requested and requested[0] not in allowed_ours:
+            raise _invalid_target(
+                request, "The resource is not one this grant was authorized for."
+            )
+        if not requested:
+            if len(allowed_ours) > 1:
+                raise _invalid_target(
+                    request, "The authorization named several resources: name one."
+                )
+            requested = allowed_ours[:1]
+    return requested[0] if requested else api_resource_at(origin)
+
+
+def _received_at(request) -> datetime | None:  # noqa: ANN001
+    value = (request.headers or {}).get(RECEIVED_KEY)
+    return value if isinstance(value, datetime) else None
 
 
 class GatehouseOAuth2Validator(OAuth2Validator):
@@ -73,10 +185,23 @@ class GatehouseOAuth2Validator(OAuth2Validator):
             raise errors.AccessDeniedError(description="Consent is required.", request=request)
         grant = self._create_authorization_code(request, code)
         GrantLink.objects.create(grant=grant, connection_id=connection_id)
+        code_sweeper.schedule(grant.expires)  # deleted soon after it expires, if not exchanged
 
     # --- Token endpoint: authorization code --------------------------------------------------
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:  # noqa: ANN001, ANN002, ANN003
+        # Lock the code for this token request (one transaction, see the token view): a
+        # concurrent exchange of the same code waits here, then finds it exchanged — a replay.
+        grant = (
+            get_grant_model()
+            .objects.select_for_update()
+            .filter(code=code, application=client)
+            .only("pk", "resource")
+            .first()
+        )
+        if grant is None:
+            self._refuse_replayed_code(code, client, request)
+            return False
         if not super().validate_code(client_id, code, client, request, *args, **kwargs):
             return False
         link = (
@@ -87,8 +212,45 @@ class GatehouseOAuth2Validator(OAuth2Validator):
         connection = _active_connection(link.connection if link else None)
         if connection is None:
             return False
+        setattr(request, RESOURCE_ATTR, bind_resource(request, allowed=grant.resource or None))
         setattr(request, CONNECTION_ATTR, connection)
         return True
+
+    def _refuse_replayed_code(self, code, client, request) -> None:  # noqa: ANN001
+        """RFC 6749 §4.1.2: a code exchanged before revokes what that exchange issued."""
+        if not isinstance(code, str) or client is None:
+            return
+        used = (
+            UsedAuthorizationCode.objects.select_related(
+                "connection__application", "connection__workspace"
+            )
+            .filter(code_digest=token_checksum(code), application=client)
+            .first()
+        )
+        if used is None:
+            return
+        log.warning(
+            "Authorization code replayed; revoking what it issued under %s",
+            used.connection.public_id,
+        )
+        authorization_code_replay(used=used, context=request_context(request))
+
+    def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        """DOT deletes the grant; remember the code's digest and what its exchange issued, in the
+        same transaction as the tokens."""
+        super().invalidate_authorization_code(client_id, code, request, *args, **kwargs)
+        try:
+            with transaction.atomic():
+                UsedAuthorizationCode.objects.create(
+                    code_digest=token_checksum(code),
+                    application=request.client,
+                    connection=self._connection(request),
+                    access_token_id=getattr(request, ISSUED_ACCESS_TOKEN_ATTR, None),
+                    refresh_token_family=getattr(request, ISSUED_FAMILY_ATTR, None),
+                )
+        except IntegrityError:  # exchanged concurrently after all: issue nothing
+            transaction.set_rollback(True)
+            raise errors.InvalidGrantError(request=request) from None
 
     # --- Token endpoint: refresh token ---------------------------------------------------------
 
@@ -102,25 +264,60 @@ class GatehouseOAuth2Validator(OAuth2Validator):
         )
         if rt is None:
             return False
+        raced = False
+        if rt.revoked is None:
+            # Lock it for the rest of this token request (one transaction, see the token view):
+            # a concurrent refresh of the same token waits here until this one commits.
+            revoked = (
+                RefreshToken.objects.select_for_update()
+                .filter(pk=rt.pk)
+                .values_list("revoked", flat=True)
+                .first()
+            )
+            if revoked is not None:
+                rt.revoked, raced = revoked, True
         link = getattr(rt, "gatehouse_link", None)  # reverse one-to-one: None when missing
         connection = link.connection if link is not None else None
         if rt.revoked is not None:
             # A rotated (or revoked) refresh token. If its grant is still live this is reuse:
-            # end the grant. Either way the request fails with invalid_grant.
-            if _active_connection(connection) is not None:
-                from .services import connection_revoke_for_reuse
-
-                log.warning("Refresh token reuse detected; revoking %s", connection.public_id)
-                connection_revoke_for_reuse(
-                    connection=connection, context=request_context(request)
-                )
+            # end the grant — unless this request lost a race with the rotation. Either way
+            # the request fails with invalid_grant.
+            if _active_connection(connection) is None:
+                return False
+            if raced or self._rotated_just_before(rt, request):
+                log.info("Concurrent refresh of one token under %s refused", connection.public_id)
+                return False
+            if UsedAuthorizationCode.objects.filter(
+                refresh_token_family=rt.token_family, replayed_at__isnull=False
+            ).exists():
+                return False
+            log.warning("Refresh token reuse detected; revoking %s", connection.public_id)
+            connection_revoke_for_reuse(connection=connection, context=request_context(request))
             return False
         if _active_connection(connection) is None:
             return False
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
+        # The new tokens keep the refresh token's audience; one from before audience binding
+        # (empty) was for the API.
+        setattr(
+            request,
+            RESOURCE_ATTR,
+            bind_resource(request, allowed=rt.resource or [api_resource_at(_origin(request))]),
+        )
         setattr(request, CONNECTION_ATTR, connection)
         return True
+
+    @staticmethod
+    def _rotated_just_before(rt, request) -> bool:  # noqa: ANN001
+        """Whether `rt` was rotated at most REFRESH_RACE_SECONDS before this request arrived,
+        or after. Where the database serialises whole token requests (SQLite takes its write
+        lock at BEGIN), the loser of a race only ever sees the token already rotated; on
+        PostgreSQL the row lock in `validate_refresh_token` shows a race directly."""
+        received = _received_at(request)
+        if received is None or rt.revoked < received - timedelta(seconds=REFRESH_RACE_SECONDS):
+            return False
+        return get_access_token_model().objects.filter(source_refresh_token=rt).exists()
 
     # --- Issuing tokens ----------------------------------------------------------------------
 
@@ -137,6 +334,8 @@ class GatehouseOAuth2Validator(OAuth2Validator):
         )
         AccessTokenLink.objects.create(access_token=access_token, connection=connection)
         credential_created(access_token.token_checksum)  # every process knows it from its first use
+        if request.grant_type == "authorization_code":
+            setattr(request, ISSUED_ACCESS_TOKEN_ATTR, access_token.pk)
         return access_token
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):  # noqa: ANN001, ANN202, E501
@@ -145,7 +344,17 @@ class GatehouseOAuth2Validator(OAuth2Validator):
             request, refresh_token_code, access_token, previous_refresh_token
         )
         RefreshTokenLink.objects.create(refresh_token=refresh_token, connection=connection)
+        if request.grant_type == "authorization_code":
+            setattr(request, ISSUED_FAMILY_ATTR, refresh_token.token_family)
         return refresh_token
+
+    def _check_and_set_request_resource(self, request) -> None:  # noqa: ANN001
+        """DOT's RFC 8707 handling at issuance, replaced: `validate_code` and
+        `validate_refresh_token` chose the one resource already. Fails closed without one."""
+        resource = getattr(request, RESOURCE_ATTR, None)
+        if canonical_resource(resource) is None:
+            raise errors.InvalidGrantError(request=request)
+        request.resource = [resource]
 
     # --- Introspection endpoint (RFC 7662) ------------------------------------------------------
 
@@ -161,7 +370,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
                 return None
             granted, token_type = access_token.scope, "access_token"
             claims = {"exp": int(access_token.expires.timestamp())}
-            issued = access_token.created
+            issued, audience = access_token.created, access_token.resource
         else:
             refresh_token = live_refresh_token_with_grant(token, application=client)
             connection = connection_of(refresh_token) if refresh_token is not None else None
@@ -169,10 +378,12 @@ class GatehouseOAuth2Validator(OAuth2Validator):
                 return None
             granted, token_type = refresh_token.access_token.scope, "refresh_token"
             claims = {}
-            issued = refresh_token.created
+            issued, audience = refresh_token.created, refresh_token.resource
         role = current_role(connection)
         if role is None:
             return None
+        if audience:  # RFC 7662 §2.2 `aud`: the one resource the token is bound to
+            claims["aud"] = audience[0]
         return {
             **claims,
             "scope": " ".join(sorted(effective_scopes(granted, role))),
@@ -204,8 +415,6 @@ class GatehouseOAuth2Validator(OAuth2Validator):
         )
         if connection is None:
             return
-        from .services import app_actor, connection_revoke
-
         connection_revoke(
             connection=connection,
             actor=app_actor(request.client),

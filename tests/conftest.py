@@ -52,11 +52,14 @@ def _fast_hashing_and_clean_cache(request, settings, django_db_blocker) -> Itera
     )
     from apikeys.keycache import key_cache
     from apikeys.usage import usage_buffer
+    from oauth.codesweep import code_sweeper
 
     # Usage is flushed explicitly in tests (usage_flush); a background thread writing to the
     # test database on its own schedule would race the tests and outlive them.
     usage_buffer.autoflush = False
     usage_buffer.discard()
+    # Likewise the sweeper of expired authorization codes (its own test turns it on).
+    code_sweeper.enabled = False
     key_cache.clear()  # this process's verified keys: rows of earlier tests are gone
     if uses_db:  # the cache lives in the test database unless REDIS_URL is set
         from django.core.cache import cache

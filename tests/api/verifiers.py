@@ -4,7 +4,7 @@ from apikeys.principal import AuthFailure, Principal
 from workspaces.models import Workspace
 
 
-def always_acme(token: str, *, ip: str | None) -> Principal | AuthFailure:
+def always_acme(token: str, *, ip: str | None, resource: str) -> Principal | AuthFailure:
     workspace = Workspace.objects.select_related("plan").get(slug="acme")
     return Principal(
         kind="oauth", id="zz", name="Test verifier", workspace=workspace,

@@ -22,6 +22,7 @@ from audit.actions import ACTIONS
 from audit.models import ActorType, AuditEvent
 from audit.services import Actor
 from oauth import services as oauth_services
+from oauth.models import UsedAuthorizationCode
 from tests.audit.helpers import CONTEXT
 from tests.factories import UserFactory, plan_named
 from workspaces import services as workspace_services
@@ -289,6 +290,21 @@ def case_connection_revoke_for_reuse(workspace, members) -> Expected:  # noqa: A
                     "oauth_app", application.client_id, workspace)
 
 
+def case_authorization_code_replay(workspace, members) -> Expected:  # noqa: ANN001
+    # An exchanged code presented again: what it issued ends, and the actor is the app.
+    application = _app(workspace, members["admin"])
+    connection = oauth_services.connection_grant(
+        user=members["editor"], application=application, workspace=workspace,
+        scopes=["passports:read"],
+    )
+    used = UsedAuthorizationCode.objects.create(
+        code_digest="0" * 64, application=application, connection=connection
+    )
+    oauth_services.authorization_code_replay(used=used, context=CONTEXT)
+    return Expected("oauth.authorization_code_reused", oauth_services.app_actor(application),
+                    "oauth_app", application.client_id, workspace)
+
+
 CASES: dict[str, Callable[..., Expected]] = {
     "workspaces.services.workspace_create": case_workspace_create,
     "workspaces.services.membership_add": case_membership_add,
@@ -313,6 +329,7 @@ CASES: dict[str, Callable[..., Expected]] = {
     "oauth.services.connection_grant": case_connection_grant,
     "oauth.services.connection_revoke": case_connection_revoke,
     "oauth.services.connection_revoke_for_reuse": case_connection_revoke_for_reuse,
+    "oauth.services.authorization_code_replay": case_authorization_code_replay,
 }
 
 

@@ -17,6 +17,7 @@ from django.test import Client
 from oauth.services import oauth_app_create
 
 REDIRECT_URI = "https://app.example.com/callback"
+API_RESOURCE = "http://testserver/api/v1"  # the test client's origin
 AUTHORIZE = "/api/oauth/authorize"
 TOKEN = "/api/oauth/token"
 REVOKE = "/api/oauth/revoke"

@@ -17,6 +17,8 @@ from oauth.models import Connection
 from oauth.services import oauth_app_register_dynamic, oauth_prune
 from tests.factories import UserFactory
 
+from .conftest import API_RESOURCE
+
 
 @pytest.fixture
 def staff(db) -> Client:
@@ -69,7 +71,7 @@ def test_delete_action_goes_through_the_service(staff, oauth_app, tokens_for) ->
 
     assert response.status_code == HTTPStatus.FOUND
     assert Application.objects.count() == 0
-    assert verify_access_token(token, ip=None).error == "invalid_token"
+    assert verify_access_token(token, ip=None, resource=API_RESOURCE).error == "invalid_token"
     assert AuditEvent.objects.get(action="oauth_app.deleted").actor_type == "user"
     assert AuditEvent.objects.filter(action="oauth.token_revoked").count() == 1
 
@@ -82,7 +84,7 @@ def test_revoke_action_on_tokens_revokes_their_grant(staff, oauth_app, tokens_fo
         {"action": "revoke_grants", "_selected_action": [AccessToken.objects.get().pk]},
     )
 
-    assert verify_access_token(token, ip=None).error == "invalid_token"
+    assert verify_access_token(token, ip=None, resource=API_RESOURCE).error == "invalid_token"
     event = AuditEvent.objects.get(action="oauth.token_revoked")
     assert event.metadata["reason"] == "revoked_by_staff"
 
@@ -118,7 +120,7 @@ def test_staff_who_may_only_view_cannot_revoke_grants(
     client.post(changelist, {"action": action, "_selected_action": [model.objects.get().pk]})
 
     assert Connection.objects.get().revoked_at is None
-    assert verify_access_token(token, ip=None).kind == "oauth"  # still valid
+    assert verify_access_token(token, ip=None, resource=API_RESOURCE).kind == "oauth"  # still valid
     assert not AuditEvent.objects.filter(action="oauth.token_revoked").exists()
 
 

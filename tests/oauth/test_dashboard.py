@@ -13,7 +13,7 @@ from audit.models import AuditEvent
 from oauth.gateway import verify_access_token
 from oauth.models import Connection, WorkspaceApp
 
-from .conftest import TOKEN
+from .conftest import API_RESOURCE, TOKEN
 
 APPS = "/w/acme/settings/oauth-apps/"
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -145,7 +145,7 @@ def test_delete_app_revokes_its_tokens(client_for, oauth_app, tokens_for) -> Non
     assert response["HX-Retarget"] == "#app-table"
     assert Application.objects.count() == 0
     assert AccessToken.objects.count() == 0
-    assert verify_access_token(token, ip=None).error == "invalid_token"
+    assert verify_access_token(token, ip=None, resource=API_RESOURCE).error == "invalid_token"
     deleted = AuditEvent.objects.get(action="oauth_app.deleted")
     assert deleted.metadata == {"connections_revoked": 1, "door": "dashboard"}
     revoked = AuditEvent.objects.get(action="oauth.token_revoked")
@@ -207,7 +207,8 @@ def test_revoke_from_connected_apps_ends_the_grant(client_for, oauth_app, tokens
 
     assert response.status_code == HTTPStatus.OK
     assert 'data-testid="connection-row"' not in response.content.decode()
-    assert verify_access_token(body["access_token"], ip=None).error == "invalid_token"
+    failure = verify_access_token(body["access_token"], ip=None, resource=API_RESOURCE)
+    assert failure.error == "invalid_token"
     event = AuditEvent.objects.get(action="oauth.token_revoked")
     assert event.actor_id == str(members["editor"].pk)
     assert event.metadata["reason"] == "revoked_by_user"

@@ -197,7 +197,9 @@ def test_missing_code_verifier_is_refused(client_for, oauth_app, authorize, exch
     assert AccessToken.objects.count() == 0
 
 
-def test_reused_code_is_invalid_grant(client_for, oauth_app, authorize, exchange) -> None:
+def test_reused_code_is_invalid_grant_and_revokes_what_it_issued(
+    client_for, oauth_app, authorize, exchange
+) -> None:
     authorized = authorize(client_for("editor"), oauth_app)
     assert exchange(oauth_app, authorized).status_code == HTTPStatus.OK
 
@@ -205,7 +207,8 @@ def test_reused_code_is_invalid_grant(client_for, oauth_app, authorize, exchange
 
     assert again.status_code == HTTPStatus.BAD_REQUEST
     assert again.json()["error"] == "invalid_grant"
-    assert AccessToken.objects.count() == 1
+    assert AccessToken.objects.count() == 0  # RFC 6749 §4.1.2 (tests/oauth/test_code_replay.py)
+    assert not RefreshToken.objects.filter(revoked__isnull=True).exists()
 
 
 def test_expired_code_is_invalid_grant(client_for, oauth_app, authorize, exchange) -> None:

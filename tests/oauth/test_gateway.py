@@ -21,13 +21,15 @@ from oauth.tokens import generate_access_token
 from workspaces.models import Membership
 from workspaces.services import membership_change_role
 
+from .conftest import API_RESOURCE
+
 PASSPORT = {"gtin": "4006381333931", "serial_number": "SN-1", "product_name": "Kettle"}
 
 
 def test_valid_token_yields_an_oauth_principal(oauth_app, tokens_for, members, workspace):
     body = tokens_for(oauth_app, "editor")
 
-    principal = verify_access_token(body["access_token"], ip="203.0.113.9")
+    principal = verify_access_token(body["access_token"], ip="203.0.113.9", resource=API_RESOURCE)
 
     assert isinstance(principal, Principal)
     assert principal.kind == "oauth"
@@ -45,7 +47,7 @@ def test_valid_token_yields_an_oauth_principal(oauth_app, tokens_for, members, w
 )
 def test_malformed_tokens_are_refused_without_a_lookup(db, token, django_assert_num_queries):
     with django_assert_num_queries(0):
-        failure = verify_access_token(token, ip=None)
+        failure = verify_access_token(token, ip=None, resource=API_RESOURCE)
     assert isinstance(failure, AuthFailure)
     assert failure.error == "invalid_token" and failure.status == 401
     assert failure.looked_up is False
@@ -55,11 +57,11 @@ def test_tampered_token_is_invalid(oauth_app, tokens_for) -> None:
     token = tokens_for(oauth_app)["access_token"]
     flipped = token[:10] + ("B" if token[10] != "B" else "C") + token[11:]
 
-    assert verify_access_token(flipped, ip=None).error == "invalid_token"
+    assert verify_access_token(flipped, ip=None, resource=API_RESOURCE).error == "invalid_token"
 
 
 def test_unknown_well_formed_token_is_invalid(db) -> None:
-    failure = verify_access_token(generate_access_token(), ip=None)
+    failure = verify_access_token(generate_access_token(), ip=None, resource=API_RESOURCE)
 
     assert failure.error == "invalid_token" and failure.looked_up is True
 
@@ -68,7 +70,7 @@ def test_expired_token_is_invalid(oauth_app, tokens_for) -> None:
     token = tokens_for(oauth_app)["access_token"]
 
     with time_machine.travel(timezone.now() + timedelta(minutes=15, seconds=1), tick=False):
-        failure = verify_access_token(token, ip=None)
+        failure = verify_access_token(token, ip=None, resource=API_RESOURCE)
 
     assert failure.error == "invalid_token"
     assert "expired" in failure.message
@@ -80,7 +82,7 @@ def test_demoted_editor_loses_write_at_once(oauth_app, tokens_for, members, work
 
     membership_change_role(membership=membership, role="viewer", acting_user=members["owner"])
 
-    assert verify_access_token(token, ip=None).scopes == frozenset(
+    assert verify_access_token(token, ip=None, resource=API_RESOURCE).scopes == frozenset(
         {"passports:read", "offline_access"}
     )
 
@@ -89,7 +91,8 @@ def test_a_viewer_token_with_write_granted_still_cannot_write(oauth_app, tokens_
     token = tokens_for(oauth_app, "viewer", scope="passports:read")["access_token"]
     AccessToken.objects.update(scope="passports:read passports:write")  # however it got there
 
-    assert "passports:write" not in verify_access_token(token, ip=None).scopes
+    principal = verify_access_token(token, ip=None, resource=API_RESOURCE)
+    assert "passports:write" not in principal.scopes
 
 
 def test_removed_member_token_stops_working(oauth_app, tokens_for, members, workspace):
@@ -97,7 +100,7 @@ def test_removed_member_token_stops_working(oauth_app, tokens_for, members, work
 
     Membership.objects.filter(user=members["editor"], workspace=workspace).delete()
 
-    failure = verify_access_token(token, ip=None)
+    failure = verify_access_token(token, ip=None, resource=API_RESOURCE)
     assert failure.error == "invalid_token"
     assert "no longer a member" in failure.message
 
@@ -107,7 +110,7 @@ def test_deactivated_user_token_stops_working(oauth_app, tokens_for, members) ->
     members["editor"].is_active = False
     members["editor"].save()
 
-    assert verify_access_token(token, ip=None).error == "invalid_token"
+    assert verify_access_token(token, ip=None, resource=API_RESOURCE).error == "invalid_token"
 
 
 def test_revoked_grant_token_stops_working(oauth_app, tokens_for, members) -> None:
@@ -115,16 +118,16 @@ def test_revoked_grant_token_stops_working(oauth_app, tokens_for, members) -> No
 
     connection_revoke(connection=Connection.objects.get(), actor=Actor.for_user(members["editor"]))
 
-    assert verify_access_token(token, ip=None).error == "invalid_token"
+    assert verify_access_token(token, ip=None, resource=API_RESOURCE).error == "invalid_token"
 
 
 def test_verification_costs_one_query(oauth_app, tokens_for, django_assert_num_queries):
     token = tokens_for(oauth_app)["access_token"]
-    verify_access_token(token, ip=None)  # records last use (once a minute)
+    verify_access_token(token, ip=None, resource=API_RESOURCE)  # records last use (once a minute)
 
     # The token, its app, grant, workspace and plan and the user's role: one statement.
     with django_assert_num_queries(1):
-        principal = verify_access_token(token, ip=None)
+        principal = verify_access_token(token, ip=None, resource=API_RESOURCE)
         assert principal.workspace.plan.code  # loaded with it, not a query of its own
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from html.parser import HTMLParser
 from http import HTTPStatus
 from urllib.parse import urljoin
@@ -15,10 +16,12 @@ import anyio
 import httpx2
 import pytest
 import requests
+import time_machine
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 from mcp.client.auth import OAuthClientProvider
 from mcp.shared.auth import (
     AuthorizationCodeResult,
@@ -147,10 +150,14 @@ def test_authlib_code_pkce_refresh_rotation_reuse_and_revocation(
                          headers={"Authorization": f"Bearer {first['access_token']}"}, timeout=10)
     assert stale.status_code == HTTPStatus.UNAUTHORIZED
 
-    # Reuse of the rotated refresh token: refused, and the whole grant ends.
+    # Reuse of the rotated refresh token (later than a client's own near-simultaneous second
+    # refresh could be): refused, and the whole grant ends.
     replay = OAuth2Session(client_id=app.client_id, client_secret=secret,
                            token_endpoint_auth_method="client_secret_basic")
-    with pytest.raises(OAuthError) as refused:
+    with (
+        time_machine.travel(timezone.now() + timedelta(seconds=3), tick=True),
+        pytest.raises(OAuthError) as refused,
+    ):
         replay.refresh_token(token_url, refresh_token=first["refresh_token"])
     assert refused.value.error == "invalid_grant"
     assert session.get(f"{live_server.url}/api/v1/me").status_code == HTTPStatus.UNAUTHORIZED

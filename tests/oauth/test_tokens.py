@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from http import HTTPStatus
 
+import time_machine
 from django.test import Client
+from django.utils import timezone
 from oauth2_provider.models import AccessToken, RefreshToken
 
 from audit.models import AuditEvent
 from oauth.gateway import verify_access_token
 from oauth.models import Connection
 
-from .conftest import INTROSPECT, REVOKE, TOKEN, basic_auth
+from .conftest import API_RESOURCE, INTROSPECT, REVOKE, TOKEN, basic_auth
 
 
 def refresh(app, refresh_token: str, **extra: str):
@@ -23,7 +25,8 @@ def refresh(app, refresh_token: str, **extra: str):
 
 
 def is_valid(access_token: str) -> bool:
-    return verify_access_token(access_token, ip=None).__class__.__name__ == "Principal"
+    result = verify_access_token(access_token, ip=None, resource=API_RESOURCE)
+    return result.__class__.__name__ == "Principal"
 
 
 def test_refresh_rotates_both_tokens(oauth_app, tokens_for) -> None:
@@ -56,7 +59,9 @@ def test_reusing_a_rotated_refresh_token_revokes_the_whole_grant(oauth_app, toke
     first = tokens_for(oauth_app)
     second = refresh(oauth_app, first["refresh_token"]).json()
 
-    replay = refresh(oauth_app, first["refresh_token"])
+    # Later than a client's own near-simultaneous refresh could be (REFRESH_RACE_SECONDS).
+    with time_machine.travel(timezone.now() + timedelta(seconds=3), tick=False):
+        replay = refresh(oauth_app, first["refresh_token"])
 
     assert replay.status_code == HTTPStatus.BAD_REQUEST
     assert replay.json()["error"] == "invalid_grant"
@@ -69,6 +74,25 @@ def test_reusing_a_rotated_refresh_token_revokes_the_whole_grant(oauth_app, toke
     assert event.actor_type == "oauth_app" and event.actor_id == oauth_app.client_id
     assert event.metadata["connection"] == connection.public_id
     assert "grt_" not in str(event.metadata) and "gat_" not in str(event.metadata)
+
+
+def test_a_rotated_token_presented_at_once_is_refused_without_ending_the_grant(
+    oauth_app, tokens_for
+) -> None:
+    """A client's own near-simultaneous second refresh (tabs, threads, a retry) lost a race with
+    the first: invalid_grant, but not reuse (oauth.validators.REFRESH_RACE_SECONDS)."""
+    first = tokens_for(oauth_app)
+    second = refresh(oauth_app, first["refresh_token"]).json()
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=1), tick=False):
+        again = refresh(oauth_app, first["refresh_token"])
+
+    assert again.status_code == HTTPStatus.BAD_REQUEST
+    assert again.json()["error"] == "invalid_grant"
+    assert is_valid(second["access_token"])
+    assert Connection.objects.get().revoked_at is None
+    assert not AuditEvent.objects.filter(action="oauth.refresh_token_reused").exists()
+    assert refresh(oauth_app, second["refresh_token"]).status_code == HTTPStatus.OK
 
 
 def test_refresh_keeps_scopes_and_cannot_widen_them(oauth_app, tokens_for) -> None:
@@ -160,6 +184,7 @@ def test_introspection_reports_effective_scope_for_the_clients_own_token(
     assert claims["sub"] == str(members["editor"].pk)
     assert set(claims["scope"].split()) == {"passports:read", "passports:write", "offline_access"}
     assert claims["exp"] > claims["iat"]
+    assert claims["aud"] == API_RESOURCE
 
 
 def test_introspection_of_refresh_token(oauth_app, tokens_for) -> None:
@@ -170,6 +195,7 @@ def test_introspection_of_refresh_token(oauth_app, tokens_for) -> None:
     ).json()
 
     assert claims["active"] is True and claims["token_type"] == "refresh_token"
+    assert claims["aud"] == API_RESOURCE
 
 
 def test_introspection_is_inactive_for_other_clients_and_garbage(make_app, tokens_for) -> None:
