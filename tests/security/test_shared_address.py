@@ -23,7 +23,7 @@ from apikeys.models import ApiKey
 from apikeys.services import apikey_pause, apikey_revoke
 from apikeys.tokens import generate_token
 from oauth.tokens import generate_access_token
-from tests.oauth.conftest import REVOKE
+from tests.oauth.conftest import REVOKE, TOKEN
 from tests.servers import gunicorn
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,6 +35,29 @@ FLOOD_THREADS = 4
 def server(transactional_db) -> Iterator[str]:
     with gunicorn(workers=2) as base:
         yield base
+
+
+@pytest.fixture
+def served_tokens(server, client_for, authorize, exchange):
+    """`tokens_for`, but consented and exchanged at the served origin, so the tokens are bound
+    to its `/api/v1` (RFC 8707): one bound to the test client's `testserver` is refused there."""
+    host = server.removeprefix("http://")
+
+    def run(app, role: str = "editor") -> dict:
+        client = client_for(role)
+        client.defaults["HTTP_HOST"] = host
+        authorized = authorize(client, app)
+        data = {
+            "grant_type": "authorization_code", "code": authorized.code,
+            "redirect_uri": app.redirect_uri, "code_verifier": authorized.verifier,
+        }
+        if app.secret is None:
+            data["client_id"] = app.client_id
+        response = Client(HTTP_HOST=host).post(TOKEN, data, **app.token_auth())
+        assert response.status_code == HTTPStatus.OK, response.content
+        return response.json()
+
+    return run
 
 
 def get(base: str, token: str) -> httpx.Response:
@@ -101,10 +124,10 @@ def assert_flood_answered(flood: Flood) -> None:
 
 
 def test_valid_key_and_oauth_token_keep_working_while_the_address_floods(
-    server, make_key, members, oauth_app, tokens_for
+    server, make_key, members, oauth_app, served_tokens
 ) -> None:
     _key, token = make_key()
-    access_token = tokens_for(oauth_app)["access_token"]
+    access_token = served_tokens(oauth_app)["access_token"]
     revoked, revoked_token = make_key(name="forgotten job")
     apikey_revoke(key=revoked, acting_user=members["admin"])
     with Flood(server, revoked_token) as flood:
@@ -117,7 +140,7 @@ def test_valid_key_and_oauth_token_keep_working_while_the_address_floods(
 
 
 def test_known_refused_credentials_get_their_own_error_every_time_and_never_block(
-    server, make_key, members, oauth_app, tokens_for
+    server, make_key, members, oauth_app, served_tokens
 ) -> None:
     revoked, revoked_token = make_key(name="revoked")
     apikey_revoke(key=revoked, acting_user=members["admin"])
@@ -127,7 +150,7 @@ def test_known_refused_credentials_get_their_own_error_every_time_and_never_bloc
     ApiKey.objects.filter(pk=expired.pk).update(expires_at=timezone.now())
     _walled, walled_token = make_key(name="walled", allowed_ips=["10.0.0.0/8"])
     _prod, prod_token = make_key(name="prod", environment="production")
-    granted = tokens_for(oauth_app)
+    granted = served_tokens(oauth_app)
     oauth_revoked = granted["access_token"]
     # RFC 7009 revocation (in this process: the test's MD5 secret hashes are not the server's).
     answer = Client().post(REVOKE, {"token": oauth_revoked}, **oauth_app.token_auth())
