@@ -49,7 +49,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
 from apikeys.credfilter import credential_created
-from audit.services import RequestContext
+from audit.services import Door, RequestContext
 
 from .codesweep import code_sweeper
 from .models import (
@@ -92,10 +92,13 @@ REFRESH_RACE_SECONDS = 2
 
 
 def request_context(request) -> RequestContext:  # noqa: ANN001 — an oauthlib Request
+    """Where a token-endpoint event came from: the client's address and user agent, through the
+    API door (the validator only ever runs behind /api/oauth/…)."""
     headers = request.headers or {}
     return RequestContext(
         ip=headers.get("REMOTE_ADDR") or None,
         user_agent=str(headers.get("HTTP_USER_AGENT", ""))[:512],
+        door=Door.API,
     )
 
 

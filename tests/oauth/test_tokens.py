@@ -73,6 +73,7 @@ def test_reusing_a_rotated_refresh_token_revokes_the_whole_grant(oauth_app, toke
     assert event.workspace == connection.workspace
     assert event.actor_type == "oauth_app" and event.actor_id == oauth_app.client_id
     assert event.metadata["connection"] == connection.public_id
+    assert event.metadata["door"] == "api"  # the token endpoint's events name their door
     assert "grt_" not in str(event.metadata) and "gat_" not in str(event.metadata)
 
 
