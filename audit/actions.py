@@ -39,6 +39,12 @@ WORKSPACE_ACTIONS: dict[str, str] = {
 GLOBAL_ACTIONS: dict[str, str] = {
     "user.logged_in": "Signed in",
     "user.login_failed": "Sign-in failed",
+    # Accounts, changed by ops in Django admin (workspaces.services): a user's memberships are
+    # removed first, each as member.removed on its workspace's chain.
+    "user.deactivated": "User deactivated",
+    "user.reactivated": "User reactivated",
+    "user.staff_changed": "User's staff access changed",
+    "user.deleted": "User deleted",
     # Plans are shared by workspaces: edited by ops in Django admin (workspaces.services).
     "plan.created": "Plan created",
     "plan.updated": "Plan limits changed",

@@ -6,13 +6,16 @@ class OauthConfig(AppConfig):
     verbose_name = "OAuth"
 
     def ready(self) -> None:
-        from workspaces.hooks import on_membership_removed
+        from workspaces.hooks import on_membership_removed, on_user_deleting
         from workspaces.scopes import Scope, register
 
-        from .services import connections_end_for_member
+        from .services import applications_disown, connections_end_for_member
 
         # Removing a member ends their grants in that workspace (SPEC §7), from every door.
         on_membership_removed(connections_end_for_member)
+        # Deleting the user who registered a workspace's app keeps the app (DOT's
+        # Application.user would delete it, and every grant with it, in the cascade).
+        on_user_deleting(applications_disown)
 
         register(
             Scope(

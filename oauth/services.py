@@ -420,6 +420,16 @@ def connections_end_for_member(
     return len(connections)
 
 
+def applications_disown(
+    *, user, actor: Actor, context: RequestContext | None = None  # noqa: ANN001
+) -> int:
+    """A user account is about to be deleted (`workspaces.hooks`): the apps they registered stay,
+    no longer naming them (DOT's `Application.user` cascades: the database would delete the apps
+    and every grant with them). Nobody's access changes, so nothing is recorded; the workspace
+    app's `created_by` is cleared by the database. Returns how many apps were detached."""
+    return Application.objects.filter(user=user).update(user=None)
+
+
 def connection_touch(*, connection: Connection, now=None) -> None:  # noqa: ANN001
     """Record use at most once a minute, so verifying a token does not cost a write each time."""
     now = now or timezone.now()

@@ -2,13 +2,23 @@
 adding, removing or re-roling a member (on its own page or in a workspace's inline), creating a
 workspace, editing, adding or deleting a plan — goes through the audited service the dashboard
 uses, so the event names the staff user and the door (`admin`). Removing a member ends their
-OAuth grants in that workspace, as from every door (`workspaces.hooks`)."""
+OAuth grants in that workspace, as from every door (`workspaces.hooks`).
+
+Django's own user admin is replaced here too: deleting a user removes each membership through
+`membership_remove` first (refused for a workspace's last owner), and changing whether a user is
+active, staff or superuser is recorded on the workspace-less chain (`user_change_access`).
+
+A service that refuses after the admin's own checks passed (another owner removed meanwhile) is
+shown as an error message on the page, with everything the request did rolled back — never a 500."""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
@@ -17,14 +27,19 @@ from audit.services import Actor, Door, RequestContext
 
 from .models import Membership, Plan, Workspace
 from .roles import Role
+from .selectors import workspaces_only_owned_by
 from .services import (
     PLAN_FIELDS,
+    USER_ACCESS_FIELDS,
+    last_owner_refusal,
     membership_add,
     membership_change_role,
     membership_remove,
     plan_create,
     plan_delete,
     plan_update,
+    user_change_access,
+    user_delete,
     workspace_change_plan,
     workspace_create,
 )
@@ -41,6 +56,39 @@ def _is_last_owner(membership: Membership) -> bool:
         return False
     owners = Membership.objects.filter(workspace_id=membership.workspace_id, role=Role.OWNER)
     return not owners.exclude(pk=membership.pk).exists()
+
+
+class RefusalsAsMessages:
+    """A service's refusal (`ValidationError`) raised while the admin saves or deletes — its own
+    checks passed, then a concurrent change made the service refuse — becomes an error message
+    on the page the staff user was on. Each view runs in one transaction that the refusal rolls
+    back whole (Django's change and delete views are atomic; a changelist POST — the "Delete
+    selected" action — is made so here), so nothing the request did is left half-done."""
+
+    def _refused(self, request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        self.message_user(request, " ".join(exc.messages), messages.ERROR)
+        return HttpResponseRedirect(request.get_full_path())
+
+    def changeform_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except ValidationError as exc:
+            return self._refused(request, exc)
+
+    def delete_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+        try:
+            return super().delete_view(request, *args, **kwargs)
+        except ValidationError as exc:
+            return self._refused(request, exc)
+
+    def changelist_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+        if request.method != "POST":
+            return super().changelist_view(request, *args, **kwargs)
+        try:
+            with transaction.atomic():
+                return super().changelist_view(request, *args, **kwargs)
+        except ValidationError as exc:
+            return self._refused(request, exc)
 
 
 class InvalidatesCachedKeys:
@@ -137,7 +185,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(InvalidatesCachedKeys, admin.ModelAdmin):
+class WorkspaceAdmin(RefusalsAsMessages, InvalidatesCachedKeys, admin.ModelAdmin):
     list_display = ["slug", "name", "plan", "created_at"]
     list_filter = ["plan"]
     search_fields = ["slug", "name"]
@@ -173,20 +221,24 @@ class WorkspaceAdmin(InvalidatesCachedKeys, admin.ModelAdmin):
             return
         workspace, context = form.instance, _context(request)
         formset.save(commit=False)
-        # Owners first, removals last: the workspace never passes through having none.
+        # Owners first, removals last: the workspace never passes through having none. So new
+        # members come first, then promotions to owner, then the other role changes (handing
+        # ownership from one member to another in one save demotes the old owner last).
         for membership in formset.new_objects:
             membership_add(workspace=workspace, user=membership.user, role=membership.role,
                            acting_user=request.user, context=context)
-        for membership, changed in formset.changed_objects:
-            if "role" in changed:
-                membership_change_role(membership=membership, role=membership.role,
-                                       acting_user=request.user, context=context)
+        re_roled = [membership for membership, changed in formset.changed_objects
+                    if "role" in changed]
+        re_roled.sort(key=lambda membership: membership.role != Role.OWNER)
+        for membership in re_roled:
+            membership_change_role(membership=membership, role=membership.role,
+                                   acting_user=request.user, context=context)
         for membership in formset.deleted_objects:
             membership_remove(membership=membership, acting_user=request.user, context=context)
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(RefusalsAsMessages, admin.ModelAdmin):
     list_display = ["user", "workspace", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__email", "user__username", "workspace__slug"]
@@ -226,9 +278,53 @@ class MembershipAdmin(admin.ModelAdmin):
         for membership in queryset:
             self.delete_model(request, membership)
 
-    def delete_view(self, request: HttpRequest, object_id: str, extra_context=None) -> HttpResponse:  # noqa: ANN001
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except ValidationError as exc:  # lost a race with another owner's removal: nothing done
-            self.message_user(request, " ".join(exc.messages), messages.ERROR)
-            return HttpResponseRedirect(request.path)
+
+# --- users --------------------------------------------------------------------------------------
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(RefusalsAsMessages, DjangoUserAdmin):
+    """Django's user admin, with every change of access through an audited service."""
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:  # noqa: ANN001
+        # The other fields are saved as Django does; the access flags as they were, and then
+        # changed by the service, which records what changed.
+        wanted = {field: getattr(obj, field) for field in USER_ACCESS_FIELDS}
+        if change:
+            stored = User.objects.get(pk=obj.pk)
+            for field in USER_ACCESS_FIELDS:
+                setattr(obj, field, getattr(stored, field))
+        else:  # Django's add form carries none of them: a new user is active, not staff
+            obj.is_active, obj.is_staff, obj.is_superuser = True, False, False
+        super().save_model(request, obj, form, change)
+        saved = user_change_access(user=obj, changes=wanted, acting_user=request.user,
+                                   context=_context(request))
+        for field in USER_ACCESS_FIELDS:
+            setattr(obj, field, getattr(saved, field))
+
+    def get_deleted_objects(self, objs, request: HttpRequest):  # noqa: ANN001, ANN201
+        """The confirmation page (single and "Delete selected") lists a workspace's last owner
+        as protected, naming the workspaces, so the deletion is refused before anything goes."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # What goes with a user is ended through the services (`user_delete`): their memberships,
+        # which need the permission to remove members, and with them their OAuth grants and
+        # tokens — read-only in admin, so Django alone would refuse every user who ever
+        # consented — ended and audited by the hooks.
+        perms_needed = (set() if request.user.has_perm("workspaces.delete_membership")
+                        else {Membership._meta.verbose_name})
+        protected = [*protected, *(
+            f"{user.get_username()}: {last_owner_refusal(sole)}"
+            for user in objs if (sole := workspaces_only_owned_by(user))
+        )]
+        return deleted, model_count, perms_needed, protected
+
+    def delete_model(self, request: HttpRequest, obj) -> None:  # noqa: ANN001
+        user_delete(user=obj, acting_user=request.user, context=_context(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        with transaction.atomic():  # all of the selected users, or none
+            for user in queryset:
+                self.delete_model(request, user)

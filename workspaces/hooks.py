@@ -5,6 +5,10 @@ member holds in apps above — their OAuth grants in that workspace. So `workspa
 small, explicit list; a higher app registers its callable in its AppConfig.ready (oauth does),
 and `membership_remove` calls each inside its own transaction: the removal and everything the
 hooks end commit together or not at all. No Django signals: the flow stays visible here.
+
+Likewise `user_delete` calls the user-deleting hooks after the user's memberships are gone and
+before the row is: what apps above keep that must outlive the account is let go of there (oauth
+detaches the apps the user registered, which the database would otherwise delete with them).
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ if TYPE_CHECKING:
     from .models import Membership
 
 
+class UserDeletingHook(Protocol):
+    def __call__(self, *, user: object, actor: Actor, context: RequestContext | None) -> None: ...
+
+
 class MembershipRemovedHook(Protocol):
     def __call__(
         self, *, membership: Membership, actor: Actor, context: RequestContext | None
@@ -25,6 +33,7 @@ class MembershipRemovedHook(Protocol):
 
 
 _membership_removed: list[Callable[..., None]] = []
+_user_deleting: list[Callable[..., None]] = []
 
 
 def on_membership_removed(hook: MembershipRemovedHook) -> MembershipRemovedHook:
@@ -36,3 +45,14 @@ def on_membership_removed(hook: MembershipRemovedHook) -> MembershipRemovedHook:
 
 def membership_removed_hooks() -> tuple[MembershipRemovedHook, ...]:
     return tuple(_membership_removed)
+
+
+def on_user_deleting(hook: UserDeletingHook) -> UserDeletingHook:
+    """Run `hook` just before a user account is deleted (registering twice is a no-op)."""
+    if hook not in _user_deleting:
+        _user_deleting.append(hook)
+    return hook
+
+
+def user_deleting_hooks() -> tuple[UserDeletingHook, ...]:
+    return tuple(_user_deleting)

@@ -4,6 +4,7 @@ from django.db.models import Exists, OuterRef
 from django.http import Http404
 
 from .models import Membership, SecurityAlert, Workspace
+from .roles import Role
 
 
 def membership_for(*, user, slug: str) -> Membership:  # noqa: ANN001
@@ -30,3 +31,15 @@ def workspaces_for_user(user) -> list[Workspace]:  # noqa: ANN001
 
 def open_security_alerts(workspace: Workspace, *, limit: int = 5) -> list[SecurityAlert]:
     return list(SecurityAlert.objects.for_workspace(workspace).open()[:limit])
+
+
+def workspaces_only_owned_by(user) -> list[Workspace]:  # noqa: ANN001
+    """The workspaces whose one owner is `user`: removing the user would leave them ownerless."""
+    other_owners = Membership.objects.filter(
+        workspace=OuterRef("pk"), role=Role.OWNER
+    ).exclude(user=user)
+    return list(
+        Workspace.objects.filter(memberships__user=user, memberships__role=Role.OWNER)
+        .exclude(Exists(other_owners))
+        .order_by("name")
+    )

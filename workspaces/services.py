@@ -9,9 +9,10 @@ from django.utils import timezone
 from apikeys.keycache import keycache_invalidate
 from audit.services import Actor, RequestContext, audit_record
 
-from .hooks import membership_removed_hooks
+from .hooks import membership_removed_hooks, user_deleting_hooks
 from .models import Membership, Plan, SecurityAlert, Workspace
 from .roles import Role
+from .selectors import workspaces_only_owned_by
 
 # Plan fields an edit is recorded with (before → after); all of them are limits or prices.
 PLAN_FIELDS = (
@@ -154,6 +155,103 @@ def membership_remove(
         )
         for hook in membership_removed_hooks():
             hook(membership=membership, actor=actor, context=context)
+
+
+# A user's flags that grant or withhold access: signing in at all, and Django admin (staff sees
+# every tenant; a superuser may change anything there).
+USER_ACCESS_FIELDS = ("is_active", "is_staff", "is_superuser")
+STAFF_FIELDS = ("is_staff", "is_superuser")
+
+
+def _user_target(user) -> dict:  # noqa: ANN001
+    return {"target_type": "user", "target_id": str(user.pk), "target_label": user.get_username()}
+
+
+def last_owner_refusal(workspaces: list[Workspace]) -> str:
+    names = ", ".join(f"{workspace.name} ({workspace.slug})" for workspace in workspaces)
+    return (f"This user is the last owner of {names}: make another member owner there first "
+            "(a workspace needs at least one owner).")
+
+
+def user_delete(
+    *,
+    user,  # noqa: ANN001
+    acting_user,  # noqa: ANN001
+    context: RequestContext | None = None,
+) -> None:
+    """Delete a user account: first each of their memberships goes through `membership_remove`
+    (audited per workspace; the hooks end their OAuth grants there), then the user-deleting
+    hooks (oauth keeps the apps they registered), then `user.deleted` on the workspace-less
+    chain, then the row — all in one transaction. Refused, with nothing done, when
+    the user is the last owner of any workspace (each is named)."""
+    actor = Actor.for_user(acting_user)
+    user_model = type(user)
+    with transaction.atomic():
+        user = user_model.objects.select_for_update().get(pk=user.pk)
+        sole = workspaces_only_owned_by(user)
+        if sole:
+            raise ValidationError(last_owner_refusal(sole))
+        memberships = list(
+            Membership.objects.filter(user=user).select_related("workspace")
+            .order_by("workspace__slug")
+        )
+        for membership in memberships:
+            membership_remove(membership=membership, acting_user=acting_user, context=context)
+        for hook in user_deleting_hooks():
+            hook(user=user, actor=actor, context=context)
+        audit_record(
+            action="user.deleted",
+            actor=actor,
+            context=context,
+            metadata={
+                "workspaces": [membership.workspace.slug for membership in memberships],
+                **{field: getattr(user, field) for field in STAFF_FIELDS},
+            },
+            **_user_target(user),
+        )
+        user.delete()
+
+
+def user_change_access(
+    *,
+    user,  # noqa: ANN001
+    changes: dict,
+    acting_user,  # noqa: ANN001
+    context: RequestContext | None = None,
+) -> object:
+    """Change a user's access flags (`changes`: field of USER_ACCESS_FIELDS → bool), on the
+    workspace-less chain: `user.deactivated` / `user.reactivated` (an inactive user cannot sign
+    in, their sessions stop working and the gateway refuses their OAuth tokens), and
+    `user.staff_changed` with each staff flag before → after (Django admin sees every tenant).
+    An unchanged flag records nothing. Returns the user as saved."""
+    unknown = set(changes) - set(USER_ACCESS_FIELDS)
+    if unknown:
+        raise ValidationError(f"Not an access flag: {', '.join(sorted(unknown))}.")
+    actor = Actor.for_user(acting_user)
+    with transaction.atomic():
+        user = type(user).objects.select_for_update().get(pk=user.pk)
+        before = {field: getattr(user, field) for field in USER_ACCESS_FIELDS}
+        for field, value in changes.items():
+            setattr(user, field, bool(value))
+        changed = [field for field in USER_ACCESS_FIELDS if getattr(user, field) != before[field]]
+        if not changed:
+            return user
+        user.save(update_fields=changed)
+        if "is_active" in changed:
+            audit_record(
+                action="user.reactivated" if user.is_active else "user.deactivated",
+                actor=actor, context=context, **_user_target(user),
+            )
+        staff = {
+            field: {"from": before[field], "to": getattr(user, field)}
+            for field in STAFF_FIELDS if field in changed
+        }
+        if staff:
+            audit_record(
+                action="user.staff_changed", actor=actor, context=context,
+                metadata={"changed": staff}, **_user_target(user),
+            )
+    return user
 
 
 def workspace_change_plan(

@@ -39,7 +39,11 @@ NOT_ACCESS_CHANGES = {
     "oauth.services.app_actor",  # builds an Actor
     "oauth.services.app_label",  # formats a name
     "oauth.services.connection_touch",  # last-used bookkeeping
+    # Called by user_delete (workspaces.hooks): the apps a deleted user registered stay, no
+    # longer naming them; nobody's access changes (the deletion itself is user.deleted).
+    "oauth.services.applications_disown",
     "workspaces.services.security_alerts_acknowledge",  # dismisses a banner
+    "workspaces.services.last_owner_refusal",  # formats a message
     # Housekeeping: deletes dynamically registered clients nobody holds a grant with, and
     # expired codes and tokens. (Not audited today; see docs/audit-log.md.)
     "oauth.services.oauth_prune",
@@ -132,6 +136,32 @@ def case_workspace_change_plan(workspace, members) -> Expected:  # noqa: ANN001
         workspace=workspace, plan=plan_named("basic"), actor=actor, context=CONTEXT
     )
     return Expected("plan.changed", actor, "workspace", workspace.slug, workspace)
+
+
+def case_user_delete(workspace, members) -> Expected:  # noqa: ANN001
+    staff = UserFactory(email="ops@gatehouse.test", is_staff=True)
+    editor = members["editor"]
+    workspace_services.user_delete(user=editor, acting_user=staff, context=CONTEXT)
+    # Its memberships go first, each member.removed on its workspace's chain (tests/workspaces).
+    return Expected("user.deleted", Actor.for_user(staff), "user", str(editor.pk), None)
+
+
+def case_user_change_access(workspace, members) -> Expected:  # noqa: ANN001
+    staff = UserFactory(email="ops@gatehouse.test", is_staff=True)
+    viewer = members["viewer"]
+    workspace_services.user_change_access(
+        user=viewer, changes={"is_staff": True}, acting_user=staff, context=CONTEXT
+    )
+    return Expected("user.staff_changed", Actor.for_user(staff), "user", str(viewer.pk), None)
+
+
+def case_user_deactivate(workspace, members) -> Expected:  # noqa: ANN001
+    staff = UserFactory(email="ops@gatehouse.test", is_staff=True)
+    viewer = members["viewer"]
+    workspace_services.user_change_access(
+        user=viewer, changes={"is_active": False}, acting_user=staff, context=CONTEXT
+    )
+    return Expected("user.deactivated", Actor.for_user(staff), "user", str(viewer.pk), None)
 
 
 def case_apikey_create(workspace, members) -> Expected:  # noqa: ANN001
@@ -305,6 +335,11 @@ def case_authorization_code_replay(workspace, members) -> Expected:  # noqa: ANN
                     "oauth_app", application.client_id, workspace)
 
 
+# More cases for a service that records more than one action.
+EXTRA_CASES: dict[str, Callable[..., Expected]] = {
+    "workspaces.services.user_change_access (deactivate)": case_user_deactivate,
+}
+
 CASES: dict[str, Callable[..., Expected]] = {
     "workspaces.services.workspace_create": case_workspace_create,
     "workspaces.services.membership_add": case_membership_add,
@@ -314,6 +349,8 @@ CASES: dict[str, Callable[..., Expected]] = {
     "workspaces.services.plan_create": case_plan_create,
     "workspaces.services.plan_update": case_plan_update,
     "workspaces.services.plan_delete": case_plan_delete,
+    "workspaces.services.user_delete": case_user_delete,
+    "workspaces.services.user_change_access": case_user_change_access,
     "apikeys.services.apikey_create": case_apikey_create,
     "apikeys.services.apikey_rotate": case_apikey_rotate,
     "apikeys.services.apikey_pause": case_apikey_pause,
@@ -347,10 +384,10 @@ def test_every_access_service_has_a_case() -> None:
     assert services - NOT_ACCESS_CHANGES == set(CASES)
 
 
-@pytest.mark.parametrize("service", sorted(CASES))
+@pytest.mark.parametrize("service", sorted({**CASES, **EXTRA_CASES}))
 def test_service_records_its_event(service, workspace, members) -> None:  # noqa: ANN001
     before = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    expected = CASES[service](workspace, members)
+    expected = {**CASES, **EXTRA_CASES}[service](workspace, members)
     event = AuditEvent.objects.filter(id__gt=before, action=expected.action).get()
     assert event.workspace_id == (expected.workspace.pk if expected.workspace else None)
     assert (event.actor_type, event.actor_id, event.actor_label) == (

@@ -166,3 +166,70 @@ def test_authlib_refresh_fails_after_removal_and_after_re_adding(
         fresh.refresh_token(token_url, refresh_token=token["refresh_token"])
     assert still_refused.value.error == "invalid_grant"
     assert session.get(f"{live_server.url}/api/v1/me").status_code == HTTPStatus.UNAUTHORIZED
+
+
+# --- deleting the user in Django's user admin ---------------------------------------------------
+
+USERS = "/admin/auth/user/"
+
+
+def delete_user_on_its_page(staff: Client, user) -> None:  # noqa: ANN001
+    response = staff.post(f"{USERS}{user.pk}/delete/", {"post": "yes"})
+    assert response.status_code == HTTPStatus.FOUND
+
+
+def delete_user_with_delete_selected(staff: Client, user) -> None:  # noqa: ANN001
+    response = staff.post(USERS, {"action": "delete_selected", "_selected_action": [user.pk],
+                                  "post": "yes"})
+    assert response.status_code == HTTPStatus.FOUND
+
+
+USER_DOORS = {"delete page": delete_user_on_its_page,
+              "delete selected": delete_user_with_delete_selected}
+
+
+@pytest.mark.parametrize("door", sorted(USER_DOORS))
+def test_deleting_the_user_in_admin_ends_their_grants_audited(
+    door, staff, staff_user, oauth_app, tokens_for, members, workspace
+) -> None:
+    tokens = tokens_for(oauth_app, "editor")
+    others = tokens_for(oauth_app, "viewer")
+    editor_pk = members["editor"].pk
+
+    USER_DOORS[door](staff, members["editor"])
+
+    assert_refused(oauth_app, tokens)
+    revoked = AuditEvent.objects.get(action="oauth.token_revoked")
+    assert revoked.workspace == workspace
+    assert revoked.metadata["reason"] == "member_removed"
+    assert revoked.metadata["user_id"] == editor_pk
+    assert revoked.metadata["door"] == "admin"
+    assert (revoked.actor_type, revoked.actor_id) == ("user", str(staff_user.pk))
+    assert AuditEvent.objects.get(action="member.removed").target_id == str(editor_pk)
+    assert AuditEvent.objects.get(action="user.deleted").target_id == str(editor_pk)
+    assert refresh(oauth_app, others["refresh_token"]).status_code == HTTPStatus.OK
+
+
+def test_a_refused_user_deletion_ends_no_grant(staff, oauth_app, tokens_for, members) -> None:
+    tokens = tokens_for(oauth_app, "owner")
+    staff.post(f"{USERS}{members['owner'].pk}/delete/", {"post": "yes"})  # the last owner
+    assert Membership.objects.filter(user=members["owner"]).exists()
+    assert refresh(oauth_app, tokens["refresh_token"]).status_code == HTTPStatus.OK
+    assert not AuditEvent.objects.filter(
+        action__in=["oauth.token_revoked", "user.deleted"]
+    ).exists()
+
+
+def test_deleting_the_user_who_registered_an_app_keeps_the_app(
+    staff, oauth_app, tokens_for, members
+) -> None:
+    """DOT's Application.user cascades: without the user-deleting hook the database deleted the
+    workspace's app, and every member's grant with it, unaudited."""
+    tokens = tokens_for(oauth_app, "editor")
+    assert oauth_app.application.user == members["admin"]  # registered it
+
+    delete_user_on_its_page(staff, members["admin"])
+
+    oauth_app.application.refresh_from_db()
+    assert oauth_app.application.user is None
+    assert refresh(oauth_app, tokens["refresh_token"]).status_code == HTTPStatus.OK
