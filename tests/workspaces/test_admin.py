@@ -5,15 +5,19 @@ tests/oauth/test_member_removal.py.)"""
 
 from __future__ import annotations
 
+import threading
+import time
 from http import HTTPStatus
 
 import pytest
+from django.db import connection, transaction
 from django.test import Client
 
 from audit.models import AuditEvent
 from tests.admin_forms import form_data, inline_row
-from tests.factories import UserFactory, plan_named
+from tests.factories import MembershipFactory, UserFactory, plan_named
 from workspaces.models import Membership, Plan, Workspace
+from workspaces.services import membership_remove
 
 pytestmark = pytest.mark.django_db
 
@@ -268,3 +272,86 @@ def test_an_inline_carrying_only_some_rows_leaves_the_others(staff, workspace, m
             "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}
     assert staff.post(url, data).status_code == HTTPStatus.FOUND
     assert Membership.objects.filter(workspace=workspace).count() == 4
+
+
+def test_the_inline_hands_ownership_from_one_member_to_another(staff, workspace, members) -> None:
+    """The owner's row comes first: demoting it before promoting the other made the service
+    refuse (no owner in between) and the page answer 500."""
+    url = f"{WORKSPACES}{workspace.pk}/change/"
+    data = form_data(staff.get(url))
+    owner = Membership.objects.get(user=members["owner"])
+    viewer = Membership.objects.get(user=members["viewer"])
+    data[f"{inline_row(data, owner)}-role"] = "viewer"
+    data[f"{inline_row(data, viewer)}-role"] = "owner"
+    response = staff.post(url, data)
+    assert response.status_code == HTTPStatus.FOUND
+    owner.refresh_from_db()
+    viewer.refresh_from_db()
+    assert (owner.role, viewer.role) == ("viewer", "owner")
+    assert AuditEvent.objects.filter(action="member.role_changed").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_inline_removal_refused_after_a_concurrent_one_is_an_error_not_a_500(
+    staff, workspace, members
+) -> None:
+    """Two owners; another session removes one (its transaction holding the owners' rows) while
+    the staff user removes the other in the inline. The inline's own check saw two owners, so the
+    service refuses once the other removal commits: an error message, and the whole request
+    (a rename of the workspace included) rolled back. Needs row locks: PostgreSQL."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's row locks to order the two removals")
+    second = MembershipFactory(user=UserFactory(email="owner2@acme.test"), workspace=workspace,
+                               role="owner")
+    owner = Membership.objects.get(user=members["owner"])
+    url = f"{WORKSPACES}{workspace.pk}/change/"
+    data = form_data(staff.get(url))
+    data[f"{inline_row(data, owner)}-DELETE"] = "on"
+    data["name"] = "Acme Renamed"
+
+    holding, release = threading.Event(), threading.Event()
+
+    def other_session() -> None:
+        try:
+            with transaction.atomic():
+                membership_remove(membership=second, acting_user=members["owner"])
+                holding.set()
+                release.wait(60)
+        finally:
+            connection.close()
+
+    responses: list = []
+
+    def staff_post() -> None:
+        try:
+            responses.append(staff.post(url, data))
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=other_session)
+    other.start()
+    assert holding.wait(60)
+    poster = threading.Thread(target=staff_post)
+    poster.start()
+    deadline = time.monotonic() + 60  # a safety bound, not an assertion about time
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if cursor.fetchone()[0]:
+                break  # the staff request waits on the other session's locks
+            time.sleep(0.05)
+    release.set()
+    other.join(60)
+    poster.join(60)
+
+    (response,) = responses
+    assert response.status_code == HTTPStatus.FOUND  # back to the form, not a 500
+    assert response["Location"] == url
+    page = staff.get(url)
+    assert "A workspace needs at least one owner." in page.content.decode()
+    owner.refresh_from_db()
+    assert owner.role == "owner"
+    workspace.refresh_from_db()
+    assert workspace.name == "Acme"  # the rename went with the refused removal
+    removed = AuditEvent.objects.filter(action="member.removed")
+    assert list(removed.values_list("target_id", flat=True)) == [str(second.user_id)]
