@@ -263,9 +263,6 @@ def test_unknown_tokens_past_the_limit_get_429_while_known_credentials_are_serve
         response = get(server, revoked_token)
         assert (response.status_code, response.json()["error"]) == (
             HTTPStatus.UNAUTHORIZED, "key_revoked")
-    if django_settings.REDIS_URL:  # (embedded, a miss after a read of new rows is counted anew)
-        assert get(server, generate_token("development")).status_code == (
-            HTTPStatus.TOO_MANY_REQUESTS)
     assert ApiKey.objects.get(pk=key.pk).status == "active"
     assert ApiKey.objects.get(pk=revoked.pk).status == "revoked"
 
