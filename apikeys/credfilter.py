@@ -6,11 +6,14 @@ and then refusing the address instead (as this gateway once did) locks out every
 behind the same office NAT, CI runner pool or cloud NAT. So the gateway asks this filter first:
 
 - `KNOWN`: the digest is in this process's set of every credential ever issued (API keys of any
-  status, OAuth access tokens still stored): look it up. A known credential gets its own answer
-  (valid, or its own 401/403), however often, and is never counted anywhere.
+  status; OAuth access tokens issued, including those DOT has deleted since, until a week after
+  they expire: each family supplies its own table): look it up. A known credential gets its own
+  answer (valid, or its own 401/403), however often, and is never counted anywhere.
 - `FRESH`: not in the set, but issued since the set was read (another process created it a moment
   ago): look it up, and remember it.
-- `UNKNOWN`: issued by nobody: refused with the family's 401, without any lookup, never counted.
+- `UNKNOWN`: issued by nobody: refused without any lookup, with the family's 401, or past
+  `apikeys.failed_auth.UNKNOWN_LIMIT` a minute from one address with 429 (counted in process
+  memory: no I/O either way).
 - `UNCERTAIN`: the filter cannot tell (see below): the gateway looks it up, within the
   per-address budget of `apikeys.failed_auth` (the second line; it never sees a known credential).
 
@@ -25,10 +28,13 @@ How a credential created a moment ago on another process is known on its first r
 - With Redis, every service that issues a credential calls `credential_created` in its
   transaction: a marker `gatehouse:cred:<digest prefix>` is set at once and again after the commit,
   for `MARKER_TTL_SECONDS`, longer than a rebuild interval. A miss costs one Redis `MGET` of the
-  token's marker and the filter's epoch (no database): the marker present means `FRESH`, absent
-  means `UNKNOWN`. The epoch (`gatehouse:cred:epoch`, a random value) is read before the rows; if
-  it changed or vanished (Redis lost its data, and with it the markers) the set is rebuilt first.
-  Redis unreachable: `UNCERTAIN`.
+  token's marker and the filter's epoch (no database): the marker present means `FRESH`. Absent,
+  the credentials created since the last read are read as in the embedded mode (below), at most
+  once every `PULL_SECONDS` per process, so a credential whose marker was never written (Redis
+  unreachable at creation) or was evicted is known within about a second; a miss within that
+  second is `UNKNOWN`. The epoch (`gatehouse:cred:epoch`, a random value) is read before the
+  rows; if it changed or vanished (Redis lost its data, and with it the markers) the set is
+  rebuilt first. Redis unreachable: `UNCERTAIN`.
 - Without Redis (the embedded mode), a miss reads the credentials created since the last read
   (`id > floor`, a primary-key range that returns the last few rows), at most once every
   `PULL_SECONDS` per process: a miss right after that read is `UNKNOWN`, a miss between two reads
@@ -36,9 +42,10 @@ How a credential created a moment ago on another process is known on its first r
   younger than `PULL_SECONDS` used from an address that is flooding right now gets a 429 with
   `Retry-After: 1`).
 
-A credential that stops existing (a revoked OAuth access token: DOT deletes it) stays in the set
-until the next rebuild, and is then `UNKNOWN`: it gets the same 401 (`invalid_token`, "unknown or
-revoked") either way and is never counted, so no record of deleted tokens is needed.
+A credential that stops existing (a revoked OAuth access token: DOT deletes it) stays known: the
+oauth family's table (`oauth.models.IssuedAccessToken`) keeps its digest until a week after its
+expiry, so every process, with or without Redis and after any rebuild, answers it with its own
+401 and never counts it.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Model
 
@@ -71,6 +79,12 @@ PULL_SLACK_IDS = 200
 EPOCH_MARKER = "gatehouse:cred:epoch"
 _PREFIX_HEX = 16  # 64 bits
 _CREATED_ATTEMPTS = 3
+
+
+def rebuild_seconds() -> float:
+    """How often the set is read again (`GATEHOUSE_CREDENTIAL_FILTER_REBUILD_SECONDS`; tests
+    shorten it to watch a rebuild)."""
+    return getattr(settings, "GATEHOUSE_CREDENTIAL_FILTER_REBUILD_SECONDS", REBUILD_SECONDS)
 
 
 class Verdict(enum.Enum):
@@ -183,9 +197,10 @@ class CredentialFilter:
     # --- keeping the set current ---------------------------------------------------------------
 
     def _current(self) -> DigestSet:
-        if self._digests is None or self.clock() - self._built_at > REBUILD_SECONDS:
+        every = rebuild_seconds()
+        if self._digests is None or self.clock() - self._built_at > every:
             with self._lock:
-                if self._digests is None or self.clock() - self._built_at > REBUILD_SECONDS:
+                if self._digests is None or self.clock() - self._built_at > every:
                     self._rebuild()
         return self._digests
 
@@ -205,7 +220,14 @@ class CredentialFilter:
                     return Verdict.UNCERTAIN
                 self._rebuild()
             return Verdict.KNOWN if digest in self._digests else Verdict.UNKNOWN
-        return Verdict.UNKNOWN
+        # No marker: nobody issued it, or its marker was never written (Redis unreachable at
+        # creation) or evicted. New rows are read at most once every PULL_SECONDS, as embedded;
+        # in between, a miss without a marker is UNKNOWN.
+        with self._lock:
+            if self.clock() - self._pulled_at < PULL_SECONDS:
+                return Verdict.UNKNOWN
+            self._pull()
+        return Verdict.KNOWN if digest in self._digests else Verdict.UNKNOWN
 
     def _read_epoch(self) -> str | None:
         """The epoch, created if missing, read before the rows (see the module docstring)."""
@@ -267,9 +289,9 @@ def credential_created(digest: str) -> None:
     def after_commit() -> None:
         if not any(_mark(marker) for _ in range(_CREATED_ATTEMPTS)):
             logger.error(
-                "Could not reach Redis to announce a new credential; other processes refuse it "
-                "as unknown for up to %d seconds (until they reread their filter).",
-                int(REBUILD_SECONDS),
+                "Could not reach Redis to announce a new credential; other processes find it "
+                "with their next read of new rows (within about %g s of a miss).",
+                PULL_SECONDS,
             )
 
     transaction.on_commit(after_commit, robust=True)

@@ -1,5 +1,10 @@
-"""The failed-authentication budget per client address (SPEC §5): the second line behind the
-credential filter, spent only on tokens nobody can place.
+"""The failed-authentication limits per client address (SPEC §5): how often an address may send
+tokens nobody issued, and the budget of lookups for tokens nobody can place.
+
+Unknown tokens (the filter rules them out, `Verdict.UNKNOWN`) cost no lookup; they are counted
+here, in process memory (no I/O), and past `UNKNOWN_LIMIT` a minute from one address they get 429
+`rate_limited` with `Retry-After`: the seconds left in that minute. Known and valid credentials
+are never counted and never refused by this, whatever the address has sent.
 
 The first line is `apikeys.credfilter`: a token nobody issued is refused without a lookup and
 without being counted, and a known credential (valid, or revoked, expired, paused, in another
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import time
 from http import HTTPStatus
 
@@ -34,6 +40,7 @@ from django.http import HttpRequest, HttpResponse
 from .errors import error_response
 
 FAILED_AUTH_LIMIT = 20
+UNKNOWN_LIMIT = 20  # unknown tokens a minute per address (and process) answered 401; then 429
 WINDOW_SECONDS = 60
 GROUP = "gatehouse.api.failed_auth"
 # This process's counts, one per address and minute; bounded, the oldest culled first.
@@ -81,6 +88,25 @@ def failed_auth_record(request: HttpRequest) -> None:
             _counts.incr(key)
         except ValueError:  # expired in between
             _counts.add(key, 1, timeout=WINDOW_SECONDS)
+
+
+def unknown_over_limit(request: HttpRequest) -> int | None:
+    """Count one unknown token from the client's address; past `UNKNOWN_LIMIT` this minute, the
+    seconds left in the minute (the 429's `Retry-After`), else None."""
+    now = time.time()
+    window = int(now) // WINDOW_SECONDS
+    key = f"unknown:{ip_bucket(GROUP, request)}:{window}"
+    if _counts.add(key, 1, timeout=WINDOW_SECONDS):
+        count = 1
+    else:
+        try:
+            count = _counts.incr(key)
+        except ValueError:  # expired in between
+            _counts.add(key, 1, timeout=WINDOW_SECONDS)
+            count = 1
+    if count <= UNKNOWN_LIMIT:
+        return None
+    return max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
 
 
 def failed_auth_clear() -> None:

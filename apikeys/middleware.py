@@ -28,9 +28,10 @@ idempotency and usage metering can be slotted in between without reshaping it):
     6. `authenticate`: `Authorization: Bearer <token>` or `ApiKey <token>`, routed by prefix to
        the verifiers of `settings.GATEHOUSE_TOKEN_VERIFIERS` (resolved once, at startup). A
        well-formed token is first put to the credential filter (`apikeys.credfilter`): one
-       nobody issued is refused without a lookup; one the filter cannot place right now is
-       looked up within its address's budget (`apikeys.failed_auth`, else 429 `rate_limited`).
-       A known credential is always looked up and answered on its own: no address is blocked.
+       nobody issued is refused without a lookup (401, or 429 `rate_limited` past 20 a minute
+       from its address, counted in memory); one the filter cannot place right now is looked up
+       within its address's budget (`apikeys.failed_auth`, else 429 `rate_limited`). A known
+       credential is always looked up and answered on its own: no address is blocked.
     7. `attach`: sets `request.principal` (`apikeys.principal.Principal`), `request.workspace`
        (the principal's workspace; every endpoint reads only from it) and `request.scopes` (the
        principal's effective scopes; for OAuth already narrowed to the user's role).
@@ -67,7 +68,13 @@ from django.utils.module_loading import import_string
 
 from .credfilter import CredentialFamily, Verdict, credential_filter
 from .errors import error_response, new_request_id, www_authenticate
-from .failed_auth import client_ip, failed_auth_exhausted, failed_auth_record, too_many_failures
+from .failed_auth import (
+    client_ip,
+    failed_auth_exhausted,
+    failed_auth_record,
+    too_many_failures,
+    unknown_over_limit,
+)
 from .gateway import Endpoint, endpoint_for, endpoints_of, method_not_allowed
 from .metering import meter_request, meter_response
 from .principal import AuthFailure, Principal, StalePrincipal
@@ -246,7 +253,10 @@ class ApiGatewayMiddleware:
             result = self.verify(token, ip=ip, resource=resource, fresh=fresh)
             return failure_response(request, result) if isinstance(result, AuthFailure) else result
         verdict = credential_filter.check(digest)
-        if verdict is Verdict.UNKNOWN:
+        if verdict is Verdict.UNKNOWN:  # no lookup; counted in memory, per address
+            retry_after = unknown_over_limit(request)
+            if retry_after is not None:
+                return too_many_failures(request, retry_after)
             return failure_response(request, family.unknown)
         if verdict is Verdict.UNCERTAIN and failed_auth_exhausted(request):
             return too_many_failures(request, credential_filter.retry_after())

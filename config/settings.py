@@ -319,6 +319,10 @@ GATEHOUSE_TOKEN_VERIFIERS = {
 # Verified API keys are kept per process and confirmed on every request by the gateway's one
 # Redis call (apikeys/keycache.py); only with REDIS_URL. 0 reads the key row on every request.
 GATEHOUSE_KEY_CACHE = env_bool("GATEHOUSE_KEY_CACHE", default=True)
+# How often each process rereads its whole filter of issued credentials (apikeys/credfilter.py).
+GATEHOUSE_CREDENTIAL_FILTER_REBUILD_SECONDS = float(
+    os.environ.get("GATEHOUSE_CREDENTIAL_FILTER_REBUILD_SECONDS", "300")
+)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -13,7 +13,8 @@ request happens to arrive, so a code issued in a quiet hour would stay for that 
 process that issued the code deletes it; only if that process dies before the code expires does
 the code wait for the next sweep anywhere (the next code issued on any process) or `prune`.
 
-The sweep also forgets used-code records (oauth.models.UsedAuthorizationCode) past their retention.
+The sweep also forgets used-code records (oauth.models.UsedAuthorizationCode) and issued access
+tokens (oauth.models.IssuedAccessToken) past their retention.
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ from django.db import connection
 from django.utils import timezone
 from oauth2_provider.models import get_grant_model
 
-from .models import USED_CODE_RETENTION, UsedAuthorizationCode
+from .models import (
+    ISSUED_TOKEN_RETENTION,
+    USED_CODE_RETENTION,
+    IssuedAccessToken,
+    UsedAuthorizationCode,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,23 @@ def expired_codes_delete(*, now: datetime | None = None, batch: int = BATCH) -> 
         if len(ids) < batch:
             break
     UsedAuthorizationCode.objects.filter(used_at__lt=now - USED_CODE_RETENTION).delete()
+    issued_tokens_delete(now=now, batch=batch)
+    return deleted
+
+
+def issued_tokens_delete(*, now: datetime | None = None, batch: int = BATCH) -> int:
+    """Forget issued access tokens that expired `ISSUED_TOKEN_RETENTION` ago (bounded, like the
+    codes); such a token is then unknown to the gateway. Returns how many."""
+    cutoff = (now or timezone.now()) - ISSUED_TOKEN_RETENTION
+    deleted = 0
+    for _ in range(MAX_BATCHES):
+        expired = IssuedAccessToken.objects.filter(expires_at__lt=cutoff)
+        ids = list(expired.values_list("pk", flat=True)[:batch])
+        if not ids:
+            break
+        deleted += IssuedAccessToken.objects.filter(pk__in=ids).delete()[0]
+        if len(ids) < batch:
+            break
     return deleted
 
 

@@ -10,16 +10,16 @@ tokens lose write at once and a removed member's tokens stop working. Every fail
 `invalid_token`; the message says why without revealing anything about other tenants.
 Cost: a malformed token costs no query; a well-formed one costs one (`gateway_grant`: the token,
 its app, grant, workspace and plan and the user's current role, in one raw statement), plus a
-write at most once a minute per grant for "last used".
+write at most once a minute per grant for "last used". A token DOT no longer stores costs a second
+(`IssuedAccessToken` by checksum): one that existed is "revoked or expired", a known credential.
 """
 
 from __future__ import annotations
 
-from oauth2_provider.models import get_access_token_model
-
 from apikeys.credfilter import CredentialFamily
 from apikeys.principal import AuthFailure, Principal
 
+from .models import IssuedAccessToken
 from .resources import audience_allows
 from .selectors import effective_scopes, gateway_grant, token_checksum
 from .services import connection_touch
@@ -31,6 +31,7 @@ def _invalid(message: str, *, looked_up: bool = True, known: bool = False) -> Au
 
 
 UNKNOWN_TOKEN = "The access token is unknown or has been revoked."
+GONE_TOKEN = "The access token has been revoked or has expired."
 
 
 def verify_access_token(token: str, *, ip: str | None, resource: str) -> Principal | AuthFailure:
@@ -38,6 +39,10 @@ def verify_access_token(token: str, *, ip: str | None, resource: str) -> Princip
         return _invalid("The access token is malformed.", looked_up=False)
     grant = gateway_grant(token)
     if grant is None:
+        # DOT deleted it (revoked, rotated, grant or member removed, cleaned up), or nobody
+        # issued it. One that existed is the client's own business: known, never counted.
+        if IssuedAccessToken.objects.filter(token_checksum=token_checksum(token)).exists():
+            return _invalid(GONE_TOKEN, known=True)
         return _invalid(UNKNOWN_TOKEN)
     access_token, connection, role = grant.access_token, grant.connection, grant.role
     if not audience_allows(access_token.resource, resource):
@@ -70,10 +75,10 @@ def _screen_access_token(token: str) -> str | None:
 
 
 # What the gateway's credential filter (apikeys.credfilter) knows about access tokens: every one
-# DOT still stores (live or expired), by DOT's own checksum. A revoked one (deleted by DOT) is
-# refused as unknown, with the same answer as before, and is never counted either way.
+# issued (oauth.models.IssuedAccessToken, by DOT's own checksum), including those DOT has since
+# deleted, until a week after they expire. A token nobody issued is refused as unknown.
 verify_access_token.credential_family = CredentialFamily(
     screen=_screen_access_token,
-    source=lambda: (get_access_token_model(), "token_checksum"),
+    source=lambda: (IssuedAccessToken, "token_checksum"),
     unknown=_invalid(UNKNOWN_TOKEN),
 )

@@ -196,3 +196,23 @@ class UsedAuthorizationCode(models.Model):
 
     def __str__(self) -> str:
         return f"used code #{self.pk} → connection #{self.connection_id}"
+
+
+# How long an issued access token is remembered after it expires: a client polling a token that
+# was revoked, rotated or cleaned up keeps getting "revoked or expired" (never counted) that long.
+ISSUED_TOKEN_RETENTION = timedelta(days=7)
+
+
+class IssuedAccessToken(models.Model):
+    """Every access token ever issued, by DOT's checksum (SHA-256 of the token; never the token)
+    and expiry, inserted in the transaction that stores the token and kept after DOT deletes it
+    (RFC 7009 revocation, refresh rotation, revoked grants, removed members, `cleartokens`) until
+    `ISSUED_TOKEN_RETENTION` past its expiry (oauth.codesweep, `prune`). The gateway's credential
+    filter (apikeys.credfilter) reads its access tokens from here, so a token that existed is a
+    known credential on every process: answered with its own 401, never counted."""
+
+    token_checksum = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the token.")
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"issued access token #{self.pk}"

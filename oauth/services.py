@@ -457,7 +457,7 @@ def oauth_prune(*, now=None, unused_after: timedelta = UNUSED_DYNAMIC_CLIENT_AGE
     if unused:
         Application.objects.filter(pk__in=unused).delete()
     clear_expired()
-    expired_codes_delete(now=now)  # and used-code records past their retention
+    expired_codes_delete(now=now)  # and used-code records and issued tokens past their retention
     return len(unused)
 
 

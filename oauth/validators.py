@@ -56,6 +56,7 @@ from .models import (
     AccessTokenLink,
     Connection,
     GrantLink,
+    IssuedAccessToken,
     RefreshTokenLink,
     UsedAuthorizationCode,
 )
@@ -336,6 +337,10 @@ class GatehouseOAuth2Validator(OAuth2Validator):
             expires, request, token, source_refresh_token=source_refresh_token
         )
         AccessTokenLink.objects.create(access_token=access_token, connection=connection)
+        # Remembered after DOT deletes it, so it stays a known credential (oauth.models).
+        IssuedAccessToken.objects.create(
+            token_checksum=access_token.token_checksum, expires_at=access_token.expires
+        )
         credential_created(access_token.token_checksum)  # every process knows it from its first use
         if request.grant_type == "authorization_code":
             setattr(request, ISSUED_ACCESS_TOKEN_ATTR, access_token.pk)

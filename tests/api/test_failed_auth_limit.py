@@ -2,6 +2,8 @@
 and nobody is locked out by somebody else's failures. (Cross-process, through gunicorn with two
 workers: tests/security/test_shared_address.py.)"""
 
+import math
+import time
 from datetime import timedelta
 from http import HTTPStatus
 
@@ -12,7 +14,7 @@ from django.utils import timezone
 
 from apikeys import credfilter
 from apikeys.credfilter import credential_filter
-from apikeys.failed_auth import FAILED_AUTH_LIMIT
+from apikeys.failed_auth import FAILED_AUTH_LIMIT, UNKNOWN_LIMIT
 from apikeys.services import apikey_pause, apikey_revoke
 from apikeys.tokens import generate_token
 
@@ -35,12 +37,17 @@ def assert_unknown(response) -> None:
     }
 
 
-def assert_rate_limited(response) -> int:
+def assert_rate_limited(response, retry_after: int = 1) -> None:
+    """429 `rate_limited`; `Retry-After` is by default 1 (an uncertain token: the filter's next
+    read of new keys can place it), for unknown tokens the seconds left in the minute."""
     assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert response.json()["error"] == "rate_limited"
-    retry_after = int(response["Retry-After"])
-    assert retry_after == 1  # the filter's next read of new keys can place the token
-    return retry_after
+    assert int(response["Retry-After"]) == retry_after
+
+
+def seconds_left_in_minute() -> int:
+    now = time.time()
+    return math.ceil((int(now) // 60 + 1) * 60 - now)
 
 
 @pytest.fixture
@@ -79,10 +86,19 @@ def test_unknown_tokens_cost_a_bounded_number_of_lookups(
 ) -> None:
     guesses = 500
     if settings.REDIS_URL:
-        # A miss is settled by one Redis MGET (no marker: nobody issued it). No lookup at all.
+        # A miss is settled by one Redis MGET (no marker: nobody issued it). No lookup at all;
+        # past UNKNOWN_LIMIT a minute from the address, 429 until the minute is over.
         with django_assert_num_queries(0):
-            for _ in range(guesses):
+            for _ in range(UNKNOWN_LIMIT):
                 assert_unknown(guess())
+            for _ in range(guesses - UNKNOWN_LIMIT):
+                assert_rate_limited(guess(), seconds_left_in_minute())
+            # Other addresses are counted on their own; IPv6 addresses by /64.
+            assert_unknown(guess("198.51.100.8"))
+            for n in range(UNKNOWN_LIMIT):
+                assert_unknown(guess(f"2001:db8:1:2::{n + 1:x}"))
+            assert_rate_limited(guess("2001:db8:1:2:ffff::1"), seconds_left_in_minute())
+            assert_unknown(guess("2001:db8:1:3::1"))
         return
     # Embedded, within PULL_SECONDS of the filter's last read of new rows: a miss is uncertain
     # and looked up, FAILED_AUTH_LIMIT a minute per address (and process); then 429 without one.

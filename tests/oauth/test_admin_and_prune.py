@@ -13,7 +13,8 @@ from oauth2_provider.models import AccessToken, Application, Grant
 
 from audit.models import AuditEvent
 from oauth.gateway import verify_access_token
-from oauth.models import Connection
+from oauth.models import ISSUED_TOKEN_RETENTION, Connection, IssuedAccessToken
+from oauth.selectors import token_checksum
 from oauth.services import oauth_app_register_dynamic, oauth_prune
 from tests.factories import UserFactory
 
@@ -223,3 +224,31 @@ def test_admin_grant_revocation_says_it_came_from_the_admin(staff, oauth_app, to
     staff.post("/admin/oauth/connection/",
                {"action": "revoke", "_selected_action": [Connection.objects.get().pk]})
     assert AuditEvent.objects.get(action="oauth.token_revoked").metadata["door"] == "admin"
+
+
+def test_issued_tokens_are_remembered_until_a_week_after_expiry_then_pruned(
+    oauth_app, tokens_for
+) -> None:
+    old, recent = tokens_for(oauth_app)["access_token"], tokens_for(oauth_app)["access_token"]
+    records = {token: IssuedAccessToken.objects.get(token_checksum=token_checksum(token))
+               for token in (old, recent)}
+    # Written with the token, with its expiry; the token itself is never stored.
+    stored = AccessToken.objects.get(token_checksum=token_checksum(old))
+    assert records[old].expires_at == stored.expires
+    assert not IssuedAccessToken.objects.filter(token_checksum__in=[old, recent]).exists()
+    now = timezone.now()
+    IssuedAccessToken.objects.filter(pk=records[old].pk).update(
+        expires_at=now - ISSUED_TOKEN_RETENTION - timedelta(seconds=1))
+    IssuedAccessToken.objects.filter(pk=records[recent].pk).update(
+        expires_at=now - ISSUED_TOKEN_RETENTION + timedelta(hours=1))
+    oauth_prune(now=now)
+    assert list(IssuedAccessToken.objects.values_list("pk", flat=True)) == [records[recent].pk]
+    # An access token that is gone but was issued is "revoked or expired", a known failure.
+    AccessToken.objects.filter(
+        token_checksum__in=[token_checksum(old), token_checksum(recent)]).delete()
+    failure = verify_access_token(recent, ip=None, resource=API_RESOURCE)
+    assert (failure.error, failure.message, failure.known) == (
+        "invalid_token", "The access token has been revoked or has expired.", True)
+    failure = verify_access_token(old, ip=None, resource=API_RESOURCE)
+    assert (failure.message, failure.known) == (
+        "The access token is unknown or has been revoked.", False)

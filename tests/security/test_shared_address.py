@@ -7,6 +7,7 @@ heard from — the way the dashboard, a command or the token endpoint on another
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
@@ -18,12 +19,19 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 from django.utils import timezone
+from oauth2_provider.models import get_access_token_model
 
+from apikeys.counters import redis_client
+from apikeys.credfilter import PULL_SECONDS, marker_key
+from apikeys.failed_auth import UNKNOWN_LIMIT
 from apikeys.models import ApiKey
 from apikeys.services import apikey_pause, apikey_revoke
 from apikeys.tokens import generate_token
+from oauth.models import IssuedAccessToken
+from oauth.selectors import token_checksum
 from oauth.tokens import generate_access_token
 from tests.oauth.conftest import REVOKE, TOKEN
+from tests.reliability.servers import RedisServer
 from tests.servers import gunicorn
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,8 +40,9 @@ FLOOD_THREADS = 4
 
 
 @pytest.fixture
-def server(transactional_db) -> Iterator[str]:
-    with gunicorn(workers=2) as base:
+def server(request, transactional_db) -> Iterator[str]:
+    # `indirect` parametrization may pass the server's extra environment.
+    with gunicorn(workers=2, env=getattr(request, "param", None)) as base:
         yield base
 
 
@@ -161,12 +170,9 @@ def test_known_refused_credentials_get_their_own_error_every_time_and_never_bloc
         expired_token: (HTTPStatus.UNAUTHORIZED, "key_expired"),
         walled_token: (HTTPStatus.FORBIDDEN, "ip_not_allowed"),
         prod_token: (HTTPStatus.UNAUTHORIZED, "environment_mismatch"),
+        # DOT deletes a revoked access token; the record of issued tokens says it existed.
+        oauth_revoked: (HTTPStatus.UNAUTHORIZED, "invalid_token"),
     }
-    if django_settings.REDIS_URL:
-        # DOT deletes a revoked access token. With Redis its issue marker (or, on a worker that
-        # saw it, the filter) says it existed; the embedded mode keeps no record of deleted
-        # tokens, so there it is an uncertain token like any other (docs/security.md).
-        expected[oauth_revoked] = (HTTPStatus.UNAUTHORIZED, "invalid_token")
     with httpx.Client(base_url=server, timeout=20) as client:
         for token, wanted in expected.items():
             for _ in range(100):
@@ -201,3 +207,133 @@ def test_a_key_created_elsewhere_works_on_its_first_request_during_a_flood(
             assert first.status_code == HTTPStatus.OK, first.text
             apikey_revoke(key=key, acting_user=members["admin"])  # the plan allows 5 live keys
     assert_flood_answered(flood)
+
+
+# --- Unknown tokens past the limit, tokens that existed, keys whose marker was lost ------------
+
+
+def _window_left(at: float) -> float:
+    return (int(at) // 60 + 1) * 60 - at
+
+
+def test_unknown_tokens_past_the_limit_get_429_while_known_credentials_are_served(
+    server, make_key, members, oauth_app, served_tokens
+) -> None:
+    key, token = make_key()
+    access_token = served_tokens(oauth_app)["access_token"]
+    revoked, revoked_token = make_key(name="revoked")
+    apikey_revoke(key=revoked, acting_user=members["admin"])
+    for _ in range(6):  # both workers have read their filters
+        assert get(server, token).status_code == HTTPStatus.OK
+    refused: Counter = Counter()
+    limited = 0
+    with httpx.Client(base_url=server, timeout=20) as client:
+        for n in range(20 * UNKNOWN_LIMIT):  # bounded: both workers pass their limits well before
+            unknown = generate_token("development") if n % 2 else generate_access_token()
+            before = time.time()
+            response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {unknown}"})
+            after = time.time()
+            if response.status_code == HTTPStatus.UNAUTHORIZED:
+                assert response.json()["error"] in {"invalid_credentials", "invalid_token"}
+                refused[int(before) // 60] += 1
+                continue
+            assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS, response.text
+            assert response.json()["error"] == "rate_limited"
+            retry_after = int(response.headers["Retry-After"])
+            in_window = math.floor(_window_left(after)) <= retry_after <= math.ceil(
+                _window_left(before)
+            )
+            if int(before) // 60 == int(after) // 60:
+                # With Redis every refusal is the unknown-token limit: until the minute is over.
+                # Embedded, a miss between two reads of new rows is uncertain: Retry-After: 1.
+                assert in_window or (not django_settings.REDIS_URL and retry_after == 1), (
+                    retry_after, before, after)
+            limited += 1
+            if limited >= 20:
+                break
+    assert limited >= 20
+    # At most UNKNOWN_LIMIT 401s per worker and minute (two workers).
+    assert all(count <= 2 * UNKNOWN_LIMIT for count in refused.values()), refused
+    # The address is past its limit now; what is known is answered on its own, every time.
+    for _ in range(20):
+        assert get(server, token).status_code == HTTPStatus.OK
+        response = get(server, access_token)
+        assert response.status_code == HTTPStatus.OK, response.text
+        assert response.json()["principal"]["kind"] == "oauth"
+        response = get(server, revoked_token)
+        assert (response.status_code, response.json()["error"]) == (
+            HTTPStatus.UNAUTHORIZED, "key_revoked")
+    assert ApiKey.objects.get(pk=key.pk).status == "active"
+    assert ApiKey.objects.get(pk=revoked.pk).status == "revoked"
+
+
+@pytest.mark.parametrize(
+    "server", [{"GATEHOUSE_CREDENTIAL_FILTER_REBUILD_SECONDS": "1"}], indirect=True,
+    ids=["workers-reread-their-filters-every-second"],
+)
+def test_oauth_tokens_that_existed_get_their_own_401_every_time_after_dot_deleted_them(
+    server, oauth_app, served_tokens
+) -> None:
+    host = server.removeprefix("http://")
+    revoked = served_tokens(oauth_app)["access_token"]
+    answer = Client().post(REVOKE, {"token": revoked}, **oauth_app.token_auth())  # RFC 7009
+    assert answer.status_code == HTTPStatus.OK
+    granted = served_tokens(oauth_app)
+    data = {"grant_type": "refresh_token", "refresh_token": granted["refresh_token"]}
+    if oauth_app.secret is None:
+        data["client_id"] = oauth_app.client_id
+    rotated = Client(HTTP_HOST=host).post(TOKEN, data, **oauth_app.token_auth())
+    assert rotated.status_code == HTTPStatus.OK, rotated.content
+    stale = granted["access_token"]
+    # DOT deleted both; only their digests are remembered (never a token).
+    gone = {token_checksum(revoked), token_checksum(stale)}
+    assert not get_access_token_model().objects.filter(token_checksum__in=gone).exists()
+    assert IssuedAccessToken.objects.filter(token_checksum__in=gone).count() == 2
+    if django_settings.REDIS_URL:
+        # Their issue markers expire 15 minutes after issue: from then on only the record of
+        # issued tokens says they existed.
+        redis_client().delete(*(marker_key(digest) for digest in gone))
+    with httpx.Client(base_url=server, timeout=20) as client:
+        for round_ in range(2):
+            if round_:
+                time.sleep(1.5)  # both workers have reread their filters (every second)
+            for token in (revoked, stale):
+                for _ in range(100):
+                    response = client.get(
+                        "/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+                    assert response.status_code == HTTPStatus.UNAUTHORIZED, response.text
+                    assert response.json() == {
+                        "error": "invalid_token",
+                        "message": "The access token has been revoked or has expired.",
+                    }
+    # The new token of the rotation is served, the address was never counted.
+    assert get(server, rotated.json()["access_token"]).status_code == HTTPStatus.OK
+
+
+def test_a_key_whose_issue_marker_was_lost_works_on_its_first_request_on_both_workers(
+    transactional_db, settings, make_key
+) -> None:
+    redis = RedisServer(persist=True)  # keeps its data across the restart, as production's does
+    redis.start()
+    try:
+        settings.REDIS_URL = redis.url
+        settings.CACHES = {"default": {
+            "BACKEND": "config.redis_cache.RedisCache", "LOCATION": redis.url,
+            "KEY_PREFIX": "gatehouse",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }}
+        with gunicorn(workers=2, env={"REDIS_URL": redis.url}) as server:
+            _warm, warm_token = make_key(name="warm")
+            for _ in range(6):  # both workers have read their filters and Redis's epoch
+                assert get(server, warm_token).status_code == HTTPStatus.OK
+            warmed = time.monotonic()
+            redis.stop()
+            key, token = make_key(name="created while Redis was down")  # no marker written
+            redis.start()
+            assert redis_client().get(marker_key(key.digest)) is None
+            # Each worker reads new rows at most once a second: let that second pass.
+            time.sleep(max(0.0, PULL_SECONDS + 0.1 - (time.monotonic() - warmed)))
+            answers = Counter(get(server, token).status_code for _ in range(20))
+            assert answers == {HTTPStatus.OK: 20}, answers
+    finally:
+        redis.destroy()
