@@ -20,7 +20,7 @@ find_python = $(firstword $(foreach p,$(PYTHON_CANDIDATES),$(shell $(p) -c 'impo
 help:
 	@echo "make run     install, migrate, seed the demo workspace, serve on http://127.0.0.1:8000"
 	@echo "make test    install, then run the whole test suite (browser tests included)"
-	@echo "make lint    ruff check"
+	@echo "make lint    ruff check and the import layers (lint-imports)"
 	@echo "make bench   benchmark against the no-auth baseline and the DRF peer"
 
 $(STAMP): pyproject.toml
@@ -48,6 +48,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -11,6 +11,6 @@ limit_request_field_size = 16 * 1024
 # request. 8190 is gunicorn's maximum short of 0 ("unlimited"), which its pure-Python parser
 # reads by re-copying the buffer on every read: a megabyte line would cost real CPU. Lines up to
 # 8190 bytes reach the API, which refuses URLs over 4096 bytes with a JSON 414
-# (apikeys/middleware.py); a longer line gets the JSON 414 of the worker class below.
+# (gateway/middleware.py); a longer line gets the JSON 414 of the worker class below.
 limit_request_line = 8190
 worker_class = "config.gunicorn_worker.SyncWorker"

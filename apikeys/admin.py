@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 
-from audit.services import RequestContext
+from core.context import RequestContext
 from workspaces.models import Workspace
 
 from .forms import OVERLAP_CHOICES, ApiKeyCreateForm

@@ -15,7 +15,7 @@ How a revocation still reaches the very next request on every process:
   The bump after the commit is the one that matters: a process that refreshed in between read
   the row as it was before the commit, and the second bump makes it refresh again.
 - A request served from the cache passes the markers' values to the gateway's one Redis call
-  (`apikeys.counters.gate_take`), which refuses to count anything when a marker moved; the
+  (`gateway.gate.gate_take`), which refuses to count anything when a marker moved; the
   gateway then reads the key from the database, exactly as without the cache
   (`ApiGatewayMiddleware`). If Redis cannot be reached the cached entry is not trusted either.
 - On a miss the markers are read (or created) *before* the row, so a change that commits after
@@ -27,8 +27,8 @@ How a revocation still reaches the very next request on every process:
   may have been lost while Redis was unreachable, so nothing it cached before can be confirmed
   by unchanged markers, and it reads keys from the database until it can cache them again
   under markers read from Redis. A bump that could not reach Redis is owed: this process keeps
-  retrying it every `_RETRY_SECONDS` for `MAX_AGE_SECONDS` (after that every entry cached before
-  it has expired anyway), so once Redis is back a worker that saw nothing of the blip refreshes
+  retrying it (`core.versions`) for `MAX_AGE_SECONDS` (after that every entry cached before it
+  has expired anyway), so once Redis is back a worker that saw nothing of the blip refreshes
   too, and `keycache_pending` tells the person who made the change (dashboard, admin,
   `revoke_api_key`) that other processes may not know yet.
 - An entry lives at most `MAX_AGE_SECONDS`, which bounds what a lost bump (Redis unreachable at
@@ -48,19 +48,22 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
 
-from .counters import redis_client, using_redis
+from core.redis import redis_client, using_redis
+from core.versions import (
+    EPOCH_MARKER,
+    MARKER_TTL_SECONDS,
+    on_bump_failed,
+    version_bump,
+    version_pending,
+)
+
 from .models import ApiKey
 
 logger = logging.getLogger(__name__)
 
 MAX_AGE_SECONDS = 30.0
 MAX_ENTRIES = 4096
-MARKER_TTL_SECONDS = 24 * 3600
-EPOCH_MARKER = "gatehouse:keyver:epoch"
-_BUMP_ATTEMPTS = 3
-_RETRY_SECONDS = 0.25
 
 
 def key_marker(digest: str) -> str:
@@ -154,35 +157,17 @@ def keycache_invalidate(key: ApiKey | None = None) -> None:
     """Make every process read `key` (None: every key, for a change of workspace or plan) from
     the database on its next request. Call it inside the transaction that makes the change;
     afterwards `keycache_pending(key)` says whether Redis could not be told yet."""
-    if not using_redis():
-        return
-    marker = key_marker(key.digest) if key is not None else EPOCH_MARKER
-    what = f"API key {key.public_id}" if key is not None else "every API key"
-    # At once as well as after the commit: harmless (see above), and it reaches requests served
-    # inside a transaction that never commits, such as a test's.
-    if not _bump(marker):
-        _owe(marker, what)
-
-    def after_commit() -> None:
-        if any(_bump(marker) for _ in range(_BUMP_ATTEMPTS)):
-            _owed.pop(marker, None)
-            return
-        _owe(marker, what)
-        logger.error(
-            "Could not reach Redis to invalidate cached copies of %s; retrying for %d seconds, "
-            "other processes may use their cached copy until then.", what, int(MAX_AGE_SECONDS),
-        )
-
-    transaction.on_commit(after_commit, robust=True)
+    if key is None:
+        version_bump(EPOCH_MARKER, what="every API key")
+    else:
+        version_bump(key_marker(key.digest), what=f"API key {key.public_id}")
 
 
 def keycache_pending(key: ApiKey | None = None) -> bool:
     """True while this process still owes Redis the invalidation of `key` (None: the epoch):
     other processes may use their cached copy until it gets through (at most
     `MAX_AGE_SECONDS`)."""
-    if not using_redis():
-        return False
-    return (key_marker(key.digest) if key is not None else EPOCH_MARKER) in _owed
+    return version_pending(key_marker(key.digest) if key is not None else EPOCH_MARKER)
 
 
 PENDING_WARNING = (
@@ -191,44 +176,4 @@ PENDING_WARNING = (
     "retrying)."
 )
 
-
-# marker -> (what it covers, monotonic time after which retrying is pointless)
-_owed: dict[str, tuple[str, float]] = {}
-_retrier: threading.Thread | None = None
-_retrier_lock = threading.Lock()
-
-
-def _owe(marker: str, what: str) -> None:
-    global _retrier
-    keycache_distrust()
-    with _retrier_lock:
-        _owed[marker] = (what, time.monotonic() + MAX_AGE_SECONDS)
-        if _retrier is None or not _retrier.is_alive():
-            _retrier = threading.Thread(
-                target=_retry_owed, name="gatehouse-keycache-bumps", daemon=True
-            )
-            _retrier.start()
-
-
-def _retry_owed() -> None:
-    global _retrier
-    while True:
-        with _retrier_lock:
-            if not _owed:
-                _retrier = None
-                return
-        time.sleep(_RETRY_SECONDS)
-        for marker, (what, give_up_at) in list(_owed.items()):
-            if _bump(marker):
-                _owed.pop(marker, None)
-                logger.warning("Redis reached again: cached copies of %s invalidated.", what)
-            elif time.monotonic() > give_up_at:
-                _owed.pop(marker, None)  # every copy cached before has expired by now
-
-
-def _bump(marker: str) -> bool:
-    try:
-        redis_client().set(marker, secrets.token_hex(8), ex=MARKER_TTL_SECONDS)
-    except Exception:  # redis.exceptions.RedisError and socket errors
-        return False
-    return True
+on_bump_failed(keycache_distrust)

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from workspaces.ids import new_public_id
+from core.ids import new_public_id
 from workspaces.models import Workspace
 
 from .tokens import display_hint
@@ -125,46 +125,8 @@ class ApiKey(models.Model):
         return self.expires_at is not None and now < self.expires_at <= now + timedelta(days=days)
 
 
-class Counter(models.Model):
-    """A shared counter for the embedded (no-Redis) backend: daily budgets and per-minute rate
-    limits. Incremented only by one conditional upsert (`apikeys.counters`); `prune` removes
-    rows past `expires_at`."""
-
-    key = models.CharField(max_length=100, unique=True)
-    count = models.BigIntegerField(default=0)
-    expires_at = models.DateTimeField(db_index=True)
-
-    def __str__(self) -> str:
-        return f"{self.key}={self.count}"
-
-
-class IdempotencyStatus(models.TextChoices):
-    IN_FLIGHT = "in_flight", "In flight"
-    COMPLETED = "completed", "Completed"
-
-
-class IdempotencyRecord(models.Model):
-    """One `Idempotency-Key` of a workspace (SPEC §6): claimed before the view runs, completed with
-    the response to replay. The unique constraint is what makes a concurrent duplicate a 409."""
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64)
-    status = models.CharField(max_length=16, choices=IdempotencyStatus.choices)
-    locked_until = models.DateTimeField()
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_headers = models.JSONField(default=dict, blank=True)
-    response_body = models.BinaryField(default=b"", blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField(db_index=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "key"], name="idempotency_unique_key")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.workspace_id}:{self.key}"
+# How many recent requests each key keeps (`KeyRequest`), newest first; the usage flush trims.
+RECENT_PER_KEY = 100
 
 
 class KeyUsageDay(models.Model):

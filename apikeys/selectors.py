@@ -24,12 +24,11 @@ from django.utils import timezone
 
 from passports.models import Passport
 from workspaces.models import Plan, Workspace
+from workspaces.quotas import quota_usage_today
 
 from .keycache import key_cache, keycache_versions
-from .models import ApiKey, KeyRequest, KeyStatus, KeyUsageDay
-from .quotas import quota_usage_today
+from .models import RECENT_PER_KEY, ApiKey, KeyRequest, KeyStatus, KeyUsageDay
 from .tokens import parse_token, token_digest
-from .usage import RECENT_PER_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +190,7 @@ def apikey_by_digest(digest: str) -> ApiKey | None:
     return key
 
 
-# `key_` + 22 base62 characters (workspaces.ids). Anything else is refused before the database,
+# `key_` + 22 base62 characters (core.ids). Anything else is refused before the database,
 # which would choke on some bytes (PostgreSQL refuses NUL in text: a 500 instead of a 404).
 KEY_PUBLIC_ID = re.compile(r"key_[0-9A-Za-z]{22}")
 

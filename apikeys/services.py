@@ -11,11 +11,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.services import Actor, RequestContext, audit_record
+from audit.services import audit_record
+from core.context import Actor, RequestContext
+from core.credfilter import credential_created
 from workspaces.models import Workspace
 from workspaces.scopes import api_key_scopes
 
-from .credfilter import credential_created
 from .keycache import keycache_invalidate
 from .models import ApiKey, Environment, KeyStatus
 from .tokens import generate_token, token_digest, token_hint

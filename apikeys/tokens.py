@@ -10,17 +10,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import zlib
 from dataclasses import dataclass
 
 from django.conf import settings
 
-from workspaces.ids import BASE62, random_base62
+from core.credentials import CHECKSUM_LENGTH, checksum
+from core.ids import random_base62
 
 ENVIRONMENT_PREFIXES = {"production": "prod", "staging": "stg", "development": "dev"}
 PREFIX_ENVIRONMENTS = {prefix: env for env, prefix in ENVIRONMENT_PREFIXES.items()}
 RANDOM_LENGTH = 30
-CHECKSUM_LENGTH = 6
 HINT_LENGTH = 4
 TOKEN_PATTERN = re.compile(r"gk_(prod|stg|dev)_([0-9A-Za-z]{30})([0-9A-Za-z]{6})")
 # The longest token is gk_prod_ + 36; anything longer is rejected before the regex runs.
@@ -31,19 +30,6 @@ MAX_TOKEN_LENGTH = len("gk_prod_") + RANDOM_LENGTH + CHECKSUM_LENGTH
 class ParsedToken:
     token: str
     environment: str  # production | staging | development
-
-
-def base62_encode(number: int, width: int) -> str:
-    digits = []
-    while number:
-        number, remainder = divmod(number, 62)
-        digits.append(BASE62[remainder])
-    return "".join(reversed(digits)).rjust(width, "0")
-
-
-def checksum(body: str) -> str:
-    """CRC32 of everything before the checksum, base62, left-padded with `0` to 6 characters."""
-    return base62_encode(zlib.crc32(body.encode("ascii")), CHECKSUM_LENGTH)
 
 
 def generate_token(environment: str) -> str:

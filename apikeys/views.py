@@ -28,7 +28,7 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
-from audit.services import RequestContext
+from core.context import RequestContext
 from workspaces.permissions import workspace_view
 from workspaces.roles import Action
 

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 
-from apikeys.gateway import (
-    api_endpoint,
-    iso,
-    list_response,
-    parse_timestamp,
-    read_limit,
-    read_query,
-)
+from apikit.endpoints import api_endpoint
+from apikit.requests import iso, list_response, parse_timestamp, read_limit, read_query
 
 from .models import AuditEvent
 from .selectors import audit_event_page

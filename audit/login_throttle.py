@@ -22,14 +22,14 @@ outage of Redis must not lock everyone out, and Argon2 keeps each guess slow any
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import logging
 import math
 from collections.abc import Callable
 
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
+
+from core.addresses import ip_bucket
 
 logger = logging.getLogger("audit.login")
 
@@ -40,34 +40,15 @@ _ACCOUNT_ADDRESS = ("gatehouse.login.account_address", f"{ACCOUNT_ADDRESS_LIMIT}
 _ADDRESS = ("gatehouse.login.address", f"{ADDRESS_LIMIT}/{WINDOW_MINUTES}m")
 
 
-@functools.lru_cache(maxsize=4096)
-def _bucket(ip: str) -> str:
-    """IPv4 addresses alone, IPv6 addresses by /64 (one host usually owns a whole /64)."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return "unknown"
-    if address.version == 6:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
-    return str(address)
-
-
-def address_bucket(group: str, request: HttpRequest) -> str:
-    """django-ratelimit key: the client's address as the WSGI server saw it (REMOTE_ADDR; behind
-    a proxy it must carry the client, docs/operations.md)."""
-    ip = request.META.get("REMOTE_ADDR")
-    return _bucket(ip) if ip else "unknown"
-
-
 def _account_address_key(username: str) -> Callable[[str, HttpRequest], str]:
     normalized = username.strip().lower()
     # django-ratelimit hashes the key into the cache key: no username is stored in the cache.
-    return lambda group, request: f"{address_bucket(group, request)}|{normalized}"
+    return lambda group, request: f"{ip_bucket(group, request)}|{normalized}"
 
 
 def _usages(request: HttpRequest, username: str, *, increment: bool) -> list[dict]:
     usages = [
-        get_usage(request, group=_ADDRESS[0], key=address_bucket, rate=_ADDRESS[1],
+        get_usage(request, group=_ADDRESS[0], key=ip_bucket, rate=_ADDRESS[1],
                   increment=increment),
     ]
     if username.strip():

@@ -1,22 +1,19 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from django.db import models
 
-from workspaces.ids import new_public_id
-from workspaces.models import Workspace
+from core.context import ActorType
+from core.ids import new_public_id
+
+if TYPE_CHECKING:
+    from workspaces.models import Workspace
 
 
 def new_event_id() -> str:
     return new_public_id("evt")
-
-
-class ActorType(models.TextChoices):
-    USER = "user", "User"
-    API_KEY = "api_key", "API key"
-    OAUTH_APP = "oauth_app", "OAuth app"
-    SYSTEM = "system", "System"
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
@@ -39,7 +36,8 @@ class AuditEvent(models.Model):
 
     public_id = models.CharField(max_length=32, unique=True, default=new_event_id, editable=False)
     workspace = models.ForeignKey(
-        Workspace, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+        "workspaces.Workspace", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="audit_events",
     )
     actor_type = models.CharField(max_length=16, choices=ActorType.choices)
     actor_id = models.CharField(max_length=64, blank=True)

@@ -10,13 +10,19 @@ the chain (`audit.resealed`), so it is on the record who vouched, when and again
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 
-from workspaces.models import Workspace
+from core.context import Actor, RequestContext
 
 from .models import AuditChain, AuditEvent
-from .services import Actor, RequestContext, audit_record, chain_key, chain_reseal
+from .services import audit_record, chain_key, chain_reseal
 from .verification import verify_chain
+
+if TYPE_CHECKING:
+    from workspaces.models import Workspace
+
 
 
 class ResealRefusedError(Exception):

@@ -7,16 +7,20 @@ import hashlib
 import json
 from collections.abc import Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.db.models import Q, QuerySet
 
-from workspaces.models import Workspace
-from workspaces.pagination import MAX_LIMIT, InvalidPageRequest, keyset_page
+from core.pagination import MAX_LIMIT, InvalidPageRequest, keyset_page
 
 from .actions import is_known_action
 from .models import AuditEvent
 
 EXPORT_BATCH_SIZE = 2000
+
+if TYPE_CHECKING:
+    from workspaces.models import Workspace
+
 
 
 def audit_event_queryset(
@@ -101,7 +105,7 @@ def audit_event_page(
     """One page of the workspace's events, newest first, and the cursor of the next (older) page.
 
     Keyset pagination on the id (`id < cursor`), on the indexes above: page 1000 costs what page 1
-    costs. Raises `workspaces.pagination.InvalidPageRequest` for a forged cursor, a cursor issued
+    costs. Raises `core.pagination.InvalidPageRequest` for a forged cursor, a cursor issued
     for another workspace or filter, a limit outside 1–100, an unknown action or an empty range.
     """
     if not 1 <= limit <= MAX_LIMIT:

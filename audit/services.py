@@ -6,19 +6,20 @@ import hashlib
 import hmac
 import json
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import connection, transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
-from workspaces.models import Workspace
+from core.context import Actor, ActorType, RequestContext
+from core.credentials import CREDENTIAL_PATTERN, redact_credentials, redact_credentials_in
 
-from .credentials import CREDENTIAL_PATTERN, redact_credentials, redact_credentials_in
 from .keys import AuditKey, signing_key, verification_key
-from .models import ActorType, AuditChain, AuditEvent
+from .models import AuditChain, AuditEvent
+
+if TYPE_CHECKING:
+    from workspaces.models import Workspace
 
 GENESIS_HASH = "0" * 64
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -28,65 +29,6 @@ anchor_logger = logging.getLogger("gatehouse.audit.anchor")
 # What a chain head's seal becomes when the head was found altered: never a valid seal again, so
 # later writes cannot launder the evidence (verify_audit_log keeps reporting it).
 TAINTED_SEAL = "tainted"
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    type: str
-    id: str = ""
-    label: str = ""
-
-    @classmethod
-    def for_user(cls, user) -> Actor:  # noqa: ANN001
-        if user is None or not getattr(user, "is_authenticated", False):
-            return cls(ActorType.SYSTEM, "", "anonymous")
-        return cls(ActorType.USER, str(user.pk), user.get_username())
-
-    @classmethod
-    def system(cls, label: str) -> Actor:
-        return cls(ActorType.SYSTEM, "", label)
-
-
-class Door:
-    """Which door an action came through; recorded as the event's `metadata["door"]` (SPEC §8)."""
-
-    DASHBOARD = "dashboard"
-    API = "api"
-    ADMIN = "admin"
-    COMMAND = "command"
-
-
-def door_of(request: HttpRequest) -> str:
-    """Django admin's pages (any view in the `admin` URL namespace), the JSON API and OAuth
-    endpoints (under /api/), or else the dashboard."""
-    match = getattr(request, "resolver_match", None)
-    if match is not None and "admin" in match.namespaces:
-        return Door.ADMIN
-    if request.path.startswith("/api/"):
-        return Door.API
-    return Door.DASHBOARD
-
-
-@dataclass(frozen=True, slots=True)
-class RequestContext:
-    """Where an action came from: the client's IP and user agent, or the command that ran it,
-    and the door (`Door`); an empty door is not recorded."""
-
-    ip: str | None = None
-    user_agent: str = ""
-    door: str = ""
-
-    @classmethod
-    def from_request(cls, request: HttpRequest, *, door: str | None = None) -> RequestContext:
-        return cls(
-            ip=request.META.get("REMOTE_ADDR") or None,
-            user_agent=request.headers.get("User-Agent", "")[:512],
-            door=door or door_of(request),
-        )
-
-    @classmethod
-    def for_command(cls, name: str) -> RequestContext:
-        return cls(ip=None, user_agent=f"manage.py {name}", door=Door.COMMAND)
 
 
 def chain_key(workspace_id: int | None) -> str:

@@ -27,7 +27,8 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
-from workspaces.pagination import InvalidPageRequest
+from core.context import Door, RequestContext
+from core.pagination import InvalidPageRequest
 from workspaces.permissions import workspace_view
 from workspaces.roles import Action
 
@@ -35,7 +36,7 @@ from .forms import AuditFilterForm
 from .login_throttle import login_blocked, login_failed
 from .models import AuditEvent
 from .selectors import audit_event_page, audit_event_queryset, audit_event_stream
-from .services import Door, RequestContext, audit_login_failed, audit_login_succeeded
+from .services import audit_login_failed, audit_login_succeeded
 
 PAGE_SIZE = 50
 TEMPLATE = "audit/event_list.html"

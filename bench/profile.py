@@ -79,7 +79,7 @@ def profile(args: argparse.Namespace) -> int:
         if settings.configured:
             from django.db import connections
 
-            from apikeys.usage import usage_flush
+            from gateway.usage import usage_flush
 
             try:
                 usage_flush()  # now, not at exit: the database is about to go

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import django
 
 HISTORY_KEYS = 10_000
-HISTORY_REQUESTS_PER_KEY = 100  # usage keeps the newest 100 requests per key (apikeys.usage)
+HISTORY_REQUESTS_PER_KEY = 100  # usage keeps the newest 100 requests per key (gateway.usage)
 HISTORY_USAGE_DAYS = 30
 HISTORY_EVENTS = 1_000_000
 LIVE_HISTORY_KEYS = 40  # the rest are revoked or expired, as a busy workspace accumulates
@@ -46,7 +46,7 @@ def main() -> None:
     from rest_framework_api_key.models import APIKey
 
     from apikeys.services import apikey_create
-    from audit.services import Actor
+    from core.context import Actor
     from passports.models import PassportStatus
     from passports.services import passport_create
     from workspaces.models import Plan
@@ -174,7 +174,7 @@ def _seed_history(workspace, owner, key) -> dict:  # noqa: ANN001
     from audit.models import AuditChain, AuditEvent
     from audit.selectors import _filter_scope
     from audit.services import chain_key
-    from workspaces.pagination import encode_cursor
+    from core.pagination import encode_cursor
 
     keys, requests, days, events = (
         ApiKey._meta.db_table, KeyRequest._meta.db_table, KeyUsageDay._meta.db_table,

@@ -22,13 +22,13 @@ from rest_framework import serializers
 from rest_framework.generics import RetrieveAPIView
 from rest_framework_api_key.permissions import HasAPIKey
 
-from apikeys.counters import gate_take
 from apikeys.keycache import keycache_versions
-from apikeys.quotas import Budget, budget_counter_key, next_utc_midnight, rate_limit_window
+from gateway.gate import gate_take
 from passports.api import passport_json
 from passports.models import Passport
 from passports.selectors import passport_get
 from workspaces.models import Workspace
+from workspaces.quotas import Budget, budget_counter_key, next_utc_midnight, rate_limit_window
 
 
 def baseline_passport(request: HttpRequest, workspace_id: int, public_id: str) -> JsonResponse:

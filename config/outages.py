@@ -3,7 +3,7 @@
 `ServiceUnavailableMiddleware` sits first in `settings.MIDDLEWARE` but for `config.cors` (which
 touches no service, and so marks these 503s too) and turns an outage of PostgreSQL or Redis —
 `django.db.OperationalError`/`InterfaceError`, redis-py's
-`ConnectionError`/`TimeoutError`, or `apikeys.counters.CounterUnavailable` — into a 503: JSON
+`ConnectionError`/`TimeoutError`, or `core.counters.CounterUnavailable` — into a 503: JSON
 `{"error": "service_unavailable", …}` under `/api/`, the `503.html` page everywhere else, with
 `Retry-After`. Any other exception is left to Django (a 500).
 
@@ -45,7 +45,7 @@ _FLAG = "_gatehouse_outage"
 
 @cache
 def _outage_types() -> tuple[type[BaseException], ...]:
-    from apikeys.counters import CounterUnavailable
+    from core.counters import CounterUnavailable
 
     types: list[type[BaseException]] = [OperationalError, InterfaceError, CounterUnavailable]
     try:
@@ -77,7 +77,7 @@ def service_unavailable_response(request: HttpRequest, dependency: str) -> HttpR
     """The 503: JSON under `/api/` (SPEC §4), a standalone page elsewhere. Neither touches the
     database or the cache: the page is rendered without a request context (no session, no
     `request.user`, no context processors)."""
-    from apikeys.errors import SERVICE_UNAVAILABLE_RETRY_AFTER, is_api_path, service_unavailable
+    from apikit.errors import SERVICE_UNAVAILABLE_RETRY_AFTER, is_api_path, service_unavailable
 
     if is_api_path(request):
         response = service_unavailable(request)

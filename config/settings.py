@@ -108,11 +108,14 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_ratelimit",
     "oauth2_provider",
-    "workspaces",
+    # The project's apps, lowest layer first (SPEC §1; `lint-imports` holds the direction).
+    "core",
     "audit",
+    "workspaces",
+    "passports",
     "apikeys",
     "oauth",
-    "passports",
+    "gateway",
 ]
 
 MIDDLEWARE = [
@@ -128,8 +131,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # /api/v1/ only: token authentication, scopes, JSON errors (apikeys/middleware.py).
-    "apikeys.middleware.ApiGatewayMiddleware",
+    # /api/v1/ only: token authentication, scopes, JSON errors (gateway/middleware.py).
+    "gateway.middleware.ApiGatewayMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -183,8 +186,8 @@ REDIS_TIMEOUT_SECONDS = float(os.environ.get("REDIS_TIMEOUT_SECONDS", "0.5"))
 if REDIS_URL:
     CACHES = {
         "default": {
-            # Django's RedisCache reusing its redis-py client (config/redis_cache.py).
-            "BACKEND": "config.redis_cache.RedisCache",
+            # Django's RedisCache reusing its redis-py client (core/redis_cache.py).
+            "BACKEND": "core.redis_cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "gatehouse",
             # Redis answers in well under a millisecond; a stopped or hung Redis must cost a
@@ -311,15 +314,15 @@ OAUTH2_PROVIDER = {
     "GRANT_ADMIN_CLASS": "oauth.admin.GrantAdmin",
 }
 
-# The API gateway routes each `/api/v1/` token to its verifier by prefix (apikeys/principal.py).
+# The API gateway routes each `/api/v1/` token to its verifier by prefix (apikit/principal.py).
 GATEHOUSE_TOKEN_VERIFIERS = {
-    "gk_": "apikeys.gateway.verify_api_key",
-    "gat_": "oauth.gateway.verify_access_token",
+    "gk_": "apikeys.verifier.verify_api_key",
+    "gat_": "oauth.verifier.verify_access_token",
 }
 # Verified API keys are kept per process and confirmed on every request by the gateway's one
 # Redis call (apikeys/keycache.py); only with REDIS_URL. 0 reads the key row on every request.
 GATEHOUSE_KEY_CACHE = env_bool("GATEHOUSE_KEY_CACHE", default=True)
-# How often each process rereads its whole filter of issued credentials (apikeys/credfilter.py).
+# How often each process rereads its whole filter of issued credentials (core/credfilter.py).
 GATEHOUSE_CREDENTIAL_FILTER_REBUILD_SECONDS = float(
     os.environ.get("GATEHOUSE_CREDENTIAL_FILTER_REBUILD_SECONDS", "300")
 )
@@ -344,7 +347,7 @@ USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "config.redaction.RedactSecretsFilter"}},
+    "filters": {"redact_secrets": {"()": "core.redaction.RedactSecretsFilter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]},
     },
@@ -358,4 +361,4 @@ LOGGING = {
         "gatehouse.audit.anchor": {"level": "INFO"},
     },
 }
-DEFAULT_EXCEPTION_REPORTER_FILTER = "config.redaction.SecretsExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "core.redaction.SecretsExceptionReporterFilter"

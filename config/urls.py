@@ -19,11 +19,11 @@ urlpatterns = [
     path("", include("audit.urls")),
     path("", include("apikeys.urls")),
     path("", include("oauth.urls")),  # OAuth endpoints (oauth2_provider:…) and pages (oauth:…)
-    path("api/v1/", include("config.api_urls")),
+    path("api/v1/", include("gateway.urls")),
 ]
 
-# JSON for paths under /api/, the dashboard's templates everywhere else (apikeys/errors.py).
-handler400 = "apikeys.errors.handler400"
-handler403 = "apikeys.errors.handler403"
-handler404 = "apikeys.errors.handler404"
-handler500 = "apikeys.errors.handler500"
+# JSON for paths under /api/, the dashboard's templates everywhere else (apikit/errors.py).
+handler400 = "apikit.errors.handler400"
+handler403 = "apikit.errors.handler403"
+handler404 = "apikit.errors.handler404"
+handler500 = "apikit.errors.handler500"

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from oauth2_provider import admin as dot_admin
 
-from audit.services import Actor, Door, RequestContext
+from core.context import Actor, Door, RequestContext
 
 from .models import Connection
 from .redirects import validate_redirect_uris

@@ -6,9 +6,11 @@ class OauthConfig(AppConfig):
     verbose_name = "OAuth"
 
     def ready(self) -> None:
+        from core.retention import register_prune_step
         from workspaces.hooks import on_membership_removed, on_user_deleting
         from workspaces.scopes import Scope, register
 
+        from .retention import oauth_prune_step
         from .services import applications_disown, connections_end_for_member
 
         # Removing a member ends their grants in that workspace (SPEC §7), from every door.
@@ -16,6 +18,7 @@ class OauthConfig(AppConfig):
         # Deleting the user who registered a workspace's app keeps the app (DOT's
         # Application.user would delete it, and every grant with it, in the cascade).
         on_user_deleting(applications_disown)
+        register_prune_step("oauth", oauth_prune_step)
 
         register(
             Scope(

@@ -53,8 +53,8 @@ from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.common import urlencode
 from oauthlib.oauth2.rfc6749 import errors
 
-from apikeys.failed_auth import ip_bucket
-from audit.services import RequestContext
+from core.addresses import ip_bucket
+from core.context import RequestContext
 from workspaces.models import Membership
 from workspaces.roles import Role
 from workspaces.scopes import get_scope, scopes_for_role

@@ -23,7 +23,7 @@ from django.db import models
 from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
-from workspaces.ids import new_public_id
+from core.ids import new_public_id
 from workspaces.models import Workspace
 
 
@@ -208,7 +208,7 @@ class IssuedAccessToken(models.Model):
     and expiry, inserted in the transaction that stores the token and kept after DOT deletes it
     (RFC 7009 revocation, refresh rotation, revoked grants, removed members, `cleartokens`) until
     `ISSUED_TOKEN_RETENTION` past its expiry (oauth.codesweep, `prune`). The gateway's credential
-    filter (apikeys.credfilter) reads its access tokens from here, so a token that existed is a
+    filter (core.credfilter) reads its access tokens from here, so a token that existed is a
     known credential on every process: answered with its own 401, never counted."""
 
     token_checksum = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the token.")

@@ -19,8 +19,8 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
-from audit.models import ActorType
-from audit.services import Actor, RequestContext, audit_record
+from audit.services import audit_record
+from core.context import Actor, ActorType, RequestContext
 from workspaces.models import Membership, Workspace
 
 from .codesweep import expired_codes_delete

@@ -6,7 +6,7 @@ stores only SHA-256 checksums of them (COMPLIANT_BCP_RFC9700_TOKEN_STORAGE); the
 only in the token response.
 
 The other secrets of the flow get recognisable shapes too, so that log redaction
-(`config.redaction`) and secret scanners find them wherever they surface: client secrets
+(`core.redaction`) and secret scanners find them wherever they surface: client secrets
 `gcs_<60 base62><6 checksum>` (stored hashed by DOT) and authorization codes
 `gac_<40 base62><6 checksum>` (single use, 60 seconds, useless without the PKCE verifier).
 """
@@ -16,8 +16,8 @@ from __future__ import annotations
 import hmac
 import re
 
-from apikeys.tokens import checksum
-from workspaces.ids import random_base62
+from core.credentials import checksum
+from core.ids import random_base62
 
 ACCESS_TOKEN_PREFIX = "gat_"
 REFRESH_TOKEN_PREFIX = "grt_"

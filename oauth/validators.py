@@ -48,8 +48,8 @@ from oauth2_provider.models import (
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
-from apikeys.credfilter import credential_created
-from audit.services import Door, RequestContext
+from core.context import Door, RequestContext
+from core.credfilter import credential_created
 
 from .codesweep import code_sweeper
 from .models import (

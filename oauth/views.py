@@ -20,7 +20,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from audit.services import Actor, RequestContext
+from core.context import Actor, RequestContext
 from workspaces.permissions import workspace_view
 from workspaces.roles import Action
 

@@ -1,5 +1,5 @@
 """`/api/v1/passports`: the JSON API of passports (SPEC §4). Thin: parse, call a service or a
-selector, serialise. Authentication and scopes are the gateway's (`apikeys.middleware`)."""
+selector, serialise. Authentication and scopes are the gateway's (`gateway.middleware`)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,11 @@ from http import HTTPStatus
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from apikeys.errors import ApiError, invalid_request, not_found
-from apikeys.gateway import (
-    actor_for_principal,
-    api_endpoint,
-    api_methods,
-    iso,
-    list_response,
-    read_json_object,
-    read_limit,
-    read_query,
-)
-from audit.services import RequestContext
+from apikit.endpoints import api_endpoint, api_methods
+from apikit.errors import ApiError, invalid_request, not_found
+from apikit.principal import actor_for_principal
+from apikit.requests import iso, list_response, read_json_object, read_limit, read_query
+from core.context import RequestContext
 
 from . import services
 from .models import Passport, PassportStatus

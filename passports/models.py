@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from workspaces.ids import new_public_id
+from core.ids import new_public_id
 from workspaces.models import Workspace
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from core.pagination import keyset_page
 from workspaces.models import Workspace
-from workspaces.pagination import keyset_page
 
 from .models import Passport
 

@@ -9,7 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.services import Actor, RequestContext, audit_record
+from audit.services import audit_record
+from core.context import Actor, RequestContext
 from workspaces.models import Workspace
 
 from .gs1 import gtin_problem, serial_problem

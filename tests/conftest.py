@@ -51,7 +51,7 @@ def _fast_hashing_and_clean_cache(request, settings, django_db_blocker) -> Itera
         {"db", "transactional_db", "live_server"} & set(request.fixturenames)
     )
     from apikeys.keycache import key_cache
-    from apikeys.usage import usage_buffer
+    from gateway.usage import usage_buffer
     from oauth.codesweep import code_sweeper
 
     # Usage is flushed explicitly in tests (usage_flush); a background thread writing to the
@@ -68,8 +68,8 @@ def _fast_hashing_and_clean_cache(request, settings, django_db_blocker) -> Itera
             cache.clear()  # rate-limit counters and the like must not leak between tests
     # This process's credential filter and failed-auth counts: earlier tests' rows are gone, and
     # credentials created through the services during the test are added as they are created.
-    from apikeys.credfilter import credential_filter
-    from apikeys.failed_auth import failed_auth_clear
+    from core.credfilter import credential_filter
+    from gateway.failed_auth import failed_auth_clear
 
     credential_filter.clear(empty=True)
     failed_auth_clear()

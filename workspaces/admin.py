@@ -22,8 +22,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
-from apikeys.keycache import keycache_invalidate
-from audit.services import Actor, Door, RequestContext
+from core.context import Actor, Door, RequestContext
+from core.versions import epoch_bump
 
 from .models import Membership, Plan, Workspace
 from .roles import Role
@@ -97,11 +97,11 @@ class InvalidatesCachedKeys:
 
     def delete_model(self, request: HttpRequest, obj) -> None:  # noqa: ANN001
         super().delete_model(request, obj)
-        keycache_invalidate()
+        epoch_bump()
 
     def delete_queryset(self, request: HttpRequest, queryset) -> None:  # noqa: ANN001
         super().delete_queryset(request, queryset)
-        keycache_invalidate()
+        epoch_bump()
 
 
 @admin.register(Plan)
@@ -213,7 +213,7 @@ class WorkspaceAdmin(RefusalsAsMessages, InvalidatesCachedKeys, admin.ModelAdmin
             obj.refresh_from_db()
             return
         super().save_model(request, obj, form, change)
-        keycache_invalidate()  # cached API keys carry their workspace
+        epoch_bump()  # cached API keys carry their workspace
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:  # noqa: ANN001
         if formset.model is not Membership:

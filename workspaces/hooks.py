@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from audit.services import Actor, RequestContext
+    from core.context import Actor, RequestContext
 
     from .models import Membership
 

@@ -97,7 +97,7 @@ class SecurityAlertQuerySet(models.QuerySet["SecurityAlert"]):
 class SecurityAlert(models.Model):
     """Something the workspace's admins must see: a banner on every dashboard page until one of
     them acknowledges it. Today: a credential reported as leaked and revoked at once
-    (`apikeys.leaks`)."""
+    (`gateway.leaks`)."""
 
     class Kind(models.TextChoices):
         CREDENTIAL_LEAKED = "credential_leaked", "Leaked credential revoked"

@@ -6,8 +6,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from apikeys.keycache import keycache_invalidate
-from audit.services import Actor, RequestContext, audit_record
+from audit.services import audit_record
+from core.context import Actor, RequestContext
+from core.versions import epoch_bump
 
 from .hooks import membership_removed_hooks, user_deleting_hooks
 from .models import Membership, Plan, SecurityAlert, Workspace
@@ -268,7 +269,7 @@ def workspace_change_plan(
             return workspace
         workspace.plan = plan
         workspace.save(update_fields=["plan"])
-        keycache_invalidate()  # cached API keys carry their workspace's plan
+        epoch_bump()  # cached API keys carry their workspace's plan
         audit_record(
             action="plan.changed",
             actor=actor,
@@ -333,7 +334,7 @@ def plan_update(
         if not changed:
             return plan
         plan.save(update_fields=list(changed))
-        keycache_invalidate()
+        epoch_bump()
         _audit_plan(plan, "plan.updated", actor=actor, context=context,
                     metadata={"changed": changed})
     return plan

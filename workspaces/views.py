@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from audit.services import RequestContext
+from core.context import RequestContext
 
 from .forms import RoleChangeForm
 from .models import Membership

@@ -230,7 +230,7 @@ def test_refused_key_changes_nothing(make_key, api, members) -> None:
 
 
 def test_oauth_token_without_an_oauth_verifier_is_invalid_token(settings) -> None:
-    settings.GATEHOUSE_TOKEN_VERIFIERS = {"gk_": "apikeys.gateway.verify_api_key"}
+    settings.GATEHOUSE_TOKEN_VERIFIERS = {"gk_": "apikeys.verifier.verify_api_key"}
     response = Client(headers={"Authorization": "Bearer gat_" + "a" * 40}).get("/api/v1/me")
     assert_error(response, HTTPStatus.UNAUTHORIZED, "invalid_token")
     assert challenge(response)["error"] == "invalid_token"
@@ -238,7 +238,7 @@ def test_oauth_token_without_an_oauth_verifier_is_invalid_token(settings) -> Non
 
 def test_verifiers_are_routed_by_prefix(settings, make_key) -> None:
     settings.GATEHOUSE_TOKEN_VERIFIERS = {
-        "gk_": "apikeys.gateway.verify_api_key",
+        "gk_": "apikeys.verifier.verify_api_key",
         "zz_": "tests.api.verifiers.always_acme",
     }
     response = Client(headers={"Authorization": "Bearer zz_anything"}).get("/api/v1/me")
@@ -249,7 +249,7 @@ def test_verifiers_are_routed_by_prefix(settings, make_key) -> None:
 def test_an_unresolvable_verifier_fails_at_startup(settings) -> None:
     from django.core.exceptions import ImproperlyConfigured
 
-    settings.GATEHOUSE_TOKEN_VERIFIERS = {"gk_": "apikeys.gateway.no_such_function"}
+    settings.GATEHOUSE_TOKEN_VERIFIERS = {"gk_": "apikeys.verifier.no_such_function"}
     with pytest.raises(ImproperlyConfigured, match="GATEHOUSE_TOKEN_VERIFIERS"):
         Client().get("/api/v1/me")
 

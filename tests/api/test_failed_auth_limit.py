@@ -12,11 +12,11 @@ import time_machine
 from django.test import Client
 from django.utils import timezone
 
-from apikeys import credfilter
-from apikeys.credfilter import credential_filter
-from apikeys.failed_auth import FAILED_AUTH_LIMIT, UNKNOWN_LIMIT
 from apikeys.services import apikey_pause, apikey_revoke
 from apikeys.tokens import generate_token
+from core import credfilter
+from core.credfilter import credential_filter
+from gateway.failed_auth import FAILED_AUTH_LIMIT, UNKNOWN_LIMIT
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
-from apikeys.middleware import MAX_BODY_BYTES, MAX_URL_BYTES
 from apikeys.models import KeyRequest
-from apikeys.usage import usage_flush
+from gateway.middleware import MAX_BODY_BYTES, MAX_URL_BYTES
+from gateway.usage import usage_flush
 from passports.models import Passport
 from passports.services import passport_create
 from tests.servers import gunicorn

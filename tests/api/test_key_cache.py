@@ -19,7 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from apikeys.keycache import MAX_AGE_SECONDS, key_cache
-from apikeys.models import ApiKey, IdempotencyRecord, IdempotencyStatus
+from apikeys.models import ApiKey
 from apikeys.services import (
     apikey_pause,
     apikey_resume,
@@ -27,7 +27,8 @@ from apikeys.services import (
     apikey_rotate,
     apikey_set_rate_limit,
 )
-from audit.services import Actor
+from core.context import Actor
+from gateway.models import IdempotencyRecord, IdempotencyStatus
 from passports.services import passport_create
 from tests.factories import UserFactory
 from workspaces.services import workspace_change_plan

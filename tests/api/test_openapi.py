@@ -9,10 +9,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import URLResolver, get_resolver
 
-from apikeys.errors import ERROR_CODES
-from apikeys.gateway import ANY_METHOD, endpoints_of
-from apikeys.management.commands.render_api_docs import api_docs_path
-from apikeys.openapi import build_document, render_markdown
+from apikit.endpoints import ANY_METHOD, endpoints_of
+from apikit.errors import ERROR_CODES
+from gateway.management.commands.render_api_docs import api_docs_path
+from gateway.openapi import build_document, render_markdown
 from workspaces.scopes import all_scopes
 
 # SPEC §4's table, copied here on purpose: the contract, not our own list, is the reference.

@@ -22,7 +22,7 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from apikeys.openapi import build_document
+from gateway.openapi import build_document
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory, plan_named
 
 EXAMPLES_PER_OPERATION = 60

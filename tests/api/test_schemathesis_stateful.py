@@ -17,8 +17,8 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
-from apikeys.models import IdempotencyRecord
-from apikeys.openapi import build_document
+from gateway.models import IdempotencyRecord
+from gateway.openapi import build_document
 from passports.models import Passport
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory, plan_named
 

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.urls import get_resolver
 
-from apikeys.gateway import ANY_METHOD, endpoints_of
+from apikit.endpoints import ANY_METHOD, endpoints_of
 from passports.models import Passport
 from workspaces.scopes import get_scope
 

@@ -1,6 +1,6 @@
 """A stand-in verifier for routing tests: any `zz_` token is a caller of workspace `acme`."""
 
-from apikeys.principal import AuthFailure, Principal
+from apikit.principal import AuthFailure, Principal
 from workspaces.models import Workspace
 
 

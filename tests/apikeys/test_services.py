@@ -16,7 +16,7 @@ from apikeys.services import (
 )
 from apikeys.tokens import token_digest
 from audit.models import AuditEvent
-from audit.services import RequestContext
+from core.context import RequestContext
 from tests.factories import WorkspaceFactory
 
 pytestmark = pytest.mark.django_db

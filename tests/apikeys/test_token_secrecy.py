@@ -40,7 +40,7 @@ def tokens_in(html: str) -> str:
 @pytest.fixture
 def all_logs(caplog):
     """Everything logged at any level, including every SQL statement with its parameters — with
-    the project's log redaction (config/redaction.py) switched off, so a pass means the code never
+    the project's log redaction (core/redaction.py) switched off, so a pass means the code never
     logs a token, not that the redaction caught it."""
     factory = logging.getLogRecordFactory()
     logging.setLogRecordFactory(logging.LogRecord)

@@ -14,7 +14,7 @@ from apikeys.tokens import (
     token_digest,
     token_hint,
 )
-from workspaces.ids import BASE62
+from core.ids import BASE62
 
 ENVIRONMENTS = ["production", "staging", "development"]
 # Everything a mistyped character could become: base62, the separators and a few lookalikes.

@@ -12,8 +12,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from audit.models import ActorType, AuditEvent
-from audit.services import Actor, RequestContext, audit_record
+from audit.models import AuditEvent
+from audit.services import audit_record
+from core.context import Actor, ActorType, RequestContext
 from workspaces.models import Workspace
 
 CONTEXT = RequestContext(ip="203.0.113.7", user_agent="pytest-audit/1.0")

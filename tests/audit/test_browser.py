@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from audit.models import ActorType
-from audit.services import Actor
+from core.context import Actor, ActorType
 from tests.audit.helpers import record
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

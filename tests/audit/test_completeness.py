@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from apikeys import services as apikey_services
 from audit.actions import ACTIONS
-from audit.models import ActorType, AuditEvent
-from audit.services import Actor
+from audit.models import AuditEvent
+from core.context import Actor, ActorType
 from oauth import services as oauth_services
 from oauth.models import UsedAuthorizationCode
 from tests.audit.helpers import CONTEXT

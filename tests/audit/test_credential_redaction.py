@@ -14,9 +14,9 @@ from django.test import Client
 from django.urls import reverse
 
 from apikeys.models import ApiKey
-from audit.credentials import CREDENTIAL_PATTERN, redact_credentials
 from audit.models import AuditEvent
 from audit.verification import verify_chain
+from core.credentials import CREDENTIAL_PATTERN, redact_credentials
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

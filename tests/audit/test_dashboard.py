@@ -12,8 +12,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from audit.models import ActorType
-from audit.services import Actor
+from core.context import Actor, ActorType
 from tests.audit.helpers import record
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,7 @@ from http import HTTPStatus
 
 import pytest
 
-from audit.models import ActorType
-from audit.services import Actor
+from core.context import Actor, ActorType
 from tests.audit.helpers import record
 
 pytestmark = pytest.mark.django_db

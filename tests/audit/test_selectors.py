@@ -9,11 +9,10 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from audit.models import ActorType
 from audit.selectors import audit_event_page, audit_event_queryset, audit_event_stream
-from audit.services import Actor
+from core.context import Actor, ActorType
+from core.pagination import InvalidPageRequest, encode_cursor
 from tests.audit.helpers import record
-from workspaces.pagination import InvalidPageRequest, encode_cursor
 
 pytestmark = pytest.mark.django_db
 

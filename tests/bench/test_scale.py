@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from apikeys.models import ApiKey, KeyStatus
 from apikeys.services import apikey_create
-from audit.models import ActorType, AuditEvent
+from audit.models import AuditEvent
 from bench.run import GARBAGE_TOKEN
+from core.context import ActorType
 from passports.services import passport_create
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from oauth2_provider.models import Application
 
-from apikeys.usage import usage_flush
+from gateway.usage import usage_flush
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from django.test import Client
 
 from apikeys.models import KeyRequest, KeyUsageDay
 from apikeys.services import apikey_create
-from apikeys.usage import usage_flush
+from gateway.usage import usage_flush
 from passports.models import Passport
 from passports.services import passport_create
 from tests.clock import day_ahead

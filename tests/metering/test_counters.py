@@ -5,10 +5,10 @@ import pytest
 import time_machine
 from django.db import connection
 
-from apikeys.counters import counter_give_back, counter_take, counter_value
-from apikeys.quotas import Budget, next_utc_midnight, quota_consume, rate_limit_consume
+from core.counters import counter_give_back, counter_take, counter_value
 from tests.clock import day_ahead
 from tests.factories import plan_named
+from workspaces.quotas import Budget, next_utc_midnight, quota_consume, rate_limit_consume
 
 
 def _race(n_threads: int, attempts: int, fn) -> list:

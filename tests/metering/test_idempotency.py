@@ -10,9 +10,9 @@ from django.test import Client
 from django.utils import timezone
 
 import passports.services
-from apikeys.idempotency import REUSED_MESSAGE
-from apikeys.models import IdempotencyRecord
 from apikeys.services import apikey_create
+from gateway.idempotency import REUSED_MESSAGE
+from gateway.models import IdempotencyRecord
 from passports.models import Passport
 
 ALL = ["passports:read", "passports:write"]

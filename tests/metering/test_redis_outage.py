@@ -6,8 +6,8 @@ from http import HTTPStatus
 import pytest
 from django.test import Client
 
-from apikeys.models import IdempotencyRecord
 from apikeys.services import apikey_create
+from gateway.models import IdempotencyRecord
 from passports.models import Passport
 
 BODY = {"gtin": "4006381333931", "serial_number": "SN-1", "product_name": "Widget"}

@@ -4,7 +4,7 @@ import pytest
 
 from apikeys.models import KeyRequest, KeyUsageDay
 from apikeys.services import apikey_create
-from apikeys.usage import RECENT_PER_KEY, UsageBuffer
+from gateway.usage import RECENT_PER_KEY, UsageBuffer
 
 pytestmark = pytest.mark.django_db
 
@@ -69,7 +69,8 @@ def test_prune_removes_expired_idempotency_old_usage_and_counters(key, workspace
     from django.core.management import call_command
     from django.utils import timezone
 
-    from apikeys.models import Counter, IdempotencyRecord
+    from core.models import Counter
+    from gateway.models import IdempotencyRecord
 
     now = timezone.now()
     old = now - timedelta(days=91)
@@ -98,7 +99,7 @@ def test_a_nul_in_the_path_is_recorded_and_does_not_block_other_tenants(key, mem
     refuses NUL in text): the recorded path is cleaned, every tenant's usage is written."""
     from django.test import Client
 
-    from apikeys.usage import usage_buffer, usage_flush
+    from gateway.usage import usage_buffer, usage_flush
     from tests.factories import WorkspaceFactory
 
     _key, token = apikey_create(
@@ -149,7 +150,7 @@ def test_a_row_the_database_refuses_is_dropped_and_the_rest_written(key, caplog)
     buffer._keys[key.pk].count += 1
     buffer._events += 1
     _record(buffer, other, at + timedelta(seconds=1))
-    with caplog.at_level("ERROR", logger="apikeys.usage"):
+    with caplog.at_level("ERROR", logger="gateway.usage"):
         assert buffer.flush() == 4
     assert buffer.flush() == 0
     key.refresh_from_db()

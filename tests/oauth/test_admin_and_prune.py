@@ -12,10 +12,10 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application, Grant
 
 from audit.models import AuditEvent
-from oauth.gateway import verify_access_token
 from oauth.models import ISSUED_TOKEN_RETENTION, Connection, IssuedAccessToken
 from oauth.selectors import token_checksum
 from oauth.services import oauth_app_register_dynamic, oauth_prune
+from oauth.verifier import verify_access_token
 from tests.factories import UserFactory
 
 from .conftest import API_RESOURCE

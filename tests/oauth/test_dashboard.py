@@ -10,8 +10,8 @@ from django.test import Client
 from oauth2_provider.models import AccessToken, Application
 
 from audit.models import AuditEvent
-from oauth.gateway import verify_access_token
 from oauth.models import Connection, WorkspaceApp
+from oauth.verifier import verify_access_token
 
 from .conftest import API_RESOURCE, TOKEN
 

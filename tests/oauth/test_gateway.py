@@ -1,4 +1,4 @@
-"""`oauth.gateway.verify_access_token`, and `gat_` tokens at the JSON API through the gateway:
+"""`oauth.verifier.verify_access_token`, and `gat_` tokens at the JSON API through the gateway:
 effective scopes = granted ∩ the user's current role, checked on every request."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from django.test import Client
 from django.utils import timezone
 from oauth2_provider.models import AccessToken
 
-from apikeys.principal import AuthFailure, Principal
-from audit.services import Actor
-from oauth.gateway import verify_access_token
+from apikit.principal import AuthFailure, Principal
+from core.context import Actor
 from oauth.models import Connection
 from oauth.services import connection_revoke
 from oauth.tokens import generate_access_token
+from oauth.verifier import verify_access_token
 from workspaces.models import Membership
 from workspaces.services import membership_change_role
 

@@ -11,8 +11,8 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, RefreshToken
 
 from audit.models import AuditEvent
-from oauth.gateway import verify_access_token
 from oauth.models import Connection
+from oauth.verifier import verify_access_token
 
 from .conftest import API_RESOURCE, INTROSPECT, REVOKE, TOKEN, basic_auth
 

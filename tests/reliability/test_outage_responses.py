@@ -17,7 +17,7 @@ from django.test import Client
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from apikeys.counters import CounterUnavailable
+from core.counters import CounterUnavailable
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +61,7 @@ def _assert_page_503(response) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("exc", OUTAGES, ids=lambda e: type(e).__name__)
 def test_outage_in_an_api_view_is_503_json(debug, exc, token) -> None:
-    with mock.patch("apikeys.api.read_query", side_effect=exc):
+    with mock.patch("gateway.api.read_query", side_effect=exc):
         response = _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     _assert_api_503(response)
     assert response["X-Request-Id"].startswith("req_")
@@ -70,7 +70,7 @@ def test_outage_in_an_api_view_is_503_json(debug, exc, token) -> None:
 @pytest.mark.parametrize("exc", OUTAGES[:3], ids=lambda e: type(e).__name__)
 def test_outage_in_the_gateway_middleware_is_503_json(debug, exc, token) -> None:
     """Raised while the gateway looks the key up (process_view), outside any view."""
-    with mock.patch("apikeys.gateway.apikey_check_digest", side_effect=exc):
+    with mock.patch("apikeys.verifier.apikey_check_digest", side_effect=exc):
         response = _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     _assert_api_503(response)
 
@@ -99,21 +99,21 @@ def test_a_wrapped_outage_is_an_outage(debug, token) -> None:
     except OperationalError as cause:
         wrapped = RuntimeError("while verifying")
         wrapped.__cause__ = cause
-    with mock.patch("apikeys.api.read_query", side_effect=wrapped):
+    with mock.patch("gateway.api.read_query", side_effect=wrapped):
         response = _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     _assert_api_503(response)
 
 
 def test_any_other_error_stays_a_500(settings, token) -> None:
     settings.DEBUG = False
-    with mock.patch("apikeys.api.read_query", side_effect=ValueError("a bug")):
+    with mock.patch("gateway.api.read_query", side_effect=ValueError("a bug")):
         response = _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == HTTPStatus.INTERNAL_SERVER_ERROR
     assert response.json()["error"] == "server_error"
 
 
 def test_the_503_is_logged_as_a_warning_without_credentials(caplog, token) -> None:
-    with mock.patch("apikeys.api.read_query", side_effect=OperationalError("refused")):
+    with mock.patch("gateway.api.read_query", side_effect=OperationalError("refused")):
         _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     records = [r for r in caplog.records if r.name == "gatehouse.outages"]
     assert [r.levelname for r in records] == ["WARNING"]

@@ -16,8 +16,8 @@ import httpx
 import psycopg
 import pytest
 
-from apikeys.failed_auth import FAILED_AUTH_LIMIT, UNKNOWN_LIMIT
 from apikeys.tokens import generate_token
+from gateway.failed_auth import FAILED_AUTH_LIMIT, UNKNOWN_LIMIT
 from oauth.tokens import generate_access_token
 
 from .conftest import Stack

@@ -11,8 +11,8 @@ from http import HTTPStatus
 import pytest
 from django.test import Client
 
-from apikeys.leaks import BANNER_URL_LENGTH, MAX_URL_LENGTH
 from audit.models import AuditEvent
+from gateway.leaks import BANNER_URL_LENGTH, MAX_URL_LENGTH
 from workspaces.models import SecurityAlert
 
 pytestmark = pytest.mark.django_db

@@ -11,11 +11,11 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from apikeys.api import LEAK_ACCEPTED, LEAK_REPORT_RATE
 from apikeys.models import ApiKey
 from apikeys.services import apikey_revoke
 from apikeys.tokens import generate_token
 from audit.models import AuditEvent
+from gateway.api import LEAK_ACCEPTED, LEAK_REPORT_RATE
 from oauth.tokens import generate_access_token, generate_refresh_token
 from workspaces.models import SecurityAlert
 

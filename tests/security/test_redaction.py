@@ -3,7 +3,7 @@ import logging
 from django.test import RequestFactory
 
 from apikeys.tokens import generate_token
-from config.redaction import SecretsExceptionReporterFilter, redact
+from core.redaction import SecretsExceptionReporterFilter, redact
 
 TOKEN = generate_token("development")
 
@@ -29,7 +29,7 @@ def test_log_records_are_redacted_for_every_handler(caplog) -> None:
 
 
 def test_exception_text_is_redacted_by_the_handler_filter(capsys) -> None:
-    from config.redaction import RedactSecretsFilter
+    from core.redaction import RedactSecretsFilter
 
     handler = logging.StreamHandler()
     handler.addFilter(RedactSecretsFilter())

@@ -21,12 +21,12 @@ from django.test import Client
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 
-from apikeys.counters import redis_client
-from apikeys.credfilter import PULL_SECONDS, marker_key
-from apikeys.failed_auth import UNKNOWN_LIMIT
 from apikeys.models import ApiKey
 from apikeys.services import apikey_pause, apikey_revoke
 from apikeys.tokens import generate_token
+from core.credfilter import PULL_SECONDS, marker_key
+from core.redis import redis_client
+from gateway.failed_auth import UNKNOWN_LIMIT
 from oauth.models import IssuedAccessToken
 from oauth.selectors import token_checksum
 from oauth.tokens import generate_access_token
@@ -318,7 +318,7 @@ def test_a_key_whose_issue_marker_was_lost_works_on_its_first_request_on_both_wo
     try:
         settings.REDIS_URL = redis.url
         settings.CACHES = {"default": {
-            "BACKEND": "config.redis_cache.RedisCache", "LOCATION": redis.url,
+            "BACKEND": "core.redis_cache.RedisCache", "LOCATION": redis.url,
             "KEY_PREFIX": "gatehouse",
             "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
         }}

@@ -8,10 +8,10 @@ import pytest
 from django.utils import timezone
 
 from apikeys.models import ApiKey
-from apikeys.quotas import Budget, quota_consume
 from apikeys.services import apikey_create
-from apikeys.usage import UsageBuffer
+from gateway.usage import UsageBuffer
 from workspaces.models import Workspace
+from workspaces.quotas import Budget, quota_consume
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from apikeys.models import ApiKey, KeyUsageDay
-from apikeys.quotas import Budget
+from workspaces.quotas import Budget
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 from apikeys.charts import PLOT_HEIGHT, daily_bar_chart
 from apikeys.models import ApiKey, KeyUsageDay
 from apikeys.services import apikey_revoke, apikey_rotate
-from apikeys.usage import RECENT_PER_KEY
+from gateway.usage import RECENT_PER_KEY
 from tests.factories import WorkspaceFactory
 
 pytestmark = pytest.mark.django_db

@@ -9,14 +9,15 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from apikeys import quotas
-from apikeys.counters import CounterUnavailable, using_redis
 from apikeys.models import ApiKey
-from apikeys.quotas import Budget
 from apikeys.services import apikey_create, apikey_revoke
-from apikeys.usage import usage_flush
+from core.counters import CounterUnavailable
+from core.redis import using_redis
+from gateway.usage import usage_flush
 from passports.services import passport_create
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+from workspaces import quotas
+from workspaces.quotas import Budget
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apikeys.models import Environment
 from apikeys.services import apikey_create
-from audit.services import RequestContext
+from core.context import RequestContext
 from workspaces.models import Workspace
 from workspaces.scopes import default_key_scope_names
 

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apikeys.keycache import PENDING_WARNING, keycache_pending
 from apikeys.models import ApiKey
 from apikeys.services import apikey_revoke
-from audit.services import RequestContext
+from core.context import RequestContext
 
 # Exit status when the key is revoked but Redis could not be told (1 is "not revoked").
 PENDING_EXIT_STATUS = 3

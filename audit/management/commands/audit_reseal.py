@@ -12,7 +12,7 @@ import re
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.reseal import ResealRefusedError, audit_reseal
-from audit.services import Actor, RequestContext
+from core.context import Actor, RequestContext
 from workspaces.models import Workspace
 
 HASH = re.compile(r"[0-9a-f]{64}")

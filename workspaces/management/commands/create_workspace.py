@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from audit.services import RequestContext
+from core.context import RequestContext
 from workspaces.models import Plan, Workspace
 from workspaces.services import workspace_create
 

@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from audit.services import RequestContext
+from core.context import RequestContext
 from workspaces.models import Plan, Workspace
 from workspaces.roles import Role
 from workspaces.services import membership_add, workspace_create

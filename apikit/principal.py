@@ -1,0 +1,59 @@
+"""Who is calling the JSON API: the gateway's common result for every kind of credential.
+
+`/api/v1/` tokens are routed by prefix to a verifier (settings.GATEHOUSE_TOKEN_VERIFIERS):
+`gk_` → API keys (`apikeys`), `gat_` → OAuth access tokens (`oauth`). A verifier takes the token,
+the client IP and the absolute identifier of the resource being called (`<origin>/api/v1`, RFC
+8707), and returns a `Principal` or an `AuthFailure`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Literal
+
+from core.context import Actor, ActorType
+
+if TYPE_CHECKING:
+    from workspaces.models import Workspace
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: Literal["api_key", "oauth"]
+    id: str  # the key's public id, or the OAuth app's client id
+    name: str  # the key's name, or the OAuth app's name
+    workspace: Workspace
+    scopes: frozenset[str]
+    api_key: object | None = None  # apikeys.models.ApiKey for kind="api_key"
+    user_id: int | None = None  # the granting user, for kind="oauth"
+    # Set when the principal came from a per-process cache (apikeys.keycache): the version
+    # markers the gateway's Redis call must confirm before the request is served.
+    versions: dict[str, str] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailure:
+    error: str  # a SPEC §4 error code
+    message: str
+    status: int = HTTPStatus.UNAUTHORIZED
+    # False when the token was refused from its shape alone (prefix, length, checksum), without
+    # any I/O.
+    looked_up: bool = True
+    # True when the credential exists but is refused (revoked, expired, paused, another address,
+    # an OAuth grant that ended): its own answer, never counted as a failed guess (SPEC §3, §5).
+    known: bool = False
+
+
+class StalePrincipal(Exception):
+    """A cached principal's version markers moved (or could not be confirmed): the gateway must
+    verify the credential again from the database before anything is served or counted."""
+
+
+def actor_for_principal(principal: Principal | None) -> Actor:
+    """Who an API write is attributed to in the audit log."""
+    if principal is None:
+        return Actor.system("api")
+    kind = ActorType.API_KEY if principal.kind == "api_key" else ActorType.OAUTH_APP
+    return Actor(kind, principal.id, principal.name)

@@ -1,0 +1,84 @@
+"""The gateway's verifier for OAuth access tokens (settings.GATEHOUSE_TOKEN_VERIFIERS["gat_"]).
+
+`verify_access_token` answers "who is calling, in which workspace, with which scopes" for a
+`gat_…` bearer token at `resource`, the absolute identifier of the protected resource being
+called (`<origin>/api/v1`; later `<origin>/mcp`). A token bound to another resource (RFC 8707,
+MCP "Token Audience Binding"; oauth.resources) is refused like an unknown one.
+Effective scopes are the token's granted scopes ∩ what the
+granting user's *current* role in the token's workspace allows (SPEC §7), so a demoted editor's
+tokens lose write at once and a removed member's tokens stop working. Every failure is a 401
+`invalid_token`; the message says why without revealing anything about other tenants.
+Cost: a malformed token costs no query; a well-formed one costs one (`gateway_grant`: the token,
+its app, grant, workspace and plan and the user's current role, in one raw statement), plus a
+write at most once a minute per grant for "last used". A token DOT no longer stores costs a second
+(`IssuedAccessToken` by checksum): one that existed is "revoked or expired", a known credential.
+"""
+
+from __future__ import annotations
+
+from apikit.principal import AuthFailure, Principal
+from core.credfilter import CredentialFamily
+
+from .models import IssuedAccessToken
+from .resources import audience_allows
+from .selectors import effective_scopes, gateway_grant, token_checksum
+from .services import connection_touch
+from .tokens import ACCESS_TOKEN_PREFIX, is_well_formed
+
+
+def _invalid(message: str, *, looked_up: bool = True, known: bool = False) -> AuthFailure:
+    return AuthFailure("invalid_token", message, looked_up=looked_up, known=known)
+
+
+UNKNOWN_TOKEN = "The access token is unknown or has been revoked."
+GONE_TOKEN = "The access token has been revoked or has expired."
+
+
+def verify_access_token(token: str, *, ip: str | None, resource: str) -> Principal | AuthFailure:
+    if not is_well_formed(token, ACCESS_TOKEN_PREFIX):
+        return _invalid("The access token is malformed.", looked_up=False)
+    grant = gateway_grant(token)
+    if grant is None:
+        # DOT deleted it (revoked, rotated, grant or member removed, cleaned up), or nobody
+        # issued it. One that existed is the client's own business: known, never counted.
+        if IssuedAccessToken.objects.filter(token_checksum=token_checksum(token)).exists():
+            return _invalid(GONE_TOKEN, known=True)
+        return _invalid(UNKNOWN_TOKEN)
+    access_token, connection, role = grant.access_token, grant.connection, grant.role
+    if not audience_allows(access_token.resource, resource):
+        return _invalid("The access token was issued for another resource, not this one.")
+    if access_token.is_expired():
+        return _invalid(
+            "The access token has expired; refresh it or authorize the app again.", known=True
+        )
+    if connection is None:
+        return _invalid("The access token has been revoked.", known=True)
+    if role is None:
+        return _invalid(
+            "The user who authorized this app is no longer a member of the workspace.", known=True
+        )
+    application = access_token.application
+    connection_touch(connection=connection)
+    return Principal(
+        kind="oauth",
+        id=application.client_id,
+        name=application.name or application.client_id,
+        workspace=connection.workspace,
+        scopes=effective_scopes(access_token.scope, role),
+        user_id=connection.user_id,
+        extra={"connection_id": connection.public_id, "role": role},
+    )
+
+
+def _screen_access_token(token: str) -> str | None:
+    return token_checksum(token) if is_well_formed(token, ACCESS_TOKEN_PREFIX) else None
+
+
+# What the gateway's credential filter (core.credfilter) knows about access tokens: every one
+# issued (oauth.models.IssuedAccessToken, by DOT's own checksum), including those DOT has since
+# deleted, until a week after they expire. A token nobody issued is refused as unknown.
+verify_access_token.credential_family = CredentialFamily(
+    screen=_screen_access_token,
+    source=lambda: (IssuedAccessToken, "token_checksum"),
+    unknown=_invalid(UNKNOWN_TOKEN),
+)

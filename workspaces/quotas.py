@@ -1,0 +1,145 @@
+"""Daily budgets per workspace (SPEC §5) and per-key rate limits, on `core.counters`.
+
+Two budgets per workspace per UTC day: `writes` (every POST/PUT/PATCH/DELETE under /api/v1) and
+`passport_reads` (every GET on passport endpoints). They reset at 00:00 UTC. A request is counted
+when admitted; a request refused for the budget is not, and a request that was admitted but then
+not served (an error response) gives its unit back, so "N per day" means N served requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from core.counters import counter_give_back, counter_take, counter_values
+from workspaces.models import Plan
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+PASSPORTS_PREFIX = "/api/v1/passports"
+
+
+class Budget(StrEnum):
+    WRITES = "writes"
+    PASSPORT_READS = "passport_reads"
+
+
+BUDGET_WORDS = {Budget.WRITES: "writes", Budget.PASSPORT_READS: "passport reads"}
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """The outcome of a budget or rate-limit check, with what the X-RateLimit headers show."""
+
+    admitted: bool
+    limit: int
+    used: int
+    reset_at: datetime
+    counter_key: str
+    message: str = ""
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.used, 0)
+
+    def retry_after(self, now: datetime) -> int:
+        return max(int((self.reset_at - now).total_seconds() + 0.999), 1)
+
+
+def next_utc_midnight(now: datetime) -> datetime:
+    today = now.astimezone(UTC).date()
+    return datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(days=1)
+
+
+def budget_for(method: str, path: str) -> Budget | None:
+    if method in WRITE_METHODS:
+        return Budget.WRITES
+    if method in ("GET", "HEAD") and path.startswith(PASSPORTS_PREFIX):
+        return Budget.PASSPORT_READS
+    return None
+
+
+def budget_limit(plan: Plan, budget: Budget) -> int | None:
+    return plan.writes_per_day if budget is Budget.WRITES else plan.passport_reads_per_day
+
+
+def budget_counter_key(workspace_id: int, budget: Budget, now: datetime) -> str:
+    return f"q:{workspace_id}:{budget.value}:{now.astimezone(UTC).date().isoformat()}"
+
+
+def quota_consume(
+    *, workspace_id: int, plan: Plan, budget: Budget, now: datetime
+) -> Allowance | None:
+    """Take one unit of today's `budget`; None when the plan is unlimited (nothing is counted)."""
+    limit = budget_limit(plan, budget)
+    if limit is None:
+        return None
+    key = budget_counter_key(workspace_id, budget, now)
+    take = counter_take(key, limit=limit, expires_at=next_utc_midnight(now) + timedelta(hours=1))
+    return budget_allowance(
+        admitted=take.admitted, budget=budget, limit=limit, used=take.count, counter_key=key,
+        now=now,
+    )
+
+
+def quota_usage_today(*, workspace_id: int, plan: Plan, now: datetime) -> list[dict]:
+    """Today's budgets for the Usage page: one counter read for both."""
+    keys = {b: budget_counter_key(workspace_id, b, now) for b in Budget}
+    values = counter_values(list(keys.values()))
+    return [
+        {
+            "budget": b,
+            "label": BUDGET_WORDS[b].capitalize(),
+            "limit": budget_limit(plan, b),
+            "used": values[keys[b]],
+            "reset_at": next_utc_midnight(now),
+        }
+        for b in Budget
+    ]
+
+
+def rate_limit_window(key_id: int, now: datetime) -> tuple[str, datetime]:
+    """The counter key and end of the key's current one-minute window."""
+    window = int(now.timestamp()) // 60
+    return f"rl:{key_id}:{window}", datetime.fromtimestamp((window + 1) * 60, tz=UTC)
+
+
+def rate_limit_allowance(
+    *, admitted: bool, per_minute: int, used: int, counter_key: str, reset_at: datetime,
+    now: datetime,
+) -> Allowance:
+    message = "" if admitted else (
+        f"This API key is limited to {per_minute} requests per minute. "
+        f"Retry in {max(int((reset_at - now).total_seconds()), 1)} seconds."
+    )
+    return Allowance(admitted, per_minute, used, reset_at, counter_key, message)
+
+
+def budget_allowance(
+    *, admitted: bool, budget: Budget, limit: int, used: int, counter_key: str, now: datetime
+) -> Allowance:
+    message = "" if admitted else (
+        f"API rate limit: {limit} {BUDGET_WORDS[budget]}/day via /api/v1. "
+        f"Currently {used} today; requested 1. "
+        "Retry tomorrow (UTC) or upgrade your plan."
+    )
+    return Allowance(admitted, limit, used, next_utc_midnight(now), counter_key, message)
+
+
+def rate_limit_consume(*, key_id: int, per_minute: int, now: datetime) -> Allowance:
+    """Fixed one-minute windows per key, shared across processes through the same counters."""
+    counter_key, reset_at = rate_limit_window(key_id, now)
+    take = counter_take(counter_key, limit=per_minute, expires_at=reset_at + timedelta(minutes=1))
+    return rate_limit_allowance(
+        admitted=take.admitted, per_minute=per_minute, used=take.count, counter_key=counter_key,
+        reset_at=reset_at, now=now,
+    )
+
+
+def allowance_give_back(allowance: Allowance | None) -> Allowance | None:
+    """Return an admitted unit (its request was not served); the allowance as it now stands, so
+    the response's `X-RateLimit-Remaining` shows the unit as not spent."""
+    if allowance is None or not allowance.admitted:
+        return allowance
+    counter_give_back(allowance.counter_key)
+    return replace(allowance, used=max(allowance.used - 1, 0))
