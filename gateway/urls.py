@@ -1,6 +1,7 @@
 """`/api/v1/`: the JSON API (SPEC §4). Each app's `api.py` owns its endpoints; the gateway
 middleware (`gateway.middleware`) authenticates and scope-checks every route here except the
-public ones (declared with `@api_endpoint(public=True)`)."""
+public ones (declared with `@api_endpoint(public=True)`). The OpenAPI document lists the
+paths in this order (`gateway/openapi.py`)."""
 
 from django.urls import path, re_path
 
@@ -18,8 +19,8 @@ urlpatterns = [
     path("passports", passports_api.passports, name="passports"),
     path("passports/<str:passport_id>", passports_api.passport, name="passport"),
     path("keys", apikeys_api.list_keys, name="keys"),
-    path("leaked-credentials", gateway_api.leaked_credentials, name="leaked-credentials"),
     path("audit-events", audit_api.list_audit_events, name="audit-events"),
+    path("leaked-credentials", gateway_api.leaked_credentials, name="leaked-credentials"),
     path("openapi.json", openapi_json, name="openapi"),
     # Last: any other path under /api/v1/ is a JSON 404, whatever the method and DEBUG.
     re_path(r"^", gateway_api.not_found_fallback, name="not-found"),

@@ -1,0 +1,48 @@
+"""The OpenAPI schemas and operations of `apikeys/api.py` (assembled by `gateway/openapi.py`)."""
+
+from __future__ import annotations
+
+from apikit.openapi import (
+    NULLABLE_TIMESTAMP,
+    TIMESTAMP,
+    OpenApiRegistry,
+    authenticated_operation,
+    json_response,
+    list_of,
+    object_schema,
+    page_parameters,
+)
+
+
+def declare(api: OpenApiRegistry) -> None:
+    api.schema("ApiKey", object_schema(
+        {
+            "id": {"type": "string", "pattern": "^key_[0-9A-Za-z]{22}$"},
+            "name": {"type": "string"},
+            "note": {"type": "string"},
+            "hint": {"type": "string", "description": "gk_<env>_… and the last 4 chars."},
+            "environment": {
+                "type": "string", "enum": ["production", "staging", "development"],
+            },
+            "scopes": {"type": "array", "items": {"type": "string"}},
+            "status": {"type": "string", "enum": ["active", "paused", "revoked", "expired"]},
+            "created_at": TIMESTAMP,
+            "expires_at": NULLABLE_TIMESTAMP,
+            "revoked_at": NULLABLE_TIMESTAMP,
+            "last_used_at": NULLABLE_TIMESTAMP,
+            "rate_limit_per_minute": {"type": ["integer", "null"]},
+            "allowed_ips": {"type": "array", "items": {"type": "string"}},
+            "rotated_from": {"type": ["string", "null"]},
+        },
+        ["id", "name", "note", "hint", "environment", "scopes", "status", "created_at",
+         "expires_at", "revoked_at", "last_used_at", "rate_limit_per_minute", "allowed_ips",
+         "rotated_from"],
+    ))
+    api.schema("ApiKeyList", list_of("ApiKey"))
+
+    api.operation("/api/v1/keys", "get", authenticated_operation(
+        operation_id="listKeys", summary="List API keys", tag="API keys",
+        scope="keys:read", ok={"200": json_response("ApiKeyList")}, parameters=page_parameters(),
+        description="The workspace's keys, newest first, with metadata only: tokens "
+                    "are never stored and cannot be listed.",
+    ))
