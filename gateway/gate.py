@@ -57,11 +57,12 @@ class Limit:
 class Taken:
     """What a backend counted. `outcome` is `ADMITTED`, `STALE`, `RATE_LIMITED` or
     `OVER_BUDGET`; `rate` and `budget` are the counters after the take (or as they stand when
-    refused; 0 when not asked)."""
+    refused; 0 when not asked). When the idempotency step left the budget uncounted (a replay),
+    a backend may report where it stands in `budget` if that costs no extra round trip."""
 
     outcome: Outcome
     rate: int = 0
-    budget: int = 0
+    budget: int | None = None  # None: not counted, and not read either
 
 
 class IdempotencyStep(Protocol):
@@ -89,13 +90,14 @@ class Counters(Protocol):
 # KEYS: the key's rate-limit counter, the budget counter, then the version markers of a cached key
 # (apikeys.keycache), if any.
 # ARGV: now (unix seconds), rate limit (0: none), its expiry, budget limit (0: none), its expiry,
-# then the versions the cached key was read under.
+# '1' to read the budget counter without counting (a replay's X-RateLimit headers), then the
+# versions the cached key was read under.
 # Returns {'stale'} when a version marker moved (nothing is counted), {'admitted', rate count,
 # budget count}, {'rate_limited', rate count} or {'quota_exceeded', budget count, rate count}:
 # the values of `Outcome`.
 _GATE_LUA = """
 for i = 3, #KEYS do
-  if redis.call('GET', KEYS[i]) ~= ARGV[i + 3] then return {'stale'} end
+  if redis.call('GET', KEYS[i]) ~= ARGV[i + 4] then return {'stale'} end
 end
 local rate_limit, budget_limit = tonumber(ARGV[2]), tonumber(ARGV[4])
 local rate, budget = 0, 0
@@ -110,6 +112,8 @@ if budget_limit > 0 then
   if budget >= budget_limit then return {'quota_exceeded', budget, rate} end
   budget = redis.call('INCR', KEYS[2])
   if budget == 1 then redis.call('EXPIREAT', KEYS[2], ARGV[5]) end
+elseif ARGV[6] == '1' then
+  budget = tonumber(redis.call('GET', KEYS[2]) or '0')
 end
 return {'admitted', rate, budget}
 """
@@ -122,8 +126,10 @@ def gate_take(
     budget: Limit | None,
     now: datetime,
     versions: Mapping[str, str] | None = None,
+    peek: Limit | None = None,
 ) -> Taken:
-    """Redis only: the rate limit and the budget (and a cached key's versions) in one `EVALSHA`.
+    """Redis only: the rate limit and the budget (and a cached key's versions) in one `EVALSHA`;
+    `peek` (instead of `budget`) is a budget read in the same call without counting.
 
     `versions` ({marker key: value}) are the version markers a cached key was read under
     (`apikeys.keycache`): if any has moved, nothing is counted and the outcome is `STALE`.
@@ -137,7 +143,7 @@ def gate_take(
         result = script(
             keys=[
                 redis_counter_key(rate.key if rate else "-"),
-                redis_counter_key(budget.key if budget else "-"),
+                redis_counter_key(budget.key if budget else peek.key if peek else "-"),
                 *markers,
             ],
             args=[
@@ -146,6 +152,7 @@ def gate_take(
                 int(rate.expires_at.timestamp()) if rate else 0,
                 budget.limit if budget else 0,
                 int(budget.expires_at.timestamp()) if budget else 0,
+                "1" if peek is not None and budget is None else "0",
                 *markers.values(),
             ],
         )
@@ -154,7 +161,8 @@ def gate_take(
     word = result[0]
     outcome = Outcome(word.decode() if isinstance(word, bytes) else word)
     if outcome is Outcome.ADMITTED:
-        return Taken(outcome, rate=int(result[1]), budget=int(result[2]))
+        counted = budget is not None or peek is not None
+        return Taken(outcome, rate=int(result[1]), budget=int(result[2]) if counted else None)
     if outcome is Outcome.RATE_LIMITED:
         return Taken(outcome, rate=int(result[1]))
     if outcome is Outcome.OVER_BUDGET:
@@ -177,11 +185,13 @@ class RedisCounters:
         idempotency: IdempotencyStep | None,
         budget: Limit | None,
     ) -> Taken:
-        # The budget is decided before the one call: the claim first (a database step).
+        # The budget is decided before the one call: the claim first (a database step). A
+        # replay (or a refused key) counts no budget; the call reads where it stands.
+        peek = None
         if idempotency is not None and not idempotency.run():
-            budget = None
+            budget, peek = None, budget
         try:
-            return gate_take(rate=rate, budget=budget, now=self.now, versions=versions)
+            return gate_take(rate=rate, budget=budget, now=self.now, versions=versions, peek=peek)
         except CounterUnavailable:
             keycache_distrust()  # bumps may be lost while Redis is unreachable: cache nothing old
             if versions is not None:

@@ -182,6 +182,8 @@ def meter_request(
     answer = idempotency.answer if idempotency is not None else None
     if isinstance(answer, HttpResponse):
         state.replayed = True
+        if budget is not None and taken.budget is not None:  # read by the same round trip
+            state.budget = Allowance(True, limit, taken.budget, next_utc_midnight(now), budget.key)
         return Gate(Outcome.REPLAYED, answer)
     if isinstance(answer, IdempotencyError):
         return Gate(Outcome.IDEMPOTENCY_REFUSED, error_response(
@@ -192,7 +194,7 @@ def meter_request(
     if budget is not None:
         state.budget = budget_allowance(
             admitted=taken.outcome is not Outcome.OVER_BUDGET, budget=endpoint.budget,
-            limit=limit, used=taken.budget, counter_key=budget.key, now=now,
+            limit=limit, used=taken.budget or 0, counter_key=budget.key, now=now,
         )
         if taken.outcome is Outcome.OVER_BUDGET:
             return Gate(
