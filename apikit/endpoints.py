@@ -1,6 +1,6 @@
-"""Endpoint declarations of the JSON API: each endpoint declares its methods and the scope it
-needs with `api_endpoint`; the gateway middleware reads the declaration before the view runs
-(405, 403 `insufficient_scope`)."""
+"""Endpoint declarations of the JSON API: each endpoint declares its methods, the scope it
+needs and the daily budget it costs with `api_endpoint`; the gateway middleware reads the
+declaration before the view runs (405, 403 `insufficient_scope`, the budget it counts)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 from core.pagination import InvalidPageRequest
+from workspaces.quotas import Budget
 
 from .errors import ApiError, error_response, invalid_request, not_found
 
@@ -23,10 +24,12 @@ ANY_METHOD = "*"
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """What one method of one route requires: `scope` (None: any authenticated caller) or
-    nothing at all when `public`."""
+    nothing at all when `public`; and the daily budget each request counts against (`budget`,
+    SPEC §5; None: none)."""
 
     scope: str | None = None
     public: bool = False
+    budget: Budget | None = None
 
 
 def endpoints_of(view: Callable) -> dict[str, Endpoint] | None:
@@ -63,9 +66,14 @@ def method_not_allowed(request: HttpRequest, endpoints: Mapping[str, Endpoint]) 
 
 
 def api_endpoint(
-    *, scope: str | None = None, methods: Collection[str] = ("GET",), public: bool = False
+    *,
+    scope: str | None = None,
+    methods: Collection[str] = ("GET",),
+    public: bool = False,
+    budget: str | None = None,
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Declare a JSON endpoint: the methods it answers and the scope each needs.
+    """Declare a JSON endpoint: the methods it answers, the scope each needs and the daily
+    budget it costs (`budget`: "writes", "passport_reads" or None; `HEAD` costs what `GET` does).
 
     The gateway middleware enforces the declaration before the view runs (405 with `Allow`;
     authentication unless `public`; 403 `insufficient_scope`). The wrapper turns `ApiError`,
@@ -73,6 +81,8 @@ def api_endpoint(
     authenticates with tokens, never cookies), never the target of an APPEND_SLASH redirect,
     and refuses to run without a principal, so a missing middleware fails closed.
     """
+
+    cost = Budget(budget) if budget is not None else None  # an unknown name fails at import
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
@@ -94,7 +104,10 @@ def api_endpoint(
             except (ObjectDoesNotExist, Http404):
                 return not_found().response(request)
 
-        declared = {method.upper(): Endpoint(scope=scope, public=public) for method in methods}
+        declared = {
+            method.upper(): Endpoint(scope=scope, public=public, budget=cost)
+            for method in methods
+        }
         endpoint_view.api_endpoints = declared
         endpoint_view.csrf_exempt = True
         # No APPEND_SLASH redirects into the API (a redirected POST loses its body): 404 instead.

@@ -46,11 +46,6 @@ class AuthFailure:
     known: bool = False
 
 
-class StalePrincipal(Exception):
-    """A cached principal's version markers moved (or could not be confirmed): the gateway must
-    verify the credential again from the database before anything is served or counted."""
-
-
 def actor_for_principal(principal: Principal | None) -> Actor:
     """Who an API write is attributed to in the audit log."""
     if principal is None:

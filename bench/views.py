@@ -23,7 +23,7 @@ from rest_framework.generics import RetrieveAPIView
 from rest_framework_api_key.permissions import HasAPIKey
 
 from apikeys.keycache import keycache_versions
-from gateway.gate import gate_take
+from gateway.gate import Limit, Outcome, gate_take
 from passports.api import passport_json
 from passports.models import Passport
 from passports.selectors import passport_get
@@ -48,13 +48,15 @@ def floor_passport(request: HttpRequest, workspace_id: int, public_id: str) -> J
         _FLOOR_MARKERS.update(keycache_versions("bench-floor-" + "0" * 32) or {})
     rate_key, rate_reset = rate_limit_window(0, now)
     gate = gate_take(
-        rate_key=rate_key, rate_limit=10**6, rate_expires_at=rate_reset + timedelta(minutes=1),
-        budget_key=budget_counter_key(0, Budget.PASSPORT_READS, now), budget_limit=10**9,
-        budget_expires_at=next_utc_midnight(now) + timedelta(hours=1),
+        rate=Limit(rate_key, 10**6, rate_reset + timedelta(minutes=1)),
+        budget=Limit(
+            budget_counter_key(0, Budget.PASSPORT_READS, now), 10**9,
+            next_utc_midnight(now) + timedelta(hours=1),
+        ),
         now=now, versions=_FLOOR_MARKERS,
     )
-    if gate.outcome != 0:
-        return JsonResponse({"error": "floor_refused", "outcome": gate.outcome}, status=500)
+    if gate.outcome is not Outcome.ADMITTED:
+        return JsonResponse({"error": "floor_refused", "outcome": gate.outcome.value}, status=500)
     return baseline_passport(request, workspace_id, public_id)
 
 

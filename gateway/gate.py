@@ -1,68 +1,135 @@
-"""The gateway's one Redis round trip per metered request: the per-key rate limit, the budget
-and a cached key's version markers, in one `EVALSHA` (`gate_take`)."""
+"""The counting backends of the gateway's one gate (`gateway.metering.meter_request`).
+
+The gate states the order of checks (SPEC §5, §6); a backend only counts, through one small
+interface, `Counters.take`:
+
+- `RedisCounters` (`REDIS_URL` set): the key's rate limit, the daily budget and a cached key's
+  version markers in one `EVALSHA` — exactly one round trip per metered request
+  (docs/PERFORMANCE.md). It must know before that call whether the budget counts, so it runs the
+  idempotency step first (a database claim); when the rate limit then refuses, the gate
+  releases the claim, so the answer is the one the order says.
+- `DatabaseCounters` (the embedded default): one statement per counter (`core.counters`), in
+  the gate's order: the rate limit, then the idempotency step (not run when the rate limit
+  refused), then the budget.
+
+Both count the budget only when the rate limit admitted and the idempotency step left the request
+to be served (no replay, no refusal); a refusal counts nothing it refuses (the rate limit still
+counts a request the budget refuses). No address is ever blocked here: a verified credential is
+never refused for other credentials' failures (SPEC §5, core.credfilter).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
+from typing import Protocol
 
-from core.counters import CounterUnavailable, redis_counter_key
+from apikeys.keycache import keycache_distrust
+from core.counters import CounterUnavailable, counter_take, redis_counter_key
 from core.redis import redis_client
+
+
+class Outcome(Enum):
+    """What the gate decided for one request."""
+
+    ADMITTED = "admitted"
+    STALE = "stale"  # a cached key's markers moved or could not be confirmed: verify it again
+    INSUFFICIENT_SCOPE = "insufficient_scope"
+    RATE_LIMITED = "rate_limited"
+    REPLAYED = "replayed"  # Idempotency-Key: the stored response
+    IDEMPOTENCY_REFUSED = "idempotency_refused"  # Idempotency-Key: 400, 409 or 422
+    OVER_BUDGET = "quota_exceeded"
+    UNAVAILABLE = "service_unavailable"  # the counters' backing service is unreachable
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One counter to take a unit of: admitted while below `limit`; gone at `expires_at`."""
+
+    key: str
+    limit: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What a backend counted. `outcome` is `ADMITTED`, `STALE`, `RATE_LIMITED` or
+    `OVER_BUDGET`; `rate` and `budget` are the counters after the take (or as they stand when
+    refused; 0 when not asked). When the idempotency step left the budget uncounted (a replay),
+    a backend may report where it stands in `budget` if that costs no extra round trip."""
+
+    outcome: Outcome
+    rate: int = 0
+    budget: int | None = None  # None: not counted, and not read either
+
+
+class IdempotencyStep(Protocol):
+    """The gate's idempotency step, run at most once by a backend (`run` is idempotent)."""
+
+    def run(self) -> bool:
+        """Claim the request's `Idempotency-Key`; True when the budget is to be counted (no key,
+        or a fresh claim), False for a replay or a refusal."""
+
+
+class Counters(Protocol):
+    def take(
+        self,
+        *,
+        versions: Mapping[str, str] | None,
+        rate: Limit | None,
+        idempotency: IdempotencyStep | None,
+        budget: Limit | None,
+    ) -> Taken:
+        """Confirm `versions` (a cached key's markers), take `rate`, run `idempotency`, take
+        `budget` — counting the budget only when the rate limit admitted and `idempotency`
+        returned True. Raises `CounterUnavailable` when something to count cannot be."""
+
 
 # KEYS: the key's rate-limit counter, the budget counter, then the version markers of a cached key
 # (apikeys.keycache), if any.
 # ARGV: now (unix seconds), rate limit (0: none), its expiry, budget limit (0: none), its expiry,
-# then the versions the cached key was read under.
-# Returns {4} when a version marker moved (the cached key is stale: nothing is counted, the
-# caller reads the key again), {0, rate count, budget count} when admitted (both counted),
-# {2, rate count} over the rate limit, {3, budget count} over the budget; a refusal counts nothing
-# it refuses (the rate limit still counts a request the budget refuses, as the separate calls did).
-# No address is ever blocked here: a verified credential is never refused for other credentials'
-# failures (SPEC §5, core.credfilter).
+# '1' to read the budget counter without counting (a replay's X-RateLimit headers), then the
+# versions the cached key was read under.
+# Returns {'stale'} when a version marker moved (nothing is counted), {'admitted', rate count,
+# budget count}, {'rate_limited', rate count} or {'quota_exceeded', budget count, rate count}:
+# the values of `Outcome`.
 _GATE_LUA = """
 for i = 3, #KEYS do
-  if redis.call('GET', KEYS[i]) ~= ARGV[i + 3] then return {4} end
+  if redis.call('GET', KEYS[i]) ~= ARGV[i + 4] then return {'stale'} end
 end
 local rate_limit, budget_limit = tonumber(ARGV[2]), tonumber(ARGV[4])
 local rate, budget = 0, 0
 if rate_limit > 0 then
   rate = tonumber(redis.call('GET', KEYS[1]) or '0')
-  if rate >= rate_limit then return {2, rate} end
+  if rate >= rate_limit then return {'rate_limited', rate} end
   rate = redis.call('INCR', KEYS[1])
   if rate == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[3]) end
 end
 if budget_limit > 0 then
   budget = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if budget >= budget_limit then return {3, budget, rate} end
+  if budget >= budget_limit then return {'quota_exceeded', budget, rate} end
   budget = redis.call('INCR', KEYS[2])
   if budget == 1 then redis.call('EXPIREAT', KEYS[2], ARGV[5]) end
+elseif ARGV[6] == '1' then
+  budget = tonumber(redis.call('GET', KEYS[2]) or '0')
 end
-return {0, rate, budget}
+return {'admitted', rate, budget}
 """
 _gate_scripts: dict[int, object] = {}
-
-STALE = 4
-
-
-@dataclass(frozen=True, slots=True)
-class GateResult:
-    outcome: int  # 0 admitted, 2 over the rate limit, 3 over the budget, 4 STALE
-    rate: int = 0
-    budget: int = 0
 
 
 def gate_take(
     *,
-    rate_key: str | None,
-    rate_limit: int,
-    rate_expires_at: datetime | None,
-    budget_key: str | None,
-    budget_limit: int,
-    budget_expires_at: datetime | None,
+    rate: Limit | None,
+    budget: Limit | None,
     now: datetime,
-    versions: dict[str, str] | None = None,
-) -> GateResult:
-    """Redis only: the rate limit and the budget (and a cached key's versions) in one `EVALSHA`.
+    versions: Mapping[str, str] | None = None,
+    peek: Limit | None = None,
+) -> Taken:
+    """Redis only: the rate limit and the budget (and a cached key's versions) in one `EVALSHA`;
+    `peek` (instead of `budget`) is a budget read in the same call without counting.
 
     `versions` ({marker key: value}) are the version markers a cached key was read under
     (`apikeys.keycache`): if any has moved, nothing is counted and the outcome is `STALE`.
@@ -75,24 +142,89 @@ def gate_take(
             script = _gate_scripts[id(client)] = client.register_script(_GATE_LUA)
         result = script(
             keys=[
-                redis_counter_key(rate_key or "-"), redis_counter_key(budget_key or "-"), *markers
+                redis_counter_key(rate.key if rate else "-"),
+                redis_counter_key(budget.key if budget else peek.key if peek else "-"),
+                *markers,
             ],
             args=[
                 int(now.timestamp()),
-                rate_limit if rate_key else 0,
-                int(rate_expires_at.timestamp()) if rate_expires_at else 0,
-                budget_limit if budget_key else 0,
-                int(budget_expires_at.timestamp()) if budget_expires_at else 0,
+                rate.limit if rate else 0,
+                int(rate.expires_at.timestamp()) if rate else 0,
+                budget.limit if budget else 0,
+                int(budget.expires_at.timestamp()) if budget else 0,
+                "1" if peek is not None and budget is None else "0",
                 *markers.values(),
             ],
         )
     except Exception as exc:  # redis.exceptions.RedisError and socket errors
         raise CounterUnavailable(str(exc)) from None
-    outcome = int(result[0])
-    if outcome == 0:
-        return GateResult(0, rate=int(result[1]), budget=int(result[2]))
-    if outcome == 2:
-        return GateResult(2, rate=int(result[1]))
-    if outcome == STALE:
-        return GateResult(STALE)
-    return GateResult(3, budget=int(result[1]), rate=int(result[2]))
+    word = result[0]
+    outcome = Outcome(word.decode() if isinstance(word, bytes) else word)
+    if outcome is Outcome.ADMITTED:
+        counted = budget is not None or peek is not None
+        return Taken(outcome, rate=int(result[1]), budget=int(result[2]) if counted else None)
+    if outcome is Outcome.RATE_LIMITED:
+        return Taken(outcome, rate=int(result[1]))
+    if outcome is Outcome.OVER_BUDGET:
+        return Taken(outcome, budget=int(result[1]), rate=int(result[2]))
+    return Taken(Outcome.STALE)
+
+
+class RedisCounters:
+    """One `EVALSHA` per metered request, whatever it asks (even nothing: a scope refusal still
+    confirms a cached key, which may be why it was refused)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def take(
+        self,
+        *,
+        versions: Mapping[str, str] | None,
+        rate: Limit | None,
+        idempotency: IdempotencyStep | None,
+        budget: Limit | None,
+    ) -> Taken:
+        # The budget is decided before the one call: the claim first (a database step). A
+        # replay (or a refused key) counts no budget; the call reads where it stands.
+        peek = None
+        if idempotency is not None and not idempotency.run():
+            budget, peek = None, budget
+        try:
+            return gate_take(rate=rate, budget=budget, now=self.now, versions=versions, peek=peek)
+        except CounterUnavailable:
+            keycache_distrust()  # bumps may be lost while Redis is unreachable: cache nothing old
+            if versions is not None:
+                return Taken(Outcome.STALE)  # a cached key that cannot be confirmed is read again
+            if rate is not None or budget is not None:
+                raise  # a counted request is not served uncounted: 503
+            return Taken(Outcome.ADMITTED)  # nothing to count or confirm was asked
+
+
+class DatabaseCounters:
+    """One statement per counter, in the gate's order. Keys are never cached without Redis, so
+    there are no version markers to confirm."""
+
+    def take(
+        self,
+        *,
+        versions: Mapping[str, str] | None,
+        rate: Limit | None,
+        idempotency: IdempotencyStep | None,
+        budget: Limit | None,
+    ) -> Taken:
+        if versions is not None:
+            return Taken(Outcome.STALE)  # cannot be confirmed here: read the key again
+        rate_count = 0
+        if rate is not None:
+            take = counter_take(rate.key, limit=rate.limit, expires_at=rate.expires_at)
+            rate_count = take.count
+            if not take.admitted:
+                return Taken(Outcome.RATE_LIMITED, rate=rate_count)
+        if idempotency is not None and not idempotency.run():
+            return Taken(Outcome.ADMITTED, rate=rate_count)
+        if budget is None:
+            return Taken(Outcome.ADMITTED, rate=rate_count)
+        take = counter_take(budget.key, limit=budget.limit, expires_at=budget.expires_at)
+        outcome = Outcome.ADMITTED if take.admitted else Outcome.OVER_BUDGET
+        return Taken(outcome, rate=rate_count, budget=take.count)

@@ -1,14 +1,19 @@
-"""The gateway's metering steps (SPEC §5, §6), between scope checks and the view.
+"""The gateway's one gate (SPEC §5, §6), between authentication and the view.
 
-`meter_request` runs once the principal is known, and does, in this order:
-1. the per-key rate limit (`rate_limited`, counted for every request of the key, replays too);
-2. `Idempotency-Key`: claim the key, or answer with the stored response (a replay), 409 or 422 —
-   so a replay is never counted against the daily budget;
-3. the daily budget that applies (`quota_exceeded`; refused requests are not counted).
+`meter_request` runs once the principal is known. Its code states the order of checks once:
+0. a key served from the per-process cache (`apikeys.keycache`) is confirmed: when its version
+   markers moved, or cannot be confirmed, nothing is counted and the outcome is `STALE` (the
+   middleware verifies the key again from the database and goes through the gate again);
+1. the endpoint's scope (403 `insufficient_scope`): nothing is counted for a refused request;
+2. the per-key rate limit (`rate_limited`, counted for every request of the key, replays too);
+3. `Idempotency-Key`: claim the key, or answer with the stored response (a replay), 400, 409 or
+   422 — so a replay is never counted against the daily budget;
+4. the daily budget the endpoint declares (`@api_endpoint(budget=…)`; `quota_exceeded`;
+   refused requests are not counted).
 
-On Redis (`REDIS_URL`), the rate limit and the budget are one script
-call (`core.counters.gate_take`), made after the idempotency claim: one round trip instead of
-three (docs/PERFORMANCE.md). On the database backend they are one statement each.
+The counting is a backend's (`gateway.gate`): on Redis (`REDIS_URL`) the rate limit, the budget
+and the cached key's markers are one script call; on the database one statement each. The
+answer is a `Gate` with an `Outcome`, never an exception.
 
 `meter_response` runs on the way out, whatever answered: it stores or releases the idempotency
 claim, gives the budget unit back when the request was not served (status ≥ 400), sets the
@@ -16,11 +21,7 @@ claim, gives the budget unit back when the request was not served (status ≥ 40
 the request in the key's usage buffer (memory only; `gateway.usage` flushes in batches).
 
 If the counters' backing service is unreachable, a counted request is refused with 503
-`service_unavailable` before anything is done, and any claim is released.
-
-A principal served from the per-process key cache (`apikeys.keycache`) is confirmed by the same
-script call: when its version markers moved, or Redis cannot confirm them, nothing is counted,
-any claim is released and `StalePrincipal` sends the gateway back to the database.
+`service_unavailable` (`UNAVAILABLE`) and any claim is released.
 """
 
 from __future__ import annotations
@@ -34,27 +35,24 @@ from http import HTTPStatus
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from apikeys.keycache import keycache_distrust
+from apikit.endpoints import Endpoint
 from apikit.errors import error_response, service_unavailable
-from apikit.principal import StalePrincipal
 from core.addresses import client_ip
 from core.counters import CounterUnavailable, counter_value
 from core.redis import using_redis
 from workspaces.quotas import (
     Allowance,
+    Budget,
     allowance_give_back,
     budget_allowance,
     budget_counter_key,
-    budget_for,
     budget_limit,
     next_utc_midnight,
-    quota_consume,
     rate_limit_allowance,
-    rate_limit_consume,
     rate_limit_window,
 )
 
-from .gate import STALE, GateResult, gate_take
+from .gate import Counters, DatabaseCounters, Limit, Outcome, RedisCounters
 from .idempotency import (
     IdempotencyError,
     idempotency_claim,
@@ -73,142 +71,142 @@ logger = logging.getLogger("apikit.requests")
 class Metering:
     now: datetime
     started: float
+    budget_kind: Budget | None = None  # what the endpoint declares
     rate: Allowance | None = None
     budget: Allowance | None = None
     claim: IdempotencyRecord | None = None
     replayed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """The gate's answer: `response` refuses (or replays) the request; None lets the view run.
+    `STALE` has no response: the middleware verifies the key again."""
+
+    outcome: Outcome
+    response: HttpResponse | None = None
+
+
+class _Idempotency:
+    """Step 3, run by the backend at most once: claim, replay or refusal."""
+
+    def __init__(self, request: HttpRequest, state: Metering) -> None:
+        self.request = request
+        self.state = state
+        self.ran = False
+        self.answer: HttpResponse | IdempotencyError | None = None
+
+    def run(self) -> bool:
+        if not self.ran:
+            self.ran = True
+            self.answer = self._claim()
+        return self.answer is None
+
+    def _claim(self) -> HttpResponse | IdempotencyError | None:
+        request, state = self.request, self.state
+        try:
+            idempotency_key = idempotency_key_from(request)
+            if idempotency_key is None:
+                return None
+            claimed = idempotency_claim(
+                workspace_id=request.workspace.pk,
+                key=idempotency_key,
+                fingerprint=request_fingerprint(request),
+                now=state.now,
+            )
+        except IdempotencyError as exc:
+            return exc
+        if isinstance(claimed, HttpResponse):
+            return claimed
+        state.claim = claimed
+        return None
+
+
+def counters_for(now: datetime) -> Counters:
+    return RedisCounters(now) if using_redis() else DatabaseCounters()
+
+
 def meter_request(
-    request: HttpRequest, *, scope_refusal: HttpResponse | None = None
-) -> HttpResponse | None:
-    """The metering steps before the view; a response refuses (or replays) the request.
+    request: HttpRequest, endpoint: Endpoint, *, scope_refusal: HttpResponse | None = None
+) -> Gate:
+    """The gate: the checks before the view, in the order of the module docstring.
 
     `scope_refusal` is the gateway's 403 for a missing scope: nothing is counted for it.
     """
-    state = Metering(now=timezone.now(), started=getattr(request, "started", time.perf_counter()))
+    now = timezone.now()
+    state = Metering(
+        now=now, started=getattr(request, "started", time.perf_counter()),
+        budget_kind=endpoint.budget,
+    )
     request.metering = state
-    try:
-        if using_redis():
-            return _meter_in_one_round_trip(request, state, scope_refusal)
-        if scope_refusal is not None:
-            return scope_refusal
-        return _meter_step_by_step(request, state)
-    except IdempotencyError as exc:
-        return error_response(
-            request, exc.status, exc.error, exc.message,
-            **({"fields": {"Idempotency-Key": exc.message}} if exc.status == 400 else {}),
-        )
-    except CounterUnavailable:
-        return service_unavailable(request)
-
-
-def _claim(request: HttpRequest, state: Metering) -> HttpResponse | None:
-    """Claim the request's Idempotency-Key; the stored response when it is a replay."""
-    idempotency_key = idempotency_key_from(request)
-    if idempotency_key is None:
-        return None
-    claimed = idempotency_claim(
-        workspace_id=request.workspace.pk,
-        key=idempotency_key,
-        fingerprint=request_fingerprint(request),
-        now=state.now,
-    )
-    if isinstance(claimed, HttpResponse):
-        state.replayed = True
-        return claimed
-    state.claim = claimed
-    return None
-
-
-def _meter_step_by_step(request: HttpRequest, state: Metering) -> HttpResponse | None:
-    """The database backend: rate limit, idempotency, budget, one statement each."""
+    counting = scope_refusal is None
     key = request.principal.api_key
-    if key is not None and key.rate_limit_per_minute:
-        state.rate = rate_limit_consume(
-            key_id=key.pk, per_minute=key.rate_limit_per_minute, now=state.now
+    per_minute = key.rate_limit_per_minute if key is not None and counting else None
+    rate = None
+    if per_minute:
+        rate_key, rate_reset = rate_limit_window(key.pk, now)
+        rate = Limit(rate_key, per_minute, rate_reset + timedelta(minutes=1))
+    limit = budget_limit(request.workspace.plan, endpoint.budget) if endpoint.budget else None
+    budget = None
+    if counting and limit is not None:
+        budget = Limit(
+            budget_counter_key(request.workspace.pk, endpoint.budget, now), limit,
+            next_utc_midnight(now) + timedelta(hours=1),
         )
-        if not state.rate.admitted:
-            return _too_many(request, "rate_limited", state.rate, state.now)
-    replay = _claim(request, state)
-    if replay is not None:
-        return replay
-    budget = budget_for(request.method, request.path_info)
-    if budget is not None:
-        state.budget = quota_consume(
-            workspace_id=request.workspace.pk,
-            plan=request.workspace.plan,
+    idempotency = _Idempotency(request, state) if counting else None
+    try:
+        taken = counters_for(now).take(
+            versions=request.principal.versions, rate=rate, idempotency=idempotency,
             budget=budget,
-            now=state.now,
-        )
-        if state.budget is not None and not state.budget.admitted:
-            return _too_many(request, "quota_exceeded", state.budget, state.now)
-    return None
-
-
-def _meter_in_one_round_trip(
-    request: HttpRequest, state: Metering, scope_refusal: HttpResponse | None
-) -> HttpResponse | None:
-    """Redis: the idempotency claim (database), then the key's rate limit and the daily budget
-    in one script call (`gate_take`) instead of two calls."""
-    replay = None if scope_refusal is not None else _claim(request, state)
-    key = request.principal.api_key
-    per_minute = key.rate_limit_per_minute if key is not None and scope_refusal is None else None
-    rate_key, rate_reset = rate_limit_window(key.pk, state.now) if per_minute else (None, None)
-    budget = budget_for(request.method, request.path_info)
-    limit = budget_limit(request.workspace.plan, budget) if budget is not None else None
-    counts_budget = limit is not None and replay is None and scope_refusal is None
-    budget_key = (
-        budget_counter_key(request.workspace.pk, budget, state.now) if counts_budget else None
-    )
-    versions = request.principal.versions
-    try:
-        gate = gate_take(
-            rate_key=rate_key,
-            rate_limit=per_minute or 0,
-            rate_expires_at=rate_reset + timedelta(minutes=1) if rate_reset else None,
-            budget_key=budget_key,
-            budget_limit=limit or 0,
-            budget_expires_at=next_utc_midnight(state.now) + timedelta(hours=1),
-            now=state.now,
-            versions=versions,
         )
     except CounterUnavailable:
-        keycache_distrust()  # bumps may be lost while Redis is unreachable: cache nothing old
-        if versions is not None:
-            _stale(state)  # a cached key that cannot be confirmed is read again
-        if rate_key is not None or budget_key is not None:
-            raise  # a counted request is not served uncounted: 503
-        gate = GateResult(0)  # nothing to count or confirm was asked
-    if gate.outcome == STALE:
-        _stale(state)
-    if rate_key is not None:
-        state.rate = rate_limit_allowance(
-            admitted=gate.outcome != 2, per_minute=per_minute, used=gate.rate,
-            counter_key=rate_key, reset_at=rate_reset, now=state.now,
-        )
-        if gate.outcome == 2:
-            return _too_many(request, "rate_limited", state.rate, state.now)
+        _release(state)
+        return Gate(Outcome.UNAVAILABLE, service_unavailable(request))
+    # 0. the cached key
+    if taken.outcome is Outcome.STALE:
+        _release(state)  # nothing was counted; the key is read again
+        return Gate(Outcome.STALE)
+    # 1. scope
     if scope_refusal is not None:
-        return scope_refusal
-    if replay is not None:
-        return replay
-    if budget_key is not None:
-        state.budget = budget_allowance(
-            admitted=gate.outcome != 3, budget=budget, limit=limit, used=gate.budget,
-            counter_key=budget_key, now=state.now,
+        return Gate(Outcome.INSUFFICIENT_SCOPE, scope_refusal)
+    # 2. the key's rate limit
+    if rate is not None:
+        state.rate = rate_limit_allowance(
+            admitted=taken.outcome is not Outcome.RATE_LIMITED, per_minute=per_minute,
+            used=taken.rate, counter_key=rate.key, reset_at=rate_reset, now=now,
         )
-        if gate.outcome == 3:
-            return _too_many(request, "quota_exceeded", state.budget, state.now)
-    return None
+        if taken.outcome is Outcome.RATE_LIMITED:
+            _release(state)  # a backend may have claimed first; a refused request keeps nothing
+            return Gate(Outcome.RATE_LIMITED, _too_many(request, "rate_limited", state.rate, now))
+    # 3. Idempotency-Key
+    answer = idempotency.answer if idempotency is not None else None
+    if isinstance(answer, HttpResponse):
+        state.replayed = True
+        if budget is not None and taken.budget is not None:  # read by the same round trip
+            state.budget = Allowance(True, limit, taken.budget, next_utc_midnight(now), budget.key)
+        return Gate(Outcome.REPLAYED, answer)
+    if isinstance(answer, IdempotencyError):
+        return Gate(Outcome.IDEMPOTENCY_REFUSED, error_response(
+            request, answer.status, answer.error, answer.message,
+            **({"fields": {"Idempotency-Key": answer.message}} if answer.status == 400 else {}),
+        ))
+    # 4. the daily budget
+    if budget is not None:
+        state.budget = budget_allowance(
+            admitted=taken.outcome is not Outcome.OVER_BUDGET, budget=endpoint.budget,
+            limit=limit, used=taken.budget or 0, counter_key=budget.key, now=now,
+        )
+        if taken.outcome is Outcome.OVER_BUDGET:
+            return Gate(
+                Outcome.OVER_BUDGET, _too_many(request, "quota_exceeded", state.budget, now)
+            )
+    return Gate(Outcome.ADMITTED)
 
 
-def _stale(state: Metering) -> None:
-    """Undo this attempt (nothing was counted) and send the gateway back to the database."""
+def _release(state: Metering) -> None:
     if state.claim is not None:
         idempotency_release(state.claim)
         state.claim = None
-    raise StalePrincipal
 
 
 def meter_response(request: HttpRequest, response: HttpResponse) -> None:
@@ -242,7 +240,7 @@ def _rate_limit_headers(request: HttpRequest, response: HttpResponse, state: Met
     allowance = state.budget
     if allowance is None and state.replayed:
         # A replay consumed nothing; show where the budget stands.
-        budget = budget_for(request.method, request.path_info)
+        budget = state.budget_kind
         limit = budget_limit(request.workspace.plan, budget) if budget else None
         if limit is not None:
             key = budget_counter_key(request.workspace.pk, budget, state.now)

@@ -37,8 +37,10 @@ idempotency and usage metering can be slotted in between without reshaping it):
        principal's effective scopes; for OAuth already narrowed to the user's role).
     8. `authorize`: 403 `insufficient_scope` (with `required_scope`) when the endpoint's scope
        is not in `request.scopes`.
-    9. `gateway.metering.meter_request`: the key's rate limit, `Idempotency-Key` (claim or
-       replay) and the daily budget; sets `request.metering`.
+    9. `gateway.metering.meter_request`, the one gate: the cached key's confirmation, the
+       scope refusal of step 8, the key's rate limit, `Idempotency-Key` (claim or replay) and
+       the daily budget the endpoint declares (`@api_endpoint(budget=…)`), in that order; its
+       answer is a `Gate` with an `Outcome`; sets `request.metering`.
     (and in `finish`, `gateway.metering.meter_response`: store or release the idempotency claim,
     give back the budget unit of an unserved request, `X-RateLimit-*` headers, usage recording.)
 
@@ -46,7 +48,7 @@ idempotency and usage metering can be slotted in between without reshaping it):
 does that, to measure what metering costs.
 
 With Redis, a verified API key may come from a per-process cache (`apikeys.keycache`); step 9's
-one Redis call confirms that it has not changed since, and when it has (`StalePrincipal`) the
+one Redis call confirms that it has not changed since, and when it has (`Outcome.STALE`) the
 request goes back to step 6 with the key read from the database. A revocation is refused by the
 very next request on every process either way.
 """
@@ -67,8 +69,8 @@ from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
 
 from apikit.endpoints import Endpoint, endpoint_for, endpoints_of, method_not_allowed
-from apikit.errors import error_response, new_request_id, www_authenticate
-from apikit.principal import AuthFailure, Principal, StalePrincipal
+from apikit.errors import error_response, new_request_id, service_unavailable, www_authenticate
+from apikit.principal import AuthFailure, Principal
 from core.addresses import client_ip
 from core.credfilter import CredentialFamily, Verdict, credential_filter
 
@@ -78,7 +80,8 @@ from .failed_auth import (
     too_many_failures,
     unknown_over_limit,
 )
-from .metering import meter_request, meter_response
+from .gate import Outcome
+from .metering import Gate, meter_request, meter_response
 
 API_V1_PREFIX = "/api/v1/"
 MAX_BODY_BYTES = 1024 * 1024
@@ -96,6 +99,7 @@ _UNVERIFIED_PREFIX_ERRORS = {"gat_": "invalid_token"}
 _QUERY_CREDENTIALS = ("access_token", "api_key")
 
 Verifier = Callable[..., Principal | AuthFailure]
+
 
 
 def load_verifiers(paths: dict[str, str]) -> list[tuple[str, Verifier]]:
@@ -154,25 +158,28 @@ class ApiGatewayMiddleware:
         principal = self.authenticate(request)
         if isinstance(principal, HttpResponse):
             return principal
-        try:
-            return self.admit(request, endpoint, principal)
-        except StalePrincipal:
+        gate = self.admit(request, endpoint, principal)
+        if gate.outcome is Outcome.STALE:
             # A cached key's version moved since it was cached: verify again from the database
             # (nothing was counted) and go through the same steps with what it says now.
             self.detach(request)
             principal = self.authenticate(request, fresh=True)
             if isinstance(principal, HttpResponse):
                 return principal
-            return self.admit(request, endpoint, principal)
+            gate = self.admit(request, endpoint, principal)
+            if gate.outcome is Outcome.STALE:  # a key read from the database carries no markers
+                return service_unavailable(request)
+        return gate.response
 
-    def admit(
-        self, request: HttpRequest, endpoint: Endpoint, principal: Principal
-    ) -> HttpResponse | None:
+    def admit(self, request: HttpRequest, endpoint: Endpoint, principal: Principal) -> Gate:
+        """Scope, then the gate (`gateway.metering.meter_request`): its `response` refuses or
+        replays the request (None runs the view); `Outcome.STALE` verifies the key again."""
         self.attach(request, principal)
         refused = self.authorize(request, endpoint)
         if not self.metering:
-            return refused
-        return meter_request(request, scope_refusal=refused)
+            outcome = Outcome.ADMITTED if refused is None else Outcome.INSUFFICIENT_SCOPE
+            return Gate(outcome, refused)
+        return meter_request(request, endpoint, scope_refusal=refused)
 
     # --- the steps -------------------------------------------------------------------------
 

@@ -57,7 +57,7 @@ def _get(request: HttpRequest, passport_id: str) -> Passport:
         raise not_found(NOT_FOUND) from None
 
 
-@api_endpoint(scope="passports:read", methods=["GET"])
+@api_endpoint(scope="passports:read", methods=["GET"], budget="passport_reads")
 def list_passports(request: HttpRequest) -> JsonResponse:
     query = read_query(request, allowed={"limit", "cursor", "status"})
     status = query.get("status")
@@ -70,7 +70,7 @@ def list_passports(request: HttpRequest) -> JsonResponse:
     return list_response([passport_json(p) for p in rows], next_cursor)
 
 
-@api_endpoint(scope="passports:write", methods=["POST"])
+@api_endpoint(scope="passports:write", methods=["POST"], budget="writes")
 def create_passport(request: HttpRequest) -> JsonResponse:
     read_query(request, allowed=())
     body = read_json_object(request, fields=FIELDS, required=REQUIRED)
@@ -87,13 +87,13 @@ def create_passport(request: HttpRequest) -> JsonResponse:
     return response
 
 
-@api_endpoint(scope="passports:read", methods=["GET"])
+@api_endpoint(scope="passports:read", methods=["GET"], budget="passport_reads")
 def get_passport(request: HttpRequest, passport_id: str) -> JsonResponse:
     read_query(request, allowed=())
     return JsonResponse(passport_json(_get(request, passport_id)))
 
 
-@api_endpoint(scope="passports:write", methods=["PATCH"])
+@api_endpoint(scope="passports:write", methods=["PATCH"], budget="writes")
 def update_passport(request: HttpRequest, passport_id: str) -> JsonResponse:
     read_query(request, allowed=())
     passport = _get(request, passport_id)
@@ -109,7 +109,7 @@ def update_passport(request: HttpRequest, passport_id: str) -> JsonResponse:
     return JsonResponse(passport_json(passport))
 
 
-@api_endpoint(scope="passports:write", methods=["DELETE"])
+@api_endpoint(scope="passports:write", methods=["DELETE"], budget="writes")
 def delete_passport(request: HttpRequest, passport_id: str) -> HttpResponse:
     read_query(request, allowed=())
     passport = _get(request, passport_id)

@@ -1,7 +1,8 @@
 """Daily budgets per workspace (SPEC §5) and per-key rate limits, on `core.counters`.
 
 Two budgets per workspace per UTC day: `writes` (every POST/PUT/PATCH/DELETE under /api/v1) and
-`passport_reads` (every GET on passport endpoints). They reset at 00:00 UTC. A request is counted
+`passport_reads` (every GET on passport endpoints); each endpoint declares the one it costs
+(`@api_endpoint(budget=…)`, `apikit.endpoints`). They reset at 00:00 UTC. A request is counted
 when admitted; a request refused for the budget is not, and a request that was admitted but then
 not served (an error response) gives its unit back, so "N per day" means N served requests.
 """
@@ -14,9 +15,6 @@ from enum import StrEnum
 
 from core.counters import counter_give_back, counter_take, counter_values
 from workspaces.models import Plan
-
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-PASSPORTS_PREFIX = "/api/v1/passports"
 
 
 class Budget(StrEnum):
@@ -49,14 +47,6 @@ class Allowance:
 def next_utc_midnight(now: datetime) -> datetime:
     today = now.astimezone(UTC).date()
     return datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(days=1)
-
-
-def budget_for(method: str, path: str) -> Budget | None:
-    if method in WRITE_METHODS:
-        return Budget.WRITES
-    if method in ("GET", "HEAD") and path.startswith(PASSPORTS_PREFIX):
-        return Budget.PASSPORT_READS
-    return None
 
 
 def budget_limit(plan: Plan, budget: Budget) -> int | None:

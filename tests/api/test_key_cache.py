@@ -209,6 +209,50 @@ def test_a_stale_cached_key_releases_its_idempotency_claim_and_runs_once(
     assert replay["Idempotent-Replayed"] == "true"
 
 
+def test_every_metered_request_is_one_redis_round_trip(
+    own_redis, make_key, api, members, workspace, monkeypatch
+) -> None:
+    """The gate's Redis backend: the rate limit, the budget and the cached key's markers in one
+    `EVALSHA`, whatever the gate answers (admitted, replayed, over the rate limit, a scope
+    refusal, a conflicting Idempotency-Key)."""
+    key, token = make_key(rate_limit_per_minute=6)
+    _reader, reader_token = make_key(scopes=["passports:read"])
+    client, reader = api(token), api(reader_token)
+    passport = passport_create(workspace=workspace, gtin=GTIN, serial_number="SN-1",
+                               product_name="Drill")
+    assert me(client).status_code == HTTPStatus.OK  # cached, and the script loaded
+    assert me(reader).status_code == HTTPStatus.OK
+    commands: list[str] = []
+    execute = redis.Redis.execute_command
+
+    def counting(self, *args, **options):  # noqa: ANN001, ANN002, ANN003, ANN202
+        commands.append(str(args[0]))
+        return execute(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counting)
+
+    def patch(name: str, idempotency_key: str, as_client: Client = client):  # noqa: ANN202
+        return as_client.patch(f"/api/v1/passports/{passport.public_id}", {"product_name": name},
+                               content_type="application/json",
+                               headers={"Idempotency-Key": idempotency_key})
+
+    answers = [
+        (lambda: client.get(f"/api/v1/passports/{passport.public_id}"), HTTPStatus.OK),
+        (lambda: patch("Hammer drill", "k1"), HTTPStatus.OK),
+        (lambda: patch("Hammer drill", "k1"), HTTPStatus.OK),  # replayed
+        (lambda: patch("Other", "k1"), HTTPStatus.UNPROCESSABLE_ENTITY),
+        (lambda: patch("Other", "k2", reader), HTTPStatus.FORBIDDEN),
+        (lambda: me(client), HTTPStatus.OK),
+        (lambda: me(client), HTTPStatus.TOO_MANY_REQUESTS),  # the 7th in the minute
+    ]
+    seen = []
+    for send, status in answers:
+        commands.clear()
+        assert send().status_code == status
+        seen.append((status, commands[:]))
+    assert all(c == ["EVALSHA"] for _s, c in seen), seen
+
+
 def test_a_refused_cached_key_is_checked_again_from_the_database(
     own_redis, make_key, api
 ) -> None:
