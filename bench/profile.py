@@ -65,7 +65,7 @@ def profile(args: argparse.Namespace) -> int:
     try:
         env = harness.bench_env(url, redis_url, secrets.token_urlsafe(50), str(work / "static"))
         if args.scenario == "apikey_unmetered":
-            env["GATEHOUSE_METERING"] = "0"
+            env["BENCH_UNMETERED"] = "1"
         if args.scenario == "apikey_uncached":
             env["GATEHOUSE_KEY_CACHE"] = "0"
         seed = harness.prepare({"main": (env, False)})["main"]

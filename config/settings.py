@@ -210,7 +210,6 @@ else:
         }
     }
 RATELIMIT_USE_CACHE = "default"
-RATELIMIT_VIEW = "workspaces.views.ratelimited"
 # django-ratelimit only recognises django-redis and memcached as atomic backends; Django's own
 # RedisCache is atomic too (INCR), and the DatabaseCache default is the embedded fallback whose
 # limits are documented as approximate in docs/operations.md.
