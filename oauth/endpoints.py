@@ -95,17 +95,17 @@ def _json_error(status: int, error: str, description: str, retry_after: int | No
 
 
 def refuse_unusable_request(
-    request: HttpRequest, *, group: str, setting: str, default: str, form: bool = True
+    request: HttpRequest, *, group: str, rate: str, form: bool = True
 ) -> JsonResponse | None:
-    """The per-IP rate limit (429, `Retry-After` = the seconds left in the client's window), or
-    503 when the cache that counts is down; and a 400 for parameters that cannot be OAuth
-    parameters (`parameter_problem`)."""
+    """The per-IP rate limit of `rate` (django-ratelimit's "N/s|m|h|d": 429, `Retry-After` =
+    the seconds left in the client's window), or 503 when the cache that counts is down; and a
+    400 for parameters that cannot be OAuth parameters (`parameter_problem`)."""
     try:
         usage = get_usage(
             request,
             group=group,
             key=ip_bucket,
-            rate=getattr(settings, setting, default),
+            rate=rate,
             method="POST",
             increment=True,
         )
@@ -405,7 +405,7 @@ class GatehouseTokenView(TokenView):
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
         refused = refuse_unusable_request(
-            request, group="oauth.token", setting="GATEHOUSE_OAUTH_TOKEN_RATE", default="60/m"
+            request, group="oauth.token", rate=settings.GATEHOUSE_OAUTH_TOKEN_RATE
         )
         if refused:
             return refused
@@ -425,7 +425,7 @@ class GatehouseRevokeTokenView(RevokeTokenView):
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
         refused = refuse_unusable_request(
-            request, group="oauth.revoke", setting="GATEHOUSE_OAUTH_TOKEN_RATE", default="60/m"
+            request, group="oauth.revoke", rate=settings.GATEHOUSE_OAUTH_TOKEN_RATE
         )
         return refused or super().post(request, *args, **kwargs)
 
@@ -440,7 +440,7 @@ class IntrospectView(OAuthLibMixin, View):
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
         refused = refuse_unusable_request(
-            request, group="oauth.introspect", setting="GATEHOUSE_OAUTH_TOKEN_RATE", default="60/m"
+            request, group="oauth.introspect", rate=settings.GATEHOUSE_OAUTH_TOKEN_RATE
         )
         if refused:
             return refused
@@ -509,8 +509,8 @@ class RegistrationView(DynamicClientRegistrationView):
     @method_decorator(never_cache)
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
         refused = refuse_unusable_request(
-            request, group="oauth.register", setting="GATEHOUSE_OAUTH_REGISTER_RATE",
-            default="20/h", form=False,  # the body is JSON, read below
+            request, group="oauth.register", rate=settings.GATEHOUSE_OAUTH_REGISTER_RATE,
+            form=False,  # the body is JSON, read below
         )
         if refused:
             return refused
