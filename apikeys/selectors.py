@@ -109,7 +109,7 @@ _BY_DIGEST_MODELS = (ApiKey, Workspace, Plan)
 _by_digest_converters: WeakKeyDictionary = WeakKeyDictionary()
 
 
-def _by_digest_sql(conn) -> str:  # noqa: ANN001
+def _by_digest_sql(conn) -> str:
     qn = conn.ops.quote_name
     columns = [
         f"{alias}.{qn(field.column)}"
@@ -126,7 +126,7 @@ def _by_digest_sql(conn) -> str:  # noqa: ANN001
     )
 
 
-def _row_converters(conn) -> tuple[str, list]:  # noqa: ANN001
+def _row_converters(conn) -> tuple[str, list]:
     """The statement and, per column, the converters the ORM would apply (JSON, datetimes on
     SQLite...), computed once per connection."""
     cached = _by_digest_converters.get(conn)

@@ -84,7 +84,7 @@ def profile(args: argparse.Namespace) -> int:
             try:
                 usage_flush()  # now, not at exit: the database is about to go
                 connections.close_all()
-            except Exception as exc:  # noqa: BLE001 — the database is dropped whatever happened
+            except Exception as exc:  # the database is dropped whatever happened
                 print(f"bench.profile: {exc}", file=sys.stderr)
         harness.drop_database(base_db, name)
         harness.clear_redis(redis_url)

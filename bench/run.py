@@ -123,7 +123,7 @@ def database_url(base_url: str, name: str) -> str:
     return urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
 
 
-def admin_connect(base_url: str):  # noqa: ANN201
+def admin_connect(base_url: str):
     import psycopg
 
     parts = urlsplit(base_url)
@@ -660,7 +660,7 @@ def run(args: argparse.Namespace) -> int:
         for name in created:
             try:
                 drop_database(base_db, name)
-            except Exception as exc:  # noqa: BLE001 — try the next one, and say which is left
+            except Exception as exc:  # try the next one, and say which is left
                 print(f"bench: could not drop {name}: {exc}", file=sys.stderr)
         if created:
             clear_redis(redis_main)

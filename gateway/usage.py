@@ -231,7 +231,7 @@ def _write_key_row_by_row(key_id: int, usage: _KeyUsage, first: Exception) -> No
     except _OUTAGES:
         raise
     except (DatabaseError, ValueError) as exc:
-        logger.error(  # noqa: TRY400 — the traceback would carry the refused values
+        logger.error(  # the traceback would carry the refused values
             "Usage flush dropped all %d buffered request(s) of API key id %d: the database "
             "refused them (%s).", usage.count, key_id, type(exc).__name__,
         )
@@ -293,7 +293,7 @@ def usage_prune(now: datetime) -> int:
 usage_buffer = UsageBuffer()
 
 
-def usage_record(**event) -> None:  # noqa: ANN003
+def usage_record(**event) -> None:
     usage_buffer.record(**event)
 
 

@@ -109,7 +109,7 @@ def refuse_unusable_request(
             method="POST",
             increment=True,
         )
-    except Exception:  # noqa: BLE001 — the cache backend is down: refuse, do not guess
+    except Exception:  # the cache backend is down: refuse, do not guess
         log.exception("OAuth rate limiter unavailable")
         usage = {"should_limit": True, "time_left": -1}
     if usage is not None and usage["should_limit"] and usage["time_left"] < 0:
@@ -199,7 +199,7 @@ class AuthorizationView(BaseAuthorizationView):
     """RFC 6749 §4.1.1 with consent. Never skips the consent screen (no `skip_authorization`, no
     `approval_prompt=auto`): every code belongs to a consent the user just gave for a workspace."""
 
-    def error_response(self, error: OAuthToolkitError, application, **kwargs) -> HttpResponse:  # noqa: ANN001, ANN003
+    def error_response(self, error: OAuthToolkitError, application, **kwargs) -> HttpResponse:
         redirect, response = OAuthLibMixin.error_response(self, error, **kwargs)
         oauthlib_error = response["error"]
         if redirect:
@@ -222,7 +222,7 @@ class AuthorizationView(BaseAuthorizationView):
             status=oauthlib_error.status_code,
         )
 
-    def _error_destination(self, url: str, oauthlib_error, application) -> HttpResponse:  # noqa: ANN001
+    def _error_destination(self, url: str, oauthlib_error, application) -> HttpResponse:
         """RFC 9700 §4.11.2: an unvetted app's error response as a page that names where the
         link goes, instead of a redirect (see `oauth.redirects.redirects_without_asking`)."""
         parts = urlsplit(url)
@@ -244,13 +244,13 @@ class AuthorizationView(BaseAuthorizationView):
             status=HTTPStatus.OK if denied else oauthlib_error.status_code,
         )
 
-    def redirect(self, redirect_to: str, application) -> HttpResponse:  # noqa: ANN001
+    def redirect(self, redirect_to: str, application) -> HttpResponse:
         response = OAuth2ResponseRedirect(redirect_to, oauth2_settings.ALLOWED_REDIRECT_URI_SCHEMES)
         if self.request.method == "POST":
             response.status_code = HTTPStatus.SEE_OTHER  # RFC 9700 §4.12
         return response
 
-    def _deny(self, credentials: dict, error: errors.OAuth2Error, application) -> HttpResponse:  # noqa: ANN001
+    def _deny(self, credentials: dict, error: errors.OAuth2Error, application) -> HttpResponse:
         error.state = credentials.get("state")
         return self.error_response(
             OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"]), application
@@ -291,7 +291,7 @@ class AuthorizationView(BaseAuthorizationView):
         *,
         scopes: list[str],
         credentials: dict,
-        application,  # noqa: ANN001
+        application,
         selected: str | None = None,
         error: str | None = None,
         status: int = HTTPStatus.OK,
@@ -326,7 +326,7 @@ class AuthorizationView(BaseAuthorizationView):
         }
         return response
 
-    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         validated = self._validate(request)
         if isinstance(validated, HttpResponse):
             return validated
@@ -335,7 +335,7 @@ class AuthorizationView(BaseAuthorizationView):
             request, scopes=scopes, credentials=credentials, application=application
         )
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         # The hidden fields are re-validated exactly like the GET: nothing from the form is
         # trusted, and a denial redirects only to a redirect URI registered for the client.
         validated = self._validate(request)
@@ -403,7 +403,7 @@ class AuthorizationView(BaseAuthorizationView):
 class GatehouseTokenView(TokenView):
     """RFC 6749 §3.2, rate-limited per IP. Only the grants GatehouseServer knows are accepted."""
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         refused = refuse_unusable_request(
             request, group="oauth.token", rate=settings.GATEHOUSE_OAUTH_TOKEN_RATE
         )
@@ -423,7 +423,7 @@ class GatehouseTokenView(TokenView):
 class GatehouseRevokeTokenView(RevokeTokenView):
     """RFC 7009. Revoking either token of a grant ends the grant (see the validator)."""
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         refused = refuse_unusable_request(
             request, group="oauth.revoke", rate=settings.GATEHOUSE_OAUTH_TOKEN_RATE
         )
@@ -438,7 +438,7 @@ class IntrospectView(OAuthLibMixin, View):
     it — or revoked, expired, or whose user left the workspace — is `{"active": false}`.
     `scope` is the effective scope: granted ∩ the user's current role."""
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         refused = refuse_unusable_request(
             request, group="oauth.introspect", rate=settings.GATEHOUSE_OAUTH_TOKEN_RATE
         )
@@ -507,7 +507,7 @@ class RegistrationView(DynamicClientRegistrationView):
     `invalid_redirect_uri`. RFC 7592 management is not offered (no registration access token)."""
 
     @method_decorator(never_cache)
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         refused = refuse_unusable_request(
             request, group="oauth.register", rate=settings.GATEHOUSE_OAUTH_REGISTER_RATE,
             form=False,  # the body is JSON, read below
