@@ -106,7 +106,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return super().get_search_results(request, queryset, search_term)
 
     def _apply(
-        self, request: HttpRequest, keys: QuerySet | list[ApiKey], service, done: str  # noqa: ANN001
+        self, request: HttpRequest, keys: QuerySet | list[ApiKey], service, done: str
     ) -> None:
         context = RequestContext.from_request(request)
         changed, refused, unpropagated = 0, [], []

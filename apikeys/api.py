@@ -17,7 +17,7 @@ from core.pagination import keyset_page
 from .models import ApiKey
 
 
-def key_json(key: ApiKey, now) -> dict:  # noqa: ANN001
+def key_json(key: ApiKey, now) -> dict:
     """Metadata only: the token is never stored, and its digest never leaves the database."""
     return {
         "id": key.public_id,

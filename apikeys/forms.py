@@ -52,7 +52,7 @@ class ApiKeyCreateForm(forms.Form):
         "requests from anywhere else are refused.",
     )
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, label_suffix="", **kwargs)
         if self.is_bound:
             # Re-rendered with errors: focus goes to the first field in error (see
@@ -103,5 +103,5 @@ class ApiKeyRateLimitForm(forms.Form):
         },
     )
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, label_suffix="", **kwargs)

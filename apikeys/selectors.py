@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from weakref import WeakKeyDictionary
 
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import (
     BigIntegerField,
@@ -28,15 +27,15 @@ from workspaces.quotas import quota_usage_today
 
 from .keycache import key_cache, keycache_versions
 from .models import RECENT_PER_KEY, ApiKey, KeyRequest, KeyStatus, KeyUsageDay
-from .tokens import parse_token, token_digest
 
 
 @dataclass(frozen=True, slots=True)
 class KeyCheck:
     """The answer to "is this token valid for this request right now".
 
-    `error` is one of SPEC §4's codes (`invalid_credentials`, `environment_mismatch`,
-    `key_revoked`, `key_expired`, `key_paused`, `ip_not_allowed`) or None with `key` set.
+    `error` is one of SPEC §4's codes (`invalid_credentials`, `key_revoked`, `key_expired`,
+    `key_paused`, `ip_not_allowed`) or None with `key` set; the token's shape and environment are
+    the verifier's (`apikeys.verifier`), checked before the digest is looked up.
     `versions` is set when the key came from the per-process cache (`apikeys.keycache`): the
     version markers the request must confirm before it is served.
     """
@@ -60,24 +59,6 @@ def ip_allowed(ip: str | None, allowed: list[str]) -> bool:
     except ValueError:
         return False
     return any(address in ipaddress.ip_network(cidr, strict=False) for cidr in allowed)
-
-
-def apikey_check(
-    token: str,
-    *,
-    ip: str | None,
-    now: datetime | None = None,
-    cache: bool = False,
-    fresh: bool = False,
-) -> KeyCheck:
-    """Verify a presented token: shape and checksum (no I/O), environment, then
-    `apikey_check_digest`."""
-    parsed = parse_token(token)
-    if parsed is None:
-        return KeyCheck(error="invalid_credentials")
-    if parsed.environment != settings.GATEHOUSE_ENVIRONMENT:
-        return KeyCheck(error="environment_mismatch")
-    return apikey_check_digest(token_digest(token), ip=ip, now=now, cache=cache, fresh=fresh)
 
 
 def apikey_check_digest(
@@ -128,7 +109,7 @@ _BY_DIGEST_MODELS = (ApiKey, Workspace, Plan)
 _by_digest_converters: WeakKeyDictionary = WeakKeyDictionary()
 
 
-def _by_digest_sql(conn) -> str:  # noqa: ANN001
+def _by_digest_sql(conn) -> str:
     qn = conn.ops.quote_name
     columns = [
         f"{alias}.{qn(field.column)}"
@@ -145,7 +126,7 @@ def _by_digest_sql(conn) -> str:  # noqa: ANN001
     )
 
 
-def _row_converters(conn) -> tuple[str, list]:  # noqa: ANN001
+def _row_converters(conn) -> tuple[str, list]:
     """The statement and, per column, the converters the ORM would apply (JSON, datetimes on
     SQLite...), computed once per connection."""
     cached = _by_digest_converters.get(conn)

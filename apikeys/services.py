@@ -43,7 +43,7 @@ def _rate_limit_error(rate_limit_per_minute: int | None) -> str | None:
     return None
 
 
-def _actor(acting_user, actor: Actor | None, context: RequestContext | None) -> Actor:  # noqa: ANN001
+def _actor(acting_user, actor: Actor | None, context: RequestContext | None) -> Actor:
     if actor is not None:
         return actor
     if acting_user is not None:
@@ -129,7 +129,7 @@ def apikey_create(
     name: str,
     scopes: list[str],
     environment: str,
-    acting_user=None,  # noqa: ANN001
+    acting_user=None,
     note: str = "",
     expires_at: datetime | None = None,
     rate_limit_per_minute: int | None = None,
@@ -177,7 +177,7 @@ def apikey_create(
     return key, token
 
 
-def _insert_key(*, created_by, rotated_from, now: datetime, **fields: Any) -> tuple[ApiKey, str]:  # noqa: ANN001
+def _insert_key(*, created_by, rotated_from, now: datetime, **fields: Any) -> tuple[ApiKey, str]:
     for _attempt in range(3):  # a digest collision is astronomically unlikely; retry anyway
         token = generate_token(fields["environment"])
         key = ApiKey(
@@ -203,7 +203,7 @@ def apikey_rotate(
     *,
     key: ApiKey,
     overlap: str,
-    acting_user=None,  # noqa: ANN001
+    acting_user=None,
     context: RequestContext | None = None,
     actor: Actor | None = None,
 ) -> tuple[ApiKey, str]:
@@ -243,7 +243,7 @@ def apikey_rotate(
 
 
 def _set_status(
-    *, key: ApiKey, to: str, allowed_from: set[str], action: str, acting_user, actor: Actor | None,  # noqa: ANN001
+    *, key: ApiKey, to: str, allowed_from: set[str], action: str, acting_user, actor: Actor | None,
     context: RequestContext | None, metadata: dict[str, Any] | None = None,
 ) -> ApiKey:
     now = timezone.now()
@@ -272,7 +272,7 @@ def _set_status(
     return key
 
 
-def apikey_pause(*, key: ApiKey, acting_user=None, context: RequestContext | None = None,  # noqa: ANN001
+def apikey_pause(*, key: ApiKey, acting_user=None, context: RequestContext | None = None,
                  actor: Actor | None = None) -> ApiKey:
     return _set_status(
         key=key, to=KeyStatus.PAUSED, allowed_from={KeyStatus.ACTIVE}, action="key.paused",
@@ -280,7 +280,7 @@ def apikey_pause(*, key: ApiKey, acting_user=None, context: RequestContext | Non
     )
 
 
-def apikey_resume(*, key: ApiKey, acting_user=None, context: RequestContext | None = None,  # noqa: ANN001
+def apikey_resume(*, key: ApiKey, acting_user=None, context: RequestContext | None = None,
                   actor: Actor | None = None) -> ApiKey:
     return _set_status(
         key=key, to=KeyStatus.ACTIVE, allowed_from={KeyStatus.PAUSED}, action="key.resumed",
@@ -291,7 +291,7 @@ def apikey_resume(*, key: ApiKey, acting_user=None, context: RequestContext | No
 def apikey_revoke(
     *,
     key: ApiKey,
-    acting_user=None,  # noqa: ANN001
+    acting_user=None,
     context: RequestContext | None = None,
     actor: Actor | None = None,
     reason: str = "",
@@ -310,7 +310,7 @@ def apikey_set_rate_limit(
     *,
     key: ApiKey,
     rate_limit_per_minute: int | None,
-    acting_user=None,  # noqa: ANN001
+    acting_user=None,
     context: RequestContext | None = None,
     actor: Actor | None = None,
 ) -> ApiKey:

@@ -29,7 +29,7 @@ class ActionFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return sorted(ACTIONS.items())
 
-    def queryset(self, request: HttpRequest, queryset):  # noqa: ANN001, ANN201
+    def queryset(self, request: HttpRequest, queryset):
         return queryset.filter(action=self.value()) if self.value() else queryset
 
 

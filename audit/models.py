@@ -20,7 +20,7 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def for_workspace(self, workspace: Workspace) -> AuditEventQuerySet:
         return self.filter(workspace=workspace)
 
-    def update(self, **kwargs):  # noqa: ANN003
+    def update(self, **kwargs):
         raise TypeError("Audit events are append-only.")
 
     def delete(self):
@@ -77,12 +77,12 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.public_id} {self.action}"
 
-    def save(self, *args, **kwargs):  # noqa: ANN002, ANN003
+    def save(self, *args, **kwargs):
         if self.pk is not None:
             raise TypeError("Audit events are append-only.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):  # noqa: ANN002, ANN003
+    def delete(self, *args, **kwargs):
         raise TypeError("Audit events are append-only.")
 
     @property

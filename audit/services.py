@@ -196,7 +196,7 @@ def _log_anchor(key: str, event: AuditEvent) -> None:
 
 # --- Sign-ins (the workspace-less chain) --------------------------------------------------------
 
-def audit_login_succeeded(*, user, context: RequestContext) -> AuditEvent:  # noqa: ANN001
+def audit_login_succeeded(*, user, context: RequestContext) -> AuditEvent:
     """Record a successful sign-in at the login door."""
     return audit_record(
         action="user.logged_in",

@@ -65,7 +65,7 @@ def profile(args: argparse.Namespace) -> int:
     try:
         env = harness.bench_env(url, redis_url, secrets.token_urlsafe(50), str(work / "static"))
         if args.scenario == "apikey_unmetered":
-            env["GATEHOUSE_METERING"] = "0"
+            env["BENCH_UNMETERED"] = "1"
         if args.scenario == "apikey_uncached":
             env["GATEHOUSE_KEY_CACHE"] = "0"
         seed = harness.prepare({"main": (env, False)})["main"]
@@ -84,7 +84,7 @@ def profile(args: argparse.Namespace) -> int:
             try:
                 usage_flush()  # now, not at exit: the database is about to go
                 connections.close_all()
-            except Exception as exc:  # noqa: BLE001 — the database is dropped whatever happened
+            except Exception as exc:  # the database is dropped whatever happened
                 print(f"bench.profile: {exc}", file=sys.stderr)
         harness.drop_database(base_db, name)
         harness.clear_redis(redis_url)

@@ -10,7 +10,8 @@ What it does (docs/PERFORMANCE.md explains the figures):
 3. uses two Redis databases (`REDIS_URL`'s, default 9, and the next one), refusing ones that
    are not empty, and deletes its keys at the end;
 4. serves each database with gunicorn (2 sync workers, fixed settings below) on loopback, plus a
-   a third server on the main database with metering off (`GATEHOUSE_METERING=0`) and a fourth
+   third server on the main database with metering off (`BENCH_UNMETERED=1`: the gateway
+   middleware without its metering steps, bench/middleware.py) and a fourth
    with the API key cache off (`GATEHOUSE_KEY_CACHE=0`: the key row read on every request);
 5. checks every scenario answers as expected, warms every worker, then runs every scenario for
    `--seconds` per round, `--rounds` times, interleaved (A B C … A B C …) so that drift on a
@@ -122,7 +123,7 @@ def database_url(base_url: str, name: str) -> str:
     return urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
 
 
-def admin_connect(base_url: str):  # noqa: ANN201
+def admin_connect(base_url: str):
     import psycopg
 
     parts = urlsplit(base_url)
@@ -236,7 +237,7 @@ def bench_env(database_url: str, redis_url: str, secret_key: str, static_root: s
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "0",  # plain HTTP on loopback: no TLS proxy in front
         "GATEHOUSE_ENVIRONMENT": "production",
-        "GATEHOUSE_METERING": "1",
+        "BENCH_UNMETERED": "0",
         "GATEHOUSE_KEY_CACHE": "1",
         "BENCH_STATIC_ROOT": static_root,
     }
@@ -620,7 +621,7 @@ def run(args: argparse.Namespace) -> int:
         secret = secrets.token_urlsafe(50)  # one per run: seeds and servers must agree
         env_main = bench_env(urls["main"], redis_main, secret, static_root)
         env_hist = bench_env(urls["history"], redis_hist, secret, static_root)
-        env_unmetered = {**env_main, "GATEHOUSE_METERING": "0"}
+        env_unmetered = {**env_main, "BENCH_UNMETERED": "1"}
         env_uncached = {**env_main, "GATEHOUSE_KEY_CACHE": "0"}
         print(f"databases {', '.join(created)} created; collecting static files, migrating and "
               "seeding (the history database gets 10k keys, 1.3M usage rows, 1M events)...",
@@ -659,7 +660,7 @@ def run(args: argparse.Namespace) -> int:
         for name in created:
             try:
                 drop_database(base_db, name)
-            except Exception as exc:  # noqa: BLE001 — try the next one, and say which is left
+            except Exception as exc:  # try the next one, and say which is left
                 print(f"bench: could not drop {name}: {exc}", file=sys.stderr)
         if created:
             clear_redis(redis_main)

@@ -108,7 +108,7 @@ def main() -> None:
     json.dump(out, sys.stdout)
 
 
-def _oauth_access_token(workspace, owner) -> str:  # noqa: ANN001
+def _oauth_access_token(workspace, owner) -> str:
     """An access token from the real flow: the app registered through `oauth.services`, the owner
     consents on `/api/oauth/authorize` (creating the connection), the code is exchanged with its
     PKCE verifier at `/api/oauth/token`. Driven in-process with Django's test client."""
@@ -159,7 +159,7 @@ def _oauth_access_token(workspace, owner) -> str:  # noqa: ANN001
     return response.json()["access_token"]
 
 
-def _seed_history(workspace, owner, key) -> dict:  # noqa: ANN001
+def _seed_history(workspace, owner, key) -> dict:
     """A workspace that has been busy for a long time, inserted server-side with generate_series
     (PostgreSQL): 10,000 keys (40 live, the rest revoked or expired), the newest 100 requests of
     each (1,000,000 rows: what usage keeps), 30 usage days each, and 1,000,000 audit events.
@@ -227,7 +227,7 @@ def _seed_history(workspace, owner, key) -> dict:  # noqa: ANN001
             {"ws": workspace.pk, "n": HISTORY_USAGE_DAYS},
         )
         c.execute(
-            f"SELECT max(created_at) FROM {events} WHERE workspace_id = %s",  # noqa: S608
+            f"SELECT max(created_at) FROM {events} WHERE workspace_id = %s",
             [workspace.pk],
         )
         (start,) = c.fetchone()
@@ -250,14 +250,14 @@ def _seed_history(workspace, owner, key) -> dict:  # noqa: ANN001
              "n": HISTORY_EVENTS},
         )
         c.execute(
-            f"SELECT id, hash, created_at FROM {events} WHERE workspace_id = %s "  # noqa: S608
+            f"SELECT id, hash, created_at FROM {events} WHERE workspace_id = %s "
             "ORDER BY id DESC LIMIT 1",
             [workspace.pk],
         )
         last_id, last_hash, last_at = c.fetchone()
         # Half way down the log: the deep page's cursor and the date-filtered page's bound.
         c.execute(
-            f"SELECT id, created_at FROM {events} WHERE workspace_id = %s "  # noqa: S608
+            f"SELECT id, created_at FROM {events} WHERE workspace_id = %s "
             "ORDER BY id DESC OFFSET %s LIMIT 1",
             [workspace.pk, HISTORY_EVENTS // 2],
         )

@@ -8,7 +8,7 @@ database options, `CONN_MAX_AGE`, caches, hashing) is `config.settings` unchange
 import os
 
 from config.settings import *  # noqa: F403
-from config.settings import INSTALLED_APPS, OAUTH2_PROVIDER, STATIC_ROOT
+from config.settings import INSTALLED_APPS, MIDDLEWARE, OAUTH2_PROVIDER, STATIC_ROOT
 
 INSTALLED_APPS = [*INSTALLED_APPS, "rest_framework", "rest_framework_api_key"]
 ROOT_URLCONF = "bench.urls"
@@ -28,7 +28,15 @@ STATIC_ROOT = os.environ.get("BENCH_STATIC_ROOT") or STATIC_ROOT
 # same work whatever the lifetime (`AccessToken.is_expired()` compares one timestamp).
 OAUTH2_PROVIDER = {**OAUTH2_PROVIDER, "ACCESS_TOKEN_EXPIRE_SECONDS": 6 * 60 * 60}
 
-# The `apikey_unmetered` scenario serves the same app with budgets, rate limits and usage
-# metering off, to measure what metering costs (target: under 10%). The gateway middleware reads
-# `settings.GATEHOUSE_METERING` (default on); only this module ever turns it off.
-GATEHOUSE_METERING = os.environ.get("GATEHOUSE_METERING", "1") != "0"
+# The `apikey_unmetered` scenario (`BENCH_UNMETERED=1`) serves the same app with budgets, rate
+# limits and usage metering off, to measure what metering costs (target: under 10%): the gateway
+# middleware is swapped for its bench-only subclass without the metering steps. The key cache
+# goes too, since metering's Redis call is what confirms a cached key (apikeys/keycache.py).
+if os.environ.get("BENCH_UNMETERED") == "1":
+    MIDDLEWARE = [
+        "bench.middleware.UnmeteredGatewayMiddleware"
+        if path == "gateway.middleware.ApiGatewayMiddleware"
+        else path
+        for path in MIDDLEWARE
+    ]
+    GATEHOUSE_KEY_CACHE = False

@@ -210,7 +210,6 @@ else:
         }
     }
 RATELIMIT_USE_CACHE = "default"
-RATELIMIT_VIEW = "workspaces.views.ratelimited"
 # django-ratelimit only recognises django-redis and memcached as atomic backends; Django's own
 # RedisCache is atomic too (INCR), and the DatabaseCache default is the embedded fallback whose
 # limits are documented as approximate in docs/operations.md.
@@ -326,6 +325,14 @@ GATEHOUSE_KEY_CACHE = env_bool("GATEHOUSE_KEY_CACHE", default=True)
 GATEHOUSE_CREDENTIAL_FILTER_REBUILD_SECONDS = float(
     os.environ.get("GATEHOUSE_CREDENTIAL_FILTER_REBUILD_SECONDS", "300")
 )
+# Per-address limits of the OAuth endpoints (oauth/endpoints.py), in django-ratelimit's "N/s|m|h|d":
+# the token endpoint (shared with revocation and introspection, each counted on its own) and
+# dynamic client registration.
+GATEHOUSE_OAUTH_TOKEN_RATE = os.environ.get("GATEHOUSE_OAUTH_TOKEN_RATE", "60/m")
+GATEHOUSE_OAUTH_REGISTER_RATE = os.environ.get("GATEHOUSE_OAUTH_REGISTER_RATE", "20/h")
+# How often each process writes its buffered API usage to the database, seconds
+# (gateway/usage.py): what a crashed worker can lose at most.
+GATEHOUSE_USAGE_FLUSH_SECONDS = float(os.environ.get("GATEHOUSE_USAGE_FLUSH_SECONDS", "5"))
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

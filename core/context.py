@@ -26,7 +26,7 @@ class Actor:
     label: str = ""
 
     @classmethod
-    def for_user(cls, user) -> Actor:  # noqa: ANN001
+    def for_user(cls, user) -> Actor:
         if user is None or not getattr(user, "is_authenticated", False):
             return cls(ActorType.SYSTEM, "", "anonymous")
         return cls(ActorType.USER, str(user.pk), user.get_username())

@@ -32,7 +32,7 @@ def redact_credentials(text: str) -> str:
     return CREDENTIAL_PATTERN.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
 
 
-def redact_credentials_in(value: Any) -> Any:  # noqa: ANN401 — any JSON-shaped value
+def redact_credentials_in(value: Any) -> Any:  # any JSON-shaped value
     """A copy of a JSON-shaped value (dicts, lists, strings…) with every string redacted, keys
     included."""
     if isinstance(value, str):

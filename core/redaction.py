@@ -60,7 +60,7 @@ class SecretsExceptionReporterFilter(SafeExceptionReporterFilter):
         "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|PEPPER", flags=re.IGNORECASE
     )
 
-    def get_safe_request_meta(self, request):  # noqa: ANN001, ANN201
+    def get_safe_request_meta(self, request):
         meta = super().get_safe_request_meta(request)
         for name in ("HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "HTTP_COOKIE"):
             if name in meta:
@@ -75,7 +75,7 @@ def install_log_record_redaction() -> None:
     if getattr(current, "gatehouse_redacting", False):
         return
 
-    def factory(*args, **kwargs) -> logging.LogRecord:  # noqa: ANN002, ANN003
+    def factory(*args, **kwargs) -> logging.LogRecord:
         record = current(*args, **kwargs)
         if record.args or isinstance(record.msg, str):
             try:

@@ -44,8 +44,8 @@ idempotency and usage metering can be slotted in between without reshaping it):
     (and in `finish`, `gateway.metering.meter_response`: store or release the idempotency claim,
     give back the budget unit of an unserved request, `X-RateLimit-*` headers, usage recording.)
 
-`settings.GATEHOUSE_METERING = False` turns step 9 off; only the benchmark's comparison server
-does that, to measure what metering costs.
+The benchmark's comparison server leaves step 9 out with a subclass of its own
+(`bench/middleware.py`), to measure what metering costs; the product always meters.
 
 With Redis, a verified API key may come from a per-process cache (`apikeys.keycache`); step 9's
 one Redis call confirms that it has not changed since, and when it has (`Outcome.STALE`) the
@@ -126,7 +126,6 @@ class ApiGatewayMiddleware:
             family = getattr(verifier, "credential_family", None)
             if family is not None:
                 credential_filter.register(family)
-        self.metering = getattr(settings, "GATEHOUSE_METERING", True)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path_info.startswith(API_V1_PREFIX):
@@ -176,9 +175,6 @@ class ApiGatewayMiddleware:
         replays the request (None runs the view); `Outcome.STALE` verifies the key again."""
         self.attach(request, principal)
         refused = self.authorize(request, endpoint)
-        if not self.metering:
-            outcome = Outcome.ADMITTED if refused is None else Outcome.INSUFFICIENT_SCOPE
-            return Gate(outcome, refused)
         return meter_request(request, endpoint, scope_refusal=refused)
 
     # --- the steps -------------------------------------------------------------------------
@@ -325,8 +321,7 @@ class ApiGatewayMiddleware:
         )
 
     def finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        if self.metering:
-            meter_response(request, response)
+        meter_response(request, response)
         patch_vary_headers(response, ("Authorization",))
         response["X-Request-Id"] = request.request_id
         return response

@@ -1,8 +1,9 @@
 """Usage metering per API key without a database write per request (SPEC §5).
 
 Each worker process keeps its requests in memory (`usage_record` is a dict update and a deque
-append under a lock) and a background thread flushes them every `FLUSH_INTERVAL` seconds, when
-the buffer reaches `FLUSH_THRESHOLD` events, and at interpreter shutdown. A flush is four
+append under a lock) and a background thread flushes them every
+`settings.GATEHOUSE_USAGE_FLUSH_SECONDS` (default 5, read before each wait), when the buffer
+reaches `FLUSH_THRESHOLD` events, and at interpreter shutdown. A flush is four
 statements per key at most, all idempotent in direction:
 
 - `request_count += n` and `last_used_at`/`last_used_ip` moved forward only (a guarded UPDATE, so
@@ -16,8 +17,9 @@ a flush writes each key in a savepoint of its own, so a row the database still r
 and logged (without its values) while every other key's usage is written. Only an outage
 (`OperationalError`/`InterfaceError`) puts the whole batch back for the next flush.
 
-Worst case on a crash (SIGKILL, power loss): the events of the last `FLUSH_INTERVAL` seconds of
-that worker are lost (docs/operations.md). A graceful stop (SIGTERM to gunicorn) flushes.
+Worst case on a crash (SIGKILL, power loss): the events of the last
+`GATEHOUSE_USAGE_FLUSH_SECONDS` of that worker are lost (docs/operations.md). A graceful stop
+(SIGTERM to gunicorn) flushes.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.db import (
     DatabaseError,
     InterfaceError,
@@ -47,7 +50,6 @@ from apikeys.models import RECENT_PER_KEY, ApiKey, KeyRequest, KeyUsageDay
 
 logger = logging.getLogger(__name__)
 
-FLUSH_INTERVAL = float(os.environ.get("GATEHOUSE_USAGE_FLUSH_SECONDS", "5"))
 FLUSH_THRESHOLD = 5000
 
 
@@ -110,7 +112,7 @@ class UsageBuffer:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(FLUSH_INTERVAL)
+            self._wake.wait(settings.GATEHOUSE_USAGE_FLUSH_SECONDS)
             self._wake.clear()
             try:
                 self.flush()
@@ -229,7 +231,7 @@ def _write_key_row_by_row(key_id: int, usage: _KeyUsage, first: Exception) -> No
     except _OUTAGES:
         raise
     except (DatabaseError, ValueError) as exc:
-        logger.error(  # noqa: TRY400 — the traceback would carry the refused values
+        logger.error(  # the traceback would carry the refused values
             "Usage flush dropped all %d buffered request(s) of API key id %d: the database "
             "refused them (%s).", usage.count, key_id, type(exc).__name__,
         )
@@ -291,7 +293,7 @@ def usage_prune(now: datetime) -> int:
 usage_buffer = UsageBuffer()
 
 
-def usage_record(**event) -> None:  # noqa: ANN003
+def usage_record(**event) -> None:
     usage_buffer.record(**event)
 
 

@@ -60,10 +60,10 @@ class ApplicationAdmin(dot_admin.ApplicationAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # the dashboard or RFC 7591 registration, which show the secret once
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # the audited "Delete selected apps" action instead
 
-    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:  # noqa: ANN001
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
         # Only changes reach here (no add permission); the service validates and audits them.
         changes = {field: form.cleaned_data[field] for field in APP_EDITABLE_FIELDS
                    if field in form.changed_data}
@@ -108,13 +108,13 @@ def revoke_connections(
 class _ReadOnlyTokenAdmin:
     """Tokens are issued by the flows and revoked through their grant; nothing here edits them."""
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
-    def get_exclude(self, request: HttpRequest, obj=None):  # noqa: ANN001, ANN201
+    def get_exclude(self, request: HttpRequest, obj=None):
         return ("token", "token_checksum", "code", "code_challenge")
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
@@ -152,10 +152,10 @@ class ConnectionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:

@@ -95,21 +95,21 @@ def _json_error(status: int, error: str, description: str, retry_after: int | No
 
 
 def refuse_unusable_request(
-    request: HttpRequest, *, group: str, setting: str, default: str, form: bool = True
+    request: HttpRequest, *, group: str, rate: str, form: bool = True
 ) -> JsonResponse | None:
-    """The per-IP rate limit (429, `Retry-After` = the seconds left in the client's window), or
-    503 when the cache that counts is down; and a 400 for parameters that cannot be OAuth
-    parameters (`parameter_problem`)."""
+    """The per-IP rate limit of `rate` (django-ratelimit's "N/s|m|h|d": 429, `Retry-After` =
+    the seconds left in the client's window), or 503 when the cache that counts is down; and a
+    400 for parameters that cannot be OAuth parameters (`parameter_problem`)."""
     try:
         usage = get_usage(
             request,
             group=group,
             key=ip_bucket,
-            rate=getattr(settings, setting, default),
+            rate=rate,
             method="POST",
             increment=True,
         )
-    except Exception:  # noqa: BLE001 — the cache backend is down: refuse, do not guess
+    except Exception:  # the cache backend is down: refuse, do not guess
         log.exception("OAuth rate limiter unavailable")
         usage = {"should_limit": True, "time_left": -1}
     if usage is not None and usage["should_limit"] and usage["time_left"] < 0:
@@ -199,7 +199,7 @@ class AuthorizationView(BaseAuthorizationView):
     """RFC 6749 §4.1.1 with consent. Never skips the consent screen (no `skip_authorization`, no
     `approval_prompt=auto`): every code belongs to a consent the user just gave for a workspace."""
 
-    def error_response(self, error: OAuthToolkitError, application, **kwargs) -> HttpResponse:  # noqa: ANN001, ANN003
+    def error_response(self, error: OAuthToolkitError, application, **kwargs) -> HttpResponse:
         redirect, response = OAuthLibMixin.error_response(self, error, **kwargs)
         oauthlib_error = response["error"]
         if redirect:
@@ -222,7 +222,7 @@ class AuthorizationView(BaseAuthorizationView):
             status=oauthlib_error.status_code,
         )
 
-    def _error_destination(self, url: str, oauthlib_error, application) -> HttpResponse:  # noqa: ANN001
+    def _error_destination(self, url: str, oauthlib_error, application) -> HttpResponse:
         """RFC 9700 §4.11.2: an unvetted app's error response as a page that names where the
         link goes, instead of a redirect (see `oauth.redirects.redirects_without_asking`)."""
         parts = urlsplit(url)
@@ -244,13 +244,13 @@ class AuthorizationView(BaseAuthorizationView):
             status=HTTPStatus.OK if denied else oauthlib_error.status_code,
         )
 
-    def redirect(self, redirect_to: str, application) -> HttpResponse:  # noqa: ANN001
+    def redirect(self, redirect_to: str, application) -> HttpResponse:
         response = OAuth2ResponseRedirect(redirect_to, oauth2_settings.ALLOWED_REDIRECT_URI_SCHEMES)
         if self.request.method == "POST":
             response.status_code = HTTPStatus.SEE_OTHER  # RFC 9700 §4.12
         return response
 
-    def _deny(self, credentials: dict, error: errors.OAuth2Error, application) -> HttpResponse:  # noqa: ANN001
+    def _deny(self, credentials: dict, error: errors.OAuth2Error, application) -> HttpResponse:
         error.state = credentials.get("state")
         return self.error_response(
             OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"]), application
@@ -291,7 +291,7 @@ class AuthorizationView(BaseAuthorizationView):
         *,
         scopes: list[str],
         credentials: dict,
-        application,  # noqa: ANN001
+        application,
         selected: str | None = None,
         error: str | None = None,
         status: int = HTTPStatus.OK,
@@ -326,7 +326,7 @@ class AuthorizationView(BaseAuthorizationView):
         }
         return response
 
-    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         validated = self._validate(request)
         if isinstance(validated, HttpResponse):
             return validated
@@ -335,7 +335,7 @@ class AuthorizationView(BaseAuthorizationView):
             request, scopes=scopes, credentials=credentials, application=application
         )
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         # The hidden fields are re-validated exactly like the GET: nothing from the form is
         # trusted, and a denial redirects only to a redirect URI registered for the client.
         validated = self._validate(request)
@@ -403,9 +403,9 @@ class AuthorizationView(BaseAuthorizationView):
 class GatehouseTokenView(TokenView):
     """RFC 6749 §3.2, rate-limited per IP. Only the grants GatehouseServer knows are accepted."""
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         refused = refuse_unusable_request(
-            request, group="oauth.token", setting="GATEHOUSE_OAUTH_TOKEN_RATE", default="60/m"
+            request, group="oauth.token", rate=settings.GATEHOUSE_OAUTH_TOKEN_RATE
         )
         if refused:
             return refused
@@ -423,9 +423,9 @@ class GatehouseTokenView(TokenView):
 class GatehouseRevokeTokenView(RevokeTokenView):
     """RFC 7009. Revoking either token of a grant ends the grant (see the validator)."""
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         refused = refuse_unusable_request(
-            request, group="oauth.revoke", setting="GATEHOUSE_OAUTH_TOKEN_RATE", default="60/m"
+            request, group="oauth.revoke", rate=settings.GATEHOUSE_OAUTH_TOKEN_RATE
         )
         return refused or super().post(request, *args, **kwargs)
 
@@ -438,9 +438,9 @@ class IntrospectView(OAuthLibMixin, View):
     it — or revoked, expired, or whose user left the workspace — is `{"active": false}`.
     `scope` is the effective scope: granted ∩ the user's current role."""
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         refused = refuse_unusable_request(
-            request, group="oauth.introspect", setting="GATEHOUSE_OAUTH_TOKEN_RATE", default="60/m"
+            request, group="oauth.introspect", rate=settings.GATEHOUSE_OAUTH_TOKEN_RATE
         )
         if refused:
             return refused
@@ -507,10 +507,10 @@ class RegistrationView(DynamicClientRegistrationView):
     `invalid_redirect_uri`. RFC 7592 management is not offered (no registration access token)."""
 
     @method_decorator(never_cache)
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         refused = refuse_unusable_request(
-            request, group="oauth.register", setting="GATEHOUSE_OAUTH_REGISTER_RATE",
-            default="20/h", form=False,  # the body is JSON, read below
+            request, group="oauth.register", rate=settings.GATEHOUSE_OAUTH_REGISTER_RATE,
+            form=False,  # the body is JSON, read below
         )
         if refused:
             return refused

@@ -61,7 +61,7 @@ class WorkspaceApp(models.Model):
 
 
 class ConnectionQuerySet(models.QuerySet["Connection"]):
-    def for_user(self, user) -> ConnectionQuerySet:  # noqa: ANN001
+    def for_user(self, user) -> ConnectionQuerySet:
         return self.filter(user=user)
 
     def active(self) -> ConnectionQuerySet:

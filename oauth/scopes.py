@@ -22,8 +22,8 @@ class RegistryScopes(BaseScopes):
     def get_all_scopes(self) -> dict[str, str]:
         return {s.name: s.description for s in all_scopes()}
 
-    def get_available_scopes(self, application=None, request=None, *args, **kwargs) -> list[str]:  # noqa: ANN001, ANN002, ANN003
+    def get_available_scopes(self, application=None, request=None, *args, **kwargs) -> list[str]:
         return [s.name for s in all_scopes()]
 
-    def get_default_scopes(self, application=None, request=None, *args, **kwargs) -> list[str]:  # noqa: ANN001, ANN002, ANN003
+    def get_default_scopes(self, application=None, request=None, *args, **kwargs) -> list[str]:
         return default_scope_names()

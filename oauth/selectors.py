@@ -27,7 +27,7 @@ def token_checksum(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def access_token_with_grant(token: str, *, application=None):  # noqa: ANN001, ANN201
+def access_token_with_grant(token: str, *, application=None):
     """The stored access token for a raw token, with its connection, workspace and app loaded in
     the same query; None when unknown (or revoked, since revoking deletes it)."""
     queryset = get_access_token_model().objects.select_related(
@@ -58,7 +58,7 @@ def _grant_models() -> tuple:
     return (get_access_token_model(), get_application_model(), Connection, Workspace, Plan)
 
 
-def _grant_statement(conn) -> tuple[str, list]:  # noqa: ANN001
+def _grant_statement(conn) -> tuple[str, list]:
     """The statement and each column's converters (those the ORM would apply), once per
     connection. Identifiers come from the models' metadata, quoted; the checksum is a parameter."""
     cached = _grant_statements.get(conn)
@@ -129,7 +129,7 @@ def gateway_grant(token: str) -> GatewayGrant | None:
     return GatewayGrant(access_token, connection, role)
 
 
-def live_refresh_token_with_grant(token: str, *, application):  # noqa: ANN001, ANN201
+def live_refresh_token_with_grant(token: str, *, application):
     return (
         get_refresh_token_model()
         .objects.select_related("access_token", "gatehouse_link__connection__workspace")
@@ -138,7 +138,7 @@ def live_refresh_token_with_grant(token: str, *, application):  # noqa: ANN001, 
     )
 
 
-def connection_of(token_row) -> Connection | None:  # noqa: ANN001
+def connection_of(token_row) -> Connection | None:
     """The live connection a DOT token or code belongs to, else None."""
     link = getattr(token_row, "gatehouse_link", None)  # reverse one-to-one: None when missing
     connection = link.connection if link is not None else None
@@ -166,7 +166,7 @@ def effective_scopes(granted: str | list[str], role: str) -> frozenset[str]:
     return frozenset(names) & frozenset(scopes_for_role(role))
 
 
-def connections_for_user(user) -> QuerySet[Connection]:  # noqa: ANN001
+def connections_for_user(user) -> QuerySet[Connection]:
     return (
         Connection.objects.for_user(user)
         .active()

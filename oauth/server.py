@@ -80,12 +80,12 @@ class GatehouseServer(
 ):
     def __init__(
         self,
-        request_validator,  # noqa: ANN001
-        token_expires_in=None,  # noqa: ANN001
-        token_generator=None,  # noqa: ANN001
-        refresh_token_generator=None,  # noqa: ANN001
-        *args,  # noqa: ANN002
-        **kwargs,  # noqa: ANN003 — DOT passes device-flow settings we do not use
+        request_validator,
+        token_expires_in=None,
+        token_generator=None,
+        refresh_token_generator=None,
+        *args,
+        **kwargs,  # DOT passes device-flow settings we do not use
     ) -> None:
         self.auth_grant = S256AuthorizationCodeGrant(
             request_validator, pre_auth=[require_state, valid_code_challenge]

@@ -55,7 +55,7 @@ def _new_application(
     redirect_uris: list[str],
     confidential: bool,
     registration_source: str,
-    user=None,  # noqa: ANN001
+    user=None,
 ) -> tuple[Application, str]:  # type: ignore[valid-type]
     """An unsaved, validated authorization-code app and its raw client secret."""
     name = (name or "").strip()
@@ -111,7 +111,7 @@ def oauth_app_create(
     name: str,
     redirect_uris: list[str],
     confidential: bool,
-    acting_user,  # noqa: ANN001
+    acting_user,
     context: RequestContext | None = None,
 ) -> tuple[Application, str | None]:  # type: ignore[valid-type]
     """Register an app from a workspace's dashboard. Returns the app and, for a confidential app,
@@ -164,7 +164,7 @@ def oauth_app_register_dynamic(
 def oauth_app_rotate_secret(
     *,
     application: Application,  # type: ignore[valid-type]
-    acting_user,  # noqa: ANN001
+    acting_user,
     context: RequestContext | None = None,
 ) -> str:
     """A new client secret, returned once; the old one stops working at once. Tokens already
@@ -284,7 +284,7 @@ def oauth_app_update(
 
 def connection_grant(
     *,
-    user,  # noqa: ANN001
+    user,
     application: Application,  # type: ignore[valid-type]
     workspace: Workspace,
     scopes: list[str],
@@ -336,7 +336,7 @@ def connection_grant(
     return connection
 
 
-def _revoke_tokens(connection: Connection, *, now) -> None:  # noqa: ANN001
+def _revoke_tokens(connection: Connection, *, now) -> None:
     """End every code and token of the connection. Refresh tokens are kept as revoked
     tombstones so that presenting one later is recognised (reuse detection needs them)."""
     RefreshToken = get_refresh_token_model()
@@ -421,7 +421,7 @@ def connections_end_for_member(
 
 
 def applications_disown(
-    *, user, actor: Actor, context: RequestContext | None = None  # noqa: ANN001
+    *, user, actor: Actor, context: RequestContext | None = None
 ) -> int:
     """A user account is about to be deleted (`workspaces.hooks`): the apps they registered stay,
     no longer naming them (DOT's `Application.user` cascades: the database would delete the apps
@@ -430,7 +430,7 @@ def applications_disown(
     return Application.objects.filter(user=user).update(user=None)
 
 
-def connection_touch(*, connection: Connection, now=None) -> None:  # noqa: ANN001
+def connection_touch(*, connection: Connection, now=None) -> None:
     """Record use at most once a minute, so verifying a token does not cost a write each time."""
     now = now or timezone.now()
     if connection.last_used_at is not None and now - connection.last_used_at < timedelta(
@@ -441,7 +441,7 @@ def connection_touch(*, connection: Connection, now=None) -> None:  # noqa: ANN0
     connection.last_used_at = now
 
 
-def oauth_prune(*, now=None, unused_after: timedelta = UNUSED_DYNAMIC_CLIENT_AGE) -> int:  # noqa: ANN001
+def oauth_prune(*, now=None, unused_after: timedelta = UNUSED_DYNAMIC_CLIENT_AGE) -> int:
     """Housekeeping for `manage.py prune`: delete dynamically registered clients that nobody has
     an active grant with and that are older than `unused_after`, then DOT's expired codes and
     tokens (`clear_expired`). Returns how many clients were deleted."""

@@ -92,7 +92,7 @@ RECEIVED_KEY = "gatehouse.received_at"
 REFRESH_RACE_SECONDS = 2
 
 
-def request_context(request) -> RequestContext:  # noqa: ANN001 — an oauthlib Request
+def request_context(request) -> RequestContext:  # an oauthlib Request
     """Where a token-endpoint event came from: the client's address and user agent, through the
     API door (the validator only ever runs behind /api/oauth/…)."""
     headers = request.headers or {}
@@ -109,20 +109,20 @@ def _active_connection(connection: Connection | None) -> Connection | None:
     return connection
 
 
-def _invalid_target(request, description: str) -> errors.CustomOAuth2Error:  # noqa: ANN001
+def _invalid_target(request, description: str) -> errors.CustomOAuth2Error:
     return errors.CustomOAuth2Error(
         error="invalid_target", description=description, request=request
     )
 
 
-def _origin(request) -> str:  # noqa: ANN001
+def _origin(request) -> str:
     origin = (request.headers or {}).get(ORIGIN_KEY)
     if not origin:  # not through the token view: bind nothing rather than guess
         raise _invalid_target(request, "This endpoint cannot determine its own resources.")
     return origin
 
 
-def _requested_resources(request) -> list[str]:  # noqa: ANN001
+def _requested_resources(request) -> list[str]:
     """Every `resource` parameter of the token request (RFC 8707 allows repeating it; oauthlib
     keeps only the last)."""
     values = [value for key, value in (request.decoded_body or []) if key == "resource"]
@@ -131,7 +131,7 @@ def _requested_resources(request) -> list[str]:  # noqa: ANN001
     return values
 
 
-def bind_resource(request, *, allowed: list[str] | None) -> str:  # noqa: ANN001
+def bind_resource(request, *, allowed: list[str] | None) -> str:
     """The one resource (canonical identifier) the token being issued is bound to (RFC 8707 §2.2).
 
     `allowed`: what the authorization code or refresh token already allows — None for a code
@@ -168,7 +168,7 @@ def bind_resource(request, *, allowed: list[str] | None) -> str:  # noqa: ANN001
     return requested[0] if requested else api_resource_at(origin)
 
 
-def _received_at(request) -> datetime | None:  # noqa: ANN001
+def _received_at(request) -> datetime | None:
     value = (request.headers or {}).get(RECEIVED_KEY)
     return value if isinstance(value, datetime) else None
 
@@ -176,12 +176,12 @@ def _received_at(request) -> datetime | None:  # noqa: ANN001
 class GatehouseOAuth2Validator(OAuth2Validator):
     # --- Authorization endpoint -----------------------------------------------------------------
 
-    def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs) -> bool:  # noqa: ANN001, ANN002, ANN003
+    def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs) -> bool:
         if redirect_uri_problem(redirect_uri) is not None:
             return False
         return super().validate_redirect_uri(client_id, redirect_uri, request, *args, **kwargs)
 
-    def save_authorization_code(self, client_id, code, request, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+    def save_authorization_code(self, client_id, code, request, *args, **kwargs) -> None:
         """Only the consent view issues codes, and it passes the connection it created; a code
         without one is never stored."""
         connection_id = getattr(request, CONNECTION_ID_ATTR, None)
@@ -193,7 +193,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
 
     # --- Token endpoint: authorization code --------------------------------------------------
 
-    def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:  # noqa: ANN001, ANN002, ANN003
+    def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:
         # Lock the code for this token request (one transaction, see the token view): a
         # concurrent exchange of the same code waits here, then finds it exchanged — a replay.
         grant = (
@@ -220,7 +220,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
         setattr(request, CONNECTION_ATTR, connection)
         return True
 
-    def _refuse_replayed_code(self, code, client, request) -> None:  # noqa: ANN001
+    def _refuse_replayed_code(self, code, client, request) -> None:
         """RFC 6749 §4.1.2: a code exchanged before revokes what that exchange issued."""
         if not isinstance(code, str) or client is None:
             return
@@ -239,7 +239,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
         )
         authorization_code_replay(used=used, context=request_context(request))
 
-    def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+    def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs) -> None:
         """DOT deletes the grant; remember the code's digest and what its exchange issued, in the
         same transaction as the tokens."""
         super().invalidate_authorization_code(client_id, code, request, *args, **kwargs)
@@ -258,7 +258,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
 
     # --- Token endpoint: refresh token ---------------------------------------------------------
 
-    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:  # noqa: ANN001, ANN002, ANN003
+    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
         RefreshToken = get_refresh_token_model()
         rt = (
             RefreshToken.objects.filter(token_checksum=token_checksum(refresh_token))
@@ -313,7 +313,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
         return True
 
     @staticmethod
-    def _rotated_just_before(rt, request) -> bool:  # noqa: ANN001
+    def _rotated_just_before(rt, request) -> bool:
         """Whether `rt` was rotated at most REFRESH_RACE_SECONDS before this request arrived,
         or after. Where the database serialises whole token requests (SQLite takes its write
         lock at BEGIN), the loser of a race only ever sees the token already rotated; on
@@ -325,13 +325,13 @@ class GatehouseOAuth2Validator(OAuth2Validator):
 
     # --- Issuing tokens ----------------------------------------------------------------------
 
-    def _connection(self, request) -> Connection:  # noqa: ANN001
+    def _connection(self, request) -> Connection:
         connection = getattr(request, CONNECTION_ATTR, None)
         if connection is None:  # never issue a token that belongs to no grant
             raise errors.InvalidGrantError(request=request)
         return connection
 
-    def _create_access_token(self, expires, request, token, source_refresh_token=None):  # noqa: ANN001, ANN202
+    def _create_access_token(self, expires, request, token, source_refresh_token=None):
         connection = self._connection(request)
         access_token = super()._create_access_token(
             expires, request, token, source_refresh_token=source_refresh_token
@@ -346,7 +346,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
             setattr(request, ISSUED_ACCESS_TOKEN_ATTR, access_token.pk)
         return access_token
 
-    def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):  # noqa: ANN001, ANN202, E501
+    def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):  # noqa: E501
         connection = self._connection(request)
         refresh_token = super()._create_refresh_token(
             request, refresh_token_code, access_token, previous_refresh_token
@@ -356,7 +356,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
             setattr(request, ISSUED_FAMILY_ATTR, refresh_token.token_family)
         return refresh_token
 
-    def _check_and_set_request_resource(self, request) -> None:  # noqa: ANN001
+    def _check_and_set_request_resource(self, request) -> None:
         """DOT's RFC 8707 handling at issuance, replaced: `validate_code` and
         `validate_refresh_token` chose the one resource already. Fails closed without one."""
         resource = getattr(request, RESOURCE_ATTR, None)
@@ -366,7 +366,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
 
     # --- Introspection endpoint (RFC 7662) ------------------------------------------------------
 
-    def introspect_token(self, token, token_type_hint, request, *args, **kwargs) -> dict | None:  # noqa: ANN001, ANN002, ANN003
+    def introspect_token(self, token, token_type_hint, request, *args, **kwargs) -> dict | None:
         """Claims for a live token issued to the requesting client, else None (inactive)."""
         client = request.client
         if client is None:
@@ -404,7 +404,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
 
     # --- Revocation endpoint (RFC 7009) --------------------------------------------------------
 
-    def revoke_token(self, token, token_type_hint, request, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+    def revoke_token(self, token, token_type_hint, request, *args, **kwargs) -> None:
         """Revoke the grant the token belongs to, if it was issued to the requesting client.
         Unknown tokens and other clients' tokens are ignored (RFC 7009 §2.2: still 200)."""
         application_pk = getattr(request.client, "pk", None)

@@ -8,12 +8,12 @@ if TYPE_CHECKING:
     from workspaces.models import Membership
 
 
-def form_data(response) -> dict:  # noqa: ANN001
+def form_data(response) -> dict:
     """What the admin's change form posts as rendered: the main form, every inline formset's
     management form and rows (so a test changes only what it means to)."""
     data: dict = {}
 
-    def add(form) -> None:  # noqa: ANN001
+    def add(form) -> None:
         for name in form.fields:
             value = form[name].value()
             if value is None or value is False:

@@ -69,19 +69,19 @@ class RefusalsAsMessages:
         self.message_user(request, " ".join(exc.messages), messages.ERROR)
         return HttpResponseRedirect(request.get_full_path())
 
-    def changeform_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def changeform_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         try:
             return super().changeform_view(request, *args, **kwargs)
         except ValidationError as exc:
             return self._refused(request, exc)
 
-    def delete_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def delete_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         try:
             return super().delete_view(request, *args, **kwargs)
         except ValidationError as exc:
             return self._refused(request, exc)
 
-    def changelist_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def changelist_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.method != "POST":
             return super().changelist_view(request, *args, **kwargs)
         try:
@@ -95,11 +95,11 @@ class InvalidatesCachedKeys:
     """Every process's cached API keys carry their workspace and plan (`apikeys.keycache`): a
     deletion here makes them read from the database again on their next request."""
 
-    def delete_model(self, request: HttpRequest, obj) -> None:  # noqa: ANN001
+    def delete_model(self, request: HttpRequest, obj) -> None:
         super().delete_model(request, obj)
         epoch_bump()
 
-    def delete_queryset(self, request: HttpRequest, queryset) -> None:  # noqa: ANN001
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
         super().delete_queryset(request, queryset)
         epoch_bump()
 
@@ -117,7 +117,7 @@ class PlanAdmin(admin.ModelAdmin):
         "audit_retention_days",
     ]
 
-    def save_model(self, request: HttpRequest, obj: Plan, form, change: bool) -> None:  # noqa: ANN001
+    def save_model(self, request: HttpRequest, obj: Plan, form, change: bool) -> None:
         actor = Actor.for_user(request.user)
         values = {field: form.cleaned_data[field] for field in PLAN_FIELDS
                   if field in form.cleaned_data}
@@ -140,7 +140,7 @@ class MembershipInlineForm(forms.ModelForm):
         model = Membership
         fields = ["user", "role"]
 
-    def clean_user(self):  # noqa: ANN201
+    def clean_user(self):
         user = self.cleaned_data["user"]
         if self.instance.pk and user != self.instance.user:
             raise ValidationError(
@@ -192,7 +192,7 @@ class WorkspaceAdmin(RefusalsAsMessages, InvalidatesCachedKeys, admin.ModelAdmin
     list_select_related = ["plan"]
     inlines = [MembershipInline]
 
-    def save_model(self, request: HttpRequest, obj: Workspace, form, change: bool) -> None:  # noqa: ANN001
+    def save_model(self, request: HttpRequest, obj: Workspace, form, change: bool) -> None:
         if not change:
             # Its members come from the inline next, each through membership_add.
             created = workspace_create(
@@ -215,7 +215,7 @@ class WorkspaceAdmin(RefusalsAsMessages, InvalidatesCachedKeys, admin.ModelAdmin
         super().save_model(request, obj, form, change)
         epoch_bump()  # cached API keys carry their workspace
 
-    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:  # noqa: ANN001
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
         if formset.model is not Membership:
             super().save_formset(request, form, formset, change)
             return
@@ -245,11 +245,11 @@ class MembershipAdmin(RefusalsAsMessages, admin.ModelAdmin):
     list_select_related = ["user", "workspace"]
     autocomplete_fields = ["user", "workspace"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None):  # noqa: ANN201
+    def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None):
         # A membership cannot change hands: remove it and add another.
         return ["user", "workspace", "created_at"] if obj is not None else ["created_at"]
 
-    def save_model(self, request: HttpRequest, obj: Membership, form, change: bool) -> None:  # noqa: ANN001
+    def save_model(self, request: HttpRequest, obj: Membership, form, change: bool) -> None:
         context = _context(request)
         if not change:
             added = membership_add(workspace=obj.workspace, user=obj.user, role=obj.role,
@@ -262,7 +262,7 @@ class MembershipAdmin(RefusalsAsMessages, admin.ModelAdmin):
                                    context=context)
             obj.refresh_from_db()
 
-    def get_deleted_objects(self, objs, request: HttpRequest):  # noqa: ANN001, ANN201
+    def get_deleted_objects(self, objs, request: HttpRequest):
         """Admin's delete confirmation lists a workspace's last owner as protected, so the
         delete page and the "Delete selected" action refuse it before anything is removed."""
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
@@ -289,7 +289,7 @@ admin.site.unregister(User)
 class UserAdmin(RefusalsAsMessages, DjangoUserAdmin):
     """Django's user admin, with every change of access through an audited service."""
 
-    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:  # noqa: ANN001
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
         # The other fields are saved as Django does; the access flags as they were, and then
         # changed by the service, which records what changed.
         wanted = {field: getattr(obj, field) for field in USER_ACCESS_FIELDS}
@@ -305,7 +305,7 @@ class UserAdmin(RefusalsAsMessages, DjangoUserAdmin):
         for field in USER_ACCESS_FIELDS:
             setattr(obj, field, getattr(saved, field))
 
-    def get_deleted_objects(self, objs, request: HttpRequest):  # noqa: ANN001, ANN201
+    def get_deleted_objects(self, objs, request: HttpRequest):
         """The confirmation page (single and "Delete selected") lists a workspace's last owner
         as protected, naming the workspaces, so the deletion is refused before anything goes."""
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
@@ -321,7 +321,7 @@ class UserAdmin(RefusalsAsMessages, DjangoUserAdmin):
         )]
         return deleted, model_count, perms_needed, protected
 
-    def delete_model(self, request: HttpRequest, obj) -> None:  # noqa: ANN001
+    def delete_model(self, request: HttpRequest, obj) -> None:
         user_delete(user=obj, acting_user=request.user, context=_context(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -21,7 +21,7 @@ def workspace_view(action: Action = Action.VIEW_DASHBOARD) -> Callable:
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @login_required
         @wraps(view)
-        def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+        def wrapper(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
             membership = membership_for(user=request.user, slug=slug)
             if not role_can(membership.role, action):
                 raise PermissionDenied

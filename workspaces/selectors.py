@@ -7,7 +7,7 @@ from .models import Membership, SecurityAlert, Workspace
 from .roles import Role
 
 
-def membership_for(*, user, slug: str) -> Membership:  # noqa: ANN001
+def membership_for(*, user, slug: str) -> Membership:
     """The user's membership of the workspace `slug`; 404 for unknown slugs and non-members alike,
     so the existence of other tenants' workspaces is not disclosed."""
     if not user.is_authenticated:
@@ -25,7 +25,7 @@ def membership_for(*, user, slug: str) -> Membership:  # noqa: ANN001
         raise Http404("No such workspace.") from None
 
 
-def workspaces_for_user(user) -> list[Workspace]:  # noqa: ANN001
+def workspaces_for_user(user) -> list[Workspace]:
     return list(Workspace.objects.for_user(user).order_by("name"))
 
 
@@ -33,7 +33,7 @@ def open_security_alerts(workspace: Workspace, *, limit: int = 5) -> list[Securi
     return list(SecurityAlert.objects.for_workspace(workspace).open()[:limit])
 
 
-def workspaces_only_owned_by(user) -> list[Workspace]:  # noqa: ANN001
+def workspaces_only_owned_by(user) -> list[Workspace]:
     """The workspaces whose one owner is `user`: removing the user would leave them ownerless."""
     other_owners = Membership.objects.filter(
         workspace=OuterRef("pk"), role=Role.OWNER

@@ -26,7 +26,7 @@ def workspace_create(
     *,
     slug: str,
     name: str,
-    owner,  # noqa: ANN001
+    owner,
     plan: Plan,
     actor: Actor | None = None,
     context: RequestContext | None = None,
@@ -55,9 +55,9 @@ def workspace_create(
 def membership_add(
     *,
     workspace: Workspace,
-    user,  # noqa: ANN001
+    user,
     role: str,
-    acting_user,  # noqa: ANN001
+    acting_user,
     context: RequestContext | None = None,
 ) -> Membership:
     with transaction.atomic():
@@ -79,7 +79,7 @@ def membership_change_role(
     *,
     membership: Membership,
     role: str,
-    acting_user,  # noqa: ANN001
+    acting_user,
     context: RequestContext | None = None,
 ) -> Membership:
     """Change a member's role; refuses to leave a workspace without an owner."""
@@ -126,7 +126,7 @@ def _refuse_last_owner(membership: Membership) -> None:
 def membership_remove(
     *,
     membership: Membership,
-    acting_user,  # noqa: ANN001
+    acting_user,
     context: RequestContext | None = None,
 ) -> None:
     """Remove a member; refuses to remove the last owner. What the member held in the workspace
@@ -164,7 +164,7 @@ USER_ACCESS_FIELDS = ("is_active", "is_staff", "is_superuser")
 STAFF_FIELDS = ("is_staff", "is_superuser")
 
 
-def _user_target(user) -> dict:  # noqa: ANN001
+def _user_target(user) -> dict:
     return {"target_type": "user", "target_id": str(user.pk), "target_label": user.get_username()}
 
 
@@ -176,8 +176,8 @@ def last_owner_refusal(workspaces: list[Workspace]) -> str:
 
 def user_delete(
     *,
-    user,  # noqa: ANN001
-    acting_user,  # noqa: ANN001
+    user,
+    acting_user,
     context: RequestContext | None = None,
 ) -> None:
     """Delete a user account: first each of their memberships goes through `membership_remove`
@@ -215,9 +215,9 @@ def user_delete(
 
 def user_change_access(
     *,
-    user,  # noqa: ANN001
+    user,
     changes: dict,
-    acting_user,  # noqa: ANN001
+    acting_user,
     context: RequestContext | None = None,
 ) -> object:
     """Change a user's access flags (`changes`: field of USER_ACCESS_FIELDS → bool), on the
@@ -351,7 +351,7 @@ def plan_delete(*, plan: Plan, actor: Actor, context: RequestContext | None = No
         plan.delete()
 
 
-def security_alerts_acknowledge(*, workspace: Workspace, acting_user) -> int:  # noqa: ANN001
+def security_alerts_acknowledge(*, workspace: Workspace, acting_user) -> int:
     """Dismiss the workspace's open security alerts: the banner goes away for every member."""
     return SecurityAlert.objects.for_workspace(workspace).open().update(
         acknowledged_at=timezone.now(), acknowledged_by=acting_user

@@ -5,7 +5,7 @@ from http import HTTPStatus
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -91,16 +91,3 @@ def security_alerts_dismiss(request: HttpRequest) -> HttpResponse:
     ):
         next_url = reverse("workspaces:overview", kwargs={"slug": request.workspace.slug})
     return redirect(next_url)
-
-
-def ratelimited(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """Where django-ratelimit sends blocked requests (settings.RATELIMIT_VIEW)."""
-    if request.path.startswith("/api/"):
-        response = JsonResponse(
-            {"error": "rate_limited", "message": "Too many requests. Retry in a minute."},
-            status=HTTPStatus.TOO_MANY_REQUESTS,
-        )
-    else:
-        response = render(request, "429.html", status=HTTPStatus.TOO_MANY_REQUESTS)
-    response["Retry-After"] = "60"
-    return response

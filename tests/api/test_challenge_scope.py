@@ -26,7 +26,7 @@ def challenge(response) -> dict[str, str]:
     return dict(re.findall(r'(\w+)="([^"]*)"', header))
 
 
-def call(method: str, path: str, authorization: str | None = None):  # noqa: ANN201
+def call(method: str, path: str, authorization: str | None = None):
     headers = {"Authorization": authorization} if authorization else {}
     return Client(headers=headers).generic(
         method, path, '{"product_name": "x"}', content_type="application/json"

@@ -28,7 +28,7 @@ def server(transactional_db) -> Iterator[str]:
 
 
 def _request(base: str, method: str, target: str, *, token: str | None = None,
-             body=None, headers: dict | None = None) -> tuple[int, dict, bytes]:  # noqa: ANN001
+             body=None, headers: dict | None = None) -> tuple[int, dict, bytes]:
     parts = urlsplit(base)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=20)
     try:

@@ -42,7 +42,7 @@ def key_queries(queries: CaptureQueriesContext) -> list[str]:
     return [q["sql"] for q in queries.captured_queries if "apikeys_apikey" in q["sql"]]
 
 
-def me(client: Client):  # noqa: ANN201
+def me(client: Client):
     return client.get("/api/v1/me")
 
 
@@ -190,7 +190,7 @@ def test_a_stale_cached_key_releases_its_idempotency_claim_and_runs_once(
     assert me(client).status_code == HTTPStatus.OK
     apikey_set_rate_limit(key=key, rate_limit_per_minute=50, acting_user=members["admin"])
 
-    def patch():  # noqa: ANN202
+    def patch():
         return client.patch(f"/api/v1/passports/{passport.public_id}",
                             {"product_name": "Hammer drill"}, content_type="application/json",
                             headers={"Idempotency-Key": "rename-1"})
@@ -321,7 +321,7 @@ def test_requests_racing_a_revocation_are_refused_once_it_has_returned(
                     served_after.set()
                     if response.status_code < HTTPStatus.BAD_REQUEST:
                         late.append((response.status_code, response.content.decode()[:200]))
-        except BaseException as exc:  # noqa: BLE001 — reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             errors.append(exc)
         finally:
             connection.close()

@@ -42,7 +42,7 @@ def redis(settings) -> Iterator[RedisServer]:
         server.destroy()
 
 
-def _me(token: str):  # noqa: ANN202
+def _me(token: str):
     return Client(headers={"Authorization": f"Bearer {token}"}).get("/api/v1/me")
 
 

@@ -59,13 +59,13 @@ def test_linked_passport_calls_conform_to_the_document(authorization) -> None:
             Passport.objects.all().delete()
             IdempotencyRecord.objects.all().delete()
 
-        def get_call_kwargs(self, case):  # noqa: ANN001, ANN201
+        def get_call_kwargs(self, case):
             return {"headers": authorization}
 
-        def after_call(self, response, case) -> None:  # noqa: ANN001
+        def after_call(self, response, case) -> None:
             seen[f"{case.operation.label} -> {response.status_code}"] += 1
 
-        def validate_response(self, response, case, **kwargs) -> None:  # noqa: ANN001, ANN003
+        def validate_response(self, response, case, **kwargs) -> None:
             # Every call carries the key from get_call_kwargs, so schemathesis' check that
             # generated (invalid) credentials are refused does not apply here; authentication
             # is fuzzed in tests/security/test_fuzz.py and test_schemathesis.py.

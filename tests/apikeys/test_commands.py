@@ -5,8 +5,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apikeys.models import ApiKey, KeyStatus
-from apikeys.selectors import apikey_check
+from apikeys.selectors import apikey_check_digest
 from apikeys.services import apikey_create
+from apikeys.tokens import token_digest
 from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +25,7 @@ def test_create_api_key_prints_only_the_token(workspace, settings) -> None:
     token = out.strip()
     assert out == token + "\n" and err == ""
     assert token.startswith("gk_stg_")
-    key = apikey_check(token, ip=None).key
+    key = apikey_check_digest(token_digest(token), ip=None).key
     assert key.name == "Deploy bot" and key.workspace == workspace
     assert key.environment == "staging"
     assert key.scopes == ["audit:read", "keys:read", "passports:read"]  # every read scope
@@ -97,7 +98,7 @@ def test_revoke_api_key(workspace) -> None:
     assert out == f"Revoked {key.public_id} “CI” ({key.display_hint}) in acme.\n"
     key.refresh_from_db()
     assert key.status == KeyStatus.REVOKED and key.revoked_by is None
-    assert apikey_check(token, ip=None).error == "key_revoked"
+    assert apikey_check_digest(token_digest(token), ip=None).error == "key_revoked"
     event = AuditEvent.objects.get(action="key.revoked")
     assert event.actor_label == "manage.py revoke_api_key"
 

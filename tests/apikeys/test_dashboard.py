@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from apikeys.models import ApiKey, KeyStatus
 from apikeys.reveal import COOKIE_NAME, SESSION_KEY
-from apikeys.selectors import apikey_check
+from apikeys.selectors import apikey_check_digest
 from apikeys.services import apikey_pause, apikey_revoke, apikey_rotate
+from apikeys.tokens import token_digest
 from audit.models import AuditEvent
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 
@@ -245,7 +246,7 @@ def test_create_with_htmx_shows_the_token_once_and_refreshes_the_table(
     key = ApiKey.objects.get()
     html = response.content.decode()
     token = html.split('id="new-token" value="')[1].split('"')[0]
-    assert apikey_check(token, ip="10.1.1.1").key == key
+    assert apikey_check_digest(token_digest(token), ip="10.1.1.1").key == key
     assert html.count(token) == 1
     assert "will not be shown again" in html and "data-copy=\"#new-token\"" in html
     assert hx_trigger(response) == {"keys-changed": {}}
@@ -325,7 +326,7 @@ def test_create_without_javascript_shows_the_token_once_after_the_redirect(
     page = client.get(LIST)
     html = page.content.decode()
     token = html.split('id="new-token" value="')[1].split('"')[0]
-    assert apikey_check(token, ip=None).key == key
+    assert apikey_check_digest(token_digest(token), ip=None).key == key
     assert "Key created" in html and "will not be shown again" in html
     assert "no-store" in page["Cache-Control"]
     assert page.cookies[COOKIE_NAME].value == ""  # the cookie half is deleted
@@ -373,8 +374,8 @@ def test_rotate_with_htmx_shows_the_new_token_and_the_old_keys_stop(
     html = response.content.decode()
     token = html.split('id="new-token" value="')[1].split('"')[0]
     new = ApiKey.objects.get(rotated_from=key)
-    assert apikey_check(token, ip=None).key == new
-    assert apikey_check(old_token, ip=None).ok  # still inside the overlap
+    assert apikey_check_digest(token_digest(token), ip=None).key == new
+    assert apikey_check_digest(token_digest(old_token), ip=None).ok  # still inside the overlap
     key.refresh_from_db()
     assert before + timedelta(hours=1) <= key.expires_at <= timezone.now() + timedelta(hours=1)
     assert "Key rotated" in html and f"keeps working until {key.expires_at:%Y-%m-%d %H:%M}" in html
@@ -392,8 +393,8 @@ def test_rotate_now_without_javascript(client_for, make_key) -> None:
     assert response.status_code == HTTPStatus.SEE_OTHER
     html = client.get(LIST).content.decode()
     token = html.split('id="new-token" value="')[1].split('"')[0]
-    assert apikey_check(token, ip=None).ok
-    assert apikey_check(old_token, ip=None).error == "key_expired"
+    assert apikey_check_digest(token_digest(token), ip=None).ok
+    assert apikey_check_digest(token_digest(old_token), ip=None).error == "key_expired"
     assert "has stopped working" in html
 
 
@@ -422,10 +423,10 @@ def test_pause_and_resume_swap_the_row_in_place(client_for, make_key, htmx) -> N
     assert response.status_code == HTTPStatus.OK
     assert html.lstrip().startswith(f'<tr id="key-{key.public_id}"')
     assert ">Paused<" in html and ">Resume<" in html and ">Pause<" not in html
-    assert apikey_check(token, ip=None).error == "key_paused"
+    assert apikey_check_digest(token_digest(token), ip=None).error == "key_paused"
     response = client.post(url("resume", key), headers=htmx)
     assert ">Active<" in response.content.decode()
-    assert apikey_check(token, ip=None).ok
+    assert apikey_check_digest(token_digest(token), ip=None).ok
     assert [e.action for e in AuditEvent.objects.order_by("id")][-2:] == [
         "key.paused", "key.resumed"
     ]
@@ -483,7 +484,7 @@ def test_revoke_with_htmx_moves_the_row_to_the_revoked_section(
     active, revoked = html.split('id="revoked-keys"')
     assert f'id="key-{other.public_id}"' in active and f'id="key-{key.public_id}"' not in active
     assert f'id="key-{key.public_id}"' in revoked and "owner@acme.test" in revoked
-    assert apikey_check(token, ip=None).error == "key_revoked"
+    assert apikey_check_digest(token_digest(token), ip=None).error == "key_revoked"
     key.refresh_from_db()
     assert key.revoked_by == members["owner"]
 

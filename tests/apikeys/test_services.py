@@ -5,7 +5,7 @@ import time_machine
 from django.core.exceptions import ValidationError
 
 from apikeys.models import ApiKey, KeyStatus
-from apikeys.selectors import apikey_check, apikeys_for_dashboard
+from apikeys.selectors import apikey_check_digest, apikeys_for_dashboard
 from apikeys.services import (
     apikey_create,
     apikey_pause,
@@ -15,6 +15,7 @@ from apikeys.services import (
     apikey_set_rate_limit,
 )
 from apikeys.tokens import token_digest
+from apikeys.verifier import verify_api_key
 from audit.models import AuditEvent
 from core.context import RequestContext
 from tests.factories import WorkspaceFactory
@@ -158,10 +159,12 @@ def test_rotate_keeps_old_key_working_until_the_end_of_the_overlap(
 
     ip = "10.1.2.3"
     just_before = T0 + length - timedelta(microseconds=1)
+    old_digest, new_digest = token_digest(old_token), token_digest(new_token)
     if length:
-        assert apikey_check(old_token, ip=ip, now=just_before).ok
-    assert apikey_check(old_token, ip=ip, now=T0 + length).error == "key_expired"
-    assert apikey_check(new_token, ip=ip, now=T0 + length + timedelta(days=30)).key == new
+        assert apikey_check_digest(old_digest, ip=ip, now=just_before).ok
+    assert apikey_check_digest(old_digest, ip=ip, now=T0 + length).error == "key_expired"
+    later = T0 + length + timedelta(days=30)
+    assert apikey_check_digest(new_digest, ip=ip, now=later).key == new
 
     event = AuditEvent.objects.get(action="key.rotated")
     assert event.target_id == old.public_id
@@ -228,11 +231,11 @@ def test_expiry_with_a_frozen_clock(workspace) -> None:
         key, token = make_key(workspace, expires_at=expires)
         assert key.expires_within(7) and not key.expires_within(2)
         clock.move_to(expires - timedelta(seconds=1))
-        assert apikey_check(token, ip=None).ok
+        assert apikey_check_digest(token_digest(token), ip=None).ok
         assert key.effective_status() == "active"
         assert ApiKey.objects.live().filter(pk=key.pk).exists()
         clock.move_to(expires)
-        assert apikey_check(token, ip=None).error == "key_expired"
+        assert apikey_check_digest(token_digest(token), ip=None).error == "key_expired"
         assert key.effective_status() == "expired"
         assert not ApiKey.objects.live().filter(pk=key.pk).exists()
         assert ApiKey.objects.inactive().filter(pk=key.pk).exists()
@@ -244,11 +247,11 @@ def test_pause_and_resume(workspace, members) -> None:
     key, token = make_key(workspace)
     admin = members["admin"]
     apikey_pause(key=key, acting_user=admin, context=CONTEXT)
-    assert apikey_check(token, ip=None).error == "key_paused"
+    assert apikey_check_digest(token_digest(token), ip=None).error == "key_paused"
     with pytest.raises(ValidationError, match="already paused"):
         apikey_pause(key=key, acting_user=admin)
     apikey_resume(key=key, acting_user=admin, context=CONTEXT)
-    assert apikey_check(token, ip=None).ok
+    assert apikey_check_digest(token_digest(token), ip=None).ok
     with pytest.raises(ValidationError, match="already active"):
         apikey_resume(key=key, acting_user=admin)
     assert actions() == ["key.created", "key.paused", "key.resumed"]
@@ -265,7 +268,7 @@ def test_revoke_is_permanent_and_a_second_revoke_is_refused_once_audited(
     key.refresh_from_db()
     assert (key.status, key.revoked_at, key.revoked_by) == ("revoked", T0, members["owner"])
     assert key.revoked_reason == "leaked"
-    assert apikey_check(token, ip=None).error == "key_revoked"
+    assert apikey_check_digest(token_digest(token), ip=None).error == "key_revoked"
     for service in (apikey_revoke, apikey_pause, apikey_resume):
         with pytest.raises(ValidationError) as exc:
             service(key=key, acting_user=members["owner"])
@@ -276,20 +279,21 @@ def test_revoke_is_permanent_and_a_second_revoke_is_refused_once_audited(
 
 def test_check_environment_ip_and_unknown_tokens(workspace, settings, django_assert_num_queries):
     key, token = make_key(workspace, allowed_ips=["10.0.0.0/8", "2001:db8::/32"])
-    assert apikey_check(token, ip="10.9.8.7").ok
-    assert apikey_check(token, ip="2001:db8::1").ok
-    assert apikey_check(token, ip="192.0.2.1").error == "ip_not_allowed"
-    assert apikey_check(token, ip=None).error == "ip_not_allowed"
+    assert apikey_check_digest(token_digest(token), ip="10.9.8.7").ok
+    assert apikey_check_digest(token_digest(token), ip="2001:db8::1").ok
+    assert apikey_check_digest(token_digest(token), ip="192.0.2.1").error == "ip_not_allowed"
+    assert apikey_check_digest(token_digest(token), ip=None).error == "ip_not_allowed"
     forged = token[:-1] + ("A" if token[-1] != "A" else "B")
+    # Shape, checksum and environment are the verifier's, before any lookup.
     with django_assert_num_queries(0):  # a bad checksum is refused without the database
-        assert apikey_check(forged, ip="10.0.0.1").error == "invalid_credentials"
+        assert verify_api_key(forged, ip="10.0.0.1").error == "invalid_credentials"
     settings.GATEHOUSE_ENVIRONMENT = "production"
     with django_assert_num_queries(0):
-        assert apikey_check(token, ip="10.0.0.1").error == "environment_mismatch"
+        assert verify_api_key(token, ip="10.0.0.1").error == "environment_mismatch"
     prod_key, prod_token = make_key(workspace, environment="production")
     key.delete()
-    assert apikey_check(prod_token, ip=None).key == prod_key
-    assert apikey_check(token, ip="10.0.0.1").error == "environment_mismatch"
+    assert verify_api_key(prod_token, ip=None).api_key == prod_key
+    assert verify_api_key(token, ip="10.0.0.1").error == "environment_mismatch"
 
 
 def test_set_rate_limit_is_audited_and_validated(workspace) -> None:

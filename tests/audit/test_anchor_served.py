@@ -30,7 +30,7 @@ def _register(base: str, n: int) -> int:
         return response.status
 
 
-def _anchors(log, count: int) -> list[tuple[int, str, str]]:  # noqa: ANN001
+def _anchors(log, count: int) -> list[tuple[int, str, str]]:
     deadline = time.monotonic() + 10  # a worker's stderr reaches the file on its own time
     while True:
         log.seek(0)
@@ -63,7 +63,7 @@ def test_anchors_from_two_workers_catch_a_replayed_head() -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SELECT set_config('gatehouse.audit_prune', 'on', true)")
-        cursor.execute(f"DELETE FROM {TABLE} WHERE workspace_id IS NULL AND id > %s",  # noqa: S608
+        cursor.execute(f"DELETE FROM {TABLE} WHERE workspace_id IS NULL AND id > %s",
                        [kept.pk])
         AuditChain.objects.filter(key="global").update(**head_after_3)
 

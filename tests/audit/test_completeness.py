@@ -59,7 +59,7 @@ class Expected:
     workspace: object
 
 
-def _create_key(workspace, user):  # noqa: ANN001, ANN202
+def _create_key(workspace, user):
     key, _token = apikey_services.apikey_create(
         workspace=workspace, name="CI deploy", scopes=default_key_scope_names(),
         environment="development", acting_user=user,
@@ -67,7 +67,7 @@ def _create_key(workspace, user):  # noqa: ANN001, ANN202
     return key
 
 
-def case_workspace_create(workspace, members) -> Expected:  # noqa: ANN001
+def case_workspace_create(workspace, members) -> Expected:
     owner = UserFactory(email="founder@newco.test")
     created = workspace_services.workspace_create(
         slug="newco", name="NewCo", owner=owner, plan=plan_named("free"), context=CONTEXT
@@ -75,7 +75,7 @@ def case_workspace_create(workspace, members) -> Expected:  # noqa: ANN001
     return Expected("workspace.created", Actor.for_user(owner), "workspace", "newco", created)
 
 
-def case_membership_add(workspace, members) -> Expected:  # noqa: ANN001
+def case_membership_add(workspace, members) -> Expected:
     newcomer = UserFactory(email="new@acme.test")
     workspace_services.membership_add(
         workspace=workspace, user=newcomer, role="viewer", acting_user=members["owner"],
@@ -85,7 +85,7 @@ def case_membership_add(workspace, members) -> Expected:  # noqa: ANN001
                     workspace)
 
 
-def case_membership_change_role(workspace, members) -> Expected:  # noqa: ANN001
+def case_membership_change_role(workspace, members) -> Expected:
     membership = Membership.objects.get(workspace=workspace, user=members["viewer"])
     workspace_services.membership_change_role(
         membership=membership, role="editor", acting_user=members["owner"], context=CONTEXT
@@ -94,7 +94,7 @@ def case_membership_change_role(workspace, members) -> Expected:  # noqa: ANN001
                     str(members["viewer"].pk), workspace)
 
 
-def case_membership_remove(workspace, members) -> Expected:  # noqa: ANN001
+def case_membership_remove(workspace, members) -> Expected:
     membership = Membership.objects.get(workspace=workspace, user=members["editor"])
     workspace_services.membership_remove(
         membership=membership, acting_user=members["owner"], context=CONTEXT
@@ -103,7 +103,7 @@ def case_membership_remove(workspace, members) -> Expected:  # noqa: ANN001
                     str(members["editor"].pk), workspace)
 
 
-def case_plan_create(workspace, members) -> Expected:  # noqa: ANN001
+def case_plan_create(workspace, members) -> Expected:
     actor = Actor.for_user(members["owner"])
     workspace_services.plan_create(
         values={"code": "team", "name": "Team", "active_keys_limit": 20}, actor=actor,
@@ -112,7 +112,7 @@ def case_plan_create(workspace, members) -> Expected:  # noqa: ANN001
     return Expected("plan.created", actor, "plan", "team", None)
 
 
-def case_plan_update(workspace, members) -> Expected:  # noqa: ANN001
+def case_plan_update(workspace, members) -> Expected:
     actor = Actor.for_user(members["owner"])
     workspace_services.plan_update(
         plan=plan_named("free"), changes={"active_keys_limit": 500}, actor=actor,
@@ -121,7 +121,7 @@ def case_plan_update(workspace, members) -> Expected:  # noqa: ANN001
     return Expected("plan.updated", actor, "plan", "free", None)
 
 
-def case_plan_delete(workspace, members) -> Expected:  # noqa: ANN001
+def case_plan_delete(workspace, members) -> Expected:
     actor = Actor.for_user(members["owner"])
     plan = workspace_services.plan_create(
         values={"code": "team", "name": "Team", "active_keys_limit": 20}, actor=actor
@@ -130,7 +130,7 @@ def case_plan_delete(workspace, members) -> Expected:  # noqa: ANN001
     return Expected("plan.deleted", actor, "plan", "team", None)
 
 
-def case_workspace_change_plan(workspace, members) -> Expected:  # noqa: ANN001
+def case_workspace_change_plan(workspace, members) -> Expected:
     actor = Actor.for_user(members["owner"])
     workspace_services.workspace_change_plan(
         workspace=workspace, plan=plan_named("basic"), actor=actor, context=CONTEXT
@@ -138,7 +138,7 @@ def case_workspace_change_plan(workspace, members) -> Expected:  # noqa: ANN001
     return Expected("plan.changed", actor, "workspace", workspace.slug, workspace)
 
 
-def case_user_delete(workspace, members) -> Expected:  # noqa: ANN001
+def case_user_delete(workspace, members) -> Expected:
     staff = UserFactory(email="ops@gatehouse.test", is_staff=True)
     editor = members["editor"]
     workspace_services.user_delete(user=editor, acting_user=staff, context=CONTEXT)
@@ -146,7 +146,7 @@ def case_user_delete(workspace, members) -> Expected:  # noqa: ANN001
     return Expected("user.deleted", Actor.for_user(staff), "user", str(editor.pk), None)
 
 
-def case_user_change_access(workspace, members) -> Expected:  # noqa: ANN001
+def case_user_change_access(workspace, members) -> Expected:
     staff = UserFactory(email="ops@gatehouse.test", is_staff=True)
     viewer = members["viewer"]
     workspace_services.user_change_access(
@@ -155,7 +155,7 @@ def case_user_change_access(workspace, members) -> Expected:  # noqa: ANN001
     return Expected("user.staff_changed", Actor.for_user(staff), "user", str(viewer.pk), None)
 
 
-def case_user_deactivate(workspace, members) -> Expected:  # noqa: ANN001
+def case_user_deactivate(workspace, members) -> Expected:
     staff = UserFactory(email="ops@gatehouse.test", is_staff=True)
     viewer = members["viewer"]
     workspace_services.user_change_access(
@@ -164,7 +164,7 @@ def case_user_deactivate(workspace, members) -> Expected:  # noqa: ANN001
     return Expected("user.deactivated", Actor.for_user(staff), "user", str(viewer.pk), None)
 
 
-def case_apikey_create(workspace, members) -> Expected:  # noqa: ANN001
+def case_apikey_create(workspace, members) -> Expected:
     key, _token = apikey_services.apikey_create(
         workspace=workspace, name="CI deploy", scopes=default_key_scope_names(),
         environment="development", acting_user=members["admin"], context=CONTEXT,
@@ -173,7 +173,7 @@ def case_apikey_create(workspace, members) -> Expected:  # noqa: ANN001
                     workspace)
 
 
-def case_apikey_rotate(workspace, members) -> Expected:  # noqa: ANN001
+def case_apikey_rotate(workspace, members) -> Expected:
     key = _create_key(workspace, members["admin"])
     apikey_services.apikey_rotate(
         key=key, overlap="1h", acting_user=members["admin"], context=CONTEXT
@@ -182,14 +182,14 @@ def case_apikey_rotate(workspace, members) -> Expected:  # noqa: ANN001
                     workspace)
 
 
-def case_apikey_pause(workspace, members) -> Expected:  # noqa: ANN001
+def case_apikey_pause(workspace, members) -> Expected:
     key = _create_key(workspace, members["admin"])
     apikey_services.apikey_pause(key=key, acting_user=members["owner"], context=CONTEXT)
     return Expected("key.paused", Actor.for_user(members["owner"]), "api_key", key.public_id,
                     workspace)
 
 
-def case_apikey_resume(workspace, members) -> Expected:  # noqa: ANN001
+def case_apikey_resume(workspace, members) -> Expected:
     key = _create_key(workspace, members["admin"])
     apikey_services.apikey_pause(key=key, acting_user=members["admin"])
     apikey_services.apikey_resume(key=key, acting_user=members["admin"], context=CONTEXT)
@@ -197,7 +197,7 @@ def case_apikey_resume(workspace, members) -> Expected:  # noqa: ANN001
                     workspace)
 
 
-def case_apikey_revoke(workspace, members) -> Expected:  # noqa: ANN001
+def case_apikey_revoke(workspace, members) -> Expected:
     # Revoked through the API by another key: the actor is that key, not a user.
     key = _create_key(workspace, members["admin"])
     caller = Actor(ActorType.API_KEY, "key_caller", "Ops automation")
@@ -205,7 +205,7 @@ def case_apikey_revoke(workspace, members) -> Expected:  # noqa: ANN001
     return Expected("key.revoked", caller, "api_key", key.public_id, workspace)
 
 
-def case_apikey_set_rate_limit(workspace, members) -> Expected:  # noqa: ANN001
+def case_apikey_set_rate_limit(workspace, members) -> Expected:
     key = _create_key(workspace, members["admin"])
     apikey_services.apikey_set_rate_limit(
         key=key, rate_limit_per_minute=60, acting_user=members["admin"], context=CONTEXT
@@ -219,7 +219,7 @@ def case_apikey_set_rate_limit(workspace, members) -> Expected:  # noqa: ANN001
 REDIRECT = ["https://app.example.test/callback"]
 
 
-def _app(workspace, user):  # noqa: ANN001, ANN202
+def _app(workspace, user):
     application, _secret = oauth_services.oauth_app_create(
         workspace=workspace, name="Example app", redirect_uris=REDIRECT, confidential=True,
         acting_user=user,
@@ -227,7 +227,7 @@ def _app(workspace, user):  # noqa: ANN001, ANN202
     return application
 
 
-def case_oauth_app_create(workspace, members) -> Expected:  # noqa: ANN001
+def case_oauth_app_create(workspace, members) -> Expected:
     application, _secret = oauth_services.oauth_app_create(
         workspace=workspace, name="Example app", redirect_uris=REDIRECT, confidential=True,
         acting_user=members["admin"], context=CONTEXT,
@@ -236,7 +236,7 @@ def case_oauth_app_create(workspace, members) -> Expected:  # noqa: ANN001
                     application.client_id, workspace)
 
 
-def case_oauth_app_register_dynamic(workspace, members) -> Expected:  # noqa: ANN001
+def case_oauth_app_register_dynamic(workspace, members) -> Expected:
     application, _secret = oauth_services.oauth_app_register_dynamic(
         name="MCP client", redirect_uris=["http://127.0.0.1:8765/callback"], confidential=False,
         context=CONTEXT,
@@ -246,7 +246,7 @@ def case_oauth_app_register_dynamic(workspace, members) -> Expected:  # noqa: AN
                     "oauth_app", application.client_id, None)
 
 
-def case_oauth_app_rotate_secret(workspace, members) -> Expected:  # noqa: ANN001
+def case_oauth_app_rotate_secret(workspace, members) -> Expected:
     application = _app(workspace, members["admin"])
     oauth_services.oauth_app_rotate_secret(
         application=application, acting_user=members["owner"], context=CONTEXT
@@ -255,7 +255,7 @@ def case_oauth_app_rotate_secret(workspace, members) -> Expected:  # noqa: ANN00
                     application.client_id, workspace)
 
 
-def case_oauth_app_delete(workspace, members) -> Expected:  # noqa: ANN001
+def case_oauth_app_delete(workspace, members) -> Expected:
     application = _app(workspace, members["admin"])
     client_id = application.client_id
     actor = Actor.for_user(members["admin"])
@@ -263,7 +263,7 @@ def case_oauth_app_delete(workspace, members) -> Expected:  # noqa: ANN001
     return Expected("oauth_app.deleted", actor, "oauth_app", client_id, workspace)
 
 
-def case_oauth_app_update(workspace, members) -> Expected:  # noqa: ANN001
+def case_oauth_app_update(workspace, members) -> Expected:
     application = _app(workspace, members["admin"])
     actor = Actor.for_user(members["owner"])
     oauth_services.oauth_app_update(
@@ -273,7 +273,7 @@ def case_oauth_app_update(workspace, members) -> Expected:  # noqa: ANN001
     return Expected("oauth_app.updated", actor, "oauth_app", application.client_id, workspace)
 
 
-def case_connections_end_for_member(workspace, members) -> Expected:  # noqa: ANN001
+def case_connections_end_for_member(workspace, members) -> Expected:
     # Called by membership_remove (workspaces.hooks); the actor is whoever removed the member.
     application = _app(workspace, members["admin"])
     oauth_services.connection_grant(
@@ -287,7 +287,7 @@ def case_connections_end_for_member(workspace, members) -> Expected:  # noqa: AN
     return Expected("oauth.token_revoked", actor, "oauth_app", application.client_id, workspace)
 
 
-def case_connection_grant(workspace, members) -> Expected:  # noqa: ANN001
+def case_connection_grant(workspace, members) -> Expected:
     application = _app(workspace, members["admin"])
     oauth_services.connection_grant(
         user=members["editor"], application=application, workspace=workspace,
@@ -297,7 +297,7 @@ def case_connection_grant(workspace, members) -> Expected:  # noqa: ANN001
                     application.client_id, workspace)
 
 
-def case_connection_revoke(workspace, members) -> Expected:  # noqa: ANN001
+def case_connection_revoke(workspace, members) -> Expected:
     application = _app(workspace, members["admin"])
     connection = oauth_services.connection_grant(
         user=members["editor"], application=application, workspace=workspace,
@@ -308,7 +308,7 @@ def case_connection_revoke(workspace, members) -> Expected:  # noqa: ANN001
     return Expected("oauth.token_revoked", actor, "oauth_app", application.client_id, workspace)
 
 
-def case_connection_revoke_for_reuse(workspace, members) -> Expected:  # noqa: ANN001
+def case_connection_revoke_for_reuse(workspace, members) -> Expected:
     # A rotated refresh token presented again: the grant ends, and the actor is the app.
     application = _app(workspace, members["admin"])
     connection = oauth_services.connection_grant(
@@ -320,7 +320,7 @@ def case_connection_revoke_for_reuse(workspace, members) -> Expected:  # noqa: A
                     "oauth_app", application.client_id, workspace)
 
 
-def case_authorization_code_replay(workspace, members) -> Expected:  # noqa: ANN001
+def case_authorization_code_replay(workspace, members) -> Expected:
     # An exchanged code presented again: what it issued ends, and the actor is the app.
     application = _app(workspace, members["admin"])
     connection = oauth_services.connection_grant(
@@ -385,7 +385,7 @@ def test_every_access_service_has_a_case() -> None:
 
 
 @pytest.mark.parametrize("service", sorted({**CASES, **EXTRA_CASES}))
-def test_service_records_its_event(service, workspace, members) -> None:  # noqa: ANN001
+def test_service_records_its_event(service, workspace, members) -> None:
     before = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
     expected = {**CASES, **EXTRA_CASES}[service](workspace, members)
     event = AuditEvent.objects.filter(id__gt=before, action=expected.action).get()

@@ -17,11 +17,11 @@ THREADS = 16
 EVENTS_PER_THREAD = 10
 
 
-def _hammer(workspace, barrier: threading.Barrier, errors: list[BaseException]) -> None:  # noqa: ANN001
+def _hammer(workspace, barrier: threading.Barrier, errors: list[BaseException]) -> None:
     try:
         barrier.wait()
         record(workspace, EVENTS_PER_THREAD)
-    except BaseException as exc:  # noqa: BLE001 — reported by the test
+    except BaseException as exc:  # reported by the test
         errors.append(exc)
     finally:
         connection.close()

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 URL = "/w/acme/settings/audit-log/export.csv"
 
 
-def _csv(response) -> list[dict[str, str]]:  # noqa: ANN001
+def _csv(response) -> list[dict[str, str]]:
     assert response.streaming
     body = b"".join(response.streaming_content).decode()
     return list(csv.DictReader(io.StringIO(body)))

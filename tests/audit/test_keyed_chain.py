@@ -45,30 +45,30 @@ def database_writer() -> Iterator[object]:
         yield cursor
 
 
-def _head_row(workspace) -> dict:  # noqa: ANN001
+def _head_row(workspace) -> dict:
     return AuditChain.objects.filter(key=chain_key(workspace.pk)).values(
         "head_hash", "head_seq", "head_created_at", "seal", "seal_key_id"
     ).get()
 
 
-def _set_head(cursor, workspace, **row) -> None:  # noqa: ANN001, ANN003
+def _set_head(cursor, workspace, **row) -> None:
     columns = ", ".join(f"{name} = %s" for name in row)
     cursor.execute(
-        f"UPDATE {CHAIN_TABLE} SET {columns} WHERE key = %s",  # noqa: S608
+        f"UPDATE {CHAIN_TABLE} SET {columns} WHERE key = %s",
         [*row.values(), chain_key(workspace.pk)],
     )
 
 
-def _replace_events(cursor, rewritten: list[AuditEvent]) -> None:  # noqa: ANN001
+def _replace_events(cursor, rewritten: list[AuditEvent]) -> None:
     """UPDATE is refused even with the switch on, so the intruder deletes and re-inserts."""
     cursor.execute(
-        f"DELETE FROM {TABLE} WHERE id IN ({', '.join(['%s'] * len(rewritten))})",  # noqa: S608
+        f"DELETE FROM {TABLE} WHERE id IN ({', '.join(['%s'] * len(rewritten))})",
         [e.pk for e in rewritten],
     )
     AuditEvent.objects.bulk_create(rewritten)
 
 
-def _rewrite_tail(workspace, start: int, hasher, *, unkey: bool,  # noqa: ANN001
+def _rewrite_tail(workspace, start: int, hasher, *, unkey: bool,
                   stop: int | None = None) -> list[AuditEvent]:
     """Edit event `start`, then recompute its hash and every later link (up to `stop`) with
     `hasher`, and the head: a consistent rewrite by the intruder's own means."""
@@ -93,7 +93,7 @@ def _rewrite_tail(workspace, start: int, hasher, *, unkey: bool,  # noqa: ANN001
 def test_deleting_the_newest_events_and_rewinding_the_head_fails(workspace) -> None:
     events = record(workspace, 5)
     with database_writer() as cursor:
-        cursor.execute(f"DELETE FROM {TABLE} WHERE id >= %s", [events[3].pk])  # noqa: S608
+        cursor.execute(f"DELETE FROM {TABLE} WHERE id >= %s", [events[3].pk])
         _set_head(cursor, workspace, head_hash=events[2].hash, head_seq=3,
                   head_created_at=events[2].created_at)
     assert AuditEvent.objects.for_workspace(workspace).count() == 3  # the attack landed
@@ -108,7 +108,7 @@ def test_deleting_the_newest_events_and_rewinding_the_head_fails(workspace) -> N
 def test_a_write_after_the_rewind_does_not_launder_it(workspace) -> None:
     events = record(workspace, 3)
     with database_writer() as cursor:
-        cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [events[2].pk])  # noqa: S608
+        cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [events[2].pk])
         _set_head(cursor, workspace, head_hash=events[1].hash, head_seq=2)
     record(workspace, 2)  # the application keeps writing and re-sealing the head
 
@@ -149,7 +149,7 @@ def test_rewritten_events_rehashed_under_a_guessed_key_fail(workspace, guess) ->
 def test_moving_the_anchor_past_deleted_old_events_fails(workspace) -> None:
     events = record(workspace, 4)
     with database_writer() as cursor:  # "prune" without retention or the key
-        cursor.execute(f"DELETE FROM {TABLE} WHERE id <= %s", [events[1].pk])  # noqa: S608
+        cursor.execute(f"DELETE FROM {TABLE} WHERE id <= %s", [events[1].pk])
         _set_head(cursor, workspace, anchor_hash=events[1].hash, anchor_event_id=events[1].pk)
 
     code, _, err = manage("verify_audit_log", "--workspace", "acme")
@@ -161,7 +161,7 @@ def test_moving_the_anchor_past_deleted_old_events_fails(workspace) -> None:
 
 # --- Anchors outside the database -------------------------------------------------------------
 
-def _anchors(caplog) -> list[dict[str, str]]:  # noqa: ANN001
+def _anchors(caplog) -> list[dict[str, str]]:
     return [m.groupdict() for r in caplog.records
             if r.name == "gatehouse.audit.anchor" and (m := ANCHOR.fullmatch(r.getMessage()))]
 
@@ -213,7 +213,7 @@ def test_expect_head_catches_a_truncation_with_a_replayed_head(
     anchored = _anchors(caplog)[-1]["head"]
     assert anchored == newest[-1].hash
     with database_writer() as cursor:  # delete the newest events, put the old head back
-        cursor.execute(f"DELETE FROM {TABLE} WHERE id >= %s", [newest[0].pk])  # noqa: S608
+        cursor.execute(f"DELETE FROM {TABLE} WHERE id >= %s", [newest[0].pk])
         _set_head(cursor, workspace, **backup)
 
     # The database alone is consistent again: this is what the anchor is for.
@@ -273,7 +273,7 @@ def test_a_rotated_secret_key_keeps_its_derived_audit_key(workspace) -> None:
 
 # --- Events from before the key -----------------------------------------------------------------
 
-def _legacy_chain(workspace, n: int) -> list[AuditEvent]:  # noqa: ANN001
+def _legacy_chain(workspace, n: int) -> list[AuditEvent]:
     """A chain as the unkeyed code wrote it, then migrated by 0004 (which seals its head)."""
     previous = "0" * 64
     events = []
@@ -366,14 +366,14 @@ def test_a_rotation_that_forgot_the_old_key_is_resealed_against_an_anchor(worksp
 def test_reseal_refuses_a_truncated_or_edited_chain(workspace) -> None:
     events = record(workspace, 4)
     with database_writer() as cursor:
-        cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [events[3].pk])  # noqa: S608
+        cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [events[3].pk])
         _set_head(cursor, workspace, head_hash=events[2].hash, head_seq=3)
     code, _, err = manage("audit_reseal", "--workspace", "acme", "--expect-head",
                           events[3].hash, "--reason", "x")
     assert code == 1
     assert "does not hold the anchored head" in err
     with database_writer() as cursor:
-        cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [events[1].pk])  # noqa: S608
+        cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [events[1].pk])
     code, _, err = manage("audit_reseal", "--workspace", "acme", "--expect-head",
                           events[2].hash, "--reason", "x")
     assert code == 1

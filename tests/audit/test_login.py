@@ -17,7 +17,7 @@ LOGIN = "/accounts/login/"
 HEADERS = {"User-Agent": "Mozilla/5.0 (pytest)"}
 
 
-def _post(client: Client, username: str, password: str):  # noqa: ANN202
+def _post(client: Client, username: str, password: str):
     return client.post(LOGIN, {"username": username, "password": password}, headers=HEADERS,
                        REMOTE_ADDR="198.51.100.23")
 
@@ -86,7 +86,7 @@ def test_sign_ins_are_not_on_a_workspace_page(owner_client, client, members, pas
 ADMIN_LOGIN = "/admin/login/"
 
 
-def _admin_post(client: Client, username: str, password: str):  # noqa: ANN202
+def _admin_post(client: Client, username: str, password: str):
     return client.post(ADMIN_LOGIN, {"username": username, "password": password,
                                      "next": "/admin/"}, headers=HEADERS,
                        REMOTE_ADDR="198.51.100.24")

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 
 
-def _record_days_ago(workspace, days: int, n: int = 1) -> list[AuditEvent]:  # noqa: ANN001
+def _record_days_ago(workspace, days: int, n: int = 1) -> list[AuditEvent]:
     with time_machine.travel(NOW - timedelta(days=days), tick=False):
         return record(workspace, n)
 

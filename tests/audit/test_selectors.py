@@ -17,7 +17,7 @@ from tests.audit.helpers import record
 pytestmark = pytest.mark.django_db
 
 
-def _ids(events) -> list[str]:  # noqa: ANN001
+def _ids(events) -> list[str]:
     return [e.public_id for e in events]
 
 

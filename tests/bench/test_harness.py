@@ -113,7 +113,7 @@ def test_databases_are_dropped_when_a_run_fails(monkeypatch, capsys) -> None:
     monkeypatch.setattr(harness, "check_prerequisites", lambda *a: sys.executable)
     monkeypatch.setattr(harness, "clear_redis", cleared.append)
 
-    def prepare_fails(envs):  # noqa: ANN001, ANN202
+    def prepare_fails(envs):
         names = [urlsplit(env["DATABASE_URL"]).path.strip("/") for env, _h in envs.values()]
         assert set(names) == set(existing())  # created, with the names the harness chose
         harness.fail("seeding failed (simulated)")

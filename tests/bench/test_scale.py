@@ -39,7 +39,7 @@ def test_the_garbage_scenario_costs_no_query(settings, workspace, django_assert_
     assert response.json()["error"] == "invalid_credentials"
 
 
-def add_keys(workspace, user, n: int) -> None:  # noqa: ANN001
+def add_keys(workspace, user, n: int) -> None:
     """`n` keys as a busy workspace accumulates them: most revoked, some expired, a few live."""
     now = timezone.now()
     start = ApiKey.objects.count()
@@ -58,7 +58,7 @@ def add_keys(workspace, user, n: int) -> None:  # noqa: ANN001
     ApiKey.objects.bulk_create(keys)
 
 
-def add_events(workspace, n: int) -> None:  # noqa: ANN001
+def add_events(workspace, n: int) -> None:
     """`n` events, times increasing with ids as the append-only log guarantees."""
     now = timezone.now()
     AuditEvent.objects.bulk_create(

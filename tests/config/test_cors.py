@@ -40,7 +40,7 @@ NO_CORS = [
 ]
 
 
-def preflight(path: str, method: str = "POST", headers: str = "authorization, content-type"):  # noqa: ANN201
+def preflight(path: str, method: str = "POST", headers: str = "authorization, content-type"):
     return Client().options(
         path,
         headers={

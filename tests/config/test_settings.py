@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -70,3 +71,20 @@ def test_content_security_policy_header_is_sent(client) -> None:
 def test_key_pepper_differs_from_secret_key() -> None:
     assert settings.GATEHOUSE_KEY_PEPPER
     assert settings.GATEHOUSE_KEY_PEPPER != settings.SECRET_KEY
+
+
+def test_rates_and_flush_interval_come_from_the_environment() -> None:
+    names = ("GATEHOUSE_OAUTH_TOKEN_RATE", "GATEHOUSE_OAUTH_REGISTER_RATE",
+             "GATEHOUSE_USAGE_FLUSH_SECONDS")
+    code = "import json, config.settings as s; print(json.dumps([getattr(s, n) for n in %r]))"
+
+    def read(**env: str) -> list:
+        environ = {k: v for k, v in os.environ.items() if k not in names}
+        result = subprocess.run(
+            [sys.executable, "-c", code % (names,)], cwd=ROOT, env={**environ, **env},
+            capture_output=True, text=True, timeout=60, check=True,
+        )
+        return json.loads(result.stdout)
+
+    assert read() == ["60/m", "20/h", 5.0]
+    assert read(**dict(zip(names, ("7/s", "3/d", "0.5"), strict=True))) == ["7/s", "3/d", 0.5]

@@ -1,3 +1,5 @@
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -160,3 +162,50 @@ def test_a_row_the_database_refuses_is_dropped_and_the_rest_written(key, caplog)
     assert list(KeyRequest.objects.filter(api_key=key).values_list("path", flat=True)) == ["/ok"]
     assert "dropped" in caplog.text
     assert "\x00" not in caplog.text and "/bad" not in caplog.text
+
+
+class _Flushes:
+    """Stands in for `UsageBuffer.flush` in the background flusher: notes when it is called, and
+    after `last` calls parks the flusher (a daemon thread) for good, so it calls nothing more."""
+
+    def __init__(self, last: int) -> None:
+        self.at: list[float] = []
+        self.last = last
+        self.done = threading.Event()
+
+    def __call__(self) -> int:
+        self.at.append(time.monotonic())
+        if len(self.at) >= self.last:
+            self.done.set()
+            threading.Event().wait()
+        return 0
+
+
+def test_the_flusher_waits_the_configured_interval(key, settings, monkeypatch) -> None:
+    settings.GATEHOUSE_USAGE_FLUSH_SECONDS = 0.05
+    buffer = UsageBuffer()  # autoflush on, as in a worker
+    flushes = _Flushes(last=3)
+    monkeypatch.setattr(buffer, "flush", flushes)
+    started = time.monotonic()
+
+    _record(buffer, key, datetime(2026, 11, 22, tzinfo=UTC))  # starts the flusher
+
+    assert flushes.done.wait(5)
+    assert flushes.at[0] - started >= 0.04
+    assert all(b - a >= 0.04 for a, b in zip(flushes.at, flushes.at[1:], strict=False))
+
+
+def test_a_long_interval_flushes_only_when_the_buffer_fills(key, settings, monkeypatch) -> None:
+    settings.GATEHOUSE_USAGE_FLUSH_SECONDS = 60
+    monkeypatch.setattr("gateway.usage.FLUSH_THRESHOLD", 2)
+    buffer = UsageBuffer()
+    flushes = _Flushes(last=1)
+    monkeypatch.setattr(buffer, "flush", flushes)
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+
+    _record(buffer, key, at)
+    time.sleep(0.3)
+    assert flushes.at == []  # the default 5 s, or 60 s, has not passed
+    _record(buffer, key, at)  # the threshold wakes the flusher at once
+
+    assert flushes.done.wait(5)

@@ -38,11 +38,11 @@ FOREIGN = [
 ]
 
 
-def me(access_token: str):  # noqa: ANN201
+def me(access_token: str):
     return Client().get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {access_token}")
 
 
-def refresh(app, refresh_token: str, **extra: str):  # noqa: ANN001, ANN201
+def refresh(app, refresh_token: str, **extra: str):
     data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
     return Client().post(TOKEN, data, **app.token_auth())
 

@@ -19,14 +19,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def sweeper(monkeypatch):  # noqa: ANN201
+def sweeper(monkeypatch):
     monkeypatch.setattr(codesweep, "BUCKET_SECONDS", 1)  # the test need not wait 10 s buckets
     code_sweeper.enabled = True
     yield code_sweeper
     code_sweeper.enabled = False
 
 
-def wait_until(condition, seconds: float = 30) -> bool:  # noqa: ANN001
+def wait_until(condition, seconds: float = 30) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():

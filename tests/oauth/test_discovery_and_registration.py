@@ -223,6 +223,19 @@ def test_token_endpoint_is_rate_limited_per_ip(db, settings) -> None:
     assert statuses[3] == HTTPStatus.TOO_MANY_REQUESTS
 
 
+@pytest.mark.parametrize("path", ["/api/oauth/revoke", "/api/oauth/introspect"])
+def test_revocation_and_introspection_have_the_token_rate_each(db, settings, path) -> None:
+    settings.GATEHOUSE_OAUTH_TOKEN_RATE = "2/m"
+    data = {"token": "gat_guess", "client_id": "guess"}
+    client = Client()
+
+    statuses = [client.post(path, data).status_code for _ in range(3)]
+    token_endpoint = client.post("/api/oauth/token", {"grant_type": "authorization_code"})
+
+    assert statuses == [HTTPStatus.UNAUTHORIZED] * 2 + [HTTPStatus.TOO_MANY_REQUESTS]
+    assert token_endpoint.status_code == HTTPStatus.BAD_REQUEST  # counted on its own
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -56,7 +56,7 @@ class _FormFields(HTMLParser):
 class UserAgent:
     """The signed-in user's browser, headless: session cookie plus a CSRF cookie, no JavaScript."""
 
-    def __init__(self, base_url: str, user) -> None:  # noqa: ANN001
+    def __init__(self, base_url: str, user) -> None:
         client = Client()
         client.force_login(user)
         session_id = client.cookies[settings.SESSION_COOKIE_NAME].value
@@ -91,7 +91,7 @@ class UserAgent:
 
 
 @pytest.fixture
-def confidential_app(workspace, members):  # noqa: ANN201
+def confidential_app(workspace, members):
     application, secret = oauth_app_create(
         workspace=workspace,
         name="Acme CRM",

@@ -38,12 +38,12 @@ def me(live_server, access_token: str) -> int:
                         headers={"Authorization": f"Bearer {access_token}"}).status_code
 
 
-def client_session(app, secret: str) -> OAuth2Session:  # noqa: ANN001
+def client_session(app, secret: str) -> OAuth2Session:
     return OAuth2Session(client_id=app.client_id, client_secret=secret,
                          token_endpoint_auth_method="client_secret_basic")
 
 
-def all_at_once(count: int, call) -> list:  # noqa: ANN001
+def all_at_once(count: int, call) -> list:
     """Run `call()` on `count` threads released together; each result, or the OAuth error code,
     or the repr of any other exception (a 500's HTML body, say)."""
     barrier = threading.Barrier(count)
@@ -54,7 +54,7 @@ def all_at_once(count: int, call) -> list:  # noqa: ANN001
             return call()
         except OAuthError as error:
             return error.error
-        except Exception as error:  # noqa: BLE001 — recorded, and the test fails on it
+        except Exception as error:  # recorded, and the test fails on it
             return repr(error)
 
     with ThreadPoolExecutor(max_workers=count) as pool:
@@ -62,7 +62,7 @@ def all_at_once(count: int, call) -> list:  # noqa: ANN001
 
 
 @pytest.fixture
-def authorized(live_server, confidential_app, members):  # noqa: ANN201, F811
+def authorized(live_server, confidential_app, members):  # noqa: F811
     """(session, verifier, callback URL) after the editor consented in the browser."""
     app, secret = confidential_app
     session, verifier, url = authlib_session(live_server, app, secret)

@@ -28,7 +28,7 @@ MEMBERSHIPS = "/admin/workspaces/membership/"
 
 
 @pytest.fixture
-def staff_user(db):  # noqa: ANN201
+def staff_user(db):
     return UserFactory(email="ops@gatehouse.test", is_staff=True, is_superuser=True)
 
 
@@ -39,7 +39,7 @@ def staff(staff_user) -> Client:
     return client
 
 
-def refresh(app, refresh_token: str):  # noqa: ANN001, ANN201
+def refresh(app, refresh_token: str):
     return Client().post(TOKEN, {"grant_type": "refresh_token", "refresh_token": refresh_token},
                          **app.token_auth())
 
@@ -48,7 +48,7 @@ def me(access_token: str) -> int:
     return Client().get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {access_token}").status_code
 
 
-def assert_refused(app, tokens: dict) -> None:  # noqa: ANN001
+def assert_refused(app, tokens: dict) -> None:
     response = refresh(app, tokens["refresh_token"])
     assert response.status_code == HTTPStatus.BAD_REQUEST, response.content
     assert response.json()["error"] == "invalid_grant"
@@ -173,12 +173,12 @@ def test_authlib_refresh_fails_after_removal_and_after_re_adding(
 USERS = "/admin/auth/user/"
 
 
-def delete_user_on_its_page(staff: Client, user) -> None:  # noqa: ANN001
+def delete_user_on_its_page(staff: Client, user) -> None:
     response = staff.post(f"{USERS}{user.pk}/delete/", {"post": "yes"})
     assert response.status_code == HTTPStatus.FOUND
 
 
-def delete_user_with_delete_selected(staff: Client, user) -> None:  # noqa: ANN001
+def delete_user_with_delete_selected(staff: Client, user) -> None:
     response = staff.post(USERS, {"action": "delete_selected", "_selected_action": [user.pk],
                                   "post": "yes"})
     assert response.status_code == HTTPStatus.FOUND

@@ -32,13 +32,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(check, *, timeout: float, what: str) -> None:  # noqa: ANN001
+def wait_until(check, *, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001, S110 — not up yet
+        except Exception:  # not up yet
             pass
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not come up within {timeout} s")

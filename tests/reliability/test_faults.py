@@ -77,7 +77,7 @@ def assert_unavailable(response: httpx.Response, elapsed: float) -> None:
     assert elapsed < ANSWER_WITHIN, f"answered after {elapsed:.2f} s"
 
 
-def timed(call):  # noqa: ANN001, ANN201
+def timed(call):
     started = time.monotonic()
     response = call()
     return response, time.monotonic() - started

@@ -28,7 +28,7 @@ def _quiet_httpx(caplog) -> None:
     caplog.set_level("WARNING", logger="httpx")
 
 
-def _timed(call):  # noqa: ANN001, ANN202
+def _timed(call):
     started = time.monotonic()
     response = call()
     return response, time.monotonic() - started

@@ -36,7 +36,7 @@ def debug(request, settings) -> bool:
     return request.param
 
 
-def _client(user=None) -> Client:  # noqa: ANN001
+def _client(user=None) -> Client:
     # Django's test client re-raises a request's exception by default; a real server does not.
     client = Client(raise_request_exception=False)
     if user is not None:
@@ -44,14 +44,14 @@ def _client(user=None) -> Client:  # noqa: ANN001
     return client
 
 
-def _assert_api_503(response) -> None:  # noqa: ANN001
+def _assert_api_503(response) -> None:
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"] == "service_unavailable"
     assert response["Retry-After"] == "5"
 
 
-def _assert_page_503(response) -> None:  # noqa: ANN001
+def _assert_page_503(response) -> None:
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response["Content-Type"].startswith("text/html")
     body = response.content.decode()

@@ -34,11 +34,11 @@ VICTIM = "owner@acme.test"
 
 
 def sign_in(username: str, password: str = "wrong-password-123", ip: str = "198.51.100.10",
-            door: str = LOGIN):  # noqa: ANN201
+            door: str = LOGIN):
     return Client().post(door, {"username": username, "password": password}, REMOTE_ADDR=ip)
 
 
-def assert_signed_in(response, door: str) -> None:  # noqa: ANN001
+def assert_signed_in(response, door: str) -> None:
     assert response.status_code == HTTPStatus.FOUND, response.content[:300]
     assert response["Location"] == DOORS[door]
 
@@ -58,7 +58,7 @@ def door(request, members) -> str:
     return request.param
 
 
-def assert_throttled(response) -> int:  # noqa: ANN001
+def assert_throttled(response) -> int:
     assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert "Too many failed sign-ins" in response.content.decode()
     retry_after = int(response["Retry-After"])

@@ -260,7 +260,7 @@ PUBLIC_ENDPOINTS = {
 }
 
 
-def assert_json_answer(path: str, response) -> None:  # noqa: ANN001
+def assert_json_answer(path: str, response) -> None:
     status = response.status_code
     assert status < HTTPStatus.INTERNAL_SERVER_ERROR, (path, status, response.content[:300])
     if status < HTTPStatus.BAD_REQUEST:
@@ -273,7 +273,7 @@ def assert_json_answer(path: str, response) -> None:  # noqa: ANN001
         path, status, body)
 
 
-def post(path: str, body: bytes, content_type: str, authorization: str | None):  # noqa: ANN201
+def post(path: str, body: bytes, content_type: str, authorization: str | None):
     extra = {"HTTP_AUTHORIZATION": authorization} if authorization is not None else {}
     return Client().generic("POST", path, body, content_type=content_type,
                             REMOTE_ADDR="192.0.2.7", **extra)

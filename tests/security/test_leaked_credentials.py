@@ -26,12 +26,12 @@ REPORTER_IP = "203.0.113.9"
 TOKEN_ENDPOINT = "/api/oauth/token"
 
 
-def report(body, *, ip: str = REPORTER_IP, content_type: str = "application/json", **headers):  # noqa: ANN001, ANN201
+def report(body, *, ip: str = REPORTER_IP, content_type: str = "application/json", **headers):
     raw = body if isinstance(body, bytes | str) else json.dumps(body)
     return Client().post(URL, raw, content_type=content_type, REMOTE_ADDR=ip, headers=headers)
 
 
-def assert_accepted(response) -> None:  # noqa: ANN001
+def assert_accepted(response) -> None:
     assert response.status_code == HTTPStatus.ACCEPTED, response.content
     assert response.json() == LEAK_ACCEPTED
 

@@ -98,7 +98,7 @@ OTHER_ROUTES: dict[str, str] = {
 }
 
 
-def _routes(patterns, prefix: str = "", namespace: str = "") -> Iterator[tuple[str, str]]:  # noqa: ANN001
+def _routes(patterns, prefix: str = "", namespace: str = "") -> Iterator[tuple[str, str]]:
     for pattern in patterns:
         if isinstance(pattern, URLResolver):
             ns = namespace
@@ -132,7 +132,7 @@ class Tenant:
         return self.make[kind]()
 
 
-def tenant(workspace, admin_user) -> Tenant:  # noqa: ANN001
+def tenant(workspace, admin_user) -> Tenant:
     counter = iter(range(10_000))
 
     def key() -> str:
@@ -174,7 +174,7 @@ def b(other_workspace, plan) -> Tenant:
     return tenant(other_workspace, owner)
 
 
-def state_of(workspace) -> tuple:  # noqa: ANN001
+def state_of(workspace) -> tuple:
     """Everything a request could change in a workspace."""
     return (
         sorted(ApiKey.objects.filter(workspace=workspace).values_list(
@@ -198,7 +198,7 @@ def url(name: str, slug: str, page: Page, obj_id: str | None) -> str:
     return reverse(name, kwargs=kwargs)
 
 
-def call(client: Client, method: str, path: str):  # noqa: ANN201
+def call(client: Client, method: str, path: str):
     return client.get(path) if method == "GET" else client.post(path, {"role": "owner",
                                                                          "overlap": "now"})
 

@@ -28,7 +28,7 @@ PLANS = "/admin/workspaces/plan/"
 
 
 @pytest.fixture
-def staff_user(db):  # noqa: ANN201
+def staff_user(db):
     return UserFactory(email="ops@gatehouse.test", is_staff=True, is_superuser=True)
 
 
@@ -43,7 +43,7 @@ def event(action: str) -> AuditEvent:
     return AuditEvent.objects.get(action=action)
 
 
-def assert_from_admin(evt: AuditEvent, staff_user) -> None:  # noqa: ANN001
+def assert_from_admin(evt: AuditEvent, staff_user) -> None:
     assert (evt.actor_type, evt.actor_id, evt.actor_label) == (
         "user", str(staff_user.pk), "ops@gatehouse.test"
     )

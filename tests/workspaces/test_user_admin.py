@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_user(db):  # noqa: ANN201
+def staff_user(db):
     return UserFactory(email="ops@gatehouse.test", is_staff=True, is_superuser=True)
 
 
@@ -35,7 +35,7 @@ User = get_user_model()
 USERS = "/admin/auth/user/"
 
 
-def user_form(user, **overrides: str | None) -> dict:  # noqa: ANN001
+def user_form(user, **overrides: str | None) -> dict:
     """What the user's change form posts as rendered, with `overrides` (None: field left out, as
     an unchecked box is)."""
     data = {

@@ -51,7 +51,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, workspace: str, name: str, scopes: str | None, env: str | None,
                expires: str | None, note: str, rate_limit: int | None,
-               **options) -> None:  # noqa: ANN002, ANN003
+               **options) -> None:
         ws = Workspace.objects.filter(slug=workspace).first()
         if ws is None:
             raise CommandError(f"No workspace with slug {workspace!r}.")

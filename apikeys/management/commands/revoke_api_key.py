@@ -21,7 +21,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("key_id", help="The key's public id, as shown in Django admin (key_…).")
 
-    def handle(self, *args, key_id: str, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, key_id: str, **options) -> None:
         key = ApiKey.objects.select_related("workspace").filter(public_id=key_id).first()
         if key is None:
             raise CommandError(f"No API key with id {key_id!r}.")

@@ -29,7 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--expect-head", metavar="HASH", required=True, dest="anchor")
         parser.add_argument("--reason", required=True, help="Why, for the audit event.")
 
-    def handle(self, *args, workspace: str | None, global_chain: bool, anchor: str,  # noqa: ANN002, ANN003
+    def handle(self, *args, workspace: str | None, global_chain: bool, anchor: str,
                reason: str, **options) -> None:
         anchor = anchor.strip().lower()
         if not HASH.fullmatch(anchor):

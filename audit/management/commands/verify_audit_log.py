@@ -31,7 +31,7 @@ class Command(BaseCommand):
             "(repeatable).",
         )
 
-    def handle(self, *args, workspace: str | None, expect: list[str], **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, workspace: str | None, expect: list[str], **options) -> None:
         expected = frozenset(value.strip().lower() for value in expect)
         malformed = sorted(value for value in expected if not HASH.fullmatch(value))
         if malformed:

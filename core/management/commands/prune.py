@@ -26,7 +26,7 @@ class Command(BaseCommand):
             help="Run only this step (repeatable). Default: all.",
         )
 
-    def handle(self, *args, steps: list[str] | None, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, steps: list[str] | None, **options) -> None:
         now = timezone.now()
         failures: list[str] = []
         for name in steps or list(self.steps):

@@ -15,13 +15,13 @@ def api_docs_path() -> Path:
 class Command(BaseCommand):
     help = "Render docs/api.md from the OpenAPI document (gateway/openapi.py)."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument(
             "--check", action="store_true",
             help="Exit 1 when docs/api.md differs from the rendered document; write nothing.",
         )
 
-    def handle(self, *args, check: bool = False, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, check: bool = False, **options) -> None:
         path = api_docs_path()
         rendered = render_markdown(build_document())
         if check:

@@ -23,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", help="Display name (default: the slug).")
 
     def handle(self, *args, slug: str, owner: str, password: str | None, plan: str,
-               name: str | None, **options) -> None:  # noqa: ANN002, ANN003
+               name: str | None, **options) -> None:
         try:
             plan_obj = Plan.objects.get(code=plan)
         except Plan.DoesNotExist:

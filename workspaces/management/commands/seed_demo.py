@@ -15,7 +15,7 @@ DEMO_PASSWORD = "gatehouse-demo"  # a development login, printed on purpose
 class Command(BaseCommand):
     help = "Create the demo workspace and logins (idempotent) and print the owner's login."
 
-    def handle(self, *args, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, **options) -> None:
         User = get_user_model()
         context = RequestContext.for_command("seed_demo")
         with transaction.atomic():
