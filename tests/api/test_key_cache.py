@@ -225,13 +225,13 @@ def test_every_metered_request_is_one_redis_round_trip(
     commands: list[str] = []
     execute = redis.Redis.execute_command
 
-    def counting(self, *args, **options):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def counting(self, *args, **options):
         commands.append(str(args[0]))
         return execute(self, *args, **options)
 
     monkeypatch.setattr(redis.Redis, "execute_command", counting)
 
-    def patch(name: str, idempotency_key: str, as_client: Client = client):  # noqa: ANN202
+    def patch(name: str, idempotency_key: str, as_client: Client = client):
         return as_client.patch(f"/api/v1/passports/{passport.public_id}", {"product_name": name},
                                content_type="application/json",
                                headers={"Idempotency-Key": idempotency_key})
