@@ -12,7 +12,6 @@ import statistics
 import time
 from datetime import timedelta
 from http import HTTPStatus
-from unittest import mock
 
 import pytest
 import time_machine
@@ -22,6 +21,7 @@ from django.utils import timezone
 from audit import login_throttle
 from audit.models import AuditEvent
 from tests.factories import PASSWORD, UserFactory
+from tests.outages import cache_down
 
 pytestmark = pytest.mark.django_db
 
@@ -131,7 +131,7 @@ def test_successful_sign_ins_are_not_counted(frozen, members) -> None:
 
 
 def test_a_cache_outage_does_not_lock_everyone_out(members, caplog) -> None:
-    with mock.patch.object(login_throttle, "get_usage", side_effect=ConnectionError("down")):
+    with cache_down(ConnectionError("down")):
         assert sign_in(VICTIM, PASSWORD).status_code == HTTPStatus.FOUND
         assert sign_in(VICTIM).status_code == HTTPStatus.OK
     assert "Sign-in throttle unavailable" in caplog.text
