@@ -1,9 +1,10 @@
 """Every abuse limit, tested at its edge: sign-in throttling per (account, address) and per
 address at both sign-in doors, account enumeration from the login form, and request body size
-limits outside the API. (The API's failed-authentication limit: tests/api/test_failed_auth_limit.py;
-registration and token endpoint limits: tests/oauth/test_discovery_and_registration.py; the API's
-413: tests/api/test_errors.py; leak reports: test_leaked_credentials.py; the sign-in doors' audit
-events: tests/audit/test_login.py.)"""
+limits outside the API. (The API's failed-authentication limit:
+tests/gateway/test_failed_auth_limit.py; registration and token endpoint limits:
+tests/oauth/test_discovery_and_registration.py; the API's 413: tests/gateway/test_errors.py; leak
+reports: tests/gateway/test_leaked_credentials.py; the sign-in doors' audit events:
+tests/audit/test_login.py.)"""
 
 from __future__ import annotations
 
