@@ -6,14 +6,16 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from apikeys.models import ApiKey
 from tests.factories import (
     PASSWORD,
     MembershipFactory,
     UserFactory,
     WorkspaceFactory,
+    key_with_token,
     plan_named,
 )
-from tests.reliability.servers import RedisServer
+from tests.servers import RedisServer
 from workspaces.models import Plan, Workspace
 from workspaces.roles import Role
 
@@ -143,6 +145,48 @@ def owner_client(client_for) -> Client:
 @pytest.fixture
 def password() -> str:
     return PASSWORD
+
+
+# --- API keys and clients that send them ---------------------------------------------------------
+
+@pytest.fixture
+def make_key(workspace, members) -> Callable[..., tuple[ApiKey, str]]:
+    """`make_key(scopes=[...], workspace=..., **apikey_create kwargs)` → (key, token), through
+    `tests.factories.key_with_token`: in `workspace` (acme) by its admin unless told otherwise;
+    in another workspace by nobody unless `acting_user=` says who."""
+
+    def make(
+        scopes: list[str] | None = None, *, workspace: Workspace | None = None, **kwargs
+    ) -> tuple[ApiKey, str]:
+        if workspace is None:
+            kwargs.setdefault("acting_user", members["admin"])
+        return key_with_token(workspace or default, scopes, **kwargs)
+
+    default = workspace
+    return make
+
+
+@pytest.fixture
+def api(make_key) -> Callable[..., Client]:
+    """`api(token)`: a test client sending `Authorization: Bearer <token>` on every request."""
+
+    def make(token: str | None = None, **headers) -> Client:
+        if token is None:
+            _key, token = make_key()
+        return Client(headers={"Authorization": f"Bearer {token}", **headers})
+
+    return make
+
+
+@pytest.fixture
+def token(make_key) -> str:
+    return make_key()[1]
+
+
+@pytest.fixture
+def client_api(api, token) -> Client:
+    """A client with an all-scopes key of `workspace` (acme)."""
+    return api(token)
 
 
 # --- Browser -----------------------------------------------------------------------------------

@@ -4,10 +4,13 @@ import factory
 from django.apps import apps
 from django.contrib.auth import get_user_model
 
+from apikeys.models import ApiKey
+from apikeys.services import apikey_create
 from workspaces.models import Membership, Plan, Workspace
 from workspaces.roles import Role
 
 PASSWORD = "correct-horse-battery-staple"
+ALL_KEY_SCOPES = ["audit:read", "keys:read", "passports:read", "passports:write"]
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -52,3 +55,17 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     workspace = factory.SubFactory(WorkspaceFactory)
     role = Role.VIEWER
+
+
+def key_with_token(
+    workspace: Workspace, scopes: list[str] | None = None, **kwargs
+) -> tuple[ApiKey, str]:
+    """An API key and its token, created through the service as the dashboard does: all scopes,
+    development environment (like the test server), named "Integration", unless told otherwise
+    (`name=`, `environment=`, `acting_user=`, any other `apikey_create` argument)."""
+    kwargs.setdefault("environment", "development")
+    kwargs.setdefault("name", "Integration")
+    kwargs.setdefault("acting_user", None)
+    return apikey_create(
+        workspace=workspace, scopes=ALL_KEY_SCOPES if scopes is None else scopes, **kwargs
+    )

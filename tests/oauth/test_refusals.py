@@ -9,6 +9,8 @@ import pytest
 from django.test import Client
 from oauth2_provider.models import AccessToken, Application, Grant
 
+from tests.outages import cache_down
+
 from .conftest import AUTHORIZE, TOKEN, authorize_params, basic_auth, pkce_pair, query_of
 
 
@@ -219,16 +221,10 @@ def test_nul_bytes_are_refused_not_500(editor, oauth_app) -> None:
     assert_nothing_issued()
 
 
-def test_rate_limiter_down_is_503_not_500(oauth_app, monkeypatch) -> None:
-    import oauth.endpoints
-
-    def broken(*args, **kwargs):
-        raise ConnectionError("cache is down")
-
-    monkeypatch.setattr(oauth.endpoints, "get_usage", broken)
-
-    response = Client().post(TOKEN, {"grant_type": "authorization_code"}, **{
-        "HTTP_AUTHORIZATION": basic_auth(oauth_app.client_id, oauth_app.secret)})
+def test_rate_limiter_down_is_503_not_500(oauth_app) -> None:
+    with cache_down(ConnectionError("cache is down")):
+        response = Client().post(TOKEN, {"grant_type": "authorization_code"}, **{
+            "HTTP_AUTHORIZATION": basic_auth(oauth_app.client_id, oauth_app.secret)})
 
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response.json()["error"] == "temporarily_unavailable"

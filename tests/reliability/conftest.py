@@ -11,9 +11,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.api.conftest import api, make_key, token  # noqa: F401 — the API's key fixtures
-
-from .servers import AppServer, PostgresServer, RedisServer, app_env, manage
+from tests.servers import AppServer, PostgresServer, RedisServer, app_env, manage
 
 OWNER = "owner@acme.test"
 OWNER_PASSWORD = "reliability-Owner-password-42"

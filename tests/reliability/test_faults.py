@@ -19,8 +19,9 @@ from http import HTTPStatus
 import httpx
 import pytest
 
+from tests.servers import manage, wait_until
+
 from .conftest import Stack, dashboard_login
-from .servers import manage, wait_until
 
 pytestmark = pytest.mark.servers
 

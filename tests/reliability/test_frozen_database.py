@@ -15,8 +15,9 @@ from http import HTTPStatus
 import httpx
 import pytest
 
+from tests.servers import wait_until
+
 from .conftest import Stack, dashboard_login
-from .servers import wait_until
 
 pytestmark = pytest.mark.servers
 

@@ -13,8 +13,9 @@ from http import HTTPStatus
 import httpx
 import pytest
 
+from tests.servers import AppServer, RedisServer, app_env, manage, wait_until
+
 from .conftest import Stack, dashboard_login
-from .servers import AppServer, RedisServer, app_env, manage, wait_until
 
 pytestmark = pytest.mark.servers
 

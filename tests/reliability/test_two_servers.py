@@ -14,8 +14,9 @@ from http import HTTPStatus
 import httpx
 import pytest
 
+from tests.servers import AppServer, manage
+
 from .conftest import ALL_SCOPES, OWNER, Stack
-from .servers import AppServer, manage
 
 pytestmark = pytest.mark.servers
 

@@ -1,6 +1,5 @@
-"""The security suite reuses the API's key fixtures and the OAuth flow's helpers."""
+"""The security suite reuses the OAuth flow's helpers (the key fixtures are tests/conftest.py's)."""
 
-from tests.api.conftest import api, client_api, make_key, token  # noqa: F401
 from tests.oauth.conftest import (  # noqa: F401
     authorize,
     exchange,

@@ -1,9 +1,10 @@
 """Every abuse limit, tested at its edge: sign-in throttling per (account, address) and per
 address at both sign-in doors, account enumeration from the login form, and request body size
-limits outside the API. (The API's failed-authentication limit: tests/api/test_failed_auth_limit.py;
-registration and token endpoint limits: tests/oauth/test_discovery_and_registration.py; the API's
-413: tests/api/test_errors.py; leak reports: test_leaked_credentials.py; the sign-in doors' audit
-events: tests/audit/test_login.py.)"""
+limits outside the API. (The API's failed-authentication limit:
+tests/gateway/test_failed_auth_limit.py; registration and token endpoint limits:
+tests/oauth/test_discovery_and_registration.py; the API's 413: tests/gateway/test_errors.py; leak
+reports: tests/gateway/test_leaked_credentials.py; the sign-in doors' audit events:
+tests/audit/test_login.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import statistics
 import time
 from datetime import timedelta
 from http import HTTPStatus
-from unittest import mock
 
 import pytest
 import time_machine
@@ -22,6 +22,7 @@ from django.utils import timezone
 from audit import login_throttle
 from audit.models import AuditEvent
 from tests.factories import PASSWORD, UserFactory
+from tests.outages import cache_down
 
 pytestmark = pytest.mark.django_db
 
@@ -131,7 +132,7 @@ def test_successful_sign_ins_are_not_counted(frozen, members) -> None:
 
 
 def test_a_cache_outage_does_not_lock_everyone_out(members, caplog) -> None:
-    with mock.patch.object(login_throttle, "get_usage", side_effect=ConnectionError("down")):
+    with cache_down(ConnectionError("down")):
         assert sign_in(VICTIM, PASSWORD).status_code == HTTPStatus.FOUND
         assert sign_in(VICTIM).status_code == HTTPStatus.OK
     assert "Sign-in throttle unavailable" in caplog.text

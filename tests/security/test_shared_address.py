@@ -31,8 +31,7 @@ from oauth.models import IssuedAccessToken
 from oauth.selectors import token_checksum
 from oauth.tokens import generate_access_token
 from tests.oauth.conftest import REVOKE, TOKEN
-from tests.reliability.servers import RedisServer
-from tests.servers import gunicorn
+from tests.servers import RedisServer, gunicorn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

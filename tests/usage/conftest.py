@@ -1,5 +1,5 @@
-"""Fixtures for the Usage page and the key detail page: keys made through the service, usage
-written the way the gateway writes it (the shared budget counters, the usage flush)."""
+"""Fixtures for the Usage page and the key detail page (keys: `make_key` of tests/conftest.py),
+usage written the way the gateway writes it (the shared budget counters, the usage flush)."""
 
 from collections.abc import Callable
 from datetime import datetime
@@ -8,24 +8,9 @@ import pytest
 from django.utils import timezone
 
 from apikeys.models import ApiKey
-from apikeys.services import apikey_create
 from gateway.usage import UsageBuffer
 from workspaces.models import Workspace
 from workspaces.quotas import Budget, quota_consume
-
-
-@pytest.fixture
-def make_key(workspace, members) -> Callable[..., ApiKey]:
-    """A key of `workspace` created by its admin through the service."""
-
-    def make(**overrides) -> ApiKey:
-        fields = {
-            "workspace": workspace, "name": "Billing sync", "scopes": ["passports:read"],
-            "environment": "development", "acting_user": members["admin"],
-        }
-        return apikey_create(**{**fields, **overrides})[0]
-
-    return make
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_usage_meters_then_a_keys_chart_and_rate_limit(
     page, login, workspace, make_key, consume, record_requests
 ) -> None:
-    key = make_key(name="Billing sync")
+    key, _ = make_key(name="Billing sync")
     consume(workspace, Budget.WRITES, 30)
     record_requests(key, 4, method="POST", status=201)
     today = datetime.now(UTC).date()

@@ -39,13 +39,13 @@ def bars(svg: ET.Element) -> list[ET.Element]:
 
 
 def test_detail_url_sits_under_the_keys_page(make_key) -> None:
-    key = make_key()
+    key, _ = make_key()
     assert detail_url(key) == f"/w/acme/settings/api-keys/{key.public_id}/"
 
 
 @pytest.mark.parametrize("role", ["owner", "admin", "editor", "viewer"])
 def test_every_member_sees_a_keys_metadata(client_for, make_key, role) -> None:
-    key = make_key(
+    key, _ = make_key(
         name="Billing sync", note="Owned by finance", scopes=["passports:read", "keys:read"],
         allowed_ips=["10.0.0.0/8"], rate_limit_per_minute=90,
         expires_at=datetime.now(UTC) + timedelta(days=3, hours=1),
@@ -74,7 +74,7 @@ def test_every_member_sees_a_keys_metadata(client_for, make_key, role) -> None:
 
 
 def test_a_revoked_key_says_when_and_by_whom(client_for, make_key, members) -> None:
-    key = make_key()
+    key, _ = make_key()
     apikey_revoke(key=key, acting_user=members["owner"])
     key.refresh_from_db()
     page = text(client_for("viewer").get(detail_url(key)).content.decode())
@@ -83,7 +83,7 @@ def test_a_revoked_key_says_when_and_by_whom(client_for, make_key, members) -> N
 
 
 def test_the_rotation_chain_links_both_ways(client_for, make_key) -> None:
-    first = make_key(name="Deploys")
+    first, _ = make_key(name="Deploys")
     second, _ = apikey_rotate(key=first, overlap="1h")
     third, _ = apikey_rotate(key=second, overlap="now")
     client = client_for("viewer")
@@ -121,8 +121,8 @@ def test_another_workspaces_key_and_unknown_ids_are_404(client_for, make_key) ->
 
 
 def test_the_keys_list_links_each_key_to_its_page(client_for, make_key, members) -> None:
-    live = make_key(name="Live one")
-    ended = make_key(name="Ended one")
+    live, _ = make_key(name="Live one")
+    ended, _ = make_key(name="Ended one")
     apikey_revoke(key=ended, acting_user=members["owner"])
     html = client_for("viewer").get("/w/acme/settings/api-keys/").content.decode()
     assert f'<a href="{detail_url(live)}">Live one</a>' in html
@@ -140,7 +140,7 @@ def seed_days(key: ApiKey, counts: dict[int, int]) -> None:
 
 
 def test_chart_has_one_bar_per_day_scaled_to_the_busiest(client_for, make_key) -> None:
-    key = make_key()
+    key, _ = make_key()
     # 48 is the peak: today's bar is full height, the others in proportion; the day 30 days ago
     # and the future are outside the chart.
     seed_days(key, {0: 48, 1: 12, 10: 1, 29: 36, 30: 500, -1: 500})
@@ -172,7 +172,7 @@ def test_chart_has_one_bar_per_day_scaled_to_the_busiest(client_for, make_key) -
 
 
 def test_chart_is_accessible_without_seeing_it(client_for, make_key) -> None:
-    key = make_key()
+    key, _ = make_key()
     seed_days(key, {0: 5, 2: 9})
     with time_machine.travel(NOW, tick=False):
         html = client_for("viewer").get(detail_url(key)).content.decode()
@@ -192,7 +192,7 @@ def test_chart_is_accessible_without_seeing_it(client_for, make_key) -> None:
 
 
 def test_chart_of_an_unused_key_is_flat(client_for, make_key) -> None:
-    key = make_key()
+    key, _ = make_key()
     html = client_for("viewer").get(detail_url(key)).content.decode()
     drawn = bars(chart(html))
     assert len(drawn) == 30 and {b.get("height") for b in drawn} == {"0"}
@@ -210,7 +210,7 @@ def test_a_quiet_day_next_to_a_busy_one_stays_visible() -> None:
 def test_pages_carry_no_inline_style_or_script(client_for, make_key) -> None:
     """The CSP forbids inline styles and scripts: the chart and meters use attributes and
     classes."""
-    key = make_key()
+    key, _ = make_key()
     seed_days(key, {0: 3})
     client = client_for("admin")
     for path in (detail_url(key), "/w/acme/settings/usage/"):
@@ -226,7 +226,7 @@ def test_pages_carry_no_inline_style_or_script(client_for, make_key) -> None:
 def test_recent_requests_newest_first_with_every_column(
     client_for, make_key, record_requests
 ) -> None:
-    key = make_key()
+    key, _ = make_key()
     at = datetime(2031, 3, 14, 9, 0, 1, tzinfo=UTC)
     record_requests(key, 1, at=at, method="GET", path="/api/v1/passports", status=200,
                     ip="203.0.113.7", latency_ms=12)
@@ -248,7 +248,7 @@ def test_recent_requests_newest_first_with_every_column(
 
 
 def test_recent_requests_are_those_the_flush_keeps(client_for, make_key, record_requests) -> None:
-    key = make_key()
+    key, _ = make_key()
     record_requests(key, RECENT_PER_KEY + 20)
     html = client_for("viewer").get(detail_url(key)).content.decode()
     assert html.count('data-testid="request-row"') == RECENT_PER_KEY
@@ -258,8 +258,8 @@ def test_recent_requests_are_those_the_flush_keeps(client_for, make_key, record_
 def test_detail_query_count_does_not_grow_with_usage(
     client_for, make_key, record_requests
 ) -> None:
-    key = make_key()
-    rotated, _ = apikey_rotate(key=make_key(name="Old"), overlap="1h")
+    key, _ = make_key()
+    rotated, _ = apikey_rotate(key=make_key(name="Old")[0], overlap="1h")
     client = client_for("admin")
     record_requests(rotated, 2)
     client.get(detail_url(rotated))  # warm the session

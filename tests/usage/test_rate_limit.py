@@ -35,7 +35,7 @@ def changes() -> list[dict]:
 
 @pytest.mark.parametrize("role", ["owner", "admin"])
 def test_managers_see_the_form_with_the_current_limit(client_for, make_key, role) -> None:
-    key = make_key(rate_limit_per_minute=90)
+    key, _ = make_key(rate_limit_per_minute=90)
     html = client_for(role).get(detail_url(key)).content.decode()
     form = html.split('<section id="rate-limit"')[1].split("</section>")[0]
     assert f'<form method="post" action="{rate_url(key)}" hx-post="{rate_url(key)}"' in form
@@ -47,7 +47,7 @@ def test_managers_see_the_form_with_the_current_limit(client_for, make_key, role
 
 @pytest.mark.parametrize("role", ["editor", "viewer"])
 def test_editors_and_viewers_see_the_limit_without_a_form(client_for, make_key, role) -> None:
-    limited, unlimited = make_key(rate_limit_per_minute=90), make_key(name="Free-running")
+    limited, unlimited = make_key(rate_limit_per_minute=90)[0], make_key(name="Free-running")[0]
     client = client_for(role)
     html = client.get(detail_url(limited)).content.decode()
     assert 'data-testid="rate-limit-value">90 requests per minute.<' in html
@@ -60,7 +60,7 @@ def test_editors_and_viewers_see_the_limit_without_a_form(client_for, make_key, 
 @pytest.mark.parametrize("role", ["editor", "viewer"])
 @pytest.mark.parametrize("hx", [False, True])
 def test_editors_and_viewers_may_not_change_it(client_for, make_key, role, hx, htmx) -> None:
-    key = make_key(rate_limit_per_minute=90)
+    key, _ = make_key(rate_limit_per_minute=90)
     response = client_for(role).post(
         rate_url(key), {"rate_limit_per_minute": "5"}, headers=htmx if hx else {}
     )
@@ -71,7 +71,7 @@ def test_editors_and_viewers_may_not_change_it(client_for, make_key, role, hx, h
 
 
 def test_without_javascript_the_form_posts_and_redirects_back(client_for, make_key, members):
-    key = make_key()
+    key, _ = make_key(name="Billing sync")
     client = client_for("admin")
     response = client.post(rate_url(key), {"rate_limit_per_minute": "60"},
                            headers={"User-Agent": "browser/2"}, REMOTE_ADDR="198.51.100.4")
@@ -90,7 +90,7 @@ def test_without_javascript_the_form_posts_and_redirects_back(client_for, make_k
 
 
 def test_blank_removes_the_limit(client_for, make_key) -> None:
-    key = make_key(rate_limit_per_minute=60)
+    key, _ = make_key(name="Billing sync", rate_limit_per_minute=60)
     client = client_for("owner")
     response = client.post(rate_url(key), {"rate_limit_per_minute": ""}, follow=True)
     assert response.status_code == HTTPStatus.OK
@@ -104,7 +104,7 @@ def test_blank_removes_the_limit(client_for, make_key) -> None:
 
 
 def test_with_htmx_the_section_swaps_in_place(client_for, make_key, htmx) -> None:
-    key = make_key(rate_limit_per_minute=60)
+    key, _ = make_key(rate_limit_per_minute=60)
     response = client_for("admin").post(
         rate_url(key), {"rate_limit_per_minute": "120"}, headers=htmx
     )
@@ -134,7 +134,7 @@ BAD_LIMITS = [
 def test_bad_input_is_a_form_error_and_changes_nothing(
     client_for, make_key, htmx, hx, value, message
 ) -> None:
-    key = make_key(rate_limit_per_minute=60)
+    key, _ = make_key(rate_limit_per_minute=60)
     response = client_for("admin").post(
         rate_url(key), {"rate_limit_per_minute": value}, headers=htmx if hx else {}
     )
@@ -166,7 +166,7 @@ def test_another_workspaces_key_is_404_and_untouched(client_for) -> None:
 
 
 def test_the_change_requires_post_and_csrf(members, make_key) -> None:
-    key = make_key()
+    key, _ = make_key()
     client = Client(enforce_csrf_checks=True)
     client.force_login(members["admin"])
     assert client.get(rate_url(key)).status_code == HTTPStatus.METHOD_NOT_ALLOWED

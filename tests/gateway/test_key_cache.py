@@ -310,9 +310,13 @@ def test_requests_racing_a_revocation_are_refused_once_it_has_returned(
     late: list[tuple[int, str]] = []
     served_after = threading.Event()
     errors: list[BaseException] = []
+    threads_n = 4
+    # The main thread and every hammer, each hammer once its first request has been answered.
+    lined_up = threading.Barrier(threads_n + 1, timeout=30)
 
     def hammer() -> None:
         client = Client(headers={"Authorization": f"Bearer {token}"})
+        first = True
         try:
             while not halt.is_set():
                 started = time.monotonic()
@@ -321,16 +325,20 @@ def test_requests_racing_a_revocation_are_refused_once_it_has_returned(
                     served_after.set()
                     if response.status_code < HTTPStatus.BAD_REQUEST:
                         late.append((response.status_code, response.content.decode()[:200]))
+                if first:
+                    first = False
+                    lined_up.wait()
         except BaseException as exc:  # reported by the main thread
+            lined_up.abort()
             errors.append(exc)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    threads = [threading.Thread(target=hammer) for _ in range(threads_n)]
     for thread in threads:
         thread.start()
     try:
-        time.sleep(0.5)  # every thread has the key cached
+        lined_up.wait()  # every thread has been answered once: the key is cached
         apikey_revoke(key=key, acting_user=members["admin"])
         revoked_at.append(time.monotonic())
         assert served_after.wait(timeout=30)

@@ -18,7 +18,7 @@ from apikeys.keycache import PENDING_WARNING, key_cache, keycache_pending
 from apikeys.models import ApiKey, KeyStatus
 from apikeys.tokens import token_digest
 from tests.factories import UserFactory
-from tests.reliability.servers import RedisServer, wait_until
+from tests.servers import RedisServer, wait_until
 
 pytestmark = pytest.mark.django_db
 

@@ -239,7 +239,7 @@ def test_oauth_token_without_an_oauth_verifier_is_invalid_token(settings) -> Non
 def test_verifiers_are_routed_by_prefix(settings, make_key) -> None:
     settings.GATEHOUSE_TOKEN_VERIFIERS = {
         "gk_": "apikeys.verifier.verify_api_key",
-        "zz_": "tests.api.verifiers.always_acme",
+        "zz_": "tests.gateway.verifiers.always_acme",
     }
     response = Client(headers={"Authorization": "Bearer zz_anything"}).get("/api/v1/me")
     assert response.status_code == HTTPStatus.OK

@@ -61,7 +61,7 @@ def test_me_needs_no_particular_scope(make_key, api) -> None:
     assert api(token).get("/api/v1/me").status_code == HTTPStatus.OK
 
 
-WRONG_METHODS = [  # HEAD is answered wherever GET is (tests/api/test_http_edges.py)
+WRONG_METHODS = [  # HEAD is answered wherever GET is (tests/gateway/test_http_edges.py)
     ("POST", "/api/v1/me", "GET, HEAD"),
     ("DELETE", "/api/v1/passports", "GET, HEAD, POST"),
     ("PUT", "/api/v1/passports", "GET, HEAD, POST"),
