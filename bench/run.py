@@ -259,10 +259,13 @@ def prepare(envs: dict[str, tuple[dict[str, str], bool]]) -> dict[str, dict]:
                 "collectstatic")
     for env, _history in envs.values():
         run_checked([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], env, "migrate")
+    # Seeding writes millions of rows in long statements: no statement timeout, and so no
+    # client-side answer bound either (config/postgresql), as for any bulk command.
     procs = {
         name: subprocess.Popen(
             [PYTHON, "-m", "bench.seed", *(["--history"] if history else [])],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT, env={**env, "DB_STATEMENT_TIMEOUT_MS": "0"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for name, (env, history) in envs.items()
     }
