@@ -629,12 +629,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"databases {', '.join(created)} created; collecting static files, migrating and "
               "seeding (the history database gets 10k keys, 1.3M usage rows, 1M events)...",
               flush=True)
-        seeds = prepare({"main": (env_main, False), "history": (env_hist, True)})
+        ports = {"main": free_port(), "history": free_port(), "unmetered": free_port(),
+                 "uncached": free_port()}
+        # The seed's OAuth token is issued at the origin it is used at (RFC 8707 audience).
+        seeds = prepare({
+            "main": ({**env_main, "BENCH_ORIGIN": f"http://127.0.0.1:{ports['main']}"}, False),
+            "history": (env_hist, True),
+        })
         seed, hist = seeds["main"], seeds["history"]
         print(f"prepared in {time.monotonic() - started:.0f} s", flush=True)
 
-        ports = {"main": free_port(), "history": free_port(), "unmetered": free_port(),
-                 "uncached": free_port()}
         for role, env in (("main", env_main), ("history", env_hist),
                           ("unmetered", env_unmetered), ("uncached", env_uncached)):
             servers.append(serve(env, ports[role], work / f"{role}.log"))

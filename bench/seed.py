@@ -111,7 +111,9 @@ def main() -> None:
 def _oauth_access_token(workspace, owner) -> str:
     """An access token from the real flow: the app registered through `oauth.services`, the owner
     consents on `/api/oauth/authorize` (creating the connection), the code is exchanged with its
-    PKCE verifier at `/api/oauth/token`. Driven in-process with Django's test client."""
+    PKCE verifier at `/api/oauth/token`. Driven in-process with Django's test client, at the
+    origin the benchmark serves (`BENCH_ORIGIN`): tokens are bound to the origin they were
+    issued at (RFC 8707), and one bound to `testserver` would be refused there."""
     from django.test import Client
     from django.test.utils import setup_test_environment
 
@@ -130,9 +132,11 @@ def _oauth_access_token(workspace, owner) -> str:
         "state": secrets.token_urlsafe(8), "code_challenge": challenge.rstrip(b"=").decode(),
         "code_challenge_method": "S256",
     }
-    browser = Client()
+    origin = urlsplit(os.environ.get("BENCH_ORIGIN", "https://testserver"))
+    secure = origin.scheme == "https"
+    browser = Client(HTTP_HOST=origin.netloc)
     browser.force_login(owner)
-    consent = browser.get("/api/oauth/authorize", params, secure=True)
+    consent = browser.get("/api/oauth/authorize", params, secure=secure)
     if consent.status_code != 200:
         raise SystemExit(f"bench.seed: the consent screen answered {consent.status_code}")
     form = {
@@ -142,17 +146,17 @@ def _oauth_access_token(workspace, owner) -> str:
     }
     if consent.context["resource"]:
         form["resource"] = consent.context["resource"]
-    allowed = browser.post("/api/oauth/authorize", form, secure=True)
+    allowed = browser.post("/api/oauth/authorize", form, secure=secure)
     code = parse_qs(urlsplit(allowed.get("Location", "")).query).get("code")
     if allowed.status_code != 303 or not code:
         raise SystemExit(f"bench.seed: consent did not redirect with a code ({allowed.status_code})"
                          )
     basic = base64.b64encode(f"{application.client_id}:{secret}".encode()).decode()
-    response = Client().post(
+    response = Client(HTTP_HOST=origin.netloc).post(
         "/api/oauth/token",
         {"grant_type": "authorization_code", "code": code[0], "redirect_uri": OAUTH_REDIRECT,
          "code_verifier": verifier},
-        secure=True, headers={"Authorization": f"Basic {basic}"},
+        secure=secure, headers={"Authorization": f"Basic {basic}"},
     )
     if response.status_code != 200:
         raise SystemExit(f"bench.seed: the token endpoint answered {response.status_code}")
@@ -235,13 +239,14 @@ def _seed_history(workspace, owner, key) -> dict:
             f"""
             INSERT INTO {events} (public_id, workspace_id, actor_type, actor_id, actor_label,
                 action, target_type, target_id, target_label, ip, user_agent, metadata,
-                created_at, prev_hash, hash)
+                created_at, prev_hash, hash, key_id)
             SELECT 'evt_hist' || g, %(ws)s, 'user', %(owner)s, 'owner@bench.test',
                 (%(actions)s::text[])[1 + g %% %(n_actions)s], 'api_key',
                 'key_hist' || (1 + g %% %(n_keys)s), 'history ' || (1 + g %% %(n_keys)s),
                 '10.0.0.1', 'bench', jsonb_build_object('n', g),
                 %(start)s + g * interval '1 microsecond',
-                md5('p' || g) || md5('q' || g), md5('h' || g) || md5('i' || g)
+                md5('p' || g) || md5('q' || g), md5('h' || g) || md5('i' || g),
+                ''  -- unkeyed filler: no key id (the chain is not meant to verify)
             FROM generate_series(1, %(n)s) AS g
             ORDER BY g
             """,
