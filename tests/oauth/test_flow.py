@@ -207,7 +207,7 @@ def test_reused_code_is_invalid_grant_and_revokes_what_it_issued(
 
     assert again.status_code == HTTPStatus.BAD_REQUEST
     assert again.json()["error"] == "invalid_grant"
-    assert AccessToken.objects.count() == 0  # RFC 6749 §4.1.2 (tests/oauth/test_code_replay.py)
+    assert AccessToken.objects.count() == 0  # RFC 6749 §4.1.2; see test_live_token_safety.py
     assert not RefreshToken.objects.filter(revoked__isnull=True).exists()
 
 
