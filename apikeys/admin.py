@@ -6,6 +6,7 @@ dashboard. Nothing here shows or edits the digest, and a key is never saved raw:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 
-from core.context import RequestContext
+from core.context import Actor, RequestContext
 from workspaces.models import Workspace
 
 from .forms import OVERLAP_CHOICES, ApiKeyCreateForm
@@ -106,7 +107,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return super().get_search_results(request, queryset, search_term)
 
     def _apply(
-        self, request: HttpRequest, keys: QuerySet | list[ApiKey], service, done: str
+        self, request: HttpRequest, keys: QuerySet | list[ApiKey],
+        service: Callable[..., ApiKey], done: str,
     ) -> None:
         context = RequestContext.from_request(request)
         changed, refused, unpropagated = 0, [], []
@@ -114,7 +116,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             keys = keys.select_related("workspace")
         for key in keys:
             try:
-                service(key=key, acting_user=request.user, context=context)
+                service(key=key, actor=Actor.for_user(request.user), context=context)
             except ValidationError as exc:
                 refused.append(f"{key.name} ({key.display_hint}): {exc.messages[0]}")
             else:
@@ -191,8 +193,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in keys:
             try:
                 new, token = apikey_rotate(
-                    key=key, overlap=form.cleaned_data["overlap"], acting_user=request.user,
-                    context=context,
+                    key=key, overlap=form.cleaned_data["overlap"],
+                    actor=Actor.for_user(request.user), context=context,
                 )
             except ValidationError as exc:
                 refused.append(f"{key.name} ({key.display_hint}): {exc.messages[0]}")
@@ -222,8 +224,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
             fields = dict(form.cleaned_data)
             try:
                 key, token = apikey_create(
-                    acting_user=request.user, context=RequestContext.from_request(request),
-                    **fields,
+                    actor=Actor.for_user(request.user),
+                    context=RequestContext.from_request(request), **fields,
                 )
             except ValidationError as exc:
                 form.add_error(None, exc)

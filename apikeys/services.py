@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -20,6 +20,9 @@ from workspaces.scopes import api_key_scopes
 from .keycache import keycache_invalidate
 from .models import ApiKey, Environment, KeyStatus
 from .tokens import generate_token, token_digest, token_hint
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 ROTATION_OVERLAPS: dict[str, timedelta] = {
     "now": timedelta(0),
@@ -43,20 +46,12 @@ def _rate_limit_error(rate_limit_per_minute: int | None) -> str | None:
     return None
 
 
-def _actor(acting_user, actor: Actor | None, context: RequestContext | None) -> Actor:
-    if actor is not None:
-        return actor
-    if acting_user is not None:
-        return Actor.for_user(acting_user)
-    return Actor.system((context.user_agent if context else "") or "system")
-
-
 def _audit_key(
     key: ApiKey,
     action: str,
     *,
     actor: Actor,
-    context: RequestContext | None,
+    context: RequestContext,
     metadata: dict[str, Any] | None = None,
 ) -> None:
     audit_record(
@@ -129,13 +124,12 @@ def apikey_create(
     name: str,
     scopes: list[str],
     environment: str,
-    acting_user=None,
+    actor: Actor,
+    context: RequestContext,
     note: str = "",
     expires_at: datetime | None = None,
     rate_limit_per_minute: int | None = None,
     allowed_ips: list[str] | None = None,
-    context: RequestContext | None = None,
-    actor: Actor | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its token. The token exists only in this return value.
 
@@ -163,10 +157,10 @@ def apikey_create(
             workspace=workspace, name=name.strip(), note=note.strip(), scopes=scopes,
             environment=environment, expires_at=expires_at,
             rate_limit_per_minute=rate_limit_per_minute, allowed_ips=networks,
-            created_by=acting_user, rotated_from=None, now=now,
+            created_by=actor.user, rotated_from=None, now=now,
         )
         _audit_key(
-            key, "key.created", actor=_actor(acting_user, actor, context), context=context,
+            key, "key.created", actor=actor, context=context,
             metadata={
                 "name": key.name, "scopes": key.scopes, "environment": key.environment,
                 "expires_at": key.expires_at.isoformat() if key.expires_at else None,
@@ -177,12 +171,15 @@ def apikey_create(
     return key, token
 
 
-def _insert_key(*, created_by, rotated_from, now: datetime, **fields: Any) -> tuple[ApiKey, str]:
+def _insert_key(
+    *, created_by: AbstractBaseUser | None, rotated_from: ApiKey | None, now: datetime,
+    **fields: Any,
+) -> tuple[ApiKey, str]:
     for _attempt in range(3):  # a digest collision is astronomically unlikely; retry anyway
         token = generate_token(fields["environment"])
         key = ApiKey(
             **fields, digest=token_digest(token), hint=token_hint(token), created_at=now,
-            created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
+            created_by=created_by,
             rotated_from=rotated_from,
         )
         try:
@@ -203,9 +200,8 @@ def apikey_rotate(
     *,
     key: ApiKey,
     overlap: str,
-    acting_user=None,
-    context: RequestContext | None = None,
-    actor: Actor | None = None,
+    actor: Actor,
+    context: RequestContext,
 ) -> tuple[ApiKey, str]:
     """Issue a successor with the same name, scopes and configuration and a new token; the old key
     keeps working for `overlap` (`now`, `1h`, `24h`, `7d`) and then stops (its expiry moves to the
@@ -225,7 +221,7 @@ def apikey_rotate(
             workspace=old.workspace, name=old.name, note=old.note, scopes=old.scopes,
             environment=old.environment, expires_at=old.expires_at,
             rate_limit_per_minute=old.rate_limit_per_minute, allowed_ips=old.allowed_ips,
-            created_by=acting_user, rotated_from=old, now=now,
+            created_by=actor.user, rotated_from=old, now=now,
         )
         stops_at = now + ROTATION_OVERLAPS[overlap]
         if old.expires_at is None or stops_at < old.expires_at:
@@ -233,7 +229,7 @@ def apikey_rotate(
             old.save(update_fields=["expires_at"])
             keycache_invalidate(old)
         _audit_key(
-            old, "key.rotated", actor=_actor(acting_user, actor, context), context=context,
+            old, "key.rotated", actor=actor, context=context,
             metadata={
                 "successor": new.public_id, "overlap": overlap,
                 "stops_at": old.expires_at.isoformat(),
@@ -243,8 +239,8 @@ def apikey_rotate(
 
 
 def _set_status(
-    *, key: ApiKey, to: str, allowed_from: set[str], action: str, acting_user, actor: Actor | None,
-    context: RequestContext | None, metadata: dict[str, Any] | None = None,
+    *, key: ApiKey, to: str, allowed_from: set[str], action: str, actor: Actor,
+    context: RequestContext, metadata: dict[str, Any] | None = None,
 ) -> ApiKey:
     now = timezone.now()
     with transaction.atomic():
@@ -259,41 +255,37 @@ def _set_status(
         fields = ["status"]
         if to == KeyStatus.REVOKED:
             key.revoked_at = now
-            is_user = getattr(acting_user, "is_authenticated", False)
-            key.revoked_by = acting_user if is_user else None
+            key.revoked_by = actor.user
             key.revoked_reason = (metadata or {}).get("reason", "")
             fields += ["revoked_at", "revoked_by", "revoked_reason"]
         key.save(update_fields=fields)
         keycache_invalidate(key)
         _audit_key(
-            key, action, actor=_actor(acting_user, actor, context), context=context,
+            key, action, actor=actor, context=context,
             metadata=metadata,
         )
     return key
 
 
-def apikey_pause(*, key: ApiKey, acting_user=None, context: RequestContext | None = None,
-                 actor: Actor | None = None) -> ApiKey:
+def apikey_pause(*, key: ApiKey, actor: Actor, context: RequestContext) -> ApiKey:
     return _set_status(
         key=key, to=KeyStatus.PAUSED, allowed_from={KeyStatus.ACTIVE}, action="key.paused",
-        acting_user=acting_user, actor=actor, context=context,
+        actor=actor, context=context,
     )
 
 
-def apikey_resume(*, key: ApiKey, acting_user=None, context: RequestContext | None = None,
-                  actor: Actor | None = None) -> ApiKey:
+def apikey_resume(*, key: ApiKey, actor: Actor, context: RequestContext) -> ApiKey:
     return _set_status(
         key=key, to=KeyStatus.ACTIVE, allowed_from={KeyStatus.PAUSED}, action="key.resumed",
-        acting_user=acting_user, actor=actor, context=context,
+        actor=actor, context=context,
     )
 
 
 def apikey_revoke(
     *,
     key: ApiKey,
-    acting_user=None,
-    context: RequestContext | None = None,
-    actor: Actor | None = None,
+    actor: Actor,
+    context: RequestContext,
     reason: str = "",
     metadata: dict[str, Any] | None = None,
 ) -> ApiKey:
@@ -301,7 +293,7 @@ def apikey_revoke(
     (`apikeys.keycache`), so the next request on any process is refused."""
     return _set_status(
         key=key, to=KeyStatus.REVOKED, allowed_from={KeyStatus.ACTIVE, KeyStatus.PAUSED},
-        action="key.revoked", acting_user=acting_user, actor=actor, context=context,
+        action="key.revoked", actor=actor, context=context,
         metadata={**(metadata or {}), **({"reason": reason} if reason else {})},
     )
 
@@ -310,9 +302,8 @@ def apikey_set_rate_limit(
     *,
     key: ApiKey,
     rate_limit_per_minute: int | None,
-    acting_user=None,
-    context: RequestContext | None = None,
-    actor: Actor | None = None,
+    actor: Actor,
+    context: RequestContext,
 ) -> ApiKey:
     """Set or clear (None) the key's requests-per-minute limit; audited when it changes."""
     if rate_error := _rate_limit_error(rate_limit_per_minute):
@@ -326,7 +317,7 @@ def apikey_set_rate_limit(
         key.save(update_fields=["rate_limit_per_minute"])
         keycache_invalidate(key)
         _audit_key(
-            key, "key.rate_limit_changed", actor=_actor(acting_user, actor, context),
+            key, "key.rate_limit_changed", actor=actor,
             context=context, metadata={"from": old, "to": rate_limit_per_minute},
         )
     return key

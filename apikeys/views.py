@@ -28,7 +28,7 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
-from core.context import RequestContext
+from core.context import Actor, RequestContext
 from workspaces.permissions import workspace_view
 from workspaces.roles import Action
 
@@ -146,7 +146,7 @@ def key_create(request: HttpRequest) -> HttpResponse:
         try:
             key, token = apikey_create(
                 workspace=request.workspace,
-                acting_user=request.user,
+                actor=Actor.for_user(request.user),
                 context=RequestContext.from_request(request),
                 **form.cleaned_data,
             )
@@ -170,7 +170,7 @@ def key_rotate(request: HttpRequest, key_id: str) -> HttpResponse:
             new_key, token = apikey_rotate(
                 key=key,
                 overlap=form.cleaned_data["overlap"],
-                acting_user=request.user,
+                actor=Actor.for_user(request.user),
                 context=RequestContext.from_request(request),
             )
         except ValidationError as exc:
@@ -192,7 +192,8 @@ def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
         return _dialog(request, "revoke", key=key, recently_used=recently_used)
     try:
         key = apikey_revoke(
-            key=key, acting_user=request.user, context=RequestContext.from_request(request)
+            key=key, actor=Actor.for_user(request.user),
+            context=RequestContext.from_request(request),
         )
     except ValidationError as exc:
         if request.htmx:
@@ -205,16 +206,19 @@ def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
     if (warned := _unpropagated(request, key, "Revoked")) is not None:
         return warned
     if request.htmx:
-        # One round trip: the table with the key moved to the Revoked section replaces the old
-        # table, and the dialog that asked closes.
-        response = render(request, f"{PAGE}#key-table", _table_context(request))
-        retarget(response, "#key-table")
-        reswap(response, "outerHTML")
-        # After the swap: fired on receipt it would remove the dialog (and the form that asked)
-        # before htmx resolves the retarget from that form.
-        return trigger_client_event(response, CLOSE_DIALOG, after="swap")
+        return _table_replacing_dialog(request)
     messages.success(request, f"Revoked “{key.name}” ({key.display_hint}).")
     return _back_to_list(request)
+
+
+def _table_replacing_dialog(request: HttpRequest) -> HttpResponse:
+    """One round trip: the table (with the key moved to the Revoked section) replaces the old
+    table, and the dialog that asked closes — after the swap: fired on receipt it would remove
+    the dialog (and the form that asked) before htmx resolves the retarget from that form."""
+    response = render(request, f"{PAGE}#key-table", _table_context(request))
+    retarget(response, "#key-table")
+    reswap(response, "outerHTML")
+    return trigger_client_event(response, CLOSE_DIALOG, after="swap")
 
 
 def _unpropagated(request: HttpRequest, key: ApiKey, done: str) -> HttpResponse | None:
@@ -235,7 +239,8 @@ def _change_status(
     error = None
     try:
         key = service(
-            key=key, acting_user=request.user, context=RequestContext.from_request(request)
+            key=key, actor=Actor.for_user(request.user),
+            context=RequestContext.from_request(request),
         )
     except ValidationError as exc:
         error = exc.messages[0]
@@ -308,6 +313,21 @@ def key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
     return _detail_page(request, key, _rate_limit_form(key))
 
 
+def _rate_limit_saved(request: HttpRequest, key: ApiKey) -> HttpResponse:
+    """After a saved change without HTMX: say what the limit is now, and go back to the page."""
+    limit = key.rate_limit_per_minute
+    messages.success(
+        request,
+        f"Rate limit of “{key.name}”: {limit} requests per minute." if limit
+        else f"“{key.name}” has no rate limit now.",
+    )
+    response = HttpResponseRedirect(reverse(
+        "apikeys:detail", kwargs={"slug": request.workspace.slug, "key_id": key.public_id}
+    ))
+    response.status_code = HTTPStatus.SEE_OTHER
+    return response
+
+
 @require_POST
 @workspace_view(Action.MANAGE_KEYS)
 def key_rate_limit(request: HttpRequest, key_id: str) -> HttpResponse:
@@ -318,35 +338,24 @@ def key_rate_limit(request: HttpRequest, key_id: str) -> HttpResponse:
     if form.is_valid():
         try:
             key = apikey_set_rate_limit(
-                key=key,
-                rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
-                acting_user=request.user,
-                context=RequestContext.from_request(request),
+                key=key, rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
+                actor=Actor.for_user(request.user), context=RequestContext.from_request(request),
             )
         except ValidationError as exc:
             form.add_error(None, exc)
     saved = not form.errors
-    status = HTTPStatus.OK if saved else HTTPStatus.UNPROCESSABLE_ENTITY
     if not saved:
         form.fields["rate_limit_per_minute"].widget.attrs["autofocus"] = True
+    status = HTTPStatus.OK if saved else HTTPStatus.UNPROCESSABLE_ENTITY
     if request.htmx:
         response = render(
             request, f"{DETAIL_PAGE}#rate-limit",
             {"key": key, "rate_form": _rate_limit_form(key) if saved else form, "saved": saved},
             status=status,
         )
-    elif not saved:
-        response = _detail_page(request, key, form, status=status)
     else:
-        limit = key.rate_limit_per_minute
-        messages.success(
-            request,
-            f"Rate limit of “{key.name}”: {limit} requests per minute." if limit
-            else f"“{key.name}” has no rate limit now.",
+        response = _rate_limit_saved(request, key) if saved else _detail_page(
+            request, key, form, status=status
         )
-        response = HttpResponseRedirect(reverse(
-            "apikeys:detail", kwargs={"slug": request.workspace.slug, "key_id": key.public_id}
-        ))
-        response.status_code = HTTPStatus.SEE_OTHER
     patch_vary_headers(response, ["HX-Request"])
     return response

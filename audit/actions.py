@@ -27,6 +27,7 @@ WORKSPACE_ACTIONS: dict[str, str] = {
     "member.removed": "Member removed",
     "plan.changed": "Plan changed",
     "workspace.created": "Workspace created",
+    "workspace.updated": "Workspace renamed",
     # passports.services, through the API (actor: the API key or OAuth app).
     "passport.created": "Passport created",
     "passport.updated": "Passport updated",

@@ -141,7 +141,8 @@ def audit_record(
     The chain head row is locked for the rest of that transaction: events of one workspace are
     serialized, events of different workspaces are not. The event is stamped no earlier than its
     predecessor (another process's clock may be ahead), so times never go back along a chain.
-    The context's door, when it names one, is recorded as `metadata["door"]`.
+    The context's door and request id, when it names them, are recorded as `metadata["door"]`
+    and `metadata["request_id"]`.
 
     The event's hash is an HMAC under the audit key (audit.keys), and the head row is re-sealed
     with it; once the transaction commits, the new head is logged to `gatehouse.audit.anchor`.
@@ -151,6 +152,8 @@ def audit_record(
     metadata = redact_credentials_in(dict(metadata or {}))
     if context.door:
         metadata["door"] = context.door
+    if context.request_id:
+        metadata["request_id"] = context.request_id
     workspace_id = workspace.pk if workspace is not None else None
     key = signing_key()
     with transaction.atomic():

@@ -46,7 +46,7 @@ def main() -> None:
     from rest_framework_api_key.models import APIKey
 
     from apikeys.services import apikey_create
-    from core.context import Actor
+    from core.context import Actor, RequestContext
     from passports.models import PassportStatus
     from passports.services import passport_create
     from workspaces.models import Plan
@@ -64,13 +64,16 @@ def main() -> None:
     owner = user_model.objects.create_user(
         username="owner@bench.test", email="owner@bench.test", password=None
     )
-    workspace = workspace_create(slug="bench", name="Bench", owner=owner, plan=plan)
+    workspace = workspace_create(
+        slug="bench", name="Bench", owner=owner, plan=plan, actor=Actor.for_user(owner),
+        context=RequestContext.for_command("bench seed"),
+    )
     key, token = apikey_create(
         workspace=workspace, name="bench",
         scopes=["audit:read", "keys:read", "passports:read", "passports:write"],
-        environment=settings.GATEHOUSE_ENVIRONMENT, acting_user=owner,
+        environment=settings.GATEHOUSE_ENVIRONMENT, actor=Actor.for_user(owner),
         # A per-key rate limit, so the limiter runs on every request, too large to be reached.
-        rate_limit_per_minute=1_000_000,
+        rate_limit_per_minute=1_000_000, context=RequestContext.for_command("bench seed"),
     )
     passport = passport_create(
         workspace=workspace, gtin="4006381333931", serial_number="SN-1",
@@ -117,12 +120,14 @@ def _oauth_access_token(workspace, owner) -> str:
     from django.test import Client
     from django.test.utils import setup_test_environment
 
+    from core.context import Actor, RequestContext
     from oauth.services import oauth_app_create
 
     setup_test_environment()  # lets the client read the consent form's context
     application, secret = oauth_app_create(
         workspace=workspace, name="Bench app", redirect_uris=[OAUTH_REDIRECT],
-        confidential=True, acting_user=owner,
+        confidential=True, actor=Actor.for_user(owner),
+        context=RequestContext.for_command("bench seed"),
     )
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())

@@ -3,12 +3,14 @@ takes (`*, actor, context`), recorded by the audit log."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.db import models
 
 if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
     from django.http import HttpRequest
 
 
@@ -21,19 +23,29 @@ class ActorType(models.TextChoices):
 
 @dataclass(frozen=True, slots=True)
 class Actor:
+    """Who acts: a user, an API key, an OAuth app or the system. `type`, `id` and `label` are what
+    the audit log records; `user` is the signed-in person behind a user actor (or the person an
+    OAuth app acts for), for the services that stamp `created_by`/`revoked_by`."""
+
     type: str
     id: str = ""
     label: str = ""
+    user: AbstractBaseUser | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def for_user(cls, user) -> Actor:
-        if user is None or not getattr(user, "is_authenticated", False):
+    def for_user(cls, user: AbstractBaseUser | AnonymousUser | None) -> Actor:
+        if user is None or not user.is_authenticated:
             return cls(ActorType.SYSTEM, "", "anonymous")
-        return cls(ActorType.USER, str(user.pk), user.get_username())
+        return cls(ActorType.USER, str(user.pk), user.get_username(), user=user)
 
     @classmethod
     def system(cls, label: str) -> Actor:
         return cls(ActorType.SYSTEM, "", label)
+
+    @classmethod
+    def for_command(cls, name: str) -> Actor:
+        """A management command: the system, labelled as the command line ran it."""
+        return cls.system(f"manage.py {name}")
 
 
 class Door:
@@ -59,11 +71,13 @@ def door_of(request: HttpRequest) -> str:
 @dataclass(frozen=True, slots=True)
 class RequestContext:
     """Where an action came from: the client's IP and user agent, or the command that ran it,
-    and the door (`Door`); an empty door is not recorded."""
+    the door (`Door`) and, for the API, the request id the client was sent as `X-Request-Id`.
+    An empty door or request id is not recorded."""
 
     ip: str | None = None
     user_agent: str = ""
     door: str = ""
+    request_id: str = ""
 
     @classmethod
     def from_request(cls, request: HttpRequest, *, door: str | None = None) -> RequestContext:
@@ -71,6 +85,7 @@ class RequestContext:
             ip=request.META.get("REMOTE_ADDR") or None,
             user_agent=request.headers.get("User-Agent", "")[:512],
             door=door or door_of(request),
+            request_id=getattr(request, "request_id", ""),
         )
 
     @classmethod

@@ -87,7 +87,7 @@ def _audit_app_created(
     actor: Actor,
     workspace: Workspace | None,
     registration: str,
-    context: RequestContext | None,
+    context: RequestContext,
 ) -> None:
     audit_record(
         action="oauth_app.created",
@@ -111,8 +111,8 @@ def oauth_app_create(
     name: str,
     redirect_uris: list[str],
     confidential: bool,
-    acting_user,
-    context: RequestContext | None = None,
+    actor: Actor,
+    context: RequestContext,
 ) -> tuple[Application, str | None]:  # type: ignore[valid-type]
     """Register an app from a workspace's dashboard. Returns the app and, for a confidential app,
     its client secret — the only time it exists in clear; only its hash is stored."""
@@ -123,15 +123,15 @@ def oauth_app_create(
         redirect_uris=redirect_uris,
         confidential=confidential,
         registration_source=Application.RegistrationSource.MANUAL,
-        user=acting_user,
+        user=actor.user,
     )
     with transaction.atomic():
         application.save()
         WorkspaceApp.objects.create(
-            application=application, workspace=workspace, created_by=acting_user
+            application=application, workspace=workspace, created_by=actor.user
         )
         _audit_app_created(
-            application, actor=Actor.for_user(acting_user), workspace=workspace,
+            application, actor=actor, workspace=workspace,
             registration="dashboard", context=context,
         )
     return application, (raw_secret if confidential else None)
@@ -142,7 +142,7 @@ def oauth_app_register_dynamic(
     name: str,
     redirect_uris: list[str],
     confidential: bool,
-    context: RequestContext | None = None,
+    context: RequestContext,
 ) -> tuple[Application, str | None]:  # type: ignore[valid-type]
     """RFC 7591 registration: an authorization-code client owned by no workspace, recorded in the
     global audit chain. Unused ones are removed by `oauth_prune`."""
@@ -164,8 +164,8 @@ def oauth_app_register_dynamic(
 def oauth_app_rotate_secret(
     *,
     application: Application,  # type: ignore[valid-type]
-    acting_user,
-    context: RequestContext | None = None,
+    actor: Actor,
+    context: RequestContext,
 ) -> str:
     """A new client secret, returned once; the old one stops working at once. Tokens already
     issued keep working (revoke them from Connected apps or by deleting the app)."""
@@ -179,7 +179,7 @@ def oauth_app_rotate_secret(
         application.save(update_fields=["client_secret", "hash_client_secret", "updated"])
         audit_record(
             action="oauth_app.secret_rotated",
-            actor=Actor.for_user(acting_user),
+            actor=actor,
             workspace=_app_workspace(application),
             target_type="oauth_app",
             target_id=application.client_id,
@@ -193,7 +193,7 @@ def oauth_app_delete(
     *,
     application: Application,  # type: ignore[valid-type]
     actor: Actor,
-    context: RequestContext | None = None,
+    context: RequestContext,
 ) -> None:
     """Delete an app: every grant of it is revoked (and audited in its workspace), then the app
     and all its codes and tokens are deleted."""
@@ -235,7 +235,7 @@ def oauth_app_update(
     application: Application,  # type: ignore[valid-type]
     changes: dict[str, Any],
     actor: Actor,
-    context: RequestContext | None = None,
+    context: RequestContext,
 ) -> Application:  # type: ignore[valid-type]
     """Change an app's name, redirect URIs (validated as at registration) or allowed origins,
     recorded field by field as before → after (`oauth_app.updated`). Where its users may be
@@ -288,7 +288,7 @@ def connection_grant(
     application: Application,  # type: ignore[valid-type]
     workspace: Workspace,
     scopes: list[str],
-    context: RequestContext | None = None,
+    context: RequestContext,
 ) -> Connection:
     """Record the user's consent (SPEC §7): the app may act in `workspace` with `scopes`, which
     the consent view has already narrowed to the user's role. A second consent for the same app
@@ -353,7 +353,7 @@ def connection_revoke(
     *,
     connection: Connection,
     actor: Actor,
-    context: RequestContext | None = None,
+    context: RequestContext,
     reason: str = "revoked",
     action: str = "oauth.token_revoked",
     metadata: dict[str, Any] | None = None,
@@ -389,7 +389,7 @@ def connection_revoke(
 
 
 def connection_revoke_for_reuse(
-    *, connection: Connection, context: RequestContext | None = None
+    *, connection: Connection, context: RequestContext
 ) -> Connection:
     """A rotated refresh token was presented again (RFC 9700 §4.14.2): either the app or an
     attacker holds a stolen copy, and which is unknowable, so the whole grant ends."""
@@ -403,7 +403,7 @@ def connection_revoke_for_reuse(
 
 
 def connections_end_for_member(
-    *, membership: Membership, actor: Actor, context: RequestContext | None = None
+    *, membership: Membership, actor: Actor, context: RequestContext
 ) -> int:
     """A member was removed from a workspace (`workspaces.hooks`): every grant they gave there
     ends, tokens and refresh tokens included, each audited (`oauth.token_revoked`, reason
@@ -421,7 +421,7 @@ def connections_end_for_member(
 
 
 def applications_disown(
-    *, user, actor: Actor, context: RequestContext | None = None
+    *, user, actor: Actor, context: RequestContext
 ) -> int:
     """A user account is about to be deleted (`workspaces.hooks`): the apps they registered stay,
     no longer naming them (DOT's `Application.user` cascades: the database would delete the apps
@@ -462,7 +462,7 @@ def oauth_prune(*, now=None, unused_after: timedelta = UNUSED_DYNAMIC_CLIENT_AGE
 
 
 def authorization_code_replay(
-    *, used: UsedAuthorizationCode, context: RequestContext | None = None
+    *, used: UsedAuthorizationCode, context: RequestContext
 ) -> int:
     """An exchanged authorization code was presented again (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3):
     the exchange is refused by the caller, and here every token issued from the code ends — its

@@ -98,7 +98,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 redirect_uris=form.cleaned_data["redirect_uris"],
                 confidential=form.cleaned_data["client_type"] == "confidential",
-                acting_user=request.user,
+                actor=Actor.for_user(request.user),
                 context=RequestContext.from_request(request),
             )
         except ValidationError as exc:
@@ -119,7 +119,7 @@ def app_rotate_secret(request: HttpRequest, client_id: str) -> HttpResponse:
     try:
         secret = oauth_app_rotate_secret(
             application=app.application,
-            acting_user=request.user,
+            actor=Actor.for_user(request.user),
             context=RequestContext.from_request(request),
         )
     except ValidationError as exc:

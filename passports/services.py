@@ -59,12 +59,12 @@ def _label(passport: Passport) -> str:
 
 
 def _audit(
-    passport: Passport, action: str, *, actor: Actor | None, context: RequestContext | None,
+    passport: Passport, action: str, *, actor: Actor, context: RequestContext,
     metadata: dict,
 ) -> None:
     audit_record(
         action=action,
-        actor=actor or Actor.system("system"),
+        actor=actor,
         workspace=passport.workspace,
         target_type="passport",
         target_id=passport.public_id,
@@ -106,8 +106,8 @@ def passport_create(
     serial_number: str,
     product_name: str,
     status: str = PassportStatus.DRAFT,
-    actor: Actor | None = None,
-    context: RequestContext | None = None,
+    actor: Actor,
+    context: RequestContext,
 ) -> Passport:
     """Create a passport. ValidationError (per field) for bad values, PassportConflict for a
     duplicate GTIN + serial number, PassportLimitReached at the plan's cap."""
@@ -145,8 +145,8 @@ def passport_update(
     serial_number: str | None = None,
     product_name: str | None = None,
     status: str | None = None,
-    actor: Actor | None = None,
-    context: RequestContext | None = None,
+    actor: Actor,
+    context: RequestContext,
 ) -> Passport:
     """Change the given fields (None leaves a field as it is); same errors as `passport_create`.
     A call that changes nothing writes nothing."""
@@ -190,8 +190,8 @@ def passport_update(
 def passport_delete(
     *,
     passport: Passport,
-    actor: Actor | None = None,
-    context: RequestContext | None = None,
+    actor: Actor,
+    context: RequestContext,
 ) -> None:
     """Delete for good; DoesNotExist when it is already gone (a concurrent delete)."""
     with transaction.atomic():

@@ -7,6 +7,7 @@ import pytest
 from django.test import Client
 
 from apikeys.models import ApiKey
+from core.context import Actor
 from tests.factories import (
     PASSWORD,
     MembershipFactory,
@@ -153,13 +154,13 @@ def password() -> str:
 def make_key(workspace, members) -> Callable[..., tuple[ApiKey, str]]:
     """`make_key(scopes=[...], workspace=..., **apikey_create kwargs)` → (key, token), through
     `tests.factories.key_with_token`: in `workspace` (acme) by its admin unless told otherwise;
-    in another workspace by nobody unless `acting_user=` says who."""
+    in another workspace by the system unless `actor=` says who."""
 
     def make(
         scopes: list[str] | None = None, *, workspace: Workspace | None = None, **kwargs
     ) -> tuple[ApiKey, str]:
         if workspace is None:
-            kwargs.setdefault("acting_user", members["admin"])
+            kwargs.setdefault("actor", Actor.for_user(members["admin"]))
         return key_with_token(workspace or default, scopes, **kwargs)
 
     default = workspace

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 
 from apikeys.models import ApiKey
 from apikeys.services import apikey_create
+from core.context import Actor, RequestContext
 from workspaces.models import Membership, Plan, Workspace
 from workspaces.roles import Role
 
@@ -57,15 +58,23 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = Role.VIEWER
 
 
+def by(user: object | None = None) -> dict:
+    """The `actor` and `context` keywords of a service call made by `user` (by the system when
+    None), from no particular door: `apikey_revoke(key=key, **by(admin))`."""
+    actor = Actor.for_user(user) if user is not None else Actor.system("test")
+    return {"actor": actor, "context": RequestContext()}
+
+
 def key_with_token(
     workspace: Workspace, scopes: list[str] | None = None, **kwargs
 ) -> tuple[ApiKey, str]:
     """An API key and its token, created through the service as the dashboard does: all scopes,
     development environment (like the test server), named "Integration", unless told otherwise
-    (`name=`, `environment=`, `acting_user=`, any other `apikey_create` argument)."""
+    (`name=`, `environment=`, `actor=`, any other `apikey_create` argument)."""
     kwargs.setdefault("environment", "development")
     kwargs.setdefault("name", "Integration")
-    kwargs.setdefault("acting_user", None)
+    kwargs.setdefault("actor", Actor.system("test"))
+    kwargs.setdefault("context", RequestContext())
     return apikey_create(
         workspace=workspace, scopes=ALL_KEY_SCOPES if scopes is None else scopes, **kwargs
     )

@@ -23,7 +23,6 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from core.context import Actor, Door, RequestContext
-from core.versions import epoch_bump
 
 from .models import Membership, Plan, Workspace
 from .roles import Role
@@ -31,6 +30,7 @@ from .selectors import workspaces_only_owned_by
 from .services import (
     PLAN_FIELDS,
     USER_ACCESS_FIELDS,
+    WORKSPACE_EDITABLE_FIELDS,
     last_owner_refusal,
     membership_add,
     membership_change_role,
@@ -42,6 +42,7 @@ from .services import (
     user_delete,
     workspace_change_plan,
     workspace_create,
+    workspace_update,
 )
 
 LAST_OWNER = "A workspace needs at least one owner."
@@ -89,19 +90,6 @@ class RefusalsAsMessages:
                 return super().changelist_view(request, *args, **kwargs)
         except ValidationError as exc:
             return self._refused(request, exc)
-
-
-class InvalidatesCachedKeys:
-    """Every process's cached API keys carry their workspace and plan (`apikeys.keycache`): a
-    deletion here makes them read from the database again on their next request."""
-
-    def delete_model(self, request: HttpRequest, obj) -> None:
-        super().delete_model(request, obj)
-        epoch_bump()
-
-    def delete_queryset(self, request: HttpRequest, queryset) -> None:
-        super().delete_queryset(request, queryset)
-        epoch_bump()
 
 
 @admin.register(Plan)
@@ -185,7 +173,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(RefusalsAsMessages, InvalidatesCachedKeys, admin.ModelAdmin):
+class WorkspaceAdmin(RefusalsAsMessages, admin.ModelAdmin):
     list_display = ["slug", "name", "plan", "created_at"]
     list_filter = ["plan"]
     search_fields = ["slug", "name"]
@@ -201,19 +189,22 @@ class WorkspaceAdmin(RefusalsAsMessages, InvalidatesCachedKeys, admin.ModelAdmin
             )
             obj.pk, obj.created_at = created.pk, created.created_at
             return
-        # A plan change is a change of access: it goes through the service and is audited.
+        # Every change goes through a service and is audited: the plan is a change of access,
+        # the name and slug are what cached API keys carry.
+        stored = Workspace.objects.get(pk=obj.pk)
+        actor, context = Actor.for_user(request.user), _context(request)
+        edits = {field: getattr(obj, field) for field in WORKSPACE_EDITABLE_FIELDS
+                 if field in form.changed_data}
+        if edits:
+            workspace_update(workspace=stored, changes=edits, actor=actor, context=context)
         if "plan" in form.changed_data:
-            new_plan = obj.plan
-            obj.plan = Workspace.objects.get(pk=obj.pk).plan
-            super().save_model(request, obj, form, change)
-            workspace_change_plan(
-                workspace=obj, plan=new_plan, actor=Actor.for_user(request.user),
-                context=_context(request),
-            )
-            obj.refresh_from_db()
-            return
-        super().save_model(request, obj, form, change)
-        epoch_bump()  # cached API keys carry their workspace
+            workspace_change_plan(workspace=stored, plan=obj.plan, actor=actor, context=context)
+        obj.refresh_from_db()
+
+    # A workspace's audit history outlives nothing it protects (AuditEvent.workspace is PROTECT):
+    # deleting one is not an operation Gatehouse offers; its members can be removed instead.
+    def has_delete_permission(self, request: HttpRequest, obj: Workspace | None = None) -> bool:
+        return False
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
         if formset.model is not Membership:
@@ -226,15 +217,17 @@ class WorkspaceAdmin(RefusalsAsMessages, InvalidatesCachedKeys, admin.ModelAdmin
         # ownership from one member to another in one save demotes the old owner last).
         for membership in formset.new_objects:
             membership_add(workspace=workspace, user=membership.user, role=membership.role,
-                           acting_user=request.user, context=context)
+                           actor=Actor.for_user(request.user), context=context)
         re_roled = [membership for membership, changed in formset.changed_objects
                     if "role" in changed]
         re_roled.sort(key=lambda membership: membership.role != Role.OWNER)
         for membership in re_roled:
             membership_change_role(membership=membership, role=membership.role,
-                                   acting_user=request.user, context=context)
+                                   actor=Actor.for_user(request.user), context=context)
         for membership in formset.deleted_objects:
-            membership_remove(membership=membership, acting_user=request.user, context=context)
+            membership_remove(
+                membership=membership, actor=Actor.for_user(request.user), context=context
+            )
 
 
 @admin.register(Membership)
@@ -253,13 +246,14 @@ class MembershipAdmin(RefusalsAsMessages, admin.ModelAdmin):
         context = _context(request)
         if not change:
             added = membership_add(workspace=obj.workspace, user=obj.user, role=obj.role,
-                                   acting_user=request.user, context=context)
+                                   actor=Actor.for_user(request.user), context=context)
             obj.pk, obj.created_at = added.pk, added.created_at
         elif "role" in form.changed_data:
             new_role = obj.role
             obj.role = Membership.objects.get(pk=obj.pk).role
-            membership_change_role(membership=obj, role=new_role, acting_user=request.user,
-                                   context=context)
+            membership_change_role(
+                membership=obj, role=new_role, actor=Actor.for_user(request.user), context=context
+            )
             obj.refresh_from_db()
 
     def get_deleted_objects(self, objs, request: HttpRequest):
@@ -272,7 +266,9 @@ class MembershipAdmin(RefusalsAsMessages, admin.ModelAdmin):
         return deleted, model_count, perms_needed, protected
 
     def delete_model(self, request: HttpRequest, obj: Membership) -> None:
-        membership_remove(membership=obj, acting_user=request.user, context=_context(request))
+        membership_remove(
+            membership=obj, actor=Actor.for_user(request.user), context=_context(request)
+        )
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
         for membership in queryset:
@@ -300,7 +296,7 @@ class UserAdmin(RefusalsAsMessages, DjangoUserAdmin):
         else:  # Django's add form carries none of them: a new user is active, not staff
             obj.is_active, obj.is_staff, obj.is_superuser = True, False, False
         super().save_model(request, obj, form, change)
-        saved = user_change_access(user=obj, changes=wanted, acting_user=request.user,
+        saved = user_change_access(user=obj, changes=wanted, actor=Actor.for_user(request.user),
                                    context=_context(request))
         for field in USER_ACCESS_FIELDS:
             setattr(obj, field, getattr(saved, field))
@@ -322,7 +318,7 @@ class UserAdmin(RefusalsAsMessages, DjangoUserAdmin):
         return deleted, model_count, perms_needed, protected
 
     def delete_model(self, request: HttpRequest, obj) -> None:
-        user_delete(user=obj, acting_user=request.user, context=_context(request))
+        user_delete(user=obj, actor=Actor.for_user(request.user), context=_context(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         with transaction.atomic():  # all of the selected users, or none

@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 
 
 class UserDeletingHook(Protocol):
-    def __call__(self, *, user: object, actor: Actor, context: RequestContext | None) -> None: ...
+    def __call__(self, *, user: object, actor: Actor, context: RequestContext) -> None: ...
 
 
 class MembershipRemovedHook(Protocol):
     def __call__(
-        self, *, membership: Membership, actor: Actor, context: RequestContext | None
+        self, *, membership: Membership, actor: Actor, context: RequestContext
     ) -> None: ...
 
 

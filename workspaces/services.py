@@ -28,11 +28,11 @@ def workspace_create(
     name: str,
     owner,
     plan: Plan,
-    actor: Actor | None = None,
-    context: RequestContext | None = None,
+    actor: Actor,
+    context: RequestContext,
 ) -> Workspace:
     """Create a workspace with `owner` as its owner; `owner=None` is Django admin's add, whose
-    members are then added one by one (`membership_add`). The actor defaults to the owner."""
+    members are then added one by one (`membership_add`)."""
     workspace = Workspace(slug=slug, name=name, plan=plan)
     workspace.full_clean()
     with transaction.atomic():
@@ -41,7 +41,7 @@ def workspace_create(
             Membership.objects.create(user=owner, workspace=workspace, role=Role.OWNER)
         audit_record(
             action="workspace.created",
-            actor=actor or Actor.for_user(owner),
+            actor=actor,
             workspace=workspace,
             target_type="workspace",
             target_id=workspace.slug,
@@ -57,14 +57,14 @@ def membership_add(
     workspace: Workspace,
     user,
     role: str,
-    acting_user,
-    context: RequestContext | None = None,
+    actor: Actor,
+    context: RequestContext,
 ) -> Membership:
     with transaction.atomic():
         membership = Membership.objects.create(user=user, workspace=workspace, role=Role(role))
         audit_record(
             action="member.added",
-            actor=Actor.for_user(acting_user),
+            actor=actor,
             workspace=workspace,
             target_type="user",
             target_id=str(user.pk),
@@ -79,8 +79,8 @@ def membership_change_role(
     *,
     membership: Membership,
     role: str,
-    acting_user,
-    context: RequestContext | None = None,
+    actor: Actor,
+    context: RequestContext,
 ) -> Membership:
     """Change a member's role; refuses to leave a workspace without an owner."""
     new_role = Role(role)
@@ -101,7 +101,7 @@ def membership_change_role(
         membership.save(update_fields=["role"])
         audit_record(
             action="member.role_changed",
-            actor=Actor.for_user(acting_user),
+            actor=actor,
             workspace=membership.workspace,
             target_type="user",
             target_id=str(membership.user_id),
@@ -126,13 +126,12 @@ def _refuse_last_owner(membership: Membership) -> None:
 def membership_remove(
     *,
     membership: Membership,
-    acting_user,
-    context: RequestContext | None = None,
+    actor: Actor,
+    context: RequestContext,
 ) -> None:
     """Remove a member; refuses to remove the last owner. What the member held in the workspace
     through apps above ends with it, in the same transaction (`workspaces.hooks`: OAuth ends
     their grants there), so re-adding the member later revives nothing without new consent."""
-    actor = Actor.for_user(acting_user)
     with transaction.atomic():
         membership = (
             Membership.objects.select_for_update()
@@ -177,15 +176,14 @@ def last_owner_refusal(workspaces: list[Workspace]) -> str:
 def user_delete(
     *,
     user,
-    acting_user,
-    context: RequestContext | None = None,
+    actor: Actor,
+    context: RequestContext,
 ) -> None:
     """Delete a user account: first each of their memberships goes through `membership_remove`
     (audited per workspace; the hooks end their OAuth grants there), then the user-deleting
     hooks (oauth keeps the apps they registered), then `user.deleted` on the workspace-less
     chain, then the row — all in one transaction. Refused, with nothing done, when
     the user is the last owner of any workspace (each is named)."""
-    actor = Actor.for_user(acting_user)
     user_model = type(user)
     with transaction.atomic():
         user = user_model.objects.select_for_update().get(pk=user.pk)
@@ -197,7 +195,7 @@ def user_delete(
             .order_by("workspace__slug")
         )
         for membership in memberships:
-            membership_remove(membership=membership, acting_user=acting_user, context=context)
+            membership_remove(membership=membership, actor=actor, context=context)
         for hook in user_deleting_hooks():
             hook(user=user, actor=actor, context=context)
         audit_record(
@@ -217,8 +215,8 @@ def user_change_access(
     *,
     user,
     changes: dict,
-    acting_user,
-    context: RequestContext | None = None,
+    actor: Actor,
+    context: RequestContext,
 ) -> object:
     """Change a user's access flags (`changes`: field of USER_ACCESS_FIELDS → bool), on the
     workspace-less chain: `user.deactivated` / `user.reactivated` (an inactive user cannot sign
@@ -228,7 +226,6 @@ def user_change_access(
     unknown = set(changes) - set(USER_ACCESS_FIELDS)
     if unknown:
         raise ValidationError(f"Not an access flag: {', '.join(sorted(unknown))}.")
-    actor = Actor.for_user(acting_user)
     with transaction.atomic():
         user = type(user).objects.select_for_update().get(pk=user.pk)
         before = {field: getattr(user, field) for field in USER_ACCESS_FIELDS}
@@ -255,12 +252,49 @@ def user_change_access(
     return user
 
 
+WORKSPACE_EDITABLE_FIELDS = ("name", "slug")
+
+
+def workspace_update(
+    *,
+    workspace: Workspace,
+    changes: dict[str, str],
+    actor: Actor,
+    context: RequestContext,
+) -> Workspace:
+    """Rename a workspace or change its slug (`changes`: field → new value), audited as
+    `workspace.updated` with each field before → after. Cached API keys carry their workspace,
+    so every process reads it again on its next request. The plan changes through
+    `workspace_change_plan`."""
+    unknown = set(changes) - set(WORKSPACE_EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError(f"Not an editable workspace field: {', '.join(sorted(unknown))}.")
+    with transaction.atomic():
+        workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+        before = {field: getattr(workspace, field) for field in changes}
+        for field, value in changes.items():
+            setattr(workspace, field, value)
+        changed = {field: {"from": before[field], "to": getattr(workspace, field)}
+                   for field in changes if getattr(workspace, field) != before[field]}
+        if not changed:
+            return workspace
+        workspace.full_clean()
+        workspace.save(update_fields=list(changed))
+        epoch_bump()
+        audit_record(
+            action="workspace.updated", actor=actor, workspace=workspace,
+            target_type="workspace", target_id=workspace.slug, target_label=workspace.name,
+            context=context, metadata={"changed": changed},
+        )
+    return workspace
+
+
 def workspace_change_plan(
     *,
     workspace: Workspace,
     plan: Plan,
     actor: Actor,
-    context: RequestContext | None = None,
+    context: RequestContext,
 ) -> Workspace:
     with transaction.atomic():
         workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
@@ -287,7 +321,7 @@ def _plan_values(plan: Plan) -> dict:
     return {field: getattr(plan, field) for field in PLAN_FIELDS}
 
 
-def _audit_plan(plan: Plan, action: str, *, actor: Actor, context: RequestContext | None,
+def _audit_plan(plan: Plan, action: str, *, actor: Actor, context: RequestContext,
                 metadata: dict) -> None:
     # Plans are shared by workspaces, so their edits go on the workspace-less chain, with how
     # many workspaces each touched.
@@ -302,7 +336,7 @@ def _audit_plan(plan: Plan, action: str, *, actor: Actor, context: RequestContex
     )
 
 
-def plan_create(*, values: dict, actor: Actor, context: RequestContext | None = None) -> Plan:
+def plan_create(*, values: dict, actor: Actor, context: RequestContext) -> Plan:
     plan = Plan(**{field: value for field, value in values.items() if field in PLAN_FIELDS})
     plan.full_clean()
     with transaction.atomic():
@@ -313,7 +347,7 @@ def plan_create(*, values: dict, actor: Actor, context: RequestContext | None = 
 
 
 def plan_update(
-    *, plan: Plan, changes: dict, actor: Actor, context: RequestContext | None = None
+    *, plan: Plan, changes: dict, actor: Actor, context: RequestContext
 ) -> Plan:
     """Change a plan's limits or prices (`changes`: field → new value), recorded field by field
     as before → after. Every process's cached API keys carry their plan: they are invalidated."""
@@ -340,7 +374,7 @@ def plan_update(
     return plan
 
 
-def plan_delete(*, plan: Plan, actor: Actor, context: RequestContext | None = None) -> None:
+def plan_delete(*, plan: Plan, actor: Actor, context: RequestContext) -> None:
     """Delete a plan no workspace is on (a plan in use is protected by its workspaces)."""
     with transaction.atomic():
         plan = Plan.objects.select_for_update().get(pk=plan.pk)
@@ -351,8 +385,8 @@ def plan_delete(*, plan: Plan, actor: Actor, context: RequestContext | None = No
         plan.delete()
 
 
-def security_alerts_acknowledge(*, workspace: Workspace, acting_user) -> int:
+def security_alerts_acknowledge(*, workspace: Workspace, actor: Actor) -> int:
     """Dismiss the workspace's open security alerts: the banner goes away for every member."""
     return SecurityAlert.objects.for_workspace(workspace).open().update(
-        acknowledged_at=timezone.now(), acknowledged_by=acting_user
+        acknowledged_at=timezone.now(), acknowledged_by=actor.user
     )

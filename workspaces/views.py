@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from core.context import RequestContext
+from core.context import Actor, RequestContext
 
 from .forms import RoleChangeForm
 from .models import Membership
@@ -57,7 +57,7 @@ def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse
             membership = membership_change_role(
                 membership=membership,
                 role=form.cleaned_data["role"],
-                acting_user=request.user,
+                actor=Actor.for_user(request.user),
                 context=RequestContext.from_request(request),
             )
         except ValidationError as exc:
@@ -82,7 +82,9 @@ def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse
 @workspace_view(Action.MANAGE_KEYS)
 def security_alerts_dismiss(request: HttpRequest) -> HttpResponse:
     """An admin acknowledges the workspace's security alerts: the banner goes for everyone."""
-    count = security_alerts_acknowledge(workspace=request.workspace, acting_user=request.user)
+    count = security_alerts_acknowledge(
+        workspace=request.workspace, actor=Actor.for_user(request.user)
+    )
     if count:
         messages.success(request, "Security alert acknowledged.")
     next_url = request.POST.get("next", "")

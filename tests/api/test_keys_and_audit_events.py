@@ -11,6 +11,7 @@ from django.utils import timezone
 from apikeys.models import ApiKey
 from apikeys.services import apikey_pause, apikey_revoke
 from audit.models import AuditEvent
+from tests.factories import by
 
 pytestmark = pytest.mark.django_db
 
@@ -18,9 +19,9 @@ pytestmark = pytest.mark.django_db
 def test_keys_are_listed_newest_first_with_metadata_only(make_key, api, members) -> None:
     first, _ = make_key(["passports:read"], name="First", allowed_ips=["10.0.0.0/8"])
     paused, _ = make_key(["passports:read"], name="Paused")
-    apikey_pause(key=paused, acting_user=members["admin"])
+    apikey_pause(key=paused, **by(members["admin"]))
     revoked, _ = make_key(["passports:read"], name="Revoked")
-    apikey_revoke(key=revoked, acting_user=members["admin"])
+    apikey_revoke(key=revoked, **by(members["admin"]))
     caller, token = make_key(["keys:read"], name="Caller")
     response = api(token).get("/api/v1/keys")
     assert response.status_code == HTTPStatus.OK

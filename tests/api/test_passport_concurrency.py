@@ -10,6 +10,7 @@ from django.test import Client
 
 from passports.models import Passport
 from passports.services import passport_create
+from tests.factories import by
 
 THREADS = 8
 
@@ -45,7 +46,7 @@ def test_racing_creates_take_the_last_slot_of_the_cap_once(workspace, make_key) 
     limit = workspace.plan.passports_limit
     for n in range(limit - 1):
         passport_create(workspace=workspace, gtin="4006381333931", serial_number=f"OLD-{n}",
-                        product_name="Drill")
+                        product_name="Drill", **by())
     bodies = [{"gtin": "4006381333931", "serial_number": f"NEW-{n}", "product_name": "Drill"}
               for n in range(THREADS)]
     statuses = race(token, bodies)

@@ -8,7 +8,7 @@ from audit.models import AuditEvent
 from passports.gs1 import gtin_check_digit, gtin_problem
 from passports.models import Passport
 from passports.services import passport_create
-from tests.factories import WorkspaceFactory, plan_named
+from tests.factories import WorkspaceFactory, by, plan_named
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,7 @@ DRILL = {"gtin": "4006381333931", "serial_number": "SN-1", "product_name": "Dril
 
 def make_passport(workspace, n: int = 1, **fields) -> Passport:
     values = {**DRILL, "serial_number": f"SN-{n}", **fields}
-    return passport_create(workspace=workspace, **values)
+    return passport_create(workspace=workspace, **values, **by())
 
 
 def post(client, body, **kwargs):
@@ -300,7 +300,9 @@ def test_patch_changes_only_the_given_fields(client_api, workspace) -> None:
     passport.refresh_from_db()
     assert passport.status == "published"
     event = AuditEvent.objects.get(action="passport.updated")
-    assert event.metadata == {"changed": ["status"], "door": "api"}
+    assert event.metadata == {
+        "changed": ["status"], "door": "api", "request_id": response["X-Request-Id"],
+    }
 
 
 def test_patch_with_nothing_to_change_writes_nothing(client_api, workspace) -> None:

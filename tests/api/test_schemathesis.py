@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from gateway.openapi import build_document
-from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory, plan_named
+from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory, by, plan_named
 
 EXAMPLES_PER_OPERATION = 60
 
@@ -53,7 +53,7 @@ def authorization(db) -> dict[str, str]:
     workspace = WorkspaceFactory(slug="fuzz", plan=plan_named("pro"))
     admin = MembershipFactory(workspace=workspace, role="admin", user=UserFactory()).user
     _key, token = apikey_create(
-        workspace=workspace, name="schemathesis", environment="development", acting_user=admin,
+        workspace=workspace, name="schemathesis", environment="development", **by(admin),
         scopes=["audit:read", "keys:read", "passports:read", "passports:write"],
     )
     return {"Authorization": f"Bearer {token}"}

@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import ignored_auth, positive_data_accept
 from gateway.models import IdempotencyRecord
 from gateway.openapi import build_document
 from passports.models import Passport
-from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory, plan_named
+from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory, by, plan_named
 
 SCENARIOS = 40
 STEPS = 6
@@ -36,7 +36,7 @@ def authorization(db) -> Iterator[dict[str, str]]:
     workspace = WorkspaceFactory(slug="stateful", plan=plan_named("pro"))
     admin = MembershipFactory(workspace=workspace, role="admin", user=UserFactory()).user
     _key, token = apikey_create(
-        workspace=workspace, name="stateful", environment="development", acting_user=admin,
+        workspace=workspace, name="stateful", environment="development", **by(admin),
         scopes=["audit:read", "keys:read", "passports:read", "passports:write"],
     )
     # As in test_schemathesis.py: keep WSGI requests from closing the test's own connection.

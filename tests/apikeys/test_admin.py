@@ -9,7 +9,7 @@ from apikeys.selectors import apikey_check_digest
 from apikeys.services import apikey_create, apikey_revoke
 from apikeys.tokens import token_digest
 from audit.models import AuditEvent
-from tests.factories import UserFactory
+from tests.factories import UserFactory, by
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ def keys(workspace, other_workspace):
         (other_workspace, "Zapier", "staging"),
     ]:
         made[name] = apikey_create(workspace=ws, name=name, scopes=["passports:read"],
-                                   environment=env)
+                                   environment=env, **by())
     return made
 
 
@@ -62,7 +62,7 @@ def test_search_by_name_hint_and_display_hint(staff_client, keys) -> None:
 
 
 def test_filters_by_status_and_environment(staff_client, keys) -> None:
-    apikey_revoke(key=keys["Zapier"][0])
+    apikey_revoke(key=keys["Zapier"][0], **by())
     assert rows(staff_client.get(CHANGELIST, {"status__exact": "revoked"})) == ["Zapier"]
     assert rows(staff_client.get(CHANGELIST, {"environment__exact": "production"})) == [
         "CI deploys"
@@ -88,7 +88,7 @@ def test_change_page_is_read_only_and_never_shows_the_digest(staff_client, keys)
 def test_revoke_selected_calls_the_service_audited_with_the_staff_user(staff_client, keys):
     billing, token = keys["Billing sync"]
     ci, _ = keys["CI deploys"]
-    apikey_revoke(key=ci)
+    apikey_revoke(key=ci, **by())
     response = staff_client.post(
         CHANGELIST, {"action": "revoke_selected", "_selected_action": [billing.pk, ci.pk]},
         follow=True, headers={"User-Agent": "ops-browser"},
@@ -159,7 +159,7 @@ def test_add_refuses_bad_input_and_the_plan_limit(staff_client, workspace) -> No
     assert "Not an IP address or CIDR range" in response.content.decode()
     for i in range(5):
         apikey_create(workspace=workspace, name=f"k{i}", scopes=["passports:read"],
-                      environment="development")
+                      environment="development", **by())
     response = staff_client.post(ADD, {
         "workspace": workspace.pk, "name": "sixth", "scopes": ["passports:read"],
         "environment": "development",

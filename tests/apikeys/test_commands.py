@@ -9,6 +9,7 @@ from apikeys.selectors import apikey_check_digest
 from apikeys.services import apikey_create
 from apikeys.tokens import token_digest
 from audit.models import AuditEvent
+from tests.factories import by
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +93,8 @@ def test_create_api_key_respects_the_plan_limit(workspace) -> None:
 
 def test_revoke_api_key(workspace) -> None:
     key, token = apikey_create(
-        workspace=workspace, name="CI", scopes=["passports:read"], environment="development"
+        workspace=workspace, name="CI", scopes=["passports:read"], environment="development",
+        **by(),
     )
     out, _ = run("revoke_api_key", key.public_id)
     assert out == f"Revoked {key.public_id} “CI” ({key.display_hint}) in acme.\n"

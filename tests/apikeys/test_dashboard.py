@@ -16,7 +16,8 @@ from apikeys.selectors import apikey_check_digest
 from apikeys.services import apikey_pause, apikey_revoke, apikey_rotate
 from apikeys.tokens import token_digest
 from audit.models import AuditEvent
-from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+from core.context import Actor
+from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory, by
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +51,7 @@ def test_list_shows_keys_to_every_member_and_buttons_only_to_managers(
 ) -> None:
     key, _ = make_key(name="Billing sync", scopes=["passports:read", "passports:write"])
     revoked, _ = make_key(name="Old cron")
-    apikey_revoke(key=revoked, acting_user=members["owner"])
+    apikey_revoke(key=revoked, **by(members["owner"]))
     response = client_for(role).get(LIST)
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
@@ -85,7 +86,7 @@ def test_list_shows_expiry_badge_only_within_seven_days_and_stops_at_after_rotat
     make_key(name="hours", expires_at=now + timedelta(hours=5, minutes=5))
     make_key(name="later", expires_at=now + timedelta(days=10))
     rotated, _ = make_key(name="rotating")
-    apikey_rotate(key=rotated, overlap="24h")
+    apikey_rotate(key=rotated, overlap="24h", **by())
     rotated.refresh_from_db()
     html = re.sub(r"<[^>]+>", "", owner_client.get(LIST).content.decode())
     assert "expires in 3 days" in html
@@ -105,11 +106,13 @@ def test_list_query_count_does_not_grow_with_keys(
         for i in range(n):
             creator = UserFactory()
             MembershipFactory(workspace=workspace, user=creator, role="admin")
-            key, _ = make_key(name=f"key {ApiKey.objects.count()}-{i}", acting_user=creator)
+            key, _ = make_key(
+                name=f"key {ApiKey.objects.count()}-{i}", actor=Actor.for_user(creator)
+            )
             if i % 2:
-                apikey_revoke(key=key, acting_user=creator)
+                apikey_revoke(key=key, **by(creator))
             elif i % 3 == 0:
-                apikey_rotate(key=key, overlap="1h", acting_user=creator)
+                apikey_rotate(key=key, overlap="1h", **by(creator))
 
     add_keys(2)
     client.get(LIST)  # warm the session
@@ -169,7 +172,8 @@ def test_another_workspaces_key_is_404_and_untouched(client_for, members) -> Non
     from apikeys.services import apikey_create
 
     theirs, _ = apikey_create(
-        workspace=other, name="theirs", scopes=["passports:read"], environment="development"
+        workspace=other, name="theirs", scopes=["passports:read"], environment="development",
+        **by(),
     )
     client = client_for("owner")
     for method, path, data in mutating_requests(theirs)[2:]:
@@ -411,7 +415,7 @@ def test_rotate_refuses_a_bad_overlap_and_a_revoked_key(client_for, make_key, ht
     response = client.post(url("rotate", key), {"overlap": "2h"}, headers=headers)
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     assert "Select a valid choice" in response.content.decode()
-    apikey_revoke(key=key)
+    apikey_revoke(key=key, **by())
     response = client.post(url("rotate", key), {"overlap": "1h"}, headers=headers)
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     assert "only a live key can be rotated" in response.content.decode()
@@ -439,7 +443,7 @@ def test_pause_and_resume_swap_the_row_in_place(client_for, make_key, htmx) -> N
 
 def test_pause_twice_shows_the_error_in_the_row(client_for, make_key, htmx) -> None:
     key, _ = make_key()
-    apikey_pause(key=key)
+    apikey_pause(key=key, **by())
     response = client_for("admin").post(url("pause", key), headers=htmx)
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     assert "This key is already paused." in response.content.decode()

@@ -17,8 +17,8 @@ from apikeys.services import (
 from apikeys.tokens import token_digest
 from apikeys.verifier import verify_api_key
 from audit.models import AuditEvent
-from core.context import RequestContext
-from tests.factories import WorkspaceFactory
+from core.context import Actor, RequestContext
+from tests.factories import WorkspaceFactory, by
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ CONTEXT = RequestContext(ip="203.0.113.7", user_agent="pytest-agent/1.0")
 def make_key(workspace, user=None, **overrides):
     fields = {
         "name": "CI", "scopes": ["passports:read"], "environment": "development",
-        "acting_user": user, "context": CONTEXT,
+        "actor": Actor.for_user(user), "context": CONTEXT,
     }
     return apikey_create(workspace=workspace, **{**fields, **overrides})
 
@@ -100,7 +100,7 @@ def test_plan_limit_counts_active_and_paused_not_revoked_or_expired(workspace, m
     assert workspace.plan.code == "free" and workspace.plan.active_keys_limit == 5
     with time_machine.travel(T0, tick=False) as clock:
         keys = [make_key(workspace, name=f"k{i}")[0] for i in range(4)]
-        apikey_pause(key=keys[0])
+        apikey_pause(key=keys[0], **by())
         expiring, _ = make_key(workspace, name="soon", expires_at=T0 + timedelta(hours=1))
         with pytest.raises(ValidationError) as exc:
             make_key(workspace, name="sixth")
@@ -110,7 +110,7 @@ def test_plan_limit_counts_active_and_paused_not_revoked_or_expired(workspace, m
         assert ApiKey.objects.count() == 5
         assert actions().count("key.created") == 5
 
-        apikey_revoke(key=keys[1])  # revoked keys do not count
+        apikey_revoke(key=keys[1], **by())  # revoked keys do not count
         make_key(workspace, name="sixth")
         with pytest.raises(ValidationError):
             make_key(workspace, name="seventh")
@@ -143,7 +143,7 @@ def test_rotate_keeps_old_key_working_until_the_end_of_the_overlap(
             rate_limit_per_minute=30, allowed_ips=["10.0.0.0/8"],
         )
         new, new_token = apikey_rotate(
-            key=old, overlap=overlap, acting_user=members["owner"], context=CONTEXT
+            key=old, overlap=overlap, actor=Actor.for_user(members["owner"]), context=CONTEXT
         )
     old.refresh_from_db()
     assert old.expires_at == T0 + length
@@ -178,7 +178,7 @@ def test_rotate_keeps_old_key_working_until_the_end_of_the_overlap(
 def test_rotate_never_extends_an_earlier_expiry(workspace) -> None:
     with time_machine.travel(T0, tick=False):
         old, _ = make_key(workspace, expires_at=T0 + timedelta(minutes=30))
-        new, _ = apikey_rotate(key=old, overlap="24h")
+        new, _ = apikey_rotate(key=old, overlap="24h", **by())
     old.refresh_from_db()
     assert old.expires_at == T0 + timedelta(minutes=30)
     assert new.expires_at == T0 + timedelta(minutes=30)  # the successor inherits the expiry
@@ -187,7 +187,7 @@ def test_rotate_never_extends_an_earlier_expiry(workspace) -> None:
 def test_rotated_old_key_moves_to_the_inactive_list_when_the_overlap_ends(workspace) -> None:
     with time_machine.travel(T0, tick=False):
         old, _ = make_key(workspace)
-        new, _ = apikey_rotate(key=old, overlap="1h")
+        new, _ = apikey_rotate(key=old, overlap="1h", **by())
         live, inactive = apikeys_for_dashboard(workspace)
         assert {k.pk for k in live} == {old.pk, new.pk}
         assert next(k for k in live if k.pk == old.pk).has_successor
@@ -200,28 +200,28 @@ def test_rotated_old_key_moves_to_the_inactive_list_when_the_overlap_ends(worksp
 def test_rotate_refuses_revoked_expired_rotated_keys_and_bad_overlap(workspace) -> None:
     with time_machine.travel(T0, tick=False) as clock:
         revoked, _ = make_key(workspace, name="revoked")
-        apikey_revoke(key=revoked)
+        apikey_revoke(key=revoked, **by())
         expiring, _ = make_key(workspace, name="expiring", expires_at=T0 + timedelta(minutes=1))
         rotated, _ = make_key(workspace, name="rotated")
-        apikey_rotate(key=rotated, overlap="7d")
+        apikey_rotate(key=rotated, overlap="7d", **by())
         fine, _ = make_key(workspace, name="fine")
         clock.shift(timedelta(minutes=1))
         before = (ApiKey.objects.count(), AuditEvent.objects.count())
         with pytest.raises(ValidationError, match="revoked"):
-            apikey_rotate(key=revoked, overlap="1h")
+            apikey_rotate(key=revoked, overlap="1h", **by())
         with pytest.raises(ValidationError, match="expired"):
-            apikey_rotate(key=expiring, overlap="1h")
+            apikey_rotate(key=expiring, overlap="1h", **by())
         with pytest.raises(ValidationError, match="already rotated"):
-            apikey_rotate(key=rotated, overlap="1h")
+            apikey_rotate(key=rotated, overlap="1h", **by())
         with pytest.raises(ValidationError) as exc:
-            apikey_rotate(key=fine, overlap="2h")
+            apikey_rotate(key=fine, overlap="2h", **by())
         assert "overlap" in exc.value.message_dict
         assert (ApiKey.objects.count(), AuditEvent.objects.count()) == before
 
 
 def test_rotate_is_allowed_at_the_plan_limit(workspace) -> None:
     keys = [make_key(workspace, name=f"k{i}")[0] for i in range(5)]
-    new, _ = apikey_rotate(key=keys[0], overlap="1h")  # the old key stops; nothing is added
+    new, _ = apikey_rotate(key=keys[0], overlap="1h", **by())  # the old key stops; nothing is added
     assert new.pk
 
 
@@ -240,20 +240,20 @@ def test_expiry_with_a_frozen_clock(workspace) -> None:
         assert not ApiKey.objects.live().filter(pk=key.pk).exists()
         assert ApiKey.objects.inactive().filter(pk=key.pk).exists()
         with pytest.raises(ValidationError, match="expired and cannot be paused"):
-            apikey_pause(key=key)
+            apikey_pause(key=key, **by())
 
 
 def test_pause_and_resume(workspace, members) -> None:
     key, token = make_key(workspace)
     admin = members["admin"]
-    apikey_pause(key=key, acting_user=admin, context=CONTEXT)
+    apikey_pause(key=key, actor=Actor.for_user(admin), context=CONTEXT)
     assert apikey_check_digest(token_digest(token), ip=None).error == "key_paused"
     with pytest.raises(ValidationError, match="already paused"):
-        apikey_pause(key=key, acting_user=admin)
-    apikey_resume(key=key, acting_user=admin, context=CONTEXT)
+        apikey_pause(key=key, **by(admin))
+    apikey_resume(key=key, actor=Actor.for_user(admin), context=CONTEXT)
     assert apikey_check_digest(token_digest(token), ip=None).ok
     with pytest.raises(ValidationError, match="already active"):
-        apikey_resume(key=key, acting_user=admin)
+        apikey_resume(key=key, **by(admin))
     assert actions() == ["key.created", "key.paused", "key.resumed"]
     assert AuditEvent.objects.get(action="key.paused").ip == "203.0.113.7"
 
@@ -262,16 +262,18 @@ def test_revoke_is_permanent_and_a_second_revoke_is_refused_once_audited(
     workspace, members
 ) -> None:
     key, token = make_key(workspace)
-    apikey_pause(key=key)
+    apikey_pause(key=key, **by())
     with time_machine.travel(T0, tick=False):
-        apikey_revoke(key=key, acting_user=members["owner"], context=CONTEXT, reason="leaked")
+        apikey_revoke(
+            key=key, actor=Actor.for_user(members["owner"]), context=CONTEXT, reason="leaked"
+        )
     key.refresh_from_db()
     assert (key.status, key.revoked_at, key.revoked_by) == ("revoked", T0, members["owner"])
     assert key.revoked_reason == "leaked"
     assert apikey_check_digest(token_digest(token), ip=None).error == "key_revoked"
     for service in (apikey_revoke, apikey_pause, apikey_resume):
         with pytest.raises(ValidationError) as exc:
-            service(key=key, acting_user=members["owner"])
+            service(key=key, actor=Actor.for_user(members["owner"]), context=CONTEXT)
         assert "revoked" in exc.value.messages[0]
     assert actions().count("key.revoked") == 1
     assert key.revoked_at == T0  # unchanged by the refused second revoke
@@ -298,10 +300,10 @@ def test_check_environment_ip_and_unknown_tokens(workspace, settings, django_ass
 
 def test_set_rate_limit_is_audited_and_validated(workspace) -> None:
     key, _ = make_key(workspace)
-    apikey_set_rate_limit(key=key, rate_limit_per_minute=120)
-    apikey_set_rate_limit(key=key, rate_limit_per_minute=120)  # no change, no event
+    apikey_set_rate_limit(key=key, rate_limit_per_minute=120, **by())
+    apikey_set_rate_limit(key=key, rate_limit_per_minute=120, **by())  # no change, no event
     with pytest.raises(ValidationError):
-        apikey_set_rate_limit(key=key, rate_limit_per_minute=0)
+        apikey_set_rate_limit(key=key, rate_limit_per_minute=0, **by())
     key.refresh_from_db()
     assert key.rate_limit_per_minute == 120
     assert actions() == ["key.created", "key.rate_limit_changed"]

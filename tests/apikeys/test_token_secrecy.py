@@ -9,6 +9,7 @@ from django.db import connection
 from apikeys.models import ApiKey
 from apikeys.services import apikey_create, apikey_rotate
 from audit.models import AuditEvent
+from tests.factories import by
 
 pytestmark = pytest.mark.django_db
 
@@ -60,9 +61,9 @@ def test_services_keep_the_token_out_of_the_database_audit_and_logs(
 ) -> None:
     key, token = apikey_create(
         workspace=workspace, name="CI", scopes=["passports:read"], environment="development",
-        acting_user=members["admin"],
+        **by(members["admin"]),
     )
-    new, new_token = apikey_rotate(key=key, overlap="1h", acting_user=members["admin"])
+    new, new_token = apikey_rotate(key=key, overlap="1h", **by(members["admin"]))
     assert AuditEvent.objects.filter(action__in=["key.created", "key.rotated"]).count() == 2
     assert "INSERT" in all_logs.text  # the capture works: queries were logged
     audit = repr(list(AuditEvent.objects.values()))

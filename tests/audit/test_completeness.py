@@ -20,11 +20,11 @@ from django.utils import timezone
 from apikeys import services as apikey_services
 from audit.actions import ACTIONS
 from audit.models import AuditEvent
-from core.context import Actor, ActorType
+from core.context import Actor, ActorType, RequestContext
 from oauth import services as oauth_services
 from oauth.models import UsedAuthorizationCode
 from tests.audit.helpers import CONTEXT
-from tests.factories import UserFactory, plan_named
+from tests.factories import UserFactory, by, plan_named
 from workspaces import services as workspace_services
 from workspaces.models import Membership
 from workspaces.scopes import default_key_scope_names
@@ -62,7 +62,7 @@ class Expected:
 def _create_key(workspace, user):
     key, _token = apikey_services.apikey_create(
         workspace=workspace, name="CI deploy", scopes=default_key_scope_names(),
-        environment="development", acting_user=user,
+        environment="development", **by(user),
     )
     return key
 
@@ -70,15 +70,26 @@ def _create_key(workspace, user):
 def case_workspace_create(workspace, members) -> Expected:
     owner = UserFactory(email="founder@newco.test")
     created = workspace_services.workspace_create(
-        slug="newco", name="NewCo", owner=owner, plan=plan_named("free"), context=CONTEXT
+        slug="newco", name="NewCo", owner=owner, plan=plan_named("free"), context=CONTEXT,
+        actor=Actor.for_user(owner),
     )
     return Expected("workspace.created", Actor.for_user(owner), "workspace", "newco", created)
+
+
+def case_workspace_update(workspace, members) -> Expected:
+    actor = Actor.for_user(members["owner"])
+    workspace_services.workspace_update(
+        workspace=workspace, changes={"name": "Acme Renamed"}, actor=actor, context=CONTEXT
+    )
+    workspace.refresh_from_db()
+    assert workspace.name == "Acme Renamed"
+    return Expected("workspace.updated", actor, "workspace", workspace.slug, workspace)
 
 
 def case_membership_add(workspace, members) -> Expected:
     newcomer = UserFactory(email="new@acme.test")
     workspace_services.membership_add(
-        workspace=workspace, user=newcomer, role="viewer", acting_user=members["owner"],
+        workspace=workspace, user=newcomer, role="viewer", actor=Actor.for_user(members["owner"]),
         context=CONTEXT,
     )
     return Expected("member.added", Actor.for_user(members["owner"]), "user", str(newcomer.pk),
@@ -88,7 +99,8 @@ def case_membership_add(workspace, members) -> Expected:
 def case_membership_change_role(workspace, members) -> Expected:
     membership = Membership.objects.get(workspace=workspace, user=members["viewer"])
     workspace_services.membership_change_role(
-        membership=membership, role="editor", acting_user=members["owner"], context=CONTEXT
+        membership=membership, role="editor", actor=Actor.for_user(members["owner"]),
+        context=CONTEXT,
     )
     return Expected("member.role_changed", Actor.for_user(members["owner"]), "user",
                     str(members["viewer"].pk), workspace)
@@ -97,7 +109,7 @@ def case_membership_change_role(workspace, members) -> Expected:
 def case_membership_remove(workspace, members) -> Expected:
     membership = Membership.objects.get(workspace=workspace, user=members["editor"])
     workspace_services.membership_remove(
-        membership=membership, acting_user=members["owner"], context=CONTEXT
+        membership=membership, actor=Actor.for_user(members["owner"]), context=CONTEXT
     )
     return Expected("member.removed", Actor.for_user(members["owner"]), "user",
                     str(members["editor"].pk), workspace)
@@ -124,7 +136,8 @@ def case_plan_update(workspace, members) -> Expected:
 def case_plan_delete(workspace, members) -> Expected:
     actor = Actor.for_user(members["owner"])
     plan = workspace_services.plan_create(
-        values={"code": "team", "name": "Team", "active_keys_limit": 20}, actor=actor
+        values={"code": "team", "name": "Team", "active_keys_limit": 20}, actor=actor,
+        context=RequestContext(),
     )
     workspace_services.plan_delete(plan=plan, actor=actor, context=CONTEXT)
     return Expected("plan.deleted", actor, "plan", "team", None)
@@ -141,7 +154,7 @@ def case_workspace_change_plan(workspace, members) -> Expected:
 def case_user_delete(workspace, members) -> Expected:
     staff = UserFactory(email="ops@gatehouse.test", is_staff=True)
     editor = members["editor"]
-    workspace_services.user_delete(user=editor, acting_user=staff, context=CONTEXT)
+    workspace_services.user_delete(user=editor, actor=Actor.for_user(staff), context=CONTEXT)
     # Its memberships go first, each member.removed on its workspace's chain (tests/workspaces).
     return Expected("user.deleted", Actor.for_user(staff), "user", str(editor.pk), None)
 
@@ -150,7 +163,7 @@ def case_user_change_access(workspace, members) -> Expected:
     staff = UserFactory(email="ops@gatehouse.test", is_staff=True)
     viewer = members["viewer"]
     workspace_services.user_change_access(
-        user=viewer, changes={"is_staff": True}, acting_user=staff, context=CONTEXT
+        user=viewer, changes={"is_staff": True}, actor=Actor.for_user(staff), context=CONTEXT
     )
     return Expected("user.staff_changed", Actor.for_user(staff), "user", str(viewer.pk), None)
 
@@ -159,7 +172,7 @@ def case_user_deactivate(workspace, members) -> Expected:
     staff = UserFactory(email="ops@gatehouse.test", is_staff=True)
     viewer = members["viewer"]
     workspace_services.user_change_access(
-        user=viewer, changes={"is_active": False}, acting_user=staff, context=CONTEXT
+        user=viewer, changes={"is_active": False}, actor=Actor.for_user(staff), context=CONTEXT
     )
     return Expected("user.deactivated", Actor.for_user(staff), "user", str(viewer.pk), None)
 
@@ -167,7 +180,7 @@ def case_user_deactivate(workspace, members) -> Expected:
 def case_apikey_create(workspace, members) -> Expected:
     key, _token = apikey_services.apikey_create(
         workspace=workspace, name="CI deploy", scopes=default_key_scope_names(),
-        environment="development", acting_user=members["admin"], context=CONTEXT,
+        environment="development", actor=Actor.for_user(members["admin"]), context=CONTEXT,
     )
     return Expected("key.created", Actor.for_user(members["admin"]), "api_key", key.public_id,
                     workspace)
@@ -176,7 +189,7 @@ def case_apikey_create(workspace, members) -> Expected:
 def case_apikey_rotate(workspace, members) -> Expected:
     key = _create_key(workspace, members["admin"])
     apikey_services.apikey_rotate(
-        key=key, overlap="1h", acting_user=members["admin"], context=CONTEXT
+        key=key, overlap="1h", actor=Actor.for_user(members["admin"]), context=CONTEXT
     )
     return Expected("key.rotated", Actor.for_user(members["admin"]), "api_key", key.public_id,
                     workspace)
@@ -184,15 +197,15 @@ def case_apikey_rotate(workspace, members) -> Expected:
 
 def case_apikey_pause(workspace, members) -> Expected:
     key = _create_key(workspace, members["admin"])
-    apikey_services.apikey_pause(key=key, acting_user=members["owner"], context=CONTEXT)
+    apikey_services.apikey_pause(key=key, actor=Actor.for_user(members["owner"]), context=CONTEXT)
     return Expected("key.paused", Actor.for_user(members["owner"]), "api_key", key.public_id,
                     workspace)
 
 
 def case_apikey_resume(workspace, members) -> Expected:
     key = _create_key(workspace, members["admin"])
-    apikey_services.apikey_pause(key=key, acting_user=members["admin"])
-    apikey_services.apikey_resume(key=key, acting_user=members["admin"], context=CONTEXT)
+    apikey_services.apikey_pause(key=key, **by(members["admin"]))
+    apikey_services.apikey_resume(key=key, actor=Actor.for_user(members["admin"]), context=CONTEXT)
     return Expected("key.resumed", Actor.for_user(members["admin"]), "api_key", key.public_id,
                     workspace)
 
@@ -208,7 +221,7 @@ def case_apikey_revoke(workspace, members) -> Expected:
 def case_apikey_set_rate_limit(workspace, members) -> Expected:
     key = _create_key(workspace, members["admin"])
     apikey_services.apikey_set_rate_limit(
-        key=key, rate_limit_per_minute=60, acting_user=members["admin"], context=CONTEXT
+        key=key, rate_limit_per_minute=60, actor=Actor.for_user(members["admin"]), context=CONTEXT
     )
     return Expected("key.rate_limit_changed", Actor.for_user(members["admin"]), "api_key",
                     key.public_id, workspace)
@@ -222,7 +235,7 @@ REDIRECT = ["https://app.example.test/callback"]
 def _app(workspace, user):
     application, _secret = oauth_services.oauth_app_create(
         workspace=workspace, name="Example app", redirect_uris=REDIRECT, confidential=True,
-        acting_user=user,
+        **by(user),
     )
     return application
 
@@ -230,7 +243,7 @@ def _app(workspace, user):
 def case_oauth_app_create(workspace, members) -> Expected:
     application, _secret = oauth_services.oauth_app_create(
         workspace=workspace, name="Example app", redirect_uris=REDIRECT, confidential=True,
-        acting_user=members["admin"], context=CONTEXT,
+        actor=Actor.for_user(members["admin"]), context=CONTEXT,
     )
     return Expected("oauth_app.created", Actor.for_user(members["admin"]), "oauth_app",
                     application.client_id, workspace)
@@ -249,7 +262,7 @@ def case_oauth_app_register_dynamic(workspace, members) -> Expected:
 def case_oauth_app_rotate_secret(workspace, members) -> Expected:
     application = _app(workspace, members["admin"])
     oauth_services.oauth_app_rotate_secret(
-        application=application, acting_user=members["owner"], context=CONTEXT
+        application=application, actor=Actor.for_user(members["owner"]), context=CONTEXT
     )
     return Expected("oauth_app.secret_rotated", Actor.for_user(members["owner"]), "oauth_app",
                     application.client_id, workspace)
@@ -279,6 +292,7 @@ def case_connections_end_for_member(workspace, members) -> Expected:
     oauth_services.connection_grant(
         user=members["editor"], application=application, workspace=workspace,
         scopes=["passports:read"],
+        context=RequestContext(),
     )
     actor = Actor.for_user(members["owner"])
     membership = Membership.objects.get(workspace=workspace, user=members["editor"])
@@ -302,6 +316,7 @@ def case_connection_revoke(workspace, members) -> Expected:
     connection = oauth_services.connection_grant(
         user=members["editor"], application=application, workspace=workspace,
         scopes=["passports:read"],
+        context=RequestContext(),
     )
     actor = Actor.for_user(members["editor"])
     oauth_services.connection_revoke(connection=connection, actor=actor, context=CONTEXT)
@@ -314,6 +329,7 @@ def case_connection_revoke_for_reuse(workspace, members) -> Expected:
     connection = oauth_services.connection_grant(
         user=members["editor"], application=application, workspace=workspace,
         scopes=["passports:read"],
+        context=RequestContext(),
     )
     oauth_services.connection_revoke_for_reuse(connection=connection, context=CONTEXT)
     return Expected("oauth.refresh_token_reused", oauth_services.app_actor(application),
@@ -326,6 +342,7 @@ def case_authorization_code_replay(workspace, members) -> Expected:
     connection = oauth_services.connection_grant(
         user=members["editor"], application=application, workspace=workspace,
         scopes=["passports:read"],
+        context=RequestContext(),
     )
     used = UsedAuthorizationCode.objects.create(
         code_digest="0" * 64, application=application, connection=connection
@@ -345,6 +362,7 @@ CASES: dict[str, Callable[..., Expected]] = {
     "workspaces.services.membership_add": case_membership_add,
     "workspaces.services.membership_change_role": case_membership_change_role,
     "workspaces.services.membership_remove": case_membership_remove,
+    "workspaces.services.workspace_update": case_workspace_update,
     "workspaces.services.workspace_change_plan": case_workspace_change_plan,
     "workspaces.services.plan_create": case_plan_create,
     "workspaces.services.plan_update": case_plan_update,
@@ -402,14 +420,16 @@ def test_service_records_its_event(service, workspace, members) -> None:
 
 def test_refused_change_records_nothing(workspace, members) -> None:
     key = _create_key(workspace, members["admin"])
-    apikey_services.apikey_revoke(key=key, acting_user=members["admin"])
+    apikey_services.apikey_revoke(key=key, **by(members["admin"]))
     count = AuditEvent.objects.count()
     with pytest.raises(ValidationError):
-        apikey_services.apikey_revoke(key=key, acting_user=members["admin"], context=CONTEXT)
+        apikey_services.apikey_revoke(
+            key=key, actor=Actor.for_user(members["admin"]), context=CONTEXT
+        )
     with pytest.raises(ValidationError):
         apikey_services.apikey_create(
             workspace=workspace, name="", scopes=default_key_scope_names(),
-            environment="development", acting_user=members["admin"],
+            environment="development", **by(members["admin"]),
             expires_at=timezone.now() - timedelta(days=1),
         )
     assert AuditEvent.objects.count() == count
@@ -418,10 +438,10 @@ def test_refused_change_records_nothing(workspace, members) -> None:
 def test_metadata_never_carries_a_credential(workspace, members) -> None:
     _key, token = apikey_services.apikey_create(
         workspace=workspace, name="CI deploy", scopes=default_key_scope_names(),
-        environment="development", acting_user=members["admin"],
+        environment="development", **by(members["admin"]),
     )
     new_key, new_token = apikey_services.apikey_rotate(
-        key=_key, overlap="now", acting_user=members["admin"]
+        key=_key, overlap="now", **by(members["admin"])
     )
     dumped = str(list(AuditEvent.objects.values()))
     assert token not in dumped

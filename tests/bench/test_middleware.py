@@ -15,6 +15,7 @@ from django.test import Client
 from apikeys.models import ApiKey
 from apikeys.services import apikey_create
 from gateway.usage import usage_flush
+from tests.factories import by
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = "gateway.middleware.ApiGatewayMiddleware"
@@ -53,7 +54,7 @@ def test_the_unmetered_gateway_authenticates_but_does_not_meter(
     settings.MIDDLEWARE = [middleware if p == PRODUCT else p for p in settings.MIDDLEWARE]
     key, token = apikey_create(
         workspace=workspace, name="Bench", scopes=["passports:read"], environment="development",
-        acting_user=members["admin"],
+        **by(members["admin"]),
     )
 
     served = Client(headers={"Authorization": f"Bearer {token}"}).get("/api/v1/passports")

@@ -20,6 +20,7 @@ from audit.models import AuditEvent
 from bench.run import GARBAGE_TOKEN
 from core.context import ActorType
 from passports.services import passport_create
+from tests.factories import by
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +32,7 @@ def test_the_garbage_scenario_costs_no_query(settings, workspace, django_assert_
     settings.GATEHOUSE_ENVIRONMENT = "production"  # as the benchmark's servers run
     passport = passport_create(
         workspace=workspace, gtin="4006381333931", serial_number="SN-1", product_name="Bench",
+        **by(),
     )
     client = Client(headers={"Authorization": f"Bearer {GARBAGE_TOKEN}"})
     with django_assert_num_queries(0):
@@ -100,7 +102,7 @@ def test_audit_log_queries_do_not_grow_with_thousands_of_events(owner_client, wo
 def test_api_lists_queries_do_not_grow(workspace, members):
     _key, token = apikey_create(
         workspace=workspace, name="lists", scopes=["audit:read", "keys:read"],
-        environment="development", acting_user=members["admin"],
+        environment="development", **by(members["admin"]),
     )
     client = Client(headers={"Authorization": f"Bearer {token}"})
     add_keys(workspace, members["admin"], 2)

@@ -8,7 +8,7 @@ from apikeys.models import ApiKey, KeyStatus
 from apikeys.selectors import apikey_check_digest
 from apikeys.services import apikey_create
 from apikeys.tokens import token_digest
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, by
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -28,7 +28,7 @@ def admin_page(page, login, members):
 def ci_key(workspace, members):
     return apikey_create(
         workspace=workspace, name="CI deploys", scopes=["passports:read"],
-        environment="development", acting_user=members["admin"],
+        environment="development", **by(members["admin"]),
     )
 
 

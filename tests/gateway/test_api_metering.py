@@ -18,7 +18,7 @@ from gateway.usage import usage_flush
 from passports.models import Passport
 from passports.services import passport_create
 from tests.clock import day_ahead
-from tests.factories import plan_named
+from tests.factories import by, plan_named
 from tests.servers import gunicorn
 
 ALL = ["passports:read", "passports:write", "keys:read", "audit:read"]
@@ -29,7 +29,7 @@ ALL = ["passports:read", "passports:write", "keys:read", "audit:read"]
 def key_and_token(workspace, members):
     return apikey_create(
         workspace=workspace, name="Metered", scopes=ALL, environment="development",
-        acting_user=members["admin"],
+        **by(members["admin"]),
     )
 
 
@@ -42,7 +42,7 @@ def api(key_and_token) -> Client:
 def passport(workspace):
     return passport_create(
         workspace=workspace, gtin="4006381333931", serial_number="SN-1", product_name="Widget",
-        status="draft", actor=None,
+        status="draft", **by(),
     )
 
 
@@ -127,7 +127,7 @@ def test_unlimited_plan_counts_nothing(api, passport, workspace) -> None:
 def test_per_key_rate_limit(workspace, members, passport) -> None:
     _key, token = apikey_create(
         workspace=workspace, name="Slow", scopes=ALL, environment="development",
-        acting_user=members["admin"], rate_limit_per_minute=3,
+        **by(members["admin"]), rate_limit_per_minute=3,
     )
     api = Client(headers={"Authorization": f"Bearer {token}"})
     with time_machine.travel(day_ahead(0, 12, 0, 15), tick=False):
@@ -204,10 +204,10 @@ def test_exactly_the_budget_succeeds_with_32_threads_against_live_server(
 ) -> None:
     _key, token = apikey_create(
         workspace=workspace, name="Race", scopes=ALL, environment="development",
-        acting_user=members["admin"],
+        **by(members["admin"]),
     )
     passport = passport_create(workspace=workspace, gtin="4006381333931", serial_number="R",
-                               product_name="Race", status="draft", actor=None)
+                               product_name="Race", status="draft", **by())
     connection.close()
     statuses = _hammer(f"{live_server.url}/api/v1/passports/{passport.public_id}", token,
                        total=130, threads=32)
@@ -218,10 +218,10 @@ def test_exactly_the_budget_succeeds_with_32_threads_against_live_server(
 def test_exactly_the_budget_succeeds_across_two_server_processes(workspace, members) -> None:
     _key, token = apikey_create(
         workspace=workspace, name="Two servers", scopes=ALL, environment="development",
-        acting_user=members["admin"],
+        **by(members["admin"]),
     )
     passport = passport_create(workspace=workspace, gtin="4006381333931", serial_number="P",
-                               product_name="Procs", status="draft", actor=None)
+                               product_name="Procs", status="draft", **by())
     connection.close()
     with gunicorn(workers=2) as first, gunicorn(workers=2) as second:
         path = f"/api/v1/passports/{passport.public_id}"

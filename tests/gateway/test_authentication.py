@@ -12,6 +12,7 @@ from django.utils import timezone
 from apikeys.services import apikey_pause, apikey_revoke, apikey_rotate
 from apikeys.tokens import generate_token
 from passports.models import Passport
+from tests.factories import by
 
 pytestmark = pytest.mark.django_db
 
@@ -171,7 +172,7 @@ def test_revoked_key_is_refused(make_key, api, members) -> None:
     key, token = make_key()
     client = api(token)
     assert client.get("/api/v1/me").status_code == HTTPStatus.OK
-    apikey_revoke(key=key, acting_user=members["admin"])
+    apikey_revoke(key=key, **by(members["admin"]))
     response = client.get("/api/v1/me")
     assert_error(response, HTTPStatus.UNAUTHORIZED, "key_revoked")
     assert challenge(response)["error"] == "invalid_token"
@@ -189,14 +190,14 @@ def test_expired_key_is_refused(make_key, api) -> None:
 
 def test_rotated_key_stops_after_its_overlap(make_key, api, members) -> None:
     key, old_token = make_key()
-    _new, new_token = apikey_rotate(key=key, overlap="now", acting_user=members["admin"])
+    _new, new_token = apikey_rotate(key=key, overlap="now", **by(members["admin"]))
     assert_error(api(old_token).get("/api/v1/me"), HTTPStatus.UNAUTHORIZED, "key_expired")
     assert api(new_token).get("/api/v1/me").status_code == HTTPStatus.OK
 
 
 def test_paused_key_is_refused(make_key, api, members) -> None:
     key, token = make_key()
-    apikey_pause(key=key, acting_user=members["admin"])
+    apikey_pause(key=key, **by(members["admin"]))
     response = api(token).get("/api/v1/me")
     assert_error(response, HTTPStatus.UNAUTHORIZED, "key_paused")
     assert challenge(response)["error"] == "invalid_token"
@@ -223,7 +224,7 @@ def test_key_used_from_an_address_outside_its_allowed_ips(make_key, api) -> None
 
 def test_refused_key_changes_nothing(make_key, api, members) -> None:
     key, token = make_key()
-    apikey_revoke(key=key, acting_user=members["admin"])
+    apikey_revoke(key=key, **by(members["admin"]))
     response = api(token).post("/api/v1/passports", PASSPORT, content_type="application/json")
     assert_error(response, HTTPStatus.UNAUTHORIZED, "key_revoked")
     assert not Passport.objects.exists()

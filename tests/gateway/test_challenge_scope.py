@@ -11,6 +11,7 @@ from django.test import Client
 from apikeys.services import apikey_revoke
 from apikeys.tokens import generate_token
 from oauth.tokens import generate_access_token
+from tests.factories import by
 
 from .test_scopes_and_methods import SCOPED
 
@@ -51,7 +52,7 @@ def test_invalid_token_challenge_names_the_endpoints_scope(method, path, scope) 
 
 def test_a_known_but_revoked_keys_challenge_names_the_scope(make_key, members) -> None:
     key, token = make_key()
-    apikey_revoke(key=key, acting_user=members["admin"])
+    apikey_revoke(key=key, **by(members["admin"]))
 
     params = challenge(call("POST", "/api/v1/passports", f"Bearer {token}"))
 

@@ -17,6 +17,7 @@ from apikeys.tokens import generate_token
 from core import credfilter
 from core.credfilter import credential_filter
 from gateway.failed_auth import FAILED_AUTH_LIMIT, UNKNOWN_LIMIT
+from tests.factories import by
 
 pytestmark = pytest.mark.django_db
 
@@ -139,9 +140,9 @@ def test_known_refused_keys_get_their_own_error_every_time_and_are_never_counted
     still_clock, frozen, make_key, api, members
 ) -> None:
     revoked, revoked_token = make_key(name="revoked")
-    apikey_revoke(key=revoked, acting_user=members["admin"])
+    apikey_revoke(key=revoked, **by(members["admin"]))
     paused, paused_token = make_key(name="paused")
-    apikey_pause(key=paused, acting_user=members["admin"])
+    apikey_pause(key=paused, **by(members["admin"]))
     expired, expired_token = make_key(name="expired")
     type(expired).objects.filter(pk=expired.pk).update(expires_at=timezone.now())
     _walled, walled_token = make_key(name="walled", allowed_ips=["10.0.0.0/8"])

@@ -12,6 +12,7 @@ from apikeys.services import apikey_create
 from apikit.endpoints import endpoint_for, endpoints_of
 from gateway.models import IdempotencyRecord
 from tests.clock import day_ahead
+from tests.factories import by
 from workspaces.quotas import Budget
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -61,7 +62,7 @@ def test_the_rate_limit_answers_before_idempotency_and_the_budget(workspace, mem
     is answered 429 `rate_limited` and claims nothing, on either backend."""
     _key, token = apikey_create(
         workspace=workspace, name="Slow", scopes=["passports:read", "passports:write"],
-        environment="development", acting_user=members["admin"], rate_limit_per_minute=2,
+        environment="development", **by(members["admin"]), rate_limit_per_minute=2,
     )
     api = Client(headers={"Authorization": f"Bearer {token}"})
     body = {"gtin": "4006381333931", "serial_number": "SN-1", "product_name": "Widget"}
@@ -88,7 +89,7 @@ def test_the_rate_limit_answers_before_idempotency_and_the_budget(workspace, mem
 def test_a_scope_refusal_counts_nothing(workspace, members) -> None:
     _key, token = apikey_create(
         workspace=workspace, name="Reader", scopes=["passports:read"],
-        environment="development", acting_user=members["admin"], rate_limit_per_minute=1,
+        environment="development", **by(members["admin"]), rate_limit_per_minute=1,
     )
     api = Client(headers={"Authorization": f"Bearer {token}"})
     with time_machine.travel(day_ahead(0, 12, 0, 15), tick=False):

@@ -16,6 +16,7 @@ from gateway.middleware import MAX_BODY_BYTES, MAX_URL_BYTES
 from gateway.usage import usage_flush
 from passports.models import Passport
 from passports.services import passport_create
+from tests.factories import by
 from tests.servers import gunicorn
 
 GTIN = "4006381333931"
@@ -107,7 +108,7 @@ def test_a_chunked_body_over_1_mib_is_a_413_and_writes_nothing(server, token) ->
 def test_head_is_get_without_a_body_and_counts_as_a_passport_read(server, token, workspace) -> None:
     passport = passport_create(
         workspace=workspace, gtin=GTIN, serial_number="SN-HEAD", product_name="Widget",
-        status="draft", actor=None,
+        status="draft", **by(),
     )
     target = f"/api/v1/passports/{passport.public_id}"
     get_status, get_headers, get_body = _request(server, "GET", target, token=token)

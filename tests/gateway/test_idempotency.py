@@ -14,6 +14,7 @@ from apikeys.services import apikey_create
 from gateway.idempotency import REUSED_MESSAGE
 from gateway.models import IdempotencyRecord
 from passports.models import Passport
+from tests.factories import by
 
 ALL = ["passports:read", "passports:write"]
 BODY = {"gtin": "4006381333931", "serial_number": "SN-1", "product_name": "Widget"}
@@ -23,7 +24,7 @@ BODY = {"gtin": "4006381333931", "serial_number": "SN-1", "product_name": "Widge
 def token(workspace, members) -> str:
     return apikey_create(
         workspace=workspace, name="Idem", scopes=ALL, environment="development",
-        acting_user=members["admin"],
+        **by(members["admin"]),
     )[1]
 
 
@@ -79,7 +80,7 @@ def test_keys_are_per_workspace(api, other_workspace, members) -> None:
     MembershipFactory(workspace=other_workspace, user=members["admin"], role="admin")
     _k, other_token = apikey_create(
         workspace=other_workspace, name="Other", scopes=ALL, environment="development",
-        acting_user=members["admin"],
+        **by(members["admin"]),
     )
     assert _create(api, "shared").status_code == HTTPStatus.CREATED
     other = _create(Client(headers={"Authorization": f"Bearer {other_token}"}), "shared")

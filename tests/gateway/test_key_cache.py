@@ -27,10 +27,9 @@ from apikeys.services import (
     apikey_rotate,
     apikey_set_rate_limit,
 )
-from core.context import Actor
 from gateway.models import IdempotencyRecord, IdempotencyStatus
 from passports.services import passport_create
-from tests.factories import UserFactory
+from tests.factories import UserFactory, by
 from workspaces.services import workspace_change_plan
 
 pytestmark = pytest.mark.django_db
@@ -69,28 +68,28 @@ def test_every_change_through_a_service_reaches_the_next_request(
     client = api(token)
     assert me(client).status_code == HTTPStatus.OK  # cached from here on
 
-    apikey_pause(key=key, acting_user=members["admin"])
+    apikey_pause(key=key, **by(members["admin"]))
     assert me(client).json()["error"] == "key_paused"
-    apikey_resume(key=key, acting_user=members["admin"])
+    apikey_resume(key=key, **by(members["admin"]))
     assert me(client).status_code == HTTPStatus.OK
 
-    apikey_set_rate_limit(key=key, rate_limit_per_minute=1, acting_user=members["admin"])
+    apikey_set_rate_limit(key=key, rate_limit_per_minute=1, **by(members["admin"]))
     assert me(client).status_code == HTTPStatus.OK
     limited = me(client)
     assert (limited.status_code, limited.json()["error"]) == (
         HTTPStatus.TOO_MANY_REQUESTS, "rate_limited")
-    apikey_set_rate_limit(key=key, rate_limit_per_minute=None, acting_user=members["admin"])
+    apikey_set_rate_limit(key=key, rate_limit_per_minute=None, **by(members["admin"]))
     assert me(client).status_code == HTTPStatus.OK
 
     passport = passport_create(workspace=workspace, gtin=GTIN, serial_number="SN-1",
-                               product_name="Drill")
+                               product_name="Drill", **by())
     read = client.get(f"/api/v1/passports/{passport.public_id}")
     assert read["X-RateLimit-Limit"] == str(plan("free").passport_reads_per_day)
-    workspace_change_plan(workspace=workspace, plan=plan("basic"), actor=Actor.system("test"))
+    workspace_change_plan(workspace=workspace, plan=plan("basic"), **by())
     read = client.get(f"/api/v1/passports/{passport.public_id}")
     assert read["X-RateLimit-Limit"] == str(plan("basic").passport_reads_per_day)
 
-    apikey_rotate(key=key, overlap="now", acting_user=members["admin"])
+    apikey_rotate(key=key, overlap="now", **by(members["admin"]))
     assert me(client).json()["error"] == "key_expired"
 
 
@@ -102,7 +101,7 @@ def test_ops_editing_a_plan_or_workspace_in_django_admin_reaches_the_next_reques
     _key, token = make_key()
     client = api(token)
     passport = passport_create(workspace=workspace, gtin=GTIN, serial_number="SN-1",
-                               product_name="Drill")
+                               product_name="Drill", **by())
     read = client.get(f"/api/v1/passports/{passport.public_id}")
     assert read["X-RateLimit-Limit"] == str(plan("free").passport_reads_per_day)
     ops = Client()
@@ -128,7 +127,7 @@ def test_a_revocation_reaches_the_next_request(own_redis, make_key, api, members
     key, token = make_key()
     client = api(token)
     assert me(client).status_code == HTTPStatus.OK
-    apikey_revoke(key=key, acting_user=members["admin"])
+    apikey_revoke(key=key, **by(members["admin"]))
     response = me(client)
     assert (response.status_code, response.json()["error"]) == (
         HTTPStatus.UNAUTHORIZED, "key_revoked")
@@ -144,7 +143,7 @@ def test_a_revocation_while_redis_is_down_holds_when_redis_comes_back_empty(
 
     own_redis.stop()
     with django_capture_on_commit_callbacks(execute=True):
-        apikey_revoke(key=key, acting_user=members["admin"])  # the marker cannot be moved
+        apikey_revoke(key=key, **by(members["admin"]))  # the marker cannot be moved
     assert "Could not reach Redis to invalidate" in caplog.text
     assert key.public_id in caplog.text and token not in caplog.text
     refused = me(client)  # Redis cannot confirm the cached key: read from the database
@@ -186,9 +185,9 @@ def test_a_stale_cached_key_releases_its_idempotency_claim_and_runs_once(
     key, token = make_key()
     client = api(token)
     passport = passport_create(workspace=workspace, gtin=GTIN, serial_number="SN-1",
-                               product_name="Drill")
+                               product_name="Drill", **by())
     assert me(client).status_code == HTTPStatus.OK
-    apikey_set_rate_limit(key=key, rate_limit_per_minute=50, acting_user=members["admin"])
+    apikey_set_rate_limit(key=key, rate_limit_per_minute=50, **by(members["admin"]))
 
     def patch():
         return client.patch(f"/api/v1/passports/{passport.public_id}",
@@ -219,7 +218,7 @@ def test_every_metered_request_is_one_redis_round_trip(
     _reader, reader_token = make_key(scopes=["passports:read"])
     client, reader = api(token), api(reader_token)
     passport = passport_create(workspace=workspace, gtin=GTIN, serial_number="SN-1",
-                               product_name="Drill")
+                               product_name="Drill", **by())
     assert me(client).status_code == HTTPStatus.OK  # cached, and the script loaded
     assert me(reader).status_code == HTTPStatus.OK
     commands: list[str] = []
@@ -339,7 +338,7 @@ def test_requests_racing_a_revocation_are_refused_once_it_has_returned(
         thread.start()
     try:
         lined_up.wait()  # every thread has been answered once: the key is cached
-        apikey_revoke(key=key, acting_user=members["admin"])
+        apikey_revoke(key=key, **by(members["admin"]))
         revoked_at.append(time.monotonic())
         assert served_after.wait(timeout=30)
         time.sleep(0.3)

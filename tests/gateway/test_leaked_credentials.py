@@ -17,6 +17,7 @@ from apikeys.tokens import generate_token
 from audit.models import AuditEvent
 from gateway.api import LEAK_ACCEPTED, LEAK_REPORT_RATE
 from oauth.tokens import generate_access_token, generate_refresh_token
+from tests.factories import by
 from workspaces.models import SecurityAlert
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +49,7 @@ def test_a_live_key_is_revoked_with_the_reporter_and_the_url(api, make_key) -> N
     event = AuditEvent.objects.get(action="key.revoked", target_id=key.public_id)
     assert event.metadata == {
         "reason": "leaked", "reporter_ip": REPORTER_IP, "url": "https://gist.example.com/x/1",
-        "door": "api",
+        "door": "api", "request_id": response["X-Request-Id"],
     }
     assert event.actor_type == "system"
     assert event.ip == REPORTER_IP
@@ -65,7 +66,7 @@ def test_a_bare_array_works_and_a_paused_key_is_live_too(make_key, members) -> N
     key, token = make_key()
     from apikeys.services import apikey_pause
 
-    apikey_pause(key=key, acting_user=members["admin"])
+    apikey_pause(key=key, **by(members["admin"]))
     assert_accepted(report(["not a credential", f"  {token}\n"]))
     key.refresh_from_db()
     assert key.status == "revoked"
@@ -74,7 +75,7 @@ def test_a_bare_array_works_and_a_paused_key_is_live_too(make_key, members) -> N
 def test_the_answer_is_the_same_whatever_was_sent(make_key, members) -> None:
     _live, live_token = make_key(name="live")
     dead, dead_token = make_key(name="dead")
-    apikey_revoke(key=dead, acting_user=members["admin"])
+    apikey_revoke(key=dead, **by(members["admin"]))
     bodies = {
         "live key": [live_token],
         "revoked key": [dead_token],

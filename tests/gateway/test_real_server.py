@@ -12,6 +12,7 @@ from http import HTTPStatus
 import pytest
 
 from apikeys.services import apikey_pause, apikey_resume, apikey_revoke
+from tests.factories import by
 from tests.servers import gunicorn
 
 
@@ -40,17 +41,17 @@ def test_revocation_and_pause_are_seen_by_the_next_request_on_another_process(
         status, body = _get(me, token)
         assert status == HTTPStatus.OK, body
 
-    apikey_pause(key=key, acting_user=members["admin"])
+    apikey_pause(key=key, **by(members["admin"]))
     for _ in range(6):
         assert _get(me, token) == (HTTPStatus.UNAUTHORIZED, {
             "error": "key_paused",
             "message": "This API key is paused; a workspace admin can resume it in the "
                        "dashboard.",
         })
-    apikey_resume(key=key, acting_user=members["admin"])
+    apikey_resume(key=key, **by(members["admin"]))
     assert _get(me, token)[0] == HTTPStatus.OK
 
-    apikey_revoke(key=key, acting_user=members["admin"])
+    apikey_revoke(key=key, **by(members["admin"]))
     for _ in range(6):
         status, body = _get(me, token)
         assert status == HTTPStatus.UNAUTHORIZED

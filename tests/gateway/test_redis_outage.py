@@ -9,6 +9,7 @@ from django.test import Client
 from apikeys.services import apikey_create
 from gateway.models import IdempotencyRecord
 from passports.models import Passport
+from tests.factories import by
 
 BODY = {"gtin": "4006381333931", "serial_number": "SN-1", "product_name": "Widget"}
 
@@ -17,7 +18,7 @@ BODY = {"gtin": "4006381333931", "serial_number": "SN-1", "product_name": "Widge
 def test_redis_outage_is_503_then_recovers(own_redis, workspace, members) -> None:
     _key, token = apikey_create(
         workspace=workspace, name="Outage", scopes=["passports:read", "passports:write"],
-        environment="development", acting_user=members["admin"],
+        environment="development", **by(members["admin"]),
     )
     api = Client(headers={"Authorization": f"Bearer {token}"})
 

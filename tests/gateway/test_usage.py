@@ -7,6 +7,7 @@ import pytest
 from apikeys.models import KeyRequest, KeyUsageDay
 from apikeys.services import apikey_create
 from gateway.usage import RECENT_PER_KEY, UsageBuffer
+from tests.factories import by
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def key(workspace, members):
     key, _token = apikey_create(
         workspace=workspace, name="Usage", scopes=["passports:read"], environment="development",
-        acting_user=members["admin"],
+        **by(members["admin"]),
     )
     return key
 
@@ -106,12 +107,13 @@ def test_a_nul_in_the_path_is_recorded_and_does_not_block_other_tenants(key, mem
 
     _key, token = apikey_create(
         workspace=key.workspace, name="Poisoner", scopes=["passports:read"],
-        environment="development", acting_user=members["admin"],
+        environment="development", **by(members["admin"]),
     )
     other_ws = WorkspaceFactory(slug="other-tenant")
     other, other_token = apikey_create(
         workspace=other_ws, name="Other tenant", scopes=["passports:read"],
         environment="development",
+        **by(),
     )
     poisoner = Client(headers={"Authorization": f"Bearer {token}"})
     bystander = Client(headers={"Authorization": f"Bearer {other_token}"})
@@ -140,6 +142,7 @@ def test_a_row_the_database_refuses_is_dropped_and_the_rest_written(key, caplog)
     other, _token = apikey_create(
         workspace=WorkspaceFactory(slug="other-tenant"), name="Other", scopes=["passports:read"],
         environment="development",
+        **by(),
     )
     buffer = UsageBuffer()
     at = datetime(2026, 11, 23, 12, tzinfo=UTC)

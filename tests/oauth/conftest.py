@@ -15,6 +15,7 @@ import pytest
 from django.test import Client
 
 from oauth.services import oauth_app_create
+from tests.factories import by
 
 REDIRECT_URI = "https://app.example.com/callback"
 API_RESOURCE = "http://testserver/api/v1"  # the test client's origin
@@ -66,7 +67,7 @@ def make_app(workspace, members) -> Callable[..., RegisteredApp]:
             name=name,
             redirect_uris=[redirect_uri],
             confidential=confidential,
-            acting_user=members["admin"],
+            **by(members["admin"]),
         )
         return RegisteredApp(application, secret, redirect_uri)
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application, Grant
 
 from audit.models import AuditEvent
+from core.context import RequestContext
 from oauth.models import ISSUED_TOKEN_RETENTION, Connection, IssuedAccessToken
 from oauth.selectors import token_checksum
 from oauth.services import oauth_app_register_dynamic, oauth_prune
@@ -130,7 +131,8 @@ def test_staff_who_may_only_view_cannot_revoke_grants(
 
 def _dynamic_app(name: str, *, age: timedelta):
     application, _ = oauth_app_register_dynamic(
-        name=name, redirect_uris=["http://127.0.0.1/cb"], confidential=False
+        name=name, redirect_uris=["http://127.0.0.1/cb"], confidential=False,
+        context=RequestContext(),
     )
     Application.objects.filter(pk=application.pk).update(created=timezone.now() - age)
     return application

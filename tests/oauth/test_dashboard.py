@@ -12,6 +12,7 @@ from oauth2_provider.models import AccessToken, Application
 from audit.models import AuditEvent
 from oauth.models import Connection, WorkspaceApp
 from oauth.verifier import verify_access_token
+from tests.factories import by
 
 from .conftest import API_RESOURCE, TOKEN
 
@@ -166,7 +167,7 @@ def test_another_workspaces_app_is_404(client_for, other_workspace, members) -> 
     MembershipFactory(workspace=other_workspace, user=members["owner"], role="owner")
     theirs, _ = oauth_app_create(
         workspace=other_workspace, name="Theirs", redirect_uris=["https://t.example/cb"],
-        confidential=True, acting_user=members["owner"],
+        confidential=True, **by(members["owner"]),
     )
     client = client_for("admin")  # admin of acme only
 

@@ -13,11 +13,11 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken
 
 from apikit.principal import AuthFailure, Principal
-from core.context import Actor
 from oauth.models import Connection
 from oauth.services import connection_revoke
 from oauth.tokens import generate_access_token
 from oauth.verifier import verify_access_token
+from tests.factories import by
 from workspaces.models import Membership
 from workspaces.services import membership_change_role
 
@@ -80,7 +80,7 @@ def test_demoted_editor_loses_write_at_once(oauth_app, tokens_for, members, work
     token = tokens_for(oauth_app, "editor")["access_token"]
     membership = Membership.objects.get(user=members["editor"], workspace=workspace)
 
-    membership_change_role(membership=membership, role="viewer", acting_user=members["owner"])
+    membership_change_role(membership=membership, role="viewer", **by(members["owner"]))
 
     assert verify_access_token(token, ip=None, resource=API_RESOURCE).scopes == frozenset(
         {"passports:read", "offline_access"}
@@ -116,7 +116,7 @@ def test_deactivated_user_token_stops_working(oauth_app, tokens_for, members) ->
 def test_revoked_grant_token_stops_working(oauth_app, tokens_for, members) -> None:
     token = tokens_for(oauth_app, "editor")["access_token"]
 
-    connection_revoke(connection=Connection.objects.get(), actor=Actor.for_user(members["editor"]))
+    connection_revoke(connection=Connection.objects.get(), **by(members["editor"]))
 
     assert verify_access_token(token, ip=None, resource=API_RESOURCE).error == "invalid_token"
 
@@ -169,7 +169,7 @@ def test_editor_token_writes_until_demoted(oauth_app, tokens_for, members, works
         "/api/v1/passports", PASSPORT, content_type="application/json", **bearer(token)
     )
     membership = Membership.objects.get(user=members["editor"], workspace=workspace)
-    membership_change_role(membership=membership, role="viewer", acting_user=members["owner"])
+    membership_change_role(membership=membership, role="viewer", **by(members["owner"]))
 
     refused = Client().post(
         "/api/v1/passports",
@@ -185,7 +185,7 @@ def test_editor_token_writes_until_demoted(oauth_app, tokens_for, members, works
 
 def test_revoked_token_at_the_api_is_invalid_token_with_challenge(oauth_app, tokens_for):
     token = tokens_for(oauth_app, "editor")["access_token"]
-    connection_revoke(connection=Connection.objects.get(), actor=Actor.system("test"))
+    connection_revoke(connection=Connection.objects.get(), **by())
 
     response = Client().get("/api/v1/me", **bearer(token))
 

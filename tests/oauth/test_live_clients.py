@@ -34,6 +34,7 @@ from pydantic import AnyUrl
 from audit.models import AuditEvent
 from oauth.models import Connection
 from oauth.services import oauth_app_create
+from tests.factories import by
 
 from .conftest import query_of
 
@@ -97,7 +98,7 @@ def confidential_app(workspace, members):
         name="Acme CRM",
         redirect_uris=["https://crm.example.com/oauth/callback"],
         confidential=True,
-        acting_user=members["admin"],
+        **by(members["admin"]),
     )
     return application, secret
 

@@ -19,6 +19,7 @@ from oauth2_provider.models import AccessToken
 from audit.models import AuditEvent
 from oauth.models import Connection, UsedAuthorizationCode
 from oauth.services import oauth_app_create
+from tests.factories import by
 from tests.servers import gunicorn
 
 from .test_live_clients import (  # noqa: F401 — confidential_app is a fixture
@@ -185,7 +186,7 @@ def test_concurrent_refreshes_across_two_gunicorn_workers(workspace, members) ->
     client (PKCE, no secret): the test process hashes secrets with MD5, gunicorn would not."""
     app, _ = oauth_app_create(
         workspace=workspace, name="CLI", redirect_uris=["https://crm.example.com/oauth/callback"],
-        confidential=False, acting_user=members["admin"],
+        confidential=False, **by(members["admin"]),
     )
     with gunicorn(workers=2) as base:
         server = SimpleNamespace(url=base)

@@ -15,7 +15,7 @@ from audit.models import AuditEvent
 from oauth.models import Connection
 from oauth.services import oauth_app_create
 from tests.admin_forms import form_data, inline_row
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, UserFactory, by
 from workspaces.models import Membership
 from workspaces.services import membership_remove
 
@@ -119,7 +119,7 @@ def test_only_the_removed_members_grants_in_that_workspace_end(
     someone_elses = tokens_for(oauth_app, "viewer")
 
     membership_remove(membership=Membership.objects.get(user=editor, workspace=workspace),
-                      acting_user=members["owner"])
+                      **by(members["owner"]))
 
     assert_refused(oauth_app, theirs_here)
     assert refresh(oauth_app, theirs_elsewhere["refresh_token"]).status_code == HTTPStatus.OK
@@ -141,7 +141,7 @@ def test_authlib_refresh_fails_after_removal_and_after_re_adding(
 ) -> None:
     app, secret = oauth_app_create(
         workspace=workspace, name="Acme CRM", redirect_uris=["https://crm.example.com/oauth/callback"],
-        confidential=True, acting_user=members["admin"],
+        confidential=True, **by(members["admin"]),
     )
     token_url = f"{live_server.url}/api/oauth/token"
     session, verifier, authorize_url = authlib_session(live_server, app, secret)

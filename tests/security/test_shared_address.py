@@ -30,6 +30,7 @@ from gateway.failed_auth import UNKNOWN_LIMIT
 from oauth.models import IssuedAccessToken
 from oauth.selectors import token_checksum
 from oauth.tokens import generate_access_token
+from tests.factories import by
 from tests.oauth.conftest import REVOKE, TOKEN
 from tests.servers import RedisServer, gunicorn
 
@@ -137,7 +138,7 @@ def test_valid_key_and_oauth_token_keep_working_while_the_address_floods(
     _key, token = make_key()
     access_token = served_tokens(oauth_app)["access_token"]
     revoked, revoked_token = make_key(name="forgotten job")
-    apikey_revoke(key=revoked, acting_user=members["admin"])
+    apikey_revoke(key=revoked, **by(members["admin"]))
     with Flood(server, revoked_token) as flood:
         for _ in range(40):  # both workers, many times, while the flood runs
             assert get(server, token).status_code == HTTPStatus.OK
@@ -151,9 +152,9 @@ def test_known_refused_credentials_get_their_own_error_every_time_and_never_bloc
     server, make_key, members, oauth_app, served_tokens
 ) -> None:
     revoked, revoked_token = make_key(name="revoked")
-    apikey_revoke(key=revoked, acting_user=members["admin"])
+    apikey_revoke(key=revoked, **by(members["admin"]))
     paused, paused_token = make_key(name="paused")
-    apikey_pause(key=paused, acting_user=members["admin"])
+    apikey_pause(key=paused, **by(members["admin"]))
     expired, expired_token = make_key(name="expired")
     ApiKey.objects.filter(pk=expired.pk).update(expires_at=timezone.now())
     _walled, walled_token = make_key(name="walled", allowed_ips=["10.0.0.0/8"])
@@ -204,7 +205,7 @@ def test_a_key_created_elsewhere_works_on_its_first_request_during_a_flood(
                 time.sleep(1.1)
                 first = get(server, token)
             assert first.status_code == HTTPStatus.OK, first.text
-            apikey_revoke(key=key, acting_user=members["admin"])  # the plan allows 5 live keys
+            apikey_revoke(key=key, **by(members["admin"]))  # the plan allows 5 live keys
     assert_flood_answered(flood)
 
 
@@ -221,7 +222,7 @@ def test_unknown_tokens_past_the_limit_get_429_while_known_credentials_are_serve
     key, token = make_key()
     access_token = served_tokens(oauth_app)["access_token"]
     revoked, revoked_token = make_key(name="revoked")
-    apikey_revoke(key=revoked, acting_user=members["admin"])
+    apikey_revoke(key=revoked, **by(members["admin"]))
     for _ in range(6):  # both workers have read their filters
         assert get(server, token).status_code == HTTPStatus.OK
     refused: Counter = Counter()

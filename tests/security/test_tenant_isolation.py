@@ -31,7 +31,7 @@ from oauth.models import Connection, WorkspaceApp
 from oauth.services import oauth_app_create
 from passports.models import Passport
 from passports.services import passport_create
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, UserFactory, by
 from tests.oauth.conftest import RegisteredApp
 from workspaces.models import Membership, SecurityAlert
 from workspaces.roles import Action, Role, role_can
@@ -138,12 +138,12 @@ def tenant(workspace, admin_user) -> Tenant:
     def key() -> str:
         return apikey_create(workspace=workspace, name=f"k{next(counter)}",
                              scopes=ALL_KEY_SCOPES, environment="development",
-                             acting_user=admin_user)[0].public_id
+                             **by(admin_user))[0].public_id
 
     def app() -> str:
         application, _ = oauth_app_create(workspace=workspace, name=f"app{next(counter)}",
                                           redirect_uris=["https://app.example.com/cb"],
-                                          confidential=True, acting_user=admin_user)
+                                          confidential=True, **by(admin_user))
         return application.client_id
 
     def membership() -> str:
@@ -151,8 +151,10 @@ def tenant(workspace, admin_user) -> Tenant:
                                      user=UserFactory()).pk)
 
     def passport() -> str:
-        return passport_create(workspace=workspace, gtin="4006381333931",
-                               serial_number=f"S{next(counter)}", product_name="Drill").public_id
+        return passport_create(
+            workspace=workspace, gtin="4006381333931", serial_number=f"S{next(counter)}",
+            product_name="Drill", **by(),
+        ).public_id
 
     return Tenant(workspace, admin_user,
                   {"key": key, "app": app, "membership": membership, "passport": passport})
@@ -257,7 +259,7 @@ def test_the_roles_match_spec_section_2() -> None:
 def test_connected_apps_are_per_user(a, b, members, client_for, authorize, exchange) -> None:
     app = RegisteredApp(*oauth_app_create(
         workspace=b.workspace, name="B app", redirect_uris=["https://app.example.com/cb"],
-        confidential=True, acting_user=b.admin), "https://app.example.com/cb")
+        confidential=True, **by(b.admin)), "https://app.example.com/cb")
     b_client = Client()
     b_client.force_login(b.admin)
     assert exchange(app, authorize(b_client, app, workspace=b.workspace.slug)).status_code == 200
@@ -344,7 +346,7 @@ def test_apps_cannot_reach_another_workspaces_tokens(b, oauth_app, tokens_for, a
                                                      exchange) -> None:
     b_app = RegisteredApp(*oauth_app_create(
         workspace=b.workspace, name="B app", redirect_uris=["https://app.example.com/cb"],
-        confidential=True, acting_user=b.admin), "https://app.example.com/cb")
+        confidential=True, **by(b.admin)), "https://app.example.com/cb")
     b_client = Client()
     b_client.force_login(b.admin)
     b_tokens = exchange(b_app, authorize(b_client, b_app, workspace=b.workspace.slug)).json()

@@ -13,7 +13,7 @@ from apikeys.charts import PLOT_HEIGHT, daily_bar_chart
 from apikeys.models import ApiKey, KeyUsageDay
 from apikeys.services import apikey_revoke, apikey_rotate
 from gateway.usage import RECENT_PER_KEY
-from tests.factories import WorkspaceFactory
+from tests.factories import WorkspaceFactory, by
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +75,7 @@ def test_every_member_sees_a_keys_metadata(client_for, make_key, role) -> None:
 
 def test_a_revoked_key_says_when_and_by_whom(client_for, make_key, members) -> None:
     key, _ = make_key()
-    apikey_revoke(key=key, acting_user=members["owner"])
+    apikey_revoke(key=key, **by(members["owner"]))
     key.refresh_from_db()
     page = text(client_for("viewer").get(detail_url(key)).content.decode())
     assert f"Revoked {key.revoked_at:%Y-%m-%d %H:%M} UTC by owner@acme.test" in page
@@ -84,8 +84,8 @@ def test_a_revoked_key_says_when_and_by_whom(client_for, make_key, members) -> N
 
 def test_the_rotation_chain_links_both_ways(client_for, make_key) -> None:
     first, _ = make_key(name="Deploys")
-    second, _ = apikey_rotate(key=first, overlap="1h")
-    third, _ = apikey_rotate(key=second, overlap="now")
+    second, _ = apikey_rotate(key=first, overlap="1h", **by())
+    third, _ = apikey_rotate(key=second, overlap="now", **by())
     client = client_for("viewer")
 
     middle = client.get(detail_url(second)).content.decode()
@@ -110,7 +110,8 @@ def test_another_workspaces_key_and_unknown_ids_are_404(client_for, make_key) ->
     from apikeys.services import apikey_create
 
     theirs, _ = apikey_create(
-        workspace=other, name="theirs", scopes=["passports:read"], environment="development"
+        workspace=other, name="theirs", scopes=["passports:read"], environment="development",
+        **by(),
     )
     client = client_for("owner")
     assert client.get(detail_url(theirs)).status_code == HTTPStatus.NOT_FOUND
@@ -123,7 +124,7 @@ def test_another_workspaces_key_and_unknown_ids_are_404(client_for, make_key) ->
 def test_the_keys_list_links_each_key_to_its_page(client_for, make_key, members) -> None:
     live, _ = make_key(name="Live one")
     ended, _ = make_key(name="Ended one")
-    apikey_revoke(key=ended, acting_user=members["owner"])
+    apikey_revoke(key=ended, **by(members["owner"]))
     html = client_for("viewer").get("/w/acme/settings/api-keys/").content.decode()
     assert f'<a href="{detail_url(live)}">Live one</a>' in html
     assert f'<a href="{detail_url(ended)}">Ended one</a>' in html
@@ -259,7 +260,7 @@ def test_detail_query_count_does_not_grow_with_usage(
     client_for, make_key, record_requests
 ) -> None:
     key, _ = make_key()
-    rotated, _ = apikey_rotate(key=make_key(name="Old")[0], overlap="1h")
+    rotated, _ = apikey_rotate(key=make_key(name="Old")[0], overlap="1h", **by())
     client = client_for("admin")
     record_requests(rotated, 2)
     client.get(detail_url(rotated))  # warm the session

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from apikeys.models import ApiKey
 from audit.models import AuditEvent
-from tests.factories import WorkspaceFactory
+from tests.factories import WorkspaceFactory, by
 
 pytestmark = pytest.mark.django_db
 
@@ -156,7 +156,7 @@ def test_another_workspaces_key_is_404_and_untouched(client_for) -> None:
     from apikeys.services import apikey_create
 
     theirs, _ = apikey_create(workspace=WorkspaceFactory(slug="globex"), name="theirs",
-                              scopes=["passports:read"], environment="development")
+                              scopes=["passports:read"], environment="development", **by())
     client = client_for("owner")
     for slug in ("acme", "globex"):
         response = client.post(rate_url(theirs, slug), {"rate_limit_per_minute": "1"})

@@ -11,10 +11,11 @@ from django.urls import reverse
 
 from apikeys.models import ApiKey
 from apikeys.services import apikey_create, apikey_revoke
+from core.context import Actor
 from core.redis import using_redis
 from gateway.usage import usage_flush
 from passports.services import passport_create
-from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory, by
 from workspaces import quotas
 from workspaces.quotas import Budget
 
@@ -150,10 +151,10 @@ def test_plan_numbers(client_for, workspace, make_key, members) -> None:
     make_key(name="one")
     make_key(name="two")
     revoked, _ = make_key(name="gone")
-    apikey_revoke(key=revoked, acting_user=members["owner"])
+    apikey_revoke(key=revoked, **by(members["owner"]))
     for serial in ("1", "2", "3"):
         passport_create(workspace=workspace, gtin="09506000134352", serial_number=serial,
-                        product_name="Kettle")
+                        product_name="Kettle", **by())
     page = text(client_for("viewer").get(USAGE))
     assert "Plan Free" in page
     assert "Writes per day 100" in page and "Passport reads per day 100" in page
@@ -185,9 +186,9 @@ def test_per_key_table_shows_todays_requests_busiest_first(
     record_requests(busy, 5, at=datetime.now(UTC) - timedelta(days=1))  # yesterday's: not today
     revoked_today, _ = make_key(name="Revoked today")
     record_requests(revoked_today, 1)
-    apikey_revoke(key=revoked_today, acting_user=members["owner"])
+    apikey_revoke(key=revoked_today, **by(members["owner"]))
     unused_revoked, _ = make_key(name="Never mind")
-    apikey_revoke(key=unused_revoked, acting_user=members["owner"])
+    apikey_revoke(key=unused_revoked, **by(members["owner"]))
 
     html = client_for("viewer").get(USAGE).content.decode()
     table = html.split('id="key-usage"')[1].split("</table>")[0]
@@ -216,10 +217,10 @@ def test_usage_page_query_count_does_not_grow_with_keys(
         for i in range(n):
             creator = UserFactory()
             MembershipFactory(workspace=workspace, user=creator, role="admin")
-            key, _ = make_key(name=f"key {i}", acting_user=creator)
+            key, _ = make_key(name=f"key {i}", actor=Actor.for_user(creator))
             record_requests(key, i + 1)
             if i % 3 == 0:
-                apikey_revoke(key=key, acting_user=creator)
+                apikey_revoke(key=key, **by(creator))
 
     add_keys(2)
     client.get(USAGE)  # warm the session
@@ -241,10 +242,11 @@ def test_the_dashboard_shows_what_the_api_counted(client_for, workspace, make_ke
     token = apikey_create(
         workspace=workspace, name="Integration", environment="development",
         scopes=["passports:read", "passports:write", "keys:read"],
+        **by(),
     )[1]
     api = Client(headers={"Authorization": f"Bearer {token}"})
     passport = passport_create(workspace=workspace, gtin="09506000134352", serial_number="A1",
-                               product_name="Kettle")
+                               product_name="Kettle", **by())
     for n in range(7):
         response = api.patch(f"/api/v1/passports/{passport.public_id}",
                              {"product_name": f"Kettle {n}"}, content_type="application/json")

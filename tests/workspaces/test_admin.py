@@ -15,7 +15,7 @@ from django.test import Client
 
 from audit.models import AuditEvent
 from tests.admin_forms import form_data, inline_row
-from tests.factories import MembershipFactory, UserFactory, plan_named
+from tests.factories import MembershipFactory, UserFactory, by, plan_named
 from workspaces.models import Membership, Plan, Workspace
 from workspaces.services import membership_remove
 
@@ -223,6 +223,24 @@ def test_a_plan_change_of_a_workspace_is_audited(staff, staff_user, workspace, m
 
 # --- plans --------------------------------------------------------------------------------------
 
+def test_renaming_a_workspace_is_audited_and_it_cannot_be_deleted(
+    staff, staff_user, workspace, members
+) -> None:
+    url = f"{WORKSPACES}{workspace.pk}/change/"
+    data = form_data(staff.get(url))
+    old_name, data["name"] = workspace.name, "Acme Renamed"
+    assert staff.post(url, data).status_code == HTTPStatus.FOUND
+    renamed = event("workspace.updated")
+    assert_from_admin(renamed, staff_user)
+    assert renamed.metadata["changed"] == {"name": {"from": old_name, "to": "Acme Renamed"}}
+    workspace.refresh_from_db()
+    assert workspace.name == "Acme Renamed"
+    assert not AuditEvent.objects.filter(action="plan.changed").exists()
+    # A workspace's audit history is protected: Django admin offers no delete.
+    assert staff.get(f"{WORKSPACES}{workspace.pk}/delete/").status_code == HTTPStatus.FORBIDDEN
+    assert Workspace.objects.filter(pk=workspace.pk).exists()
+
+
 def test_editing_plan_limits_is_audited(staff, staff_user, workspace) -> None:
     free = plan_named("free")
     url = f"{PLANS}{free.pk}/change/"
@@ -314,7 +332,7 @@ def test_an_inline_removal_refused_after_a_concurrent_one_is_an_error_not_a_500(
     def other_session() -> None:
         try:
             with transaction.atomic():
-                membership_remove(membership=second, acting_user=members["owner"])
+                membership_remove(membership=second, **by(members["owner"]))
                 holding.set()
                 release.wait(60)
         finally:

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apikeys.models import Environment
 from apikeys.services import apikey_create
-from core.context import RequestContext
+from core.context import Actor, RequestContext
 from workspaces.models import Workspace
 from workspaces.scopes import default_key_scope_names
 
@@ -68,6 +68,7 @@ class Command(BaseCommand):
                 environment=env or settings.GATEHOUSE_ENVIRONMENT,
                 expires_at=parse_expiry(expires) if expires else None,
                 rate_limit_per_minute=rate_limit,
+                actor=Actor.for_command("create_api_key"),
                 context=RequestContext.for_command("create_api_key"),
             )
         except ValidationError as exc:

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apikeys.keycache import PENDING_WARNING, keycache_pending
 from apikeys.models import ApiKey
 from apikeys.services import apikey_revoke
-from core.context import RequestContext
+from core.context import Actor, RequestContext
 
 # Exit status when the key is revoked but Redis could not be told (1 is "not revoked").
 PENDING_EXIT_STATUS = 3
@@ -26,7 +26,10 @@ class Command(BaseCommand):
         if key is None:
             raise CommandError(f"No API key with id {key_id!r}.")
         try:
-            apikey_revoke(key=key, context=RequestContext.for_command("revoke_api_key"))
+            apikey_revoke(
+                key=key, actor=Actor.for_command("revoke_api_key"),
+                context=RequestContext.for_command("revoke_api_key"),
+            )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         self.stdout.write(

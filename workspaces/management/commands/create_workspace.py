@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from core.context import RequestContext
+from core.context import Actor, RequestContext
 from workspaces.models import Plan, Workspace
 from workspaces.services import workspace_create
 
@@ -58,6 +58,7 @@ class Command(BaseCommand):
                     name=name or slug,
                     owner=user,
                     plan=plan_obj,
+                    actor=Actor.for_command("create_workspace"),
                     context=RequestContext.for_command("create_workspace"),
                 )
         except ValidationError as exc:

@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from core.context import RequestContext
+from core.context import Actor, RequestContext
 from workspaces.models import Plan, Workspace
 from workspaces.roles import Role
 from workspaces.services import membership_add, workspace_create
@@ -29,7 +29,7 @@ class Command(BaseCommand):
                     name="Demo Workspace",
                     owner=owner,
                     plan=Plan.objects.get(code="basic"),
-                    context=context,
+                    actor=Actor.for_command("seed_demo"), context=context,
                 )
                 for role in (Role.ADMIN, Role.EDITOR, Role.VIEWER):
                     email = f"{role.value}@demo.gatehouse.test"
@@ -37,12 +37,13 @@ class Command(BaseCommand):
                         username=email, email=email, password=DEMO_PASSWORD
                     )
                     membership_add(
-                        workspace=workspace, user=user, role=role, acting_user=owner,
+                        workspace=workspace, user=user, role=role, actor=Actor.for_user(owner),
                         context=context,
                     )
                 workspace_create(
                     slug="acme", name="Acme Labs", owner=owner,
-                    plan=Plan.objects.get(code="free"), context=context,
+                    plan=Plan.objects.get(code="free"), actor=Actor.for_command("seed_demo"),
+                    context=context,
                 )
         self.stdout.write(
             self.style.SUCCESS(
