@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 
@@ -16,8 +18,11 @@ from core.pagination import keyset_page
 
 from .models import ApiKey
 
+if TYPE_CHECKING:
+    from datetime import datetime
 
-def key_json(key: ApiKey, now) -> dict:
+
+def key_json(key: ApiKey, now: datetime) -> dict:
     """Metadata only: the token is never stored, and its digest never leaves the database."""
     return {
         "id": key.public_id,

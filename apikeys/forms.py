@@ -5,6 +5,7 @@ attach back to these forms under the same names."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -52,7 +53,7 @@ class ApiKeyCreateForm(forms.Form):
         "requests from anywhere else are refused.",
     )
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, label_suffix="", **kwargs)
         if self.is_bound:
             # Re-rendered with errors: focus goes to the first field in error (see
@@ -103,5 +104,5 @@ class ApiKeyRateLimitForm(forms.Form):
         },
     )
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, label_suffix="", **kwargs)

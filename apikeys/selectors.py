@@ -6,6 +6,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -27,6 +28,9 @@ from workspaces.quotas import quota_usage_today
 
 from .keycache import key_cache, keycache_versions
 from .models import RECENT_PER_KEY, ApiKey, KeyRequest, KeyStatus, KeyUsageDay
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,7 @@ _BY_DIGEST_MODELS = (ApiKey, Workspace, Plan)
 _by_digest_converters: WeakKeyDictionary = WeakKeyDictionary()
 
 
-def _by_digest_sql(conn) -> str:
+def _by_digest_sql(conn: BaseDatabaseWrapper) -> str:
     qn = conn.ops.quote_name
     columns = [
         f"{alias}.{qn(field.column)}"
@@ -126,7 +130,7 @@ def _by_digest_sql(conn) -> str:
     )
 
 
-def _row_converters(conn) -> tuple[str, list]:
+def _row_converters(conn: BaseDatabaseWrapper) -> tuple[str, list]:
     """The statement and, per column, the converters the ORM would apply (JSON, datetimes on
     SQLite...), computed once per connection."""
     cached = _by_digest_converters.get(conn)

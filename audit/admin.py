@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib import admin
 from django.http import HttpRequest
 
 from .actions import ACTIONS
 from .models import AuditChain, AuditEvent
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -29,7 +34,7 @@ class ActionFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return sorted(ACTIONS.items())
 
-    def queryset(self, request: HttpRequest, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         return queryset.filter(action=self.value()) if self.value() else queryset
 
 

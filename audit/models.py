@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Never
 
 from django.db import models
 
@@ -20,10 +20,10 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def for_workspace(self, workspace: Workspace) -> AuditEventQuerySet:
         return self.filter(workspace=workspace)
 
-    def update(self, **kwargs):
+    def update(self, **kwargs: Any) -> Never:
         raise TypeError("Audit events are append-only.")
 
-    def delete(self):
+    def delete(self) -> Never:
         raise TypeError("Audit events are append-only.")
 
 
@@ -77,12 +77,12 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.public_id} {self.action}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise TypeError("Audit events are append-only.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> Never:
         raise TypeError("Audit events are append-only.")
 
     @property

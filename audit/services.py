@@ -19,6 +19,8 @@ from .keys import AuditKey, signing_key, verification_key
 from .models import AuditChain, AuditEvent
 
 if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
     from workspaces.models import Workspace
 
 GENESIS_HASH = "0" * 64
@@ -199,7 +201,7 @@ def _log_anchor(key: str, event: AuditEvent) -> None:
 
 # --- Sign-ins (the workspace-less chain) --------------------------------------------------------
 
-def audit_login_succeeded(*, user, context: RequestContext) -> AuditEvent:
+def audit_login_succeeded(*, user: AbstractBaseUser, context: RequestContext) -> AuditEvent:
     """Record a successful sign-in at the login door."""
     return audit_record(
         action="user.logged_in",

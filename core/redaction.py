@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING, Any
 
 from django.views.debug import SafeExceptionReporterFilter
 
 from .credentials import CREDENTIAL_PATTERN, REDACTED, redact_credentials
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 # API keys, access and refresh tokens, authorization codes and client secrets: the one pattern
 # the audit log and stored responses redact with too (core.credentials).
@@ -60,7 +64,7 @@ class SecretsExceptionReporterFilter(SafeExceptionReporterFilter):
         "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|PEPPER", flags=re.IGNORECASE
     )
 
-    def get_safe_request_meta(self, request):
+    def get_safe_request_meta(self, request: HttpRequest) -> dict[str, Any]:
         meta = super().get_safe_request_meta(request)
         for name in ("HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "HTTP_COOKIE"):
             if name in meta:
@@ -75,7 +79,7 @@ def install_log_record_redaction() -> None:
     if getattr(current, "gatehouse_redacting", False):
         return
 
-    def factory(*args, **kwargs) -> logging.LogRecord:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = current(*args, **kwargs)
         if record.args or isinstance(record.msg, str):
             try:

@@ -34,6 +34,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import (
@@ -293,7 +294,7 @@ def usage_prune(now: datetime) -> int:
 usage_buffer = UsageBuffer()
 
 
-def usage_record(**event) -> None:
+def usage_record(**event: Any) -> None:
     usage_buffer.record(**event)
 
 

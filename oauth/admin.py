@@ -8,6 +8,8 @@ so they are audited like the same actions in the dashboard, with the door `admin
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -19,6 +21,10 @@ from core.context import Actor, Door, RequestContext
 from .models import Connection
 from .redirects import validate_redirect_uris
 from .services import APP_EDITABLE_FIELDS, connection_revoke, oauth_app_delete, oauth_app_update
+
+if TYPE_CHECKING:
+    from django.db.models import Model
+    from oauth2_provider.models import Application
 
 
 def _context(request: HttpRequest) -> RequestContext:
@@ -60,10 +66,12 @@ class ApplicationAdmin(dot_admin.ApplicationAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # the dashboard or RFC 7591 registration, which show the secret once
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False  # the audited "Delete selected apps" action instead
 
-    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Application, form: forms.ModelForm, change: bool
+    ) -> None:
         # Only changes reach here (no add permission); the service validates and audits them.
         changes = {field: form.cleaned_data[field] for field in APP_EDITABLE_FIELDS
                    if field in form.changed_data}
@@ -108,13 +116,13 @@ def revoke_connections(
 class _ReadOnlyTokenAdmin:
     """Tokens are issued by the flows and revoked through their grant; nothing here edits them."""
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def get_exclude(self, request: HttpRequest, obj=None):
+    def get_exclude(self, request: HttpRequest, obj: Model | None = None) -> tuple[str, ...]:
         return ("token", "token_checksum", "code", "code_challenge")
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
@@ -152,10 +160,10 @@ class ConnectionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:

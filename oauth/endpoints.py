@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -86,7 +87,9 @@ def api_resource(request: HttpRequest) -> str:
     return request.build_absolute_uri(API_RESOURCE_PATH)
 
 
-def _json_error(status: int, error: str, description: str, retry_after: int | None = None):
+def _json_error(
+    status: int, error: str, description: str, retry_after: int | None = None
+) -> JsonResponse:
     response = JsonResponse({"error": error, "error_description": description}, status=status)
     response["Cache-Control"] = "no-store"
     if retry_after is not None:
@@ -199,7 +202,9 @@ class AuthorizationView(BaseAuthorizationView):
     """RFC 6749 §4.1.1 with consent. Never skips the consent screen (no `skip_authorization`, no
     `approval_prompt=auto`): every code belongs to a consent the user just gave for a workspace."""
 
-    def error_response(self, error: OAuthToolkitError, application, **kwargs) -> HttpResponse:
+    def error_response(
+        self, error: OAuthToolkitError, application: Application, **kwargs: Any,
+    ) -> HttpResponse:
         redirect, response = OAuthLibMixin.error_response(self, error, **kwargs)
         oauthlib_error = response["error"]
         if redirect:
@@ -222,7 +227,9 @@ class AuthorizationView(BaseAuthorizationView):
             status=oauthlib_error.status_code,
         )
 
-    def _error_destination(self, url: str, oauthlib_error, application) -> HttpResponse:
+    def _error_destination(
+        self, url: str, oauthlib_error: errors.OAuth2Error, application: Application,
+    ) -> HttpResponse:
         """RFC 9700 §4.11.2: an unvetted app's error response as a page that names where the
         link goes, instead of a redirect (see `oauth.redirects.redirects_without_asking`)."""
         parts = urlsplit(url)
@@ -244,13 +251,15 @@ class AuthorizationView(BaseAuthorizationView):
             status=HTTPStatus.OK if denied else oauthlib_error.status_code,
         )
 
-    def redirect(self, redirect_to: str, application) -> HttpResponse:
+    def redirect(self, redirect_to: str, application: Application) -> HttpResponse:
         response = OAuth2ResponseRedirect(redirect_to, oauth2_settings.ALLOWED_REDIRECT_URI_SCHEMES)
         if self.request.method == "POST":
             response.status_code = HTTPStatus.SEE_OTHER  # RFC 9700 §4.12
         return response
 
-    def _deny(self, credentials: dict, error: errors.OAuth2Error, application) -> HttpResponse:
+    def _deny(
+        self, credentials: dict, error: errors.OAuth2Error, application: Application,
+    ) -> HttpResponse:
         error.state = credentials.get("state")
         return self.error_response(
             OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"]), application
@@ -291,7 +300,7 @@ class AuthorizationView(BaseAuthorizationView):
         *,
         scopes: list[str],
         credentials: dict,
-        application,
+        application: Application,
         selected: str | None = None,
         error: str | None = None,
         status: int = HTTPStatus.OK,
@@ -326,7 +335,7 @@ class AuthorizationView(BaseAuthorizationView):
         }
         return response
 
-    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         validated = self._validate(request)
         if isinstance(validated, HttpResponse):
             return validated
@@ -335,7 +344,7 @@ class AuthorizationView(BaseAuthorizationView):
             request, scopes=scopes, credentials=credentials, application=application
         )
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # The hidden fields are re-validated exactly like the GET: nothing from the form is
         # trusted, and a denial redirects only to a redirect URI registered for the client.
         validated = self._validate(request)
@@ -403,7 +412,7 @@ class AuthorizationView(BaseAuthorizationView):
 class GatehouseTokenView(TokenView):
     """RFC 6749 §3.2, rate-limited per IP. Only the grants GatehouseServer knows are accepted."""
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         refused = refuse_unusable_request(
             request, group="oauth.token", rate=settings.GATEHOUSE_OAUTH_TOKEN_RATE
         )
@@ -423,7 +432,7 @@ class GatehouseTokenView(TokenView):
 class GatehouseRevokeTokenView(RevokeTokenView):
     """RFC 7009. Revoking either token of a grant ends the grant (see the validator)."""
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         refused = refuse_unusable_request(
             request, group="oauth.revoke", rate=settings.GATEHOUSE_OAUTH_TOKEN_RATE
         )
@@ -438,7 +447,7 @@ class IntrospectView(OAuthLibMixin, View):
     it — or revoked, expired, or whose user left the workspace — is `{"active": false}`.
     `scope` is the effective scope: granted ∩ the user's current role."""
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         refused = refuse_unusable_request(
             request, group="oauth.introspect", rate=settings.GATEHOUSE_OAUTH_TOKEN_RATE
         )
@@ -507,7 +516,7 @@ class RegistrationView(DynamicClientRegistrationView):
     `invalid_redirect_uri`. RFC 7592 management is not offered (no registration access token)."""
 
     @method_decorator(never_cache)
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         refused = refuse_unusable_request(
             request, group="oauth.register", rate=settings.GATEHOUSE_OAUTH_REGISTER_RATE,
             form=False,  # the body is JSON, read below

@@ -17,6 +17,7 @@ one-to-one side row:
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -25,6 +26,10 @@ from oauth2_provider.settings import oauth2_settings
 
 from core.ids import new_public_id
 from workspaces.models import Workspace
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
 
 
 def new_connection_id() -> str:
@@ -61,7 +66,7 @@ class WorkspaceApp(models.Model):
 
 
 class ConnectionQuerySet(models.QuerySet["Connection"]):
-    def for_user(self, user) -> ConnectionQuerySet:
+    def for_user(self, user: AbstractBaseUser | AnonymousUser) -> ConnectionQuerySet:
         return self.filter(user=user)
 
     def active(self) -> ConnectionQuerySet:

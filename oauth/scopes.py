@@ -6,9 +6,15 @@ Metadata (`scopes_supported`), `validate_scopes` and the consent screen all read
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from oauth2_provider.scopes import BaseScopes
 
 from workspaces.scopes import all_scopes
+
+if TYPE_CHECKING:
+    from oauth2_provider.models import Application
+    from oauthlib.common import Request as OAuthlibRequest
 
 OFFLINE_ACCESS = "offline_access"
 
@@ -22,8 +28,14 @@ class RegistryScopes(BaseScopes):
     def get_all_scopes(self) -> dict[str, str]:
         return {s.name: s.description for s in all_scopes()}
 
-    def get_available_scopes(self, application=None, request=None, *args, **kwargs) -> list[str]:
+    def get_available_scopes(
+        self, application: Application | None = None, request: OAuthlibRequest | None = None,
+        *args: Any, **kwargs: Any,
+    ) -> list[str]:
         return [s.name for s in all_scopes()]
 
-    def get_default_scopes(self, application=None, request=None, *args, **kwargs) -> list[str]:
+    def get_default_scopes(
+        self, application: Application | None = None, request: OAuthlibRequest | None = None,
+        *args: Any, **kwargs: Any,
+    ) -> list[str]:
         return default_scope_names()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 from django.contrib.auth import get_user_model
@@ -21,13 +22,22 @@ from workspaces.scopes import scopes_for_role
 
 from .models import AccessTokenLink, Connection, WorkspaceApp
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models import Model
+    from oauth2_provider.models import AccessToken, Application, RefreshToken
+
 
 def token_checksum(token: str) -> str:
     """How DOT stores a token (COMPLIANT_BCP_RFC9700_TOKEN_STORAGE): SHA-256, hex."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def access_token_with_grant(token: str, *, application=None):
+def access_token_with_grant(
+    token: str, *, application: Application | None = None
+) -> AccessToken | None:
     """The stored access token for a raw token, with its connection, workspace and app loaded in
     the same query; None when unknown (or revoked, since revoking deletes it)."""
     queryset = get_access_token_model().objects.select_related(
@@ -58,7 +68,7 @@ def _grant_models() -> tuple:
     return (get_access_token_model(), get_application_model(), Connection, Workspace, Plan)
 
 
-def _grant_statement(conn) -> tuple[str, list]:
+def _grant_statement(conn: BaseDatabaseWrapper) -> tuple[str, list]:
     """The statement and each column's converters (those the ORM would apply), once per
     connection. Identifiers come from the models' metadata, quoted; the checksum is a parameter."""
     cached = _grant_statements.get(conn)
@@ -129,7 +139,9 @@ def gateway_grant(token: str) -> GatewayGrant | None:
     return GatewayGrant(access_token, connection, role)
 
 
-def live_refresh_token_with_grant(token: str, *, application):
+def live_refresh_token_with_grant(
+    token: str, *, application: Application
+) -> RefreshToken | None:
     return (
         get_refresh_token_model()
         .objects.select_related("access_token", "gatehouse_link__connection__workspace")
@@ -138,7 +150,7 @@ def live_refresh_token_with_grant(token: str, *, application):
     )
 
 
-def connection_of(token_row) -> Connection | None:
+def connection_of(token_row: Model) -> Connection | None:
     """The live connection a DOT token or code belongs to, else None."""
     link = getattr(token_row, "gatehouse_link", None)  # reverse one-to-one: None when missing
     connection = link.connection if link is not None else None
@@ -166,7 +178,7 @@ def effective_scopes(granted: str | list[str], role: str) -> frozenset[str]:
     return frozenset(names) & frozenset(scopes_for_role(role))
 
 
-def connections_for_user(user) -> QuerySet[Connection]:
+def connections_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Connection]:
     return (
         Connection.objects.for_user(user)
         .active()

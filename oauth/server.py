@@ -10,6 +10,8 @@ having consented, and `plain` or missing PKCE is refused before the consent scre
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
@@ -26,6 +28,9 @@ from oauthlib.oauth2.rfc6749.tokens import BearerToken
 
 from .scopes import OFFLINE_ACCESS
 from .tokens import generate_authorization_code
+
+if TYPE_CHECKING:
+    from oauthlib.oauth2 import RequestValidator
 
 
 class S256AuthorizationCodeGrant(AuthorizationCodeGrant):
@@ -80,12 +85,12 @@ class GatehouseServer(
 ):
     def __init__(
         self,
-        request_validator,
-        token_expires_in=None,
-        token_generator=None,
-        refresh_token_generator=None,
-        *args,
-        **kwargs,  # DOT passes device-flow settings we do not use
+        request_validator: RequestValidator,
+        token_expires_in: int | Callable[..., int] | None = None,
+        token_generator: Callable[..., str] | None = None,
+        refresh_token_generator: Callable[..., str] | None = None,
+        *args: Any,
+        **kwargs: Any,  # DOT passes device-flow settings we do not use
     ) -> None:
         self.auth_grant = S256AuthorizationCodeGrant(
             request_validator, pre_auth=[require_state, valid_code_challenge]

@@ -5,7 +5,7 @@ management command."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -26,6 +26,11 @@ from workspaces.models import Membership, Workspace
 from .codesweep import expired_codes_delete
 from .models import Connection, UsedAuthorizationCode, WorkspaceApp
 from .redirects import validate_redirect_uris
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 Application = get_application_model()
 
@@ -55,7 +60,7 @@ def _new_application(
     redirect_uris: list[str],
     confidential: bool,
     registration_source: str,
-    user=None,
+    user: AbstractBaseUser | None = None,
 ) -> tuple[Application, str]:  # type: ignore[valid-type]
     """An unsaved, validated authorization-code app and its raw client secret."""
     name = (name or "").strip()
@@ -284,7 +289,7 @@ def oauth_app_update(
 
 def connection_grant(
     *,
-    user,
+    user: AbstractBaseUser,
     application: Application,  # type: ignore[valid-type]
     workspace: Workspace,
     scopes: list[str],
@@ -336,7 +341,7 @@ def connection_grant(
     return connection
 
 
-def _revoke_tokens(connection: Connection, *, now) -> None:
+def _revoke_tokens(connection: Connection, *, now: datetime) -> None:
     """End every code and token of the connection. Refresh tokens are kept as revoked
     tombstones so that presenting one later is recognised (reuse detection needs them)."""
     RefreshToken = get_refresh_token_model()
@@ -421,7 +426,7 @@ def connections_end_for_member(
 
 
 def applications_disown(
-    *, user, actor: Actor, context: RequestContext
+    *, user: AbstractBaseUser, actor: Actor, context: RequestContext
 ) -> int:
     """A user account is about to be deleted (`workspaces.hooks`): the apps they registered stay,
     no longer naming them (DOT's `Application.user` cascades: the database would delete the apps
@@ -430,7 +435,7 @@ def applications_disown(
     return Application.objects.filter(user=user).update(user=None)
 
 
-def connection_touch(*, connection: Connection, now=None) -> None:
+def connection_touch(*, connection: Connection, now: datetime | None = None) -> None:
     """Record use at most once a minute, so verifying a token does not cost a write each time."""
     now = now or timezone.now()
     if connection.last_used_at is not None and now - connection.last_used_at < timedelta(
@@ -441,7 +446,9 @@ def connection_touch(*, connection: Connection, now=None) -> None:
     connection.last_used_at = now
 
 
-def oauth_prune(*, now=None, unused_after: timedelta = UNUSED_DYNAMIC_CLIENT_AGE) -> int:
+def oauth_prune(
+    *, now: datetime | None = None, unused_after: timedelta = UNUSED_DYNAMIC_CLIENT_AGE,
+) -> int:
     """Housekeeping for `manage.py prune`: delete dynamically registered clients that nobody has
     an active grant with and that are older than `unused_after`, then DOT's expired codes and
     tokens (`clear_expired`). Returns how many clients were deleted."""

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -77,6 +78,10 @@ from .services import (
     connection_revoke_for_reuse,
 )
 
+if TYPE_CHECKING:
+    from oauth2_provider.models import AccessToken, Application, RefreshToken
+    from oauthlib.common import Request as OAuthlibRequest
+
 log = logging.getLogger(__name__)
 
 CONNECTION_ATTR = "gatehouse_connection"
@@ -92,7 +97,7 @@ RECEIVED_KEY = "gatehouse.received_at"
 REFRESH_RACE_SECONDS = 2
 
 
-def request_context(request) -> RequestContext:  # an oauthlib Request
+def request_context(request: OAuthlibRequest) -> RequestContext:  # an oauthlib Request
     """Where a token-endpoint event came from: the client's address and user agent, through the
     API door (the validator only ever runs behind /api/oauth/…)."""
     headers = request.headers or {}
@@ -109,20 +114,20 @@ def _active_connection(connection: Connection | None) -> Connection | None:
     return connection
 
 
-def _invalid_target(request, description: str) -> errors.CustomOAuth2Error:
+def _invalid_target(request: OAuthlibRequest, description: str) -> errors.CustomOAuth2Error:
     return errors.CustomOAuth2Error(
         error="invalid_target", description=description, request=request
     )
 
 
-def _origin(request) -> str:
+def _origin(request: OAuthlibRequest) -> str:
     origin = (request.headers or {}).get(ORIGIN_KEY)
     if not origin:  # not through the token view: bind nothing rather than guess
         raise _invalid_target(request, "This endpoint cannot determine its own resources.")
     return origin
 
 
-def _requested_resources(request) -> list[str]:
+def _requested_resources(request: OAuthlibRequest) -> list[str]:
     """Every `resource` parameter of the token request (RFC 8707 allows repeating it; oauthlib
     keeps only the last)."""
     values = [value for key, value in (request.decoded_body or []) if key == "resource"]
@@ -131,7 +136,7 @@ def _requested_resources(request) -> list[str]:
     return values
 
 
-def bind_resource(request, *, allowed: list[str] | None) -> str:
+def bind_resource(request: OAuthlibRequest, *, allowed: list[str] | None) -> str:
     """The one resource (canonical identifier) the token being issued is bound to (RFC 8707 §2.2).
 
     `allowed`: what the authorization code or refresh token already allows — None for a code
@@ -168,7 +173,7 @@ def bind_resource(request, *, allowed: list[str] | None) -> str:
     return requested[0] if requested else api_resource_at(origin)
 
 
-def _received_at(request) -> datetime | None:
+def _received_at(request: OAuthlibRequest) -> datetime | None:
     value = (request.headers or {}).get(RECEIVED_KEY)
     return value if isinstance(value, datetime) else None
 
@@ -176,12 +181,17 @@ def _received_at(request) -> datetime | None:
 class GatehouseOAuth2Validator(OAuth2Validator):
     # --- Authorization endpoint -----------------------------------------------------------------
 
-    def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs) -> bool:
+    def validate_redirect_uri(
+        self, client_id: str, redirect_uri: str, request: OAuthlibRequest, *args: Any,
+        **kwargs: Any,
+    ) -> bool:
         if redirect_uri_problem(redirect_uri) is not None:
             return False
         return super().validate_redirect_uri(client_id, redirect_uri, request, *args, **kwargs)
 
-    def save_authorization_code(self, client_id, code, request, *args, **kwargs) -> None:
+    def save_authorization_code(
+        self, client_id: str, code: str, request: OAuthlibRequest, *args: Any, **kwargs: Any,
+    ) -> None:
         """Only the consent view issues codes, and it passes the connection it created; a code
         without one is never stored."""
         connection_id = getattr(request, CONNECTION_ID_ATTR, None)
@@ -193,7 +203,10 @@ class GatehouseOAuth2Validator(OAuth2Validator):
 
     # --- Token endpoint: authorization code --------------------------------------------------
 
-    def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:
+    def validate_code(
+        self, client_id: str, code: str, client: Application, request: OAuthlibRequest, *args: Any,
+        **kwargs: Any,
+    ) -> bool:
         # Lock the code for this token request (one transaction, see the token view): a
         # concurrent exchange of the same code waits here, then finds it exchanged — a replay.
         grant = (
@@ -220,7 +233,9 @@ class GatehouseOAuth2Validator(OAuth2Validator):
         setattr(request, CONNECTION_ATTR, connection)
         return True
 
-    def _refuse_replayed_code(self, code, client, request) -> None:
+    def _refuse_replayed_code(
+        self, code: str, client: Application, request: OAuthlibRequest,
+    ) -> None:
         """RFC 6749 §4.1.2: a code exchanged before revokes what that exchange issued."""
         if not isinstance(code, str) or client is None:
             return
@@ -239,7 +254,9 @@ class GatehouseOAuth2Validator(OAuth2Validator):
         )
         authorization_code_replay(used=used, context=request_context(request))
 
-    def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs) -> None:
+    def invalidate_authorization_code(
+        self, client_id: str, code: str, request: OAuthlibRequest, *args: Any, **kwargs: Any,
+    ) -> None:
         """DOT deletes the grant; remember the code's digest and what its exchange issued, in the
         same transaction as the tokens."""
         super().invalidate_authorization_code(client_id, code, request, *args, **kwargs)
@@ -258,7 +275,10 @@ class GatehouseOAuth2Validator(OAuth2Validator):
 
     # --- Token endpoint: refresh token ---------------------------------------------------------
 
-    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
+    def validate_refresh_token(
+        self, refresh_token: str, client: Application, request: OAuthlibRequest, *args: Any,
+        **kwargs: Any,
+    ) -> bool:
         RefreshToken = get_refresh_token_model()
         rt = (
             RefreshToken.objects.filter(token_checksum=token_checksum(refresh_token))
@@ -313,7 +333,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
         return True
 
     @staticmethod
-    def _rotated_just_before(rt, request) -> bool:
+    def _rotated_just_before(rt: RefreshToken, request: OAuthlibRequest) -> bool:
         """Whether `rt` was rotated at most REFRESH_RACE_SECONDS before this request arrived,
         or after. Where the database serialises whole token requests (SQLite takes its write
         lock at BEGIN), the loser of a race only ever sees the token already rotated; on
@@ -325,13 +345,16 @@ class GatehouseOAuth2Validator(OAuth2Validator):
 
     # --- Issuing tokens ----------------------------------------------------------------------
 
-    def _connection(self, request) -> Connection:
+    def _connection(self, request: OAuthlibRequest) -> Connection:
         connection = getattr(request, CONNECTION_ATTR, None)
         if connection is None:  # never issue a token that belongs to no grant
             raise errors.InvalidGrantError(request=request)
         return connection
 
-    def _create_access_token(self, expires, request, token, source_refresh_token=None):
+    def _create_access_token(
+        self, expires: datetime, request: OAuthlibRequest, token: dict,
+        source_refresh_token: RefreshToken | None = None,
+    ) -> AccessToken:
         connection = self._connection(request)
         access_token = super()._create_access_token(
             expires, request, token, source_refresh_token=source_refresh_token
@@ -346,7 +369,10 @@ class GatehouseOAuth2Validator(OAuth2Validator):
             setattr(request, ISSUED_ACCESS_TOKEN_ATTR, access_token.pk)
         return access_token
 
-    def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):  # noqa: E501
+    def _create_refresh_token(
+        self, request: OAuthlibRequest, refresh_token_code: str, access_token: AccessToken,
+        previous_refresh_token: RefreshToken | None,
+    ) -> RefreshToken:
         connection = self._connection(request)
         refresh_token = super()._create_refresh_token(
             request, refresh_token_code, access_token, previous_refresh_token
@@ -356,7 +382,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
             setattr(request, ISSUED_FAMILY_ATTR, refresh_token.token_family)
         return refresh_token
 
-    def _check_and_set_request_resource(self, request) -> None:
+    def _check_and_set_request_resource(self, request: OAuthlibRequest) -> None:
         """DOT's RFC 8707 handling at issuance, replaced: `validate_code` and
         `validate_refresh_token` chose the one resource already. Fails closed without one."""
         resource = getattr(request, RESOURCE_ATTR, None)
@@ -366,7 +392,10 @@ class GatehouseOAuth2Validator(OAuth2Validator):
 
     # --- Introspection endpoint (RFC 7662) ------------------------------------------------------
 
-    def introspect_token(self, token, token_type_hint, request, *args, **kwargs) -> dict | None:
+    def introspect_token(
+        self, token: str, token_type_hint: str | None, request: OAuthlibRequest, *args: Any,
+        **kwargs: Any,
+    ) -> dict | None:
         """Claims for a live token issued to the requesting client, else None (inactive)."""
         client = request.client
         if client is None:
@@ -404,7 +433,10 @@ class GatehouseOAuth2Validator(OAuth2Validator):
 
     # --- Revocation endpoint (RFC 7009) --------------------------------------------------------
 
-    def revoke_token(self, token, token_type_hint, request, *args, **kwargs) -> None:
+    def revoke_token(
+        self, token: str, token_type_hint: str | None, request: OAuthlibRequest, *args: Any,
+        **kwargs: Any,
+    ) -> None:
         """Revoke the grant the token belongs to, if it was issued to the requesting client.
         Unknown tokens and other clients' tokens are ignored (RFC 7009 §2.2: still 200)."""
         application_pk = getattr(request.client, "pk", None)

@@ -71,7 +71,9 @@ def _dialog(
     return render(request, PAGE, {**_table_context(request), **context}, status=status)
 
 
-def _secret_shown(request: HttpRequest, app: WorkspaceApp, secret: str | None, *, title: str):
+def _secret_shown(
+    request: HttpRequest, app: WorkspaceApp, secret: str | None, *, title: str
+) -> HttpResponse:
     response = _dialog(request, "secret", app=app, secret=secret, title=title)
     if request.htmx:
         trigger_client_event(response, APPS_CHANGED)

@@ -13,6 +13,8 @@ shown as an error message on the page, with everything the request did rolled ba
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -45,6 +47,13 @@ from .services import (
     workspace_update,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from django import forms
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.forms.models import BaseInlineFormSet
+
 LAST_OWNER = "A workspace needs at least one owner."
 
 
@@ -70,19 +79,19 @@ class RefusalsAsMessages:
         self.message_user(request, " ".join(exc.messages), messages.ERROR)
         return HttpResponseRedirect(request.get_full_path())
 
-    def changeform_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             return super().changeform_view(request, *args, **kwargs)
         except ValidationError as exc:
             return self._refused(request, exc)
 
-    def delete_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             return super().delete_view(request, *args, **kwargs)
         except ValidationError as exc:
             return self._refused(request, exc)
 
-    def changelist_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def changelist_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method != "POST":
             return super().changelist_view(request, *args, **kwargs)
         try:
@@ -105,7 +114,9 @@ class PlanAdmin(admin.ModelAdmin):
         "audit_retention_days",
     ]
 
-    def save_model(self, request: HttpRequest, obj: Plan, form, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Plan, form: forms.ModelForm, change: bool,
+    ) -> None:
         actor = Actor.for_user(request.user)
         values = {field: form.cleaned_data[field] for field in PLAN_FIELDS
                   if field in form.cleaned_data}
@@ -128,7 +139,7 @@ class MembershipInlineForm(forms.ModelForm):
         model = Membership
         fields = ["user", "role"]
 
-    def clean_user(self):
+    def clean_user(self) -> AbstractBaseUser:
         user = self.cleaned_data["user"]
         if self.instance.pk and user != self.instance.user:
             raise ValidationError(
@@ -180,7 +191,9 @@ class WorkspaceAdmin(RefusalsAsMessages, admin.ModelAdmin):
     list_select_related = ["plan"]
     inlines = [MembershipInline]
 
-    def save_model(self, request: HttpRequest, obj: Workspace, form, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Workspace, form: forms.ModelForm, change: bool,
+    ) -> None:
         if not change:
             # Its members come from the inline next, each through membership_add.
             created = workspace_create(
@@ -206,7 +219,9 @@ class WorkspaceAdmin(RefusalsAsMessages, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Workspace | None = None) -> bool:
         return False
 
-    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+    def save_formset(
+        self, request: HttpRequest, form: forms.ModelForm, formset: BaseInlineFormSet, change: bool,
+    ) -> None:
         if formset.model is not Membership:
             super().save_formset(request, form, formset, change)
             return
@@ -238,11 +253,15 @@ class MembershipAdmin(RefusalsAsMessages, admin.ModelAdmin):
     list_select_related = ["user", "workspace"]
     autocomplete_fields = ["user", "workspace"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Membership | None = None
+    ) -> list[str]:
         # A membership cannot change hands: remove it and add another.
         return ["user", "workspace", "created_at"] if obj is not None else ["created_at"]
 
-    def save_model(self, request: HttpRequest, obj: Membership, form, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Membership, form: forms.ModelForm, change: bool,
+    ) -> None:
         context = _context(request)
         if not change:
             added = membership_add(workspace=obj.workspace, user=obj.user, role=obj.role,
@@ -256,7 +275,9 @@ class MembershipAdmin(RefusalsAsMessages, admin.ModelAdmin):
             )
             obj.refresh_from_db()
 
-    def get_deleted_objects(self, objs, request: HttpRequest):
+    def get_deleted_objects(
+        self, objs: Sequence[Any], request: HttpRequest
+    ) -> tuple[list, dict, set, list]:
         """Admin's delete confirmation lists a workspace's last owner as protected, so the
         delete page and the "Delete selected" action refuse it before anything is removed."""
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
@@ -285,7 +306,9 @@ admin.site.unregister(User)
 class UserAdmin(RefusalsAsMessages, DjangoUserAdmin):
     """Django's user admin, with every change of access through an audited service."""
 
-    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: AbstractBaseUser, form: forms.ModelForm, change: bool
+    ) -> None:
         # The other fields are saved as Django does; the access flags as they were, and then
         # changed by the service, which records what changed.
         wanted = {field: getattr(obj, field) for field in USER_ACCESS_FIELDS}
@@ -301,7 +324,9 @@ class UserAdmin(RefusalsAsMessages, DjangoUserAdmin):
         for field in USER_ACCESS_FIELDS:
             setattr(obj, field, getattr(saved, field))
 
-    def get_deleted_objects(self, objs, request: HttpRequest):
+    def get_deleted_objects(
+        self, objs: Sequence[Any], request: HttpRequest
+    ) -> tuple[list, dict, set, list]:
         """The confirmation page (single and "Delete selected") lists a workspace's last owner
         as protected, naming the workspaces, so the deletion is refused before anything goes."""
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
@@ -317,7 +342,7 @@ class UserAdmin(RefusalsAsMessages, DjangoUserAdmin):
         )]
         return deleted, model_count, perms_needed, protected
 
-    def delete_model(self, request: HttpRequest, obj) -> None:
+    def delete_model(self, request: HttpRequest, obj: AbstractBaseUser) -> None:
         user_delete(user=obj, actor=Actor.for_user(request.user), context=_context(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:

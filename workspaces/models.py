@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
 from .roles import Role
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
 
 
 class Plan(models.Model):
@@ -31,7 +37,7 @@ class Plan(models.Model):
 
 
 class WorkspaceQuerySet(models.QuerySet["Workspace"]):
-    def for_user(self, user) -> WorkspaceQuerySet:
+    def for_user(self, user: AbstractBaseUser | AnonymousUser) -> WorkspaceQuerySet:
         if not user.is_authenticated:
             return self.none()
         return self.filter(memberships__user=user)

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import Exists, OuterRef
 from django.http import Http404
 
 from .models import Membership, SecurityAlert, Workspace
 from .roles import Role
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
 
-def membership_for(*, user, slug: str) -> Membership:
+
+def membership_for(*, user: AbstractBaseUser | AnonymousUser, slug: str) -> Membership:
     """The user's membership of the workspace `slug`; 404 for unknown slugs and non-members alike,
     so the existence of other tenants' workspaces is not disclosed."""
     if not user.is_authenticated:
@@ -25,7 +31,7 @@ def membership_for(*, user, slug: str) -> Membership:
         raise Http404("No such workspace.") from None
 
 
-def workspaces_for_user(user) -> list[Workspace]:
+def workspaces_for_user(user: AbstractBaseUser | AnonymousUser) -> list[Workspace]:
     return list(Workspace.objects.for_user(user).order_by("name"))
 
 
@@ -33,7 +39,7 @@ def open_security_alerts(workspace: Workspace, *, limit: int = 5) -> list[Securi
     return list(SecurityAlert.objects.for_workspace(workspace).open()[:limit])
 
 
-def workspaces_only_owned_by(user) -> list[Workspace]:
+def workspaces_only_owned_by(user: AbstractBaseUser) -> list[Workspace]:
     """The workspaces whose one owner is `user`: removing the user would leave them ownerless."""
     other_owners = Membership.objects.filter(
         workspace=OuterRef("pk"), role=Role.OWNER

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -15,6 +17,9 @@ from .models import Membership, Plan, SecurityAlert, Workspace
 from .roles import Role
 from .selectors import workspaces_only_owned_by
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
 # Plan fields an edit is recorded with (before → after); all of them are limits or prices.
 PLAN_FIELDS = (
     "code", "name", "writes_per_day", "passport_reads_per_day", "active_keys_limit",
@@ -26,7 +31,7 @@ def workspace_create(
     *,
     slug: str,
     name: str,
-    owner,
+    owner: AbstractBaseUser | None,
     plan: Plan,
     actor: Actor,
     context: RequestContext,
@@ -55,7 +60,7 @@ def workspace_create(
 def membership_add(
     *,
     workspace: Workspace,
-    user,
+    user: AbstractBaseUser,
     role: str,
     actor: Actor,
     context: RequestContext,
@@ -163,7 +168,7 @@ USER_ACCESS_FIELDS = ("is_active", "is_staff", "is_superuser")
 STAFF_FIELDS = ("is_staff", "is_superuser")
 
 
-def _user_target(user) -> dict:
+def _user_target(user: AbstractBaseUser) -> dict:
     return {"target_type": "user", "target_id": str(user.pk), "target_label": user.get_username()}
 
 
@@ -175,7 +180,7 @@ def last_owner_refusal(workspaces: list[Workspace]) -> str:
 
 def user_delete(
     *,
-    user,
+    user: AbstractBaseUser,
     actor: Actor,
     context: RequestContext,
 ) -> None:
@@ -213,7 +218,7 @@ def user_delete(
 
 def user_change_access(
     *,
-    user,
+    user: AbstractBaseUser,
     changes: dict,
     actor: Actor,
     context: RequestContext,

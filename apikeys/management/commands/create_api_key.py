@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -49,9 +50,9 @@ class Command(BaseCommand):
             help="Requests per minute for this key (default: no per-key limit).",
         )
 
-    def handle(self, *args, workspace: str, name: str, scopes: str | None, env: str | None,
+    def handle(self, *args: Any, workspace: str, name: str, scopes: str | None, env: str | None,
                expires: str | None, note: str, rate_limit: int | None,
-               **options) -> None:
+               **options: Any) -> None:
         ws = Workspace.objects.filter(slug=workspace).first()
         if ws is None:
             raise CommandError(f"No workspace with slug {workspace!r}.")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -21,7 +23,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("key_id", help="The key's public id, as shown in Django admin (key_…).")
 
-    def handle(self, *args, key_id: str, **options) -> None:
+    def handle(self, *args: Any, key_id: str, **options: Any) -> None:
         key = ApiKey.objects.select_related("workspace").filter(public_id=key_id).first()
         if key is None:
             raise CommandError(f"No API key with id {key_id!r}.")

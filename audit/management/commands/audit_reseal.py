@@ -8,6 +8,7 @@ configured), after investigating, against a head hash from the `gatehouse.audit.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -29,8 +30,8 @@ class Command(BaseCommand):
         parser.add_argument("--expect-head", metavar="HASH", required=True, dest="anchor")
         parser.add_argument("--reason", required=True, help="Why, for the audit event.")
 
-    def handle(self, *args, workspace: str | None, global_chain: bool, anchor: str,
-               reason: str, **options) -> None:
+    def handle(self, *args: Any, workspace: str | None, global_chain: bool, anchor: str,
+               reason: str, **options: Any) -> None:
         anchor = anchor.strip().lower()
         if not HASH.fullmatch(anchor):
             raise CommandError("--expect-head takes a 64-character hex hash.", returncode=2)

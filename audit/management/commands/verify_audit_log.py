@@ -10,6 +10,7 @@ each broken chain or the missing tail, 2 for a workspace that does not exist.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -31,7 +32,7 @@ class Command(BaseCommand):
             "(repeatable).",
         )
 
-    def handle(self, *args, workspace: str | None, expect: list[str], **options) -> None:
+    def handle(self, *args: Any, workspace: str | None, expect: list[str], **options: Any) -> None:
         expected = frozenset(value.strip().lower() for value in expect)
         malformed = sorted(value for value in expected if not HASH.fullmatch(value))
         if malformed:

@@ -26,7 +26,7 @@ class Command(BaseCommand):
             help="Run only this step (repeatable). Default: all.",
         )
 
-    def handle(self, *args, steps: list[str] | None, **options) -> None:
+    def handle(self, *args: Any, steps: list[str] | None, **options: Any) -> None:
         now = timezone.now()
         failures: list[str] = []
         for name in steps or list(self.steps):

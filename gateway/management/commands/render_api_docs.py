@@ -1,11 +1,17 @@
 """`manage.py render_api_docs [--check]`: write docs/api.md from the OpenAPI document."""
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from gateway.openapi import build_document, render_markdown
+
+if TYPE_CHECKING:
+    from django.core.management.base import CommandParser
 
 
 def api_docs_path() -> Path:
@@ -15,13 +21,13 @@ def api_docs_path() -> Path:
 class Command(BaseCommand):
     help = "Render docs/api.md from the OpenAPI document (gateway/openapi.py)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--check", action="store_true",
             help="Exit 1 when docs/api.md differs from the rendered document; write nothing.",
         )
 
-    def handle(self, *args, check: bool = False, **options) -> None:
+    def handle(self, *args: Any, check: bool = False, **options: Any) -> None:
         path = api_docs_path()
         rendered = render_markdown(build_document())
         if check:

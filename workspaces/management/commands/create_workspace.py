@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -22,8 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--plan", default="free", metavar="CODE")
         parser.add_argument("--name", help="Display name (default: the slug).")
 
-    def handle(self, *args, slug: str, owner: str, password: str | None, plan: str,
-               name: str | None, **options) -> None:
+    def handle(self, *args: Any, slug: str, owner: str, password: str | None, plan: str,
+               name: str | None, **options: Any) -> None:
         try:
             plan_obj = Plan.objects.get(code=plan)
         except Plan.DoesNotExist:

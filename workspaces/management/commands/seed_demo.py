@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -15,7 +17,7 @@ DEMO_PASSWORD = "gatehouse-demo"  # a development login, printed on purpose
 class Command(BaseCommand):
     help = "Create the demo workspace and logins (idempotent) and print the owner's login."
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
         context = RequestContext.for_command("seed_demo")
         with transaction.atomic():
