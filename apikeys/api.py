@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.http import HttpRequest, JsonResponse
+from django.http import JsonResponse
 from django.utils import timezone
 
 from apikit.endpoints import api_endpoint
+from apikit.principal import ApiRequest
 from apikit.requests import (
     iso,
     list_response,
@@ -43,7 +44,7 @@ def key_json(key: ApiKey, now: datetime) -> dict:
 
 
 @api_endpoint(scope="keys:read")
-def list_keys(request: HttpRequest) -> JsonResponse:
+def list_keys(request: ApiRequest) -> JsonResponse:
     """The workspace's keys, newest first, revoked and expired ones included (with `status`)."""
     query = read_query(request, allowed={"limit", "cursor"})
     keys = ApiKey.objects.for_workspace(request.workspace).select_related("rotated_from")

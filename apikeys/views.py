@@ -20,7 +20,7 @@ from http import HTTPStatus
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -29,7 +29,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
 from core.context import Actor, RequestContext
-from workspaces.permissions import workspace_view
+from workspaces.permissions import WorkspaceRequest, workspace_view
 from workspaces.roles import Action
 
 from .charts import daily_bar_chart
@@ -61,14 +61,14 @@ CLOSE_DIALOG = "dialog-close"  # static/js/app.js closes the open dialog
 RECENT_USE = timedelta(days=7)
 
 
-def _get_key(request: HttpRequest, key_id: str) -> ApiKey:
+def _get_key(request: WorkspaceRequest, key_id: str) -> ApiKey:
     try:
         return apikey_for_dashboard(workspace=request.workspace, public_id=key_id)
     except ApiKey.DoesNotExist:
         raise Http404("No such key.") from None
 
 
-def _table_context(request: HttpRequest) -> dict:
+def _table_context(request: WorkspaceRequest) -> dict:
     live, inactive = apikeys_for_dashboard(request.workspace)
     return {
         "live_keys": live,
@@ -77,11 +77,11 @@ def _table_context(request: HttpRequest) -> dict:
     }
 
 
-def _list_url(request: HttpRequest) -> str:
+def _list_url(request: WorkspaceRequest) -> str:
     return reverse("apikeys:list", kwargs={"slug": request.workspace.slug})
 
 
-def _back_to_list(request: HttpRequest) -> HttpResponseRedirect:
+def _back_to_list(request: WorkspaceRequest) -> HttpResponseRedirect:
     """303 See Other: after a POST without JavaScript, the browser GETs the list."""
     response = HttpResponseRedirect(_list_url(request))
     response.status_code = HTTPStatus.SEE_OTHER
@@ -89,7 +89,7 @@ def _back_to_list(request: HttpRequest) -> HttpResponseRedirect:
 
 
 def _dialog(
-    request: HttpRequest, dialog: str, *, status: int = HTTPStatus.OK, **context: object
+    request: WorkspaceRequest, dialog: str, *, status: int = HTTPStatus.OK, **context: object
 ) -> HttpResponse:
     """A dialog: into `#modal-root` for an HTMX GET, its body for an HTMX POST, else a full page
     (the list with the dialog shown in place)."""
@@ -104,7 +104,7 @@ def _dialog(
     return response
 
 
-def _token_shown(request: HttpRequest, key: ApiKey, token: str) -> HttpResponse:
+def _token_shown(request: WorkspaceRequest, key: ApiKey, token: str) -> HttpResponse:
     """The one response that carries a new token (HTMX), or the redirect that carries it to the
     list page once (no JavaScript). Never cached."""
     if request.htmx:
@@ -122,7 +122,7 @@ def _token_shown(request: HttpRequest, key: ApiKey, token: str) -> HttpResponse:
 
 @require_GET
 @workspace_view()
-def key_list(request: HttpRequest) -> HttpResponse:
+def key_list(request: WorkspaceRequest) -> HttpResponse:
     context = _table_context(request)
     if request.htmx:
         response = render(request, f"{PAGE}#key-table", context)
@@ -140,7 +140,7 @@ def key_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @workspace_view(Action.MANAGE_KEYS)
-def key_create(request: HttpRequest) -> HttpResponse:
+def key_create(request: WorkspaceRequest) -> HttpResponse:
     form = ApiKeyCreateForm(request.POST if request.method == "POST" else None)
     if form.is_bound and form.is_valid():
         try:
@@ -162,7 +162,7 @@ def key_create(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @workspace_view(Action.MANAGE_KEYS)
-def key_rotate(request: HttpRequest, key_id: str) -> HttpResponse:
+def key_rotate(request: WorkspaceRequest, key_id: str) -> HttpResponse:
     key = _get_key(request, key_id)
     form = ApiKeyRotateForm(request.POST if request.method == "POST" else None)
     if form.is_bound and form.is_valid():
@@ -183,7 +183,7 @@ def key_rotate(request: HttpRequest, key_id: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @workspace_view(Action.MANAGE_KEYS)
-def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
+def key_revoke(request: WorkspaceRequest, key_id: str) -> HttpResponse:
     key = _get_key(request, key_id)
     recently_used = key.last_used_at is not None and (
         key.last_used_at >= timezone.now() - RECENT_USE
@@ -211,7 +211,7 @@ def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
     return _back_to_list(request)
 
 
-def _table_replacing_dialog(request: HttpRequest) -> HttpResponse:
+def _table_replacing_dialog(request: WorkspaceRequest) -> HttpResponse:
     """One round trip: the table (with the key moved to the Revoked section) replaces the old
     table, and the dialog that asked closes — after the swap: fired on receipt it would remove
     the dialog (and the form that asked) before htmx resolves the retarget from that form."""
@@ -221,7 +221,7 @@ def _table_replacing_dialog(request: HttpRequest) -> HttpResponse:
     return trigger_client_event(response, CLOSE_DIALOG, after="swap")
 
 
-def _unpropagated(request: HttpRequest, key: ApiKey, done: str) -> HttpResponse | None:
+def _unpropagated(request: WorkspaceRequest, key: ApiKey, done: str) -> HttpResponse | None:
     """The change is saved but other processes could not be told (`apikeys.keycache`): say so
     on the list page, the one place both the htmx and the plain form show messages."""
     if not keycache_pending(key):
@@ -233,7 +233,7 @@ def _unpropagated(request: HttpRequest, key: ApiKey, done: str) -> HttpResponse 
 
 
 def _change_status(
-    request: HttpRequest, key_id: str, service: Callable[..., ApiKey], done: str
+    request: WorkspaceRequest, key_id: str, service: Callable[..., ApiKey], done: str
 ) -> HttpResponse:
     key = _get_key(request, key_id)
     error = None
@@ -263,13 +263,13 @@ def _change_status(
 
 @require_POST
 @workspace_view(Action.MANAGE_KEYS)
-def key_pause(request: HttpRequest, key_id: str) -> HttpResponse:
+def key_pause(request: WorkspaceRequest, key_id: str) -> HttpResponse:
     return _change_status(request, key_id, apikey_pause, "Paused")
 
 
 @require_POST
 @workspace_view(Action.MANAGE_KEYS)
-def key_resume(request: HttpRequest, key_id: str) -> HttpResponse:
+def key_resume(request: WorkspaceRequest, key_id: str) -> HttpResponse:
     return _change_status(request, key_id, apikey_resume, "Resumed")
 
 
@@ -277,7 +277,7 @@ def key_resume(request: HttpRequest, key_id: str) -> HttpResponse:
 
 @require_GET
 @workspace_view()
-def usage(request: HttpRequest) -> HttpResponse:
+def usage(request: WorkspaceRequest) -> HttpResponse:
     return render(request, "apikeys/usage_overview.html", {
         "usage": usage_for_dashboard(request.workspace),
         "plan": request.workspace.plan,
@@ -285,7 +285,8 @@ def usage(request: HttpRequest) -> HttpResponse:
 
 
 def _detail_page(
-    request: HttpRequest, key: ApiKey, form: ApiKeyRateLimitForm, *, status: int = HTTPStatus.OK
+    request: WorkspaceRequest, key: ApiKey, form: ApiKeyRateLimitForm, *,
+    status: int = HTTPStatus.OK,
 ) -> HttpResponse:
     return render(request, DETAIL_PAGE, {
         "key": key,
@@ -299,7 +300,7 @@ def _rate_limit_form(key: ApiKey) -> ApiKeyRateLimitForm:
     return ApiKeyRateLimitForm(initial={"rate_limit_per_minute": key.rate_limit_per_minute})
 
 
-def _get_key_for_detail(request: HttpRequest, key_id: str) -> ApiKey:
+def _get_key_for_detail(request: WorkspaceRequest, key_id: str) -> ApiKey:
     try:
         return apikey_for_detail(workspace=request.workspace, public_id=key_id)
     except ApiKey.DoesNotExist:
@@ -308,12 +309,12 @@ def _get_key_for_detail(request: HttpRequest, key_id: str) -> ApiKey:
 
 @require_GET
 @workspace_view()
-def key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
+def key_detail(request: WorkspaceRequest, key_id: str) -> HttpResponse:
     key = _get_key_for_detail(request, key_id)
     return _detail_page(request, key, _rate_limit_form(key))
 
 
-def _rate_limit_saved(request: HttpRequest, key: ApiKey) -> HttpResponse:
+def _rate_limit_saved(request: WorkspaceRequest, key: ApiKey) -> HttpResponse:
     """After a saved change without HTMX: say what the limit is now, and go back to the page."""
     limit = key.rate_limit_per_minute
     messages.success(
@@ -330,7 +331,7 @@ def _rate_limit_saved(request: HttpRequest, key: ApiKey) -> HttpResponse:
 
 @require_POST
 @workspace_view(Action.MANAGE_KEYS)
-def key_rate_limit(request: HttpRequest, key_id: str) -> HttpResponse:
+def key_rate_limit(request: WorkspaceRequest, key_id: str) -> HttpResponse:
     """Set or clear (empty) the key's rate limit. With HTMX the form section swaps itself (422
     with the error in place); without, a redirect back to the page, or the page with the error."""
     key = _get_key_for_detail(request, key_id)

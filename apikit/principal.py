@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Literal
 
+from django.http import HttpRequest
+
 from core.context import Actor, ActorType
 
 if TYPE_CHECKING:
@@ -44,6 +46,17 @@ class AuthFailure:
     # True when the credential exists but is refused (revoked, expired, paused, another address,
     # an OAuth grant that ended): its own answer, never counted as a failed guess (SPEC §3, §5).
     known: bool = False
+
+
+class ApiRequest(HttpRequest):
+    """The request an authenticated `@api_endpoint` view receives, as the gateway's middleware
+    sets it (`gateway/middleware.py`): the request id sent back as `X-Request-Id`, the caller,
+    its workspace and its effective scopes. A type for annotations; never instantiated."""
+
+    request_id: str
+    principal: Principal
+    workspace: Workspace
+    scopes: frozenset[str]
 
 
 def actor_for_principal(principal: Principal | None) -> Actor:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from django.http import JsonResponse
 
 from apikit.endpoints import api_endpoint
+from apikit.principal import ApiRequest
 from apikit.requests import iso, list_response, parse_timestamp, read_limit, read_query
 
 from .models import AuditEvent
@@ -27,7 +28,7 @@ def audit_event_json(event: AuditEvent) -> dict:
 
 
 @api_endpoint(scope="audit:read")
-def list_audit_events(request: HttpRequest) -> JsonResponse:
+def list_audit_events(request: ApiRequest) -> JsonResponse:
     query = read_query(
         request, allowed={"limit", "cursor", "action", "actor", "since", "until"}
     )

@@ -29,7 +29,7 @@ from django.views.decorators.cache import never_cache
 
 from core.context import Door, RequestContext
 from core.pagination import InvalidPageRequest
-from workspaces.permissions import workspace_view
+from workspaces.permissions import WorkspaceRequest, workspace_view
 from workspaces.roles import Action
 
 from .forms import AuditFilterForm
@@ -62,7 +62,7 @@ def _render_list(request: HttpRequest, context: dict[str, Any], status: int = HT
 
 
 @workspace_view(Action.READ_AUDIT_LOG)
-def event_list(request: HttpRequest) -> HttpResponse:
+def event_list(request: WorkspaceRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET)
     events: list[AuditEvent] = []
     next_cursor = None
@@ -142,7 +142,7 @@ def _csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
 
 
 @workspace_view(Action.READ_AUDIT_LOG)
-def event_export(request: HttpRequest) -> HttpResponse:
+def event_export(request: WorkspaceRequest) -> HttpResponse:
     """The current filter as CSV, newest first, streamed batch by batch (never all in memory)."""
     form = AuditFilterForm(request.GET)
     events = None

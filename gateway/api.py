@@ -10,6 +10,7 @@ from django_ratelimit.core import is_ratelimited
 
 from apikit.endpoints import ANY_METHOD, api_endpoint
 from apikit.errors import ApiError, invalid_request, not_found
+from apikit.principal import ApiRequest
 from apikit.requests import (
     check_json_object,
     is_unicode_text,
@@ -29,7 +30,7 @@ from .leaks import MAX_URL_LENGTH as MAX_LEAK_URL_LENGTH
 
 
 @api_endpoint()
-def me(request: HttpRequest) -> JsonResponse:
+def me(request: ApiRequest) -> JsonResponse:
     """Who is calling: the workspace, the credential, its effective scopes and the plan."""
     read_query(request, allowed=())
     principal = request.principal

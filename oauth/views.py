@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import reswap, retarget, trigger_client_event
 
 from core.context import Actor, RequestContext
-from workspaces.permissions import workspace_view
+from workspaces.permissions import WorkspaceRequest, workspace_view
 from workspaces.roles import Action
 
 from .forms import OAuthAppForm
@@ -83,7 +83,7 @@ def _secret_shown(
 
 @require_GET
 @workspace_view(Action.MANAGE_OAUTH_APPS)
-def app_list(request: HttpRequest) -> HttpResponse:
+def app_list(request: WorkspaceRequest) -> HttpResponse:
     if request.htmx:
         return render(request, f"{PAGE}#app-table", _table_context(request))
     return render(request, PAGE, _table_context(request))
@@ -91,7 +91,7 @@ def app_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @workspace_view(Action.MANAGE_OAUTH_APPS)
-def app_create(request: HttpRequest) -> HttpResponse:
+def app_create(request: WorkspaceRequest) -> HttpResponse:
     form = OAuthAppForm(request.POST if request.method == "POST" else None)
     if form.is_bound and form.is_valid():
         try:
@@ -114,7 +114,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @workspace_view(Action.MANAGE_OAUTH_APPS)
-def app_rotate_secret(request: HttpRequest, client_id: str) -> HttpResponse:
+def app_rotate_secret(request: WorkspaceRequest, client_id: str) -> HttpResponse:
     app = _get_app(request, client_id)
     if request.method == "GET":
         return _dialog(request, "rotate", app=app)
@@ -134,7 +134,7 @@ def app_rotate_secret(request: HttpRequest, client_id: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @workspace_view(Action.MANAGE_OAUTH_APPS)
-def app_delete(request: HttpRequest, client_id: str) -> HttpResponse:
+def app_delete(request: WorkspaceRequest, client_id: str) -> HttpResponse:
     app = _get_app(request, client_id)
     if request.method == "GET":
         return _dialog(request, "delete", app=app)

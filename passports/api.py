@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from apikit.endpoints import api_endpoint, api_methods
 from apikit.errors import ApiError, invalid_request, not_found
-from apikit.principal import actor_for_principal
+from apikit.principal import ApiRequest, actor_for_principal
 from apikit.requests import iso, list_response, read_json_object, read_limit, read_query
 from core.context import RequestContext
 
@@ -58,7 +58,7 @@ def _get(request: HttpRequest, passport_id: str) -> Passport:
 
 
 @api_endpoint(scope="passports:read", methods=["GET"], budget="passport_reads")
-def list_passports(request: HttpRequest) -> JsonResponse:
+def list_passports(request: ApiRequest) -> JsonResponse:
     query = read_query(request, allowed={"limit", "cursor", "status"})
     status = query.get("status")
     if status is not None and status not in PassportStatus.values:
@@ -71,7 +71,7 @@ def list_passports(request: HttpRequest) -> JsonResponse:
 
 
 @api_endpoint(scope="passports:write", methods=["POST"], budget="writes")
-def create_passport(request: HttpRequest) -> JsonResponse:
+def create_passport(request: ApiRequest) -> JsonResponse:
     read_query(request, allowed=())
     body = read_json_object(request, fields=FIELDS, required=REQUIRED)
     try:
@@ -88,13 +88,13 @@ def create_passport(request: HttpRequest) -> JsonResponse:
 
 
 @api_endpoint(scope="passports:read", methods=["GET"], budget="passport_reads")
-def get_passport(request: HttpRequest, passport_id: str) -> JsonResponse:
+def get_passport(request: ApiRequest, passport_id: str) -> JsonResponse:
     read_query(request, allowed=())
     return JsonResponse(passport_json(_get(request, passport_id)))
 
 
 @api_endpoint(scope="passports:write", methods=["PATCH"], budget="writes")
-def update_passport(request: HttpRequest, passport_id: str) -> JsonResponse:
+def update_passport(request: ApiRequest, passport_id: str) -> JsonResponse:
     read_query(request, allowed=())
     passport = _get(request, passport_id)
     body = read_json_object(request, fields=FIELDS)
@@ -110,7 +110,7 @@ def update_passport(request: HttpRequest, passport_id: str) -> JsonResponse:
 
 
 @api_endpoint(scope="passports:write", methods=["DELETE"], budget="writes")
-def delete_passport(request: HttpRequest, passport_id: str) -> HttpResponse:
+def delete_passport(request: ApiRequest, passport_id: str) -> HttpResponse:
     read_query(request, allowed=())
     passport = _get(request, passport_id)
     try:

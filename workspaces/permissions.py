@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -16,6 +16,22 @@ from django.http import HttpRequest, HttpResponse
 
 from .roles import Action, role_can
 from .selectors import membership_for
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django_htmx.middleware import HtmxDetails
+
+    from .models import Membership, Workspace
+
+
+class WorkspaceRequest(HttpRequest):
+    """The request a `@workspace_view` view receives: a signed-in member, their workspace and
+    membership, and django-htmx's details. A type for annotations; never instantiated."""
+
+    user: AbstractBaseUser
+    workspace: Workspace
+    membership: Membership
+    htmx: HtmxDetails
 
 
 def workspace_view(action: Action = Action.VIEW_DASHBOARD) -> Callable:

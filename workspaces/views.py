@@ -12,6 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from core.context import Actor, RequestContext
+from workspaces.permissions import WorkspaceRequest
 
 from .forms import RoleChangeForm
 from .models import Membership
@@ -30,12 +31,12 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view()
-def overview(request: HttpRequest) -> HttpResponse:
+def overview(request: WorkspaceRequest) -> HttpResponse:
     return render(request, "workspaces/workspace_overview.html")
 
 
 @workspace_view()
-def member_list(request: HttpRequest) -> HttpResponse:
+def member_list(request: WorkspaceRequest) -> HttpResponse:
     members = (
         Membership.objects.for_workspace(request.workspace)
         .select_related("user")
@@ -46,7 +47,7 @@ def member_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @workspace_view(Action.MANAGE_MEMBERS)
-def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+def member_change_role(request: WorkspaceRequest, membership_id: int) -> HttpResponse:
     membership = get_object_or_404(
         Membership.objects.for_workspace(request.workspace).select_related("user"), pk=membership_id
     )
@@ -80,7 +81,7 @@ def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse
 
 @require_POST
 @workspace_view(Action.MANAGE_KEYS)
-def security_alerts_dismiss(request: HttpRequest) -> HttpResponse:
+def security_alerts_dismiss(request: WorkspaceRequest) -> HttpResponse:
     """An admin acknowledges the workspace's security alerts: the banner goes for everyone."""
     count = security_alerts_acknowledge(
         workspace=request.workspace, actor=Actor.for_user(request.user)
