@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
@@ -63,7 +64,7 @@ from workspaces.scopes import get_scope, scopes_for_role
 from .redirects import redirect_uri_problem, redirects_without_asking
 from .resources import describe_resources, own_resources, request_origin
 from .scopes import OFFLINE_ACCESS
-from .services import oauth_app_register_dynamic
+from .services import connection_grant, oauth_app_register_dynamic
 from .validators import ORIGIN_KEY, RECEIVED_KEY
 
 Application = get_application_model()
@@ -103,6 +104,16 @@ def refuse_unusable_request(
     """The per-IP rate limit of `rate` (django-ratelimit's "N/s|m|h|d": 429, `Retry-After` =
     the seconds left in the client's window), or 503 when the cache that counts is down; and a
     400 for parameters that cannot be OAuth parameters (`parameter_problem`)."""
+    limited = _rate_limit_refusal(request, group=group, rate=rate)
+    if limited is not None:
+        return limited
+    problem = parameter_problem(request, form=form)
+    if problem is not None:
+        return _json_error(HTTPStatus.BAD_REQUEST, "invalid_request", problem)
+    return None
+
+
+def _rate_limit_refusal(request: HttpRequest, *, group: str, rate: str) -> JsonResponse | None:
     try:
         usage = get_usage(
             request,
@@ -134,9 +145,6 @@ def refuse_unusable_request(
             f"Too many requests from this address. Retry in {retry_after} seconds.",
             retry_after=retry_after,
         )
-    problem = parameter_problem(request, form=form)
-    if problem is not None:
-        return _json_error(HTTPStatus.BAD_REQUEST, "invalid_request", problem)
     return None
 
 
@@ -353,7 +361,18 @@ class AuthorizationView(BaseAuthorizationView):
         scopes, credentials, application = validated
         if request.POST.get("decision") != "allow":
             return self._deny(credentials, errors.AccessDeniedError(), application)
+        chosen = self._chosen_workspace(request, scopes, credentials, application)
+        if isinstance(chosen, HttpResponse):
+            return chosen
+        membership, granted = chosen
+        return self._grant(request, application, membership, granted, credentials)
 
+    def _chosen_workspace(
+        self, request: HttpRequest, scopes: list[str], credentials: dict,
+        application: Application,
+    ) -> tuple[Membership, list[str]] | HttpResponse:
+        """The member's workspace the consent names and the scopes their role lets them grant
+        there, or the consent page again saying why not."""
         slug = request.POST.get("workspace", "")
         membership = (
             Membership.objects.filter(user=request.user, workspace__slug=slug)
@@ -377,9 +396,14 @@ class AuthorizationView(BaseAuthorizationView):
                     "this app asks for. Choose another workspace or deny."
                 ),
             )
+        return membership, granted
 
-        from .services import connection_grant
-
+    def _grant(
+        self, request: HttpRequest, application: Application, membership: Membership,
+        granted: list[str], credentials: dict,
+    ) -> HttpResponse:
+        """Record the consent and issue the code in one transaction: a code that DOT refuses to
+        issue leaves no grant behind."""
         oauth_credentials = {k: credentials[k] for k in OAUTH_PARAMETERS if k in credentials}
         if credentials["resource"]:
             oauth_credentials["resource"] = credentials["resource"]
@@ -486,8 +510,16 @@ def _string_list(data: dict, key: str, default: list[str]) -> list[str] | None:
     return value
 
 
-def _parse_metadata(raw: bytes) -> dict | JsonResponse:
-    """The registration body as a JSON object of storable text, or the 400 that refuses it.
+class MetadataRefused(Exception):
+    """Client metadata that RFC 7591 §3.2.2 refuses: its error code and description."""
+
+    def __init__(self, description: str, error: str = "invalid_client_metadata") -> None:
+        super().__init__(description)
+        self.description, self.error = description, error
+
+
+def _parse_metadata(raw: bytes) -> dict:
+    """The registration body as a JSON object of storable text, or the refusal.
 
     Two things valid JSON can hold that no client metadata can: nesting deeper than the parser's
     recursion limit (`[[[[…` in 16 KiB raises RecursionError, not ValueError), and lone
@@ -497,16 +529,16 @@ def _parse_metadata(raw: bytes) -> dict | JsonResponse:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        return _metadata_error("The request body must be a JSON object.")
+        raise MetadataRefused("The request body must be a JSON object.") from None
     if not isinstance(data, dict):
-        return _metadata_error("The request body must be a JSON object.")
+        raise MetadataRefused("The request body must be a JSON object.")
     try:
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except (UnicodeEncodeError, RecursionError, ValueError):
-        return _metadata_error(
+        raise MetadataRefused(
             "Client metadata must be valid Unicode text (JSON allows lone surrogates such as "
             "\\ud800; this server does not)."
-        )
+        ) from None
     return data
 
 
@@ -523,88 +555,122 @@ class RegistrationView(DynamicClientRegistrationView):
         )
         if refused:
             return refused
-        too_large = f"Client metadata must be at most {MAX_REGISTRATION_BYTES} bytes."
         try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > MAX_REGISTRATION_BYTES:
-            return _metadata_error(too_large)
-        try:
-            raw = request.body
-        except RequestDataTooBig:
-            return _metadata_error(too_large)
-        if len(raw) > MAX_REGISTRATION_BYTES:
-            return _metadata_error(too_large)
-        data = _parse_metadata(raw)
-        if isinstance(data, JsonResponse):
-            return data
-
-        grant_types = _string_list(data, "grant_types", ["authorization_code"])
-        if grant_types is None:
-            return _metadata_error("grant_types must be an array of strings.")
-        if "authorization_code" not in grant_types or not set(grant_types) <= ALLOWED_GRANT_TYPES:
-            return _metadata_error(
-                "Only authorization_code clients (optionally with refresh_token) can register."
-            )
-        response_types = _string_list(data, "response_types", ["code"])
-        if response_types is None or set(response_types) != {"code"}:
-            return _metadata_error('response_types must be ["code"].')
-        auth_method = data.get("token_endpoint_auth_method", "client_secret_basic")
-        if auth_method not in AUTH_METHODS:
-            return _metadata_error(
-                f"token_endpoint_auth_method must be one of: {', '.join(AUTH_METHODS)}."
-            )
-        name = data.get("client_name", "")
-        if (
-            not isinstance(name, str)
-            or len(name) > MAX_CLIENT_NAME_LENGTH
-            or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name)
-        ):
-            return _metadata_error(
-                f"client_name must be a string of at most {MAX_CLIENT_NAME_LENGTH} printable "
-                "characters."
-            )
-        scope = data.get("scope")
-        if scope is not None and (
-            not isinstance(scope, str) or any(get_scope(s) is None for s in scope.split())
-        ):
-            return _metadata_error("scope must name scopes this server supports.")
-        redirect_uris = _string_list(data, "redirect_uris", [])
-        if not redirect_uris:
-            return _metadata_error(
-                "redirect_uris must be a non-empty array of strings.", error="invalid_redirect_uri"
-            )
-        for uri in redirect_uris:
-            problem = redirect_uri_problem(uri)
-            if problem is not None:
-                return _metadata_error(problem, error="invalid_redirect_uri")
-
-        try:
+            metadata = _client_metadata(_registration_body(request))
             application, secret = oauth_app_register_dynamic(
-                name=name,
-                redirect_uris=redirect_uris,
-                confidential=auth_method != "none",
+                name=metadata.name,
+                redirect_uris=metadata.redirect_uris,
+                confidential=metadata.auth_method != "none",
                 context=RequestContext.from_request(request),
             )
+        except MetadataRefused as refusal:
+            return _metadata_error(refusal.description, error=refusal.error)
         except ValidationError as exc:
             error = "invalid_redirect_uri" if "redirect_uris" in getattr(
                 exc, "message_dict", {}
             ) else "invalid_client_metadata"
             return _metadata_error(" ".join(exc.messages), error=error)
+        return JsonResponse(_registered(application, secret, metadata), status=HTTPStatus.CREATED)
 
-        body = {
-            "client_id": application.client_id,
-            "client_id_issued_at": int(time.time()),
-            "client_name": application.name,
-            "redirect_uris": application.redirect_uris.split(),
-            "grant_types": ["authorization_code", "refresh_token"],
-            "response_types": ["code"],
-            "token_endpoint_auth_method": auth_method,
-        }
-        if scope is not None:
-            body["scope"] = scope
-        if secret is not None:
-            body["client_secret"] = secret
-            body["client_secret_expires_at"] = 0  # RFC 7591 §3.2.1: does not expire
-        return JsonResponse(body, status=HTTPStatus.CREATED)
+
+@dataclass(frozen=True)
+class ClientMetadata:
+    name: str
+    redirect_uris: list[str]
+    auth_method: str
+    scope: str | None
+
+
+def _registration_body(request: HttpRequest) -> dict:
+    """The registration body as a JSON object, refused past MAX_REGISTRATION_BYTES whether the
+    client declared its length or not."""
+    too_large = MetadataRefused(f"Client metadata must be at most {MAX_REGISTRATION_BYTES} bytes.")
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > MAX_REGISTRATION_BYTES:
+        raise too_large
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise too_large from None
+    if len(raw) > MAX_REGISTRATION_BYTES:
+        raise too_large
+    return _parse_metadata(raw)
+
+
+def _client_metadata(data: dict) -> ClientMetadata:
+    """RFC 7591 §2: what an authorization-code client may register, or the refusal."""
+    grant_types = _string_list(data, "grant_types", ["authorization_code"])
+    if grant_types is None:
+        raise MetadataRefused("grant_types must be an array of strings.")
+    if "authorization_code" not in grant_types or not set(grant_types) <= ALLOWED_GRANT_TYPES:
+        raise MetadataRefused(
+            "Only authorization_code clients (optionally with refresh_token) can register."
+        )
+    response_types = _string_list(data, "response_types", ["code"])
+    if response_types is None or set(response_types) != {"code"}:
+        raise MetadataRefused('response_types must be ["code"].')
+    auth_method = data.get("token_endpoint_auth_method", "client_secret_basic")
+    if auth_method not in AUTH_METHODS:
+        raise MetadataRefused(
+            f"token_endpoint_auth_method must be one of: {', '.join(AUTH_METHODS)}."
+        )
+    scope = data.get("scope")
+    if scope is not None and (
+        not isinstance(scope, str) or any(get_scope(s) is None for s in scope.split())
+    ):
+        raise MetadataRefused("scope must name scopes this server supports.")
+    return ClientMetadata(
+        name=_client_name(data), redirect_uris=_redirect_uris(data), auth_method=auth_method,
+        scope=scope,
+    )
+
+
+def _client_name(data: dict) -> str:
+    name = data.get("client_name", "")
+    if (
+        not isinstance(name, str)
+        or len(name) > MAX_CLIENT_NAME_LENGTH
+        or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name)
+    ):
+        raise MetadataRefused(
+            f"client_name must be a string of at most {MAX_CLIENT_NAME_LENGTH} printable "
+            "characters."
+        )
+    return name
+
+
+def _redirect_uris(data: dict) -> list[str]:
+    redirect_uris = _string_list(data, "redirect_uris", [])
+    if not redirect_uris:
+        raise MetadataRefused(
+            "redirect_uris must be a non-empty array of strings.", error="invalid_redirect_uri"
+        )
+    for uri in redirect_uris:
+        problem = redirect_uri_problem(uri)
+        if problem is not None:
+            raise MetadataRefused(problem, error="invalid_redirect_uri")
+    return redirect_uris
+
+
+def _registered(
+    application: Application, secret: str | None, metadata: ClientMetadata
+) -> dict[str, Any]:
+    """RFC 7591 §3.2.1: the client information response."""
+    body: dict[str, Any] = {
+        "client_id": application.client_id,
+        "client_id_issued_at": int(time.time()),
+        "client_name": application.name,
+        "redirect_uris": application.redirect_uris.split(),
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": metadata.auth_method,
+    }
+    if metadata.scope is not None:
+        body["scope"] = metadata.scope
+    if secret is not None:
+        body["client_secret"] = secret
+        body["client_secret_expires_at"] = 0  # RFC 7591 §3.2.1: does not expire
+    return body

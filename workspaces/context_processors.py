@@ -2,6 +2,7 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
 from .roles import Action, role_allowed_actions
+from .selectors import open_security_alerts, workspaces_for_user
 
 # (label, URL name, the action the page needs) of the workspace Settings navigation, in order.
 # A member sees only the pages their role may open; a page not installed does not appear.
@@ -20,8 +21,6 @@ def workspaces(request: HttpRequest) -> dict:
     membership = getattr(request, "membership", None)
     if membership is None:
         return {}
-    from .selectors import open_security_alerts, workspaces_for_user
-
     slug = membership.workspace.slug
     allowed = role_allowed_actions(membership.role)
     nav = []
