@@ -21,6 +21,20 @@ from workspaces.models import Workspace
 HASH = re.compile(r"[0-9a-f]{64}")
 
 
+def _summary(reports: list[tuple[str, ChainReport]], expected: frozenset[str]) -> str:
+    total = sum(report.events for _label, report in reports)
+    legacy = sum(report.legacy for _label, report in reports)
+    summary = f"Audit log intact: {total} events in {len(reports)} chains verified"
+    if expected:
+        summary += f", {len(expected)} anchored head(s) found"
+    if legacy:
+        summary += (
+            f"; {legacy} of them predate the audit key (unkeyed SHA-256, protected only by "
+            "the sealed heads that follow them)"
+        )
+    return summary + "."
+
+
 class Command(BaseCommand):
     help = "Verify the audit log's hash chains and name the first broken link."
 
@@ -39,30 +53,12 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--expect-head takes a 64-character hex hash, not {malformed[0]!r}.", returncode=2
             )
-        if workspace is not None:
-            ws = Workspace.objects.filter(slug=workspace).values_list("id", "slug").first()
-            if ws is None:
-                raise CommandError(f"No workspace with slug {workspace!r}.", returncode=2)
-            chains = [ws]
-        else:
-            chains = self._all_chains()
-        broken: list[str] = []
-        total = legacy = 0
-        found: set[str] = set()
-        reports: list[tuple[str, ChainReport]] = []
-        for workspace_id, label in chains:
-            report = verify_chain(workspace_id, expect=expected)
-            reports.append((label, report))
-            total += report.events
-            legacy += report.legacy
-            found |= report.found
-            if report.ok:
-                if report.events or report.anchor_event_id or workspace is not None:
-                    self.stdout.write(self._ok_line(label, report))
-            else:
-                broken.append(f"{label}: {report.problem}")
-                self.stderr.write(f"BROKEN {label}: {report.problem}")
+        chains = self._chains_named(workspace) if workspace is not None else self._all_chains()
+        reports = [(label, verify_chain(workspace_id, expect=expected))
+                   for workspace_id, label in chains]
+        broken = self._report_chains(reports, every=workspace is not None)
         headline = [f"{len(broken)} of {len(chains)} audit chains are broken"] if broken else []
+        found = set().union(*(report.found for _label, report in reports))
         missing = sorted(expected - found)
         for value in missing:
             problem = self._missing_tail(value, reports)
@@ -74,15 +70,27 @@ class Command(BaseCommand):
             raise CommandError(
                 "; ".join(headline) + ". First broken link — " + " | ".join(broken), returncode=1
             )
-        summary = f"Audit log intact: {total} events in {len(chains)} chains verified"
-        if expected:
-            summary += f", {len(expected)} anchored head(s) found"
-        if legacy:
-            summary += (
-                f"; {legacy} of them predate the audit key (unkeyed SHA-256, protected only by "
-                "the sealed heads that follow them)"
-            )
-        self.stdout.write(self.style.SUCCESS(summary + "."))
+        self.stdout.write(self.style.SUCCESS(_summary(reports, expected)))
+
+    @staticmethod
+    def _chains_named(slug: str) -> list[tuple[int, str]]:
+        ws = Workspace.objects.filter(slug=slug).values_list("id", "slug").first()
+        if ws is None:
+            raise CommandError(f"No workspace with slug {slug!r}.", returncode=2)
+        return [ws]
+
+    def _report_chains(self, reports: list[tuple[str, ChainReport]], *, every: bool) -> list[str]:
+        """One line per chain (an empty, unanchored chain only when asked for by name); returns
+        the broken ones."""
+        broken: list[str] = []
+        for label, report in reports:
+            if report.ok:
+                if report.events or report.anchor_event_id or every:
+                    self.stdout.write(self._ok_line(label, report))
+            else:
+                broken.append(f"{label}: {report.problem}")
+                self.stderr.write(f"BROKEN {label}: {report.problem}")
+        return broken
 
     @staticmethod
     def _missing_tail(missing: str, reports: list[tuple[str, ChainReport]]) -> str:

@@ -1,4 +1,6 @@
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
@@ -8,6 +10,23 @@ from django.db import transaction
 from core.context import Actor, RequestContext
 from workspaces.models import Plan, Workspace
 from workspaces.services import workspace_create
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+
+def _new_user(email: str, password: str | None) -> AbstractBaseUser:
+    """The owner's new account: with a password that Django's validators accept (given the user,
+    so a password like the email is refused), or none usable until they set one."""
+    user = get_user_model()(username=email, email=email)
+    if password:
+        password_validation.validate_password(password, user)
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.full_clean()
+    user.save()
+    return user
 
 
 class Command(BaseCommand):
@@ -43,18 +62,7 @@ class Command(BaseCommand):
             )
         try:
             with transaction.atomic():
-                user = existing
-                if user is None:
-                    user = User(username=owner, email=owner)
-                    if password:
-                        # Django's validators (settings.AUTH_PASSWORD_VALIDATORS), with the user
-                        # so that a password like the email is refused.
-                        password_validation.validate_password(password, user)
-                        user.set_password(password)
-                    else:
-                        user.set_unusable_password()
-                    user.full_clean()
-                    user.save()
+                user = existing or _new_user(owner, password)
                 workspace = workspace_create(
                     slug=slug,
                     name=name or slug,
