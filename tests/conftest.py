@@ -80,24 +80,28 @@ def _fast_hashing_and_clean_cache(request, settings, django_db_blocker) -> Itera
 
 
 @pytest.fixture
-def own_redis(settings) -> Iterator[RedisServer]:
+def own_redis(request, settings) -> Iterator[RedisServer]:
     """A redis-server of the test's own, used as the cache and the counters' backend (so the
-    Redis code paths run in the SQLite pass too); the test may stop and start it."""
-    server = RedisServer()
+    Redis code paths run in the SQLite pass too); the test may stop and start it. Parametrize it
+    indirectly for a server that keeps its data across a restart or shorter client timeouts:
+    `@pytest.mark.parametrize("own_redis", [{"persist": True, "timeout": 0.5}], indirect=True)`."""
+    options = getattr(request, "param", {})
+    server = RedisServer(persist=options.get("persist", False))
     server.start()
+    timeout = options.get("timeout", 1)
     settings.REDIS_URL = server.url
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": settings.REDIS_URL,
             "KEY_PREFIX": "gatehouse",
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": {"socket_connect_timeout": timeout, "socket_timeout": timeout},
         }
     }
     try:
         yield server
     finally:
-        server.stop()
+        server.destroy()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ Redis here keeps its data across a stop and start (an append-only file, as in pr
 the version markers come back with the values the cache was read under: only what the workers
 do about the blip can make them refuse a key that was revoked during it."""
 
-from collections.abc import Iterator
 from http import HTTPStatus
 
 import pytest
@@ -18,28 +17,13 @@ from apikeys.keycache import PENDING_WARNING, key_cache, keycache_pending
 from apikeys.models import ApiKey, KeyStatus
 from apikeys.tokens import token_digest
 from tests.factories import UserFactory
-from tests.servers import RedisServer, wait_until
+from tests.servers import wait_until
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def redis(settings) -> Iterator[RedisServer]:
-    server = RedisServer(persist=True)
-    server.start()
-    settings.REDIS_URL = server.url
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": server.url,
-            "KEY_PREFIX": "gatehouse",
-            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-        }
-    }
-    try:
-        yield server
-    finally:
-        server.destroy()
+pytestmark = [
+    pytest.mark.django_db,
+    # Keeps its data across a stop and start, and gives up on a dead socket within half a second.
+    pytest.mark.parametrize("own_redis", [{"persist": True, "timeout": 0.5}], indirect=True),
+]
 
 
 def _me(token: str):
@@ -47,21 +31,21 @@ def _me(token: str):
 
 
 def test_a_worker_that_could_not_reach_redis_reads_every_key_from_the_database(
-    redis, make_key
+    own_redis, make_key
 ) -> None:
     key, token = make_key(name="Cached before the blip")
     _other, other_token = make_key(name="Used during the blip")
     assert _me(token).status_code == HTTPStatus.OK
     assert key_cache.get(token_digest(token)) is not None
 
-    redis.stop()
+    own_redis.stop()
     # This process's Redis call fails (a key that needs no counting is still served, from the
     # database) ...
     assert _me(other_token).status_code == HTTPStatus.OK
     # ... while another process revokes the first key and cannot bump its marker (the bump is
     # lost: here the row is changed without one).
     ApiKey.objects.filter(pk=key.pk).update(status=KeyStatus.REVOKED, revoked_at=timezone.now())
-    redis.start()  # the markers come back unchanged
+    own_redis.start()  # the markers come back unchanged
 
     refused = _me(token)
     assert refused.status_code == HTTPStatus.UNAUTHORIZED
@@ -69,12 +53,14 @@ def test_a_worker_that_could_not_reach_redis_reads_every_key_from_the_database(
     assert _me(other_token).status_code == HTTPStatus.OK  # cached again, under fresh markers
 
 
-def test_a_dashboard_revoke_that_cannot_reach_redis_says_so(redis, make_key, client_for) -> None:
+def test_a_dashboard_revoke_that_cannot_reach_redis_says_so(
+    own_redis, make_key, client_for
+) -> None:
     key, token = make_key(name="Revoked in the blip")
     assert _me(token).status_code == HTTPStatus.OK
     admin = client_for("admin")
     url = reverse("apikeys:revoke", args=["acme", key.public_id])
-    redis.stop()
+    own_redis.stop()
     response = admin.post(url, follow=True)
     assert response.status_code == HTTPStatus.OK
     page = response.content.decode()
@@ -92,14 +78,16 @@ def test_a_dashboard_revoke_that_cannot_reach_redis_says_so(redis, make_key, cli
     assert htmx["HX-Redirect"] == reverse("apikeys:list", args=["acme"])
     assert "Redis could not be reached" in admin.get(htmx["HX-Redirect"]).content.decode()
 
-    redis.start()
+    own_redis.start()
     # This process keeps retrying the bump it owes; once Redis is back it gets through.
     wait_until(lambda: not keycache_pending(key) and not keycache_pending(key2), timeout=10,
                what="the owed invalidation")
     assert _me(token).json()["error"] == "key_revoked"
 
 
-def test_a_dashboard_revoke_with_redis_up_says_nothing_more(redis, make_key, client_for) -> None:
+def test_a_dashboard_revoke_with_redis_up_says_nothing_more(
+    own_redis, make_key, client_for
+) -> None:
     key, _token = make_key(name="Plain revoke")
     response = client_for("admin").post(
         reverse("apikeys:revoke", args=["acme", key.public_id]), follow=True
@@ -110,12 +98,12 @@ def test_a_dashboard_revoke_with_redis_up_says_nothing_more(redis, make_key, cli
     assert not keycache_pending(key)
 
 
-def test_an_admin_revoke_that_cannot_reach_redis_says_so(redis, make_key) -> None:
+def test_an_admin_revoke_that_cannot_reach_redis_says_so(own_redis, make_key) -> None:
     key, _token = make_key(name="Admin revoke")
     staff = UserFactory(email="ops@gatehouse.test", is_staff=True, is_superuser=True)
     client = Client()
     client.force_login(staff)
-    redis.stop()
+    own_redis.stop()
     response = client.post(
         reverse("admin:apikeys_apikey_changelist"),
         {"action": "revoke_selected", "_selected_action": [key.pk]}, follow=True,
@@ -128,12 +116,12 @@ def test_an_admin_revoke_that_cannot_reach_redis_says_so(redis, make_key) -> Non
     assert key.status == KeyStatus.REVOKED
 
 
-def test_the_revoke_command_exits_3_when_redis_cannot_be_told(redis, make_key, capsys) -> None:
+def test_the_revoke_command_exits_3_when_redis_cannot_be_told(own_redis, make_key, capsys) -> None:
     key, _token = make_key(name="Command revoke")
     other, _ = make_key(name="Command revoke, Redis up")
     call_command("revoke_api_key", other.public_id)  # Redis up: exit 0, no warning
     assert "Revoked" in capsys.readouterr().out
-    redis.stop()
+    own_redis.stop()
     with pytest.raises(CommandError) as refused:
         call_command("revoke_api_key", key.public_id)
     assert refused.value.returncode == 3

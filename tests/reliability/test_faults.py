@@ -61,7 +61,16 @@ class Writer(threading.Thread):
             if response.status_code == HTTPStatus.CREATED:
                 self.created.add(response.json()["id"])
             elif response.status_code == HTTPStatus.SERVICE_UNAVAILABLE:
-                time.sleep(0.05)
+                self.halt.wait(0.05)  # a client backing off, as a real one would
+
+    def served(self, status: int) -> int:
+        return self.statuses[status]
+
+    def wait_for_more(self, status: int, *, what: str, more: int = 3) -> None:
+        """Until this writer has seen `more` further answers with `status` (instead of sleeping
+        for a time that may be too short on a busy machine, or longer than needed)."""
+        target = self.served(status) + more
+        wait_until(lambda: self.served(status) >= target, timeout=30, what=what)
 
     def stop(self) -> None:
         self.halt.set()
@@ -111,7 +120,7 @@ def test_postgresql_stopped_mid_run(up_stack: Stack) -> None:
         assert api.get("/api/v1/me").status_code == HTTPStatus.OK
         assert dashboard.get("/w/acme/settings/api-keys/").status_code == HTTPStatus.OK
         writer.start()
-        time.sleep(1.0)
+        writer.wait_for_more(HTTPStatus.CREATED, what="writes before the outage")
 
         stack.pg.stop()  # fast shutdown: open transactions are rolled back
         for _ in range(3):  # both workers, and requests on their dead pooled connections
@@ -133,12 +142,12 @@ def test_postgresql_stopped_mid_run(up_stack: Stack) -> None:
                          "Referer": f"{app.url}/w/acme/settings/api-keys/"},
             )
             assert form.status_code == HTTPStatus.SERVICE_UNAVAILABLE
-        time.sleep(1.0)
+        writer.wait_for_more(HTTPStatus.SERVICE_UNAVAILABLE, what="refusals in the outage")
 
         stack.pg.start()
         wait_until(lambda: api.get("/api/v1/passports").status_code == HTTPStatus.OK,
                    timeout=10, what="the API after PostgreSQL came back")
-        time.sleep(1.0)
+        writer.wait_for_more(HTTPStatus.CREATED, what="writes after PostgreSQL came back")
         writer.stop()
 
         for _ in range(4):  # every worker serves again: no restart needed
@@ -174,7 +183,7 @@ def test_redis_stopped_mid_run(up_stack: Stack) -> None:
     try:
         assert metered.get("/api/v1/passports").status_code == HTTPStatus.OK
         writer.start()
-        time.sleep(0.5)
+        writer.wait_for_more(HTTPStatus.CREATED, what="writes before the outage")
 
         stack.redis.stop()
         for _ in range(3):
@@ -191,7 +200,7 @@ def test_redis_stopped_mid_run(up_stack: Stack) -> None:
             page, elapsed = timed(lambda: dashboard.get("/w/acme/settings/api-keys/"))
             assert page.status_code == HTTPStatus.OK
             assert elapsed < ANSWER_WITHIN
-        time.sleep(0.5)
+        writer.wait_for_more(HTTPStatus.CREATED, what="unmetered writes during the outage")
 
         stack.redis.start()  # a new, empty Redis: today's counters start again
         wait_until(lambda: metered.get("/api/v1/passports").status_code == HTTPStatus.OK,

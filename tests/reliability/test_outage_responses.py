@@ -1,18 +1,21 @@
 """Which errors become a 503, and through which door, with DEBUG on and off (config/outages.py).
 
 The fault suite (test_faults.py) stops real servers; these tests pin the mapping itself: an
-outage raised by a view, by a middleware (the API gateway authenticating) or by a Redis client
-becomes 503 `service_unavailable` (JSON under /api/, the 503 page elsewhere), and any other
-exception stays a 500.
+outage raised in a view, in a middleware (the API gateway authenticating) or while loading the
+session becomes 503 `service_unavailable` (JSON under /api/, the 503 page elsewhere), and any
+other exception stays a 500. Each error is raised at Django's database boundary — a
+`connection.execute_wrapper` failing the statements on one table — so the code under test runs
+exactly as it does when the server goes away; which table picks the layer it surfaces in.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from http import HTTPStatus
-from unittest import mock
 
 import pytest
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 from django.test import Client
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -28,6 +31,19 @@ OUTAGES = [
     RedisTimeoutError("Timeout reading from socket"),
     CounterUnavailable("redis down"),
 ]
+
+
+@contextlib.contextmanager
+def failing(table: str, exc: BaseException) -> Iterator[None]:
+    """Every statement touching `table` raises `exc`, as a driver does when its server is gone."""
+
+    def execute(execute, sql, params, many, context):
+        if f'"{table}"' in sql:
+            raise exc
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(execute):
+        yield
 
 
 @pytest.fixture(params=[False, True], ids=["DEBUG=0", "DEBUG=1"])
@@ -61,8 +77,10 @@ def _assert_page_503(response) -> None:
 
 @pytest.mark.parametrize("exc", OUTAGES, ids=lambda e: type(e).__name__)
 def test_outage_in_an_api_view_is_503_json(debug, exc, token) -> None:
-    with mock.patch("gateway.api.read_query", side_effect=exc):
-        response = _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    with failing("passports_passport", exc):
+        response = _client().get(
+            "/api/v1/passports", headers={"Authorization": f"Bearer {token}"}
+        )
     _assert_api_503(response)
     assert response["X-Request-Id"].startswith("req_")
 
@@ -70,25 +88,23 @@ def test_outage_in_an_api_view_is_503_json(debug, exc, token) -> None:
 @pytest.mark.parametrize("exc", OUTAGES[:3], ids=lambda e: type(e).__name__)
 def test_outage_in_the_gateway_middleware_is_503_json(debug, exc, token) -> None:
     """Raised while the gateway looks the key up (process_view), outside any view."""
-    with mock.patch("apikeys.verifier.apikey_check_digest", side_effect=exc):
+    with failing("apikeys_apikey", exc):  # a key this process has not cached yet
         response = _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     _assert_api_503(response)
 
 
 @pytest.mark.parametrize("exc", OUTAGES[:3], ids=lambda e: type(e).__name__)
 def test_outage_in_a_dashboard_view_is_the_503_page(debug, exc, members) -> None:
-    with mock.patch("apikeys.views._table_context", side_effect=exc):
-        response = _client(members["owner"]).get("/w/acme/settings/api-keys/")
+    client = _client(members["owner"])
+    with failing("apikeys_apikey", exc):  # the session and the user load; the key list fails
+        response = client.get("/w/acme/settings/api-keys/")
     _assert_page_503(response)
 
 
 def test_outage_loading_the_session_is_the_503_page(debug, members) -> None:
     """`request.user` is loaded lazily from the session by a middleware-set attribute."""
     client = _client(members["owner"])
-    with mock.patch(
-        "django.contrib.sessions.backends.db.SessionStore.load",
-        side_effect=OperationalError("the database system is shutting down"),
-    ):
+    with failing("django_session", OperationalError("the database system is shutting down")):
         response = client.get("/w/acme/settings/api-keys/")
     _assert_page_503(response)
 
@@ -99,23 +115,30 @@ def test_a_wrapped_outage_is_an_outage(debug, token) -> None:
     except OperationalError as cause:
         wrapped = RuntimeError("while verifying")
         wrapped.__cause__ = cause
-    with mock.patch("gateway.api.read_query", side_effect=wrapped):
-        response = _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    with failing("passports_passport", wrapped):
+        response = _client().get(
+            "/api/v1/passports", headers={"Authorization": f"Bearer {token}"}
+        )
     _assert_api_503(response)
 
 
 def test_any_other_error_stays_a_500(settings, token) -> None:
     settings.DEBUG = False
-    with mock.patch("gateway.api.read_query", side_effect=ValueError("a bug")):
-        response = _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    with failing("passports_passport", ValueError("a bug")):
+        response = _client().get(
+            "/api/v1/passports", headers={"Authorization": f"Bearer {token}"}
+        )
     assert response.status_code == HTTPStatus.INTERNAL_SERVER_ERROR
     assert response.json()["error"] == "server_error"
 
 
 def test_the_503_is_logged_as_a_warning_without_credentials(caplog, token) -> None:
-    with mock.patch("gateway.api.read_query", side_effect=OperationalError("refused")):
-        _client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    with failing("passports_passport", OperationalError("refused")):
+        _client().get("/api/v1/passports", headers={"Authorization": f"Bearer {token}"})
     records = [r for r in caplog.records if r.name == "gatehouse.outages"]
     assert [r.levelname for r in records] == ["WARNING"]
-    assert "GET /api/v1/me: database unavailable (OperationalError: refused)" in records[0].message
+    assert (
+        "GET /api/v1/passports: database unavailable (OperationalError: refused)"
+        in records[0].message
+    )
     assert token not in caplog.text
