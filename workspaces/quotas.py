@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from core.counters import counter_give_back, counter_take, counter_values
+from core.counters import counter_give_back, counter_values
 from workspaces.models import Plan
 
 
@@ -55,21 +55,6 @@ def budget_limit(plan: Plan, budget: Budget) -> int | None:
 
 def budget_counter_key(workspace_id: int, budget: Budget, now: datetime) -> str:
     return f"q:{workspace_id}:{budget.value}:{now.astimezone(UTC).date().isoformat()}"
-
-
-def quota_consume(
-    *, workspace_id: int, plan: Plan, budget: Budget, now: datetime
-) -> Allowance | None:
-    """Take one unit of today's `budget`; None when the plan is unlimited (nothing is counted)."""
-    limit = budget_limit(plan, budget)
-    if limit is None:
-        return None
-    key = budget_counter_key(workspace_id, budget, now)
-    take = counter_take(key, limit=limit, expires_at=next_utc_midnight(now) + timedelta(hours=1))
-    return budget_allowance(
-        admitted=take.admitted, budget=budget, limit=limit, used=take.count, counter_key=key,
-        now=now,
-    )
 
 
 def quota_usage_today(*, workspace_id: int, plan: Plan, now: datetime) -> list[dict]:
@@ -114,16 +99,6 @@ def budget_allowance(
         "Retry tomorrow (UTC) or upgrade your plan."
     )
     return Allowance(admitted, limit, used, next_utc_midnight(now), counter_key, message)
-
-
-def rate_limit_consume(*, key_id: int, per_minute: int, now: datetime) -> Allowance:
-    """Fixed one-minute windows per key, shared across processes through the same counters."""
-    counter_key, reset_at = rate_limit_window(key_id, now)
-    take = counter_take(counter_key, limit=per_minute, expires_at=reset_at + timedelta(minutes=1))
-    return rate_limit_allowance(
-        admitted=take.admitted, per_minute=per_minute, used=take.count, counter_key=counter_key,
-        reset_at=reset_at, now=now,
-    )
 
 
 def allowance_give_back(allowance: Allowance | None) -> Allowance | None:

@@ -8,7 +8,8 @@ from django.db import connection
 from core.counters import counter_give_back, counter_take, counter_value
 from tests.clock import day_ahead
 from tests.factories import plan_named
-from workspaces.quotas import Budget, next_utc_midnight, quota_consume, rate_limit_consume
+from tests.metering import quota_consume, rate_limit_consume
+from workspaces.quotas import Budget, next_utc_midnight
 
 
 def _race(n_threads: int, attempts: int, fn) -> list:

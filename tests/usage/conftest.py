@@ -9,8 +9,9 @@ from django.utils import timezone
 
 from apikeys.models import ApiKey
 from gateway.usage import UsageBuffer
+from tests.metering import quota_consume
 from workspaces.models import Workspace
-from workspaces.quotas import Budget, quota_consume
+from workspaces.quotas import Budget
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from core.redis import using_redis
 from gateway.usage import usage_flush
 from passports.services import passport_create
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory, by
-from workspaces import quotas
+from tests.metering import quota_consume
 from workspaces.quotas import Budget
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +73,7 @@ def test_meters_show_todays_counters(client_for, workspace, consume, other_works
 
 def test_a_used_up_budget_says_so(client_for, workspace, consume) -> None:
     consume(workspace, Budget.PASSPORT_READS, 100)
-    allowance = quotas.quota_consume(
+    allowance = quota_consume(
         workspace_id=workspace.pk, plan=workspace.plan, budget=Budget.PASSPORT_READS,
         now=datetime.now(UTC),
     )
@@ -96,7 +96,7 @@ def test_meters_follow_the_plan(client_for, workspace, consume, plan) -> None:
 def test_unlimited_plans_show_unlimited_and_count_nothing(client_for, workspace, plan) -> None:
     workspace.plan = plan("scale")
     workspace.save()
-    assert quotas.quota_consume(
+    assert quota_consume(
         workspace_id=workspace.pk, plan=workspace.plan, budget=Budget.WRITES,
         now=datetime.now(UTC),
     ) is None
