@@ -1,4 +1,4 @@
-"""Expired authorization codes are deleted within a minute, not at the next `prune` (issue 13, 12d).
+"""Expired authorization codes are deleted within a minute, not at the next `prune`.
 
 An authorization code (DOT's `Grant` row, which stores the code itself) lives 60 seconds; one that
 is never exchanged would otherwise stay in the database until `manage.py prune` runs. There is no
