@@ -86,6 +86,22 @@ def _new_application(
     return application, raw_secret
 
 
+def _audit_app(
+    application: Application,  # type: ignore[valid-type]
+    action: str,
+    *,
+    actor: Actor,
+    workspace: Workspace | None,
+    context: RequestContext,
+    metadata: dict | None = None,
+) -> None:
+    audit_record(
+        action=action, actor=actor, workspace=workspace, target_type="oauth_app",
+        target_id=application.client_id, target_label=app_label(application), context=context,
+        metadata=metadata,
+    )
+
+
 def _audit_app_created(
     application: Application,  # type: ignore[valid-type]
     *,
@@ -94,15 +110,9 @@ def _audit_app_created(
     registration: str,
     context: RequestContext,
 ) -> None:
-    audit_record(
-        action="oauth_app.created",
-        actor=actor,
-        workspace=workspace,
-        target_type="oauth_app",
-        target_id=application.client_id,
-        target_label=app_label(application),
-        context=context,
-        metadata={
+    _audit_app(
+        application, "oauth_app.created", actor=actor, workspace=workspace,
+        context=context, metadata={
             "client_type": application.client_type,
             "redirect_uris": application.redirect_uris.split(),
             "registration": registration,
@@ -182,14 +192,9 @@ def oauth_app_rotate_secret(
         application.client_secret = raw_secret
         application.hash_client_secret = True
         application.save(update_fields=["client_secret", "hash_client_secret", "updated"])
-        audit_record(
-            action="oauth_app.secret_rotated",
-            actor=actor,
-            workspace=_app_workspace(application),
-            target_type="oauth_app",
-            target_id=application.client_id,
-            target_label=app_label(application),
-            context=context,
+        _audit_app(
+            application, "oauth_app.secret_rotated", actor=actor,
+            workspace=_app_workspace(application), context=context,
         )
     return raw_secret
 
@@ -213,15 +218,9 @@ def oauth_app_delete(
             connection_revoke(
                 connection=connection, actor=actor, context=context, reason="app_deleted"
             )
-        audit_record(
-            action="oauth_app.deleted",
-            actor=actor,
-            workspace=workspace,
-            target_type="oauth_app",
-            target_id=application.client_id,
-            target_label=app_label(application),
-            context=context,
-            metadata={"connections_revoked": len(connections)},
+        _audit_app(
+            application, "oauth_app.deleted", actor=actor, workspace=workspace,
+            context=context, metadata={"connections_revoked": len(connections)},
         )
         application.delete()
 
@@ -274,15 +273,9 @@ def oauth_app_update(
         if not changed:
             return application
         application.save(update_fields=[*changed, "updated"])
-        audit_record(
-            action="oauth_app.updated",
-            actor=actor,
-            workspace=_app_workspace(application),
-            target_type="oauth_app",
-            target_id=application.client_id,
-            target_label=app_label(application),
-            context=context,
-            metadata={"changed": changed},
+        _audit_app(
+            application, "oauth_app.updated", actor=actor, workspace=_app_workspace(application),
+            context=context, metadata={"changed": changed},
         )
     return application
 

@@ -27,6 +27,15 @@ PLAN_FIELDS = (
 )
 
 
+def _audit_workspace(
+    workspace: Workspace, action: str, *, actor: Actor, context: RequestContext, metadata: dict
+) -> None:
+    audit_record(
+        action=action, actor=actor, workspace=workspace, target_type="workspace",
+        target_id=workspace.slug, target_label=workspace.name, context=context, metadata=metadata,
+    )
+
+
 def workspace_create(
     *,
     slug: str,
@@ -44,14 +53,8 @@ def workspace_create(
         workspace.save()
         if owner is not None:
             Membership.objects.create(user=owner, workspace=workspace, role=Role.OWNER)
-        audit_record(
-            action="workspace.created",
-            actor=actor,
-            workspace=workspace,
-            target_type="workspace",
-            target_id=workspace.slug,
-            target_label=workspace.name,
-            context=context,
+        _audit_workspace(
+            workspace, "workspace.created", actor=actor, context=context,
             metadata={"plan": plan.code},
         )
     return workspace
@@ -286,10 +289,9 @@ def workspace_update(
         workspace.full_clean()
         workspace.save(update_fields=list(changed))
         epoch_bump()
-        audit_record(
-            action="workspace.updated", actor=actor, workspace=workspace,
-            target_type="workspace", target_id=workspace.slug, target_label=workspace.name,
-            context=context, metadata={"changed": changed},
+        _audit_workspace(
+            workspace, "workspace.updated", actor=actor, context=context,
+            metadata={"changed": changed},
         )
     return workspace
 
@@ -309,14 +311,8 @@ def workspace_change_plan(
         workspace.plan = plan
         workspace.save(update_fields=["plan"])
         epoch_bump()  # cached API keys carry their workspace's plan
-        audit_record(
-            action="plan.changed",
-            actor=actor,
-            workspace=workspace,
-            target_type="workspace",
-            target_id=workspace.slug,
-            target_label=workspace.name,
-            context=context,
+        _audit_workspace(
+            workspace, "plan.changed", actor=actor, context=context,
             metadata={"from": old_code, "to": plan.code},
         )
     return workspace
