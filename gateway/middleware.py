@@ -264,7 +264,8 @@ class ApiGatewayMiddleware:
             return failure_response(request, family.unknown)
         if verdict is Verdict.UNCERTAIN and failed_auth_exhausted(request):
             return too_many_failures(request, credential_filter.retry_after())
-        result = self.verify(token, ip=ip, resource=resource, fresh=fresh)
+        # The screen's digest goes to the verifier: the token is not parsed or hashed twice.
+        result = self.verify(token, ip=ip, resource=resource, fresh=fresh, digest=digest)
         if isinstance(result, AuthFailure) and not result.known:
             if verdict is Verdict.UNCERTAIN:
                 failed_auth_record(request)
@@ -279,15 +280,23 @@ class ApiGatewayMiddleware:
         return None
 
     def verify(
-        self, token: str, *, ip: str | None, resource: str, fresh: bool = False
+        self,
+        token: str,
+        *,
+        ip: str | None,
+        resource: str,
+        fresh: bool = False,
+        digest: str | None = None,
     ) -> Principal | AuthFailure:
+        """`digest`: what the token's family `screen` returned (None: the verifier checks it)."""
         verifier = self.route(token)
         if verifier is not None:
+            extra: dict[str, Any] = {} if digest is None else {"digest": digest}
             # `fresh` only after a cached principal went stale, which only a verifier that
             # caches (API keys) can produce.
             if fresh:
-                return verifier(token, ip=ip, resource=resource, fresh=True)
-            return verifier(token, ip=ip, resource=resource)
+                extra["fresh"] = True
+            return verifier(token, ip=ip, resource=resource, **extra)
         for prefix, error in _UNVERIFIED_PREFIX_ERRORS.items():
             if token.startswith(prefix):
                 return AuthFailure(
