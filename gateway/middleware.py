@@ -81,7 +81,13 @@ from .failed_auth import (
     unknown_over_limit,
 )
 from .gate import Outcome
-from .metering import Gate, meter_request, meter_response
+from .metering import (
+    Gate,
+    meter_request,
+    meter_response,
+    one_transaction_writes,
+    serve_claimed,
+)
 
 API_V1_PREFIX = "/api/v1/"
 MAX_BODY_BYTES = 1024 * 1024
@@ -168,6 +174,11 @@ class ApiGatewayMiddleware:
             gate = self.admit(request, endpoint, principal)
             if gate.outcome is Outcome.STALE:  # a key read from the database carries no markers
                 return service_unavailable(request)
+        if (
+            gate.response is None and request.metering.claim is not None
+            and one_transaction_writes()
+        ):
+            request.api_view_runner = serve_claimed  # one transaction: change, audit, response
         return gate.response
 
     def admit(self, request: HttpRequest, endpoint: Endpoint, principal: Principal) -> Gate:
