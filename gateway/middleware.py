@@ -174,10 +174,8 @@ class ApiGatewayMiddleware:
             gate = self.admit(request, endpoint, principal)
             if gate.outcome is Outcome.STALE:  # a key read from the database carries no markers
                 return service_unavailable(request)
-        if (
-            gate.response is None and request.metering.claim is not None
-            and one_transaction_writes()
-        ):
+        claimed = request.metering is not None and request.metering.claim is not None
+        if gate.response is None and claimed and one_transaction_writes():
             request.api_view_runner = serve_claimed  # one transaction: change, audit, response
         return gate.response
 
