@@ -37,7 +37,12 @@ _KEY_REFUSALS: dict[str, tuple[int, str]] = {
 
 
 def verify_api_key(
-    token: str, *, ip: str | None, resource: str | None = None, fresh: bool = False
+    token: str,
+    *,
+    ip: str | None,
+    resource: str | None = None,
+    fresh: bool = False,
+    digest: str | None = None,
 ) -> Principal | AuthFailure:
     """`gk_` tokens: shape, checksum and environment without I/O, then `apikey_check_digest` (one
     indexed lookup by keyed digest, joined to the workspace and plan). `resource` (the resource
@@ -47,25 +52,17 @@ def verify_api_key(
     principal then carries the `versions` that the metering step confirms in its one Redis call
     before the request is served, so a revocation is still seen by the next request on every
     process. `fresh` reads the row even when it is cached (the gateway's second look when a
-    version moved)."""
-    parsed = parse_token(token)
-    if parsed is None:
-        return AuthFailure(
-            "invalid_credentials",
-            "The API key is malformed: check that it was copied whole.",
-            looked_up=False,
-        )
-    if parsed.environment != settings.GATEHOUSE_ENVIRONMENT:
-        server = settings.GATEHOUSE_ENVIRONMENT
-        return AuthFailure(
-            "environment_mismatch",
-            f"This is a {parsed.environment} key, but this server is {server}; use a "
-            f"gk_{ENVIRONMENT_PREFIXES[server]}_ key.",
-            looked_up=False,
-        )
-    check = apikey_check_digest(
-        token_digest(token), ip=ip, cache=keycache_enabled(), fresh=fresh
-    )
+    version moved).
+
+    `digest` is what the family's `screen` returned for this token (the gateway screened it for
+    the credential filter): the token already passed every check made without I/O, so it is not
+    parsed or hashed a second time. Without it (any other caller) the checks run here."""
+    if digest is None:
+        refused = _refuse_without_io(token)
+        if refused is not None:
+            return refused
+        digest = token_digest(token)
+    check = apikey_check_digest(digest, ip=ip, cache=keycache_enabled(), fresh=fresh)
     if check.error is not None:
         status, message = _KEY_REFUSALS[check.error]
         return AuthFailure(check.error, message, status=status, known=check.key is not None)
@@ -81,11 +78,29 @@ def verify_api_key(
     )
 
 
-def _screen_api_key(token: str) -> str | None:
+def _refuse_without_io(token: str) -> AuthFailure | None:
+    """The refusal of a token that fails its shape, checksum or environment (no I/O), else None."""
     parsed = parse_token(token)
-    if parsed is None or parsed.environment != settings.GATEHOUSE_ENVIRONMENT:
-        return None  # verify_api_key refuses it without I/O
-    return token_digest(token)
+    if parsed is None:
+        return AuthFailure(
+            "invalid_credentials",
+            "The API key is malformed: check that it was copied whole.",
+            looked_up=False,
+        )
+    if parsed.environment != settings.GATEHOUSE_ENVIRONMENT:
+        server = settings.GATEHOUSE_ENVIRONMENT
+        return AuthFailure(
+            "environment_mismatch",
+            f"This is a {parsed.environment} key, but this server is {server}; use a "
+            f"gk_{ENVIRONMENT_PREFIXES[server]}_ key.",
+            looked_up=False,
+        )
+    return None
+
+
+def _screen_api_key(token: str) -> str | None:
+    # None: verify_api_key refuses it without I/O. Else the digest the gateway passes it back.
+    return token_digest(token) if _refuse_without_io(token) is None else None
 
 
 # What the gateway's credential filter (`core.credfilter`) knows about API keys: every key ever

@@ -19,6 +19,9 @@ from workspaces.quotas import Budget
 from .errors import ApiError, error_response, invalid_request, not_found
 
 ANY_METHOD = "*"
+# What `request.api_view_runner` is, when the gateway sets it: `runner(request, answer)` calls
+# `answer()` (the view, its `ApiError`s already turned into responses) and returns its response.
+ViewRunner = Callable[[HttpRequest, Callable[[], HttpResponse]], HttpResponse]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +98,20 @@ def api_endpoint(
                     request, HTTPStatus.UNAUTHORIZED, "missing_credentials",
                     "Send an API key or access token: Authorization: Bearer <token>.",
                 )
-            try:
-                return view(request, *args, **kwargs)
-            except ApiError as exc:
-                return exc.response(request)
-            except InvalidPageRequest as exc:
-                return invalid_request({exc.field: exc.message}).response(request)
-            except (ObjectDoesNotExist, Http404):
-                return not_found().response(request)
+            def answer() -> HttpResponse:
+                try:
+                    return view(request, *args, **kwargs)
+                except ApiError as exc:
+                    return exc.response(request)
+                except InvalidPageRequest as exc:
+                    return invalid_request({exc.field: exc.message}).response(request)
+                except (ObjectDoesNotExist, Http404):
+                    return not_found().response(request)
+
+            # The gateway may run the view inside its own transaction (an idempotent write:
+            # the change, its audit events and the stored response commit together).
+            runner: ViewRunner | None = getattr(request, "api_view_runner", None)
+            return runner(request, answer) if runner is not None else answer()
 
         declared = {
             method.upper(): Endpoint(scope=scope, public=public, budget=cost)

@@ -6,6 +6,10 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -157,37 +161,108 @@ def audit_record(
     if context.request_id:
         metadata["request_id"] = context.request_id
     workspace_id = workspace.pk if workspace is not None else None
-    key = signing_key()
+    event = AuditEvent(
+        workspace_id=workspace_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        actor_label=_redacted_text(actor.label)[:255],
+        action=action,
+        target_type=target_type,
+        target_id=_redacted_text(str(target_id))[:64],
+        target_label=_redacted_text(target_label)[:255],
+        ip=context.ip,
+        user_agent=_redacted_text(context.user_agent)[:512],
+        metadata=metadata,
+    )
+    key = chain_key(workspace_id)
+    pending = _pending.get()
+    if pending is not None and connection.in_atomic_block:
+        # Chained when the `audit_chained_at_end` block ends (see there); the anchor line,
+        # written on commit, doubles as the mark of a savepoint that was not rolled back.
+        anchor = _Anchor(key, event)
+        transaction.on_commit(anchor)
+        pending.append(anchor)
+        return event
     with transaction.atomic():
-        chain = _locked_chain(chain_key(workspace_id))
-        was_ok = chain_seal_ok(chain)
-        event = AuditEvent(
-            workspace_id=workspace_id,
-            actor_type=actor.type,
-            actor_id=actor.id,
-            actor_label=_redacted_text(actor.label)[:255],
-            action=action,
-            target_type=target_type,
-            target_id=_redacted_text(str(target_id))[:64],
-            target_label=_redacted_text(target_label)[:255],
-            ip=context.ip,
-            user_agent=_redacted_text(context.user_agent)[:512],
-            metadata=metadata,
-            created_at=max(timezone.now(), chain.head_created_at or _EPOCH),
-            prev_hash=chain.head_hash,
-            key_id=key.id,
-            seq=chain.head_seq + 1,
-        )
-        event.hash = key.mac(_canonical(event))
-        event.save()
-        chain.head_hash, chain.head_seq = event.hash, event.seq
-        chain_reseal(chain, was_ok=was_ok)
-        AuditChain.objects.filter(pk=chain.pk).update(
-            head_hash=chain.head_hash, head_seq=chain.head_seq,
-            head_created_at=event.created_at, seal=chain.seal, seal_key_id=chain.seal_key_id,
-        )
-        transaction.on_commit(lambda: _log_anchor(chain.key, event))
+        _append(_locked_chain(key), [event])
+        transaction.on_commit(_Anchor(key, event))
     return event
+
+
+@dataclass(eq=False, slots=True)
+class _Anchor:
+    """An event waiting for its commit, when its head is logged (`_log_anchor`)."""
+
+    key: str
+    event: AuditEvent
+
+    def __call__(self) -> None:
+        _log_anchor(self.key, self.event)
+
+
+def _append(chain: AuditChain, events: list[AuditEvent]) -> None:
+    """Give `events` the next positions of the locked `chain`, in order, and store them and the
+    chain's new head (one INSERT and one UPDATE however many events)."""
+    key = signing_key()
+    was_ok = chain_seal_ok(chain)
+    now = timezone.now()
+    for event in events:
+        event.created_at = max(now, chain.head_created_at or _EPOCH)
+        event.prev_hash = chain.head_hash
+        event.key_id = key.id
+        event.seq = chain.head_seq + 1
+        event.hash = key.mac(_canonical(event))
+        chain.head_hash, chain.head_seq, chain.head_created_at = (
+            event.hash, event.seq, event.created_at,
+        )
+    AuditEvent.objects.bulk_create(events)
+    chain_reseal(chain, was_ok=was_ok)
+    AuditChain.objects.filter(pk=chain.pk).update(
+        head_hash=chain.head_hash, head_seq=chain.head_seq,
+        head_created_at=chain.head_created_at, seal=chain.seal, seal_key_id=chain.seal_key_id,
+    )
+
+
+# The events recorded inside the current `audit_chained_at_end` block (None: not in one).
+_pending: ContextVar[list[_Anchor] | None] = ContextVar("audit_pending", default=None)
+
+
+@contextmanager
+def audit_chained_at_end() -> Iterator[None]:
+    """Inside a transaction: the events `audit_record` records in this block take their place in
+    their chains when the block ends, not when recorded, so a chain's head row is locked only for
+    the last statements of the transaction (its `SELECT … FOR UPDATE`, one INSERT, one UPDATE,
+    then the commit) instead of from the first event to the commit: unrelated writes of one
+    workspace queue on it for that long only.
+
+    The events are the same, and chained the same way, as if each had been recorded at the end:
+    nothing is stored unchained (no event is visible before the commit either way). An event
+    recorded in a savepoint that was rolled back is dropped with it (Django drops that
+    savepoint's `on_commit` callbacks, which is how the block tells). The block must end inside
+    the transaction; when it raises, or the transaction is marked for rollback, nothing is
+    chained. Until then the returned `AuditEvent` has no id, position or hash. Nested blocks
+    chain when the outermost ends.
+    """
+    if _pending.get() is not None:
+        yield
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_chained_at_end() needs a transaction (transaction.atomic()).")
+    pending: list[_Anchor] = []
+    token = _pending.set(pending)
+    try:
+        yield
+    finally:
+        _pending.reset(token)
+    if transaction.get_rollback() or not pending:
+        return
+    alive = {id(func) for _sids, func, _robust in connection.run_on_commit}
+    by_chain: dict[str, list[AuditEvent]] = {}
+    for anchor in pending:
+        if id(anchor) in alive:
+            by_chain.setdefault(anchor.key, []).append(anchor.event)
+    for key in sorted(by_chain):  # one order for every writer: no deadlock between two chains
+        _append(_locked_chain(key), by_chain[key])
 
 
 def _log_anchor(key: str, event: AuditEvent) -> None:

@@ -47,6 +47,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 WORKERS = 2  # gunicorn sync workers: one per core on the reference machine (2 vCPU)
+WORKERS_8 = 8  # the `write_8w` server: where writes of one workspace would queue on one row
 CONNECTIONS = 16  # wrk connections, over THREADS threads
 THREADS = 2
 WARMUP_SECONDS = 2
@@ -68,6 +69,14 @@ TARGETS = [
     ("key cache: apikey / apikey_uncached", "apikey", "apikey_uncached", None),
     ("one Redis round trip: floor / baseline", "floor", "baseline", None),
     ("the gateway beyond it: apikey / floor", "apikey", "floor", None),
+    # Issue 20.
+    ("apikey_unlimited / baseline", "apikey_unlimited", "baseline", 0.90),
+    ("apikey_unlimited / peer", "apikey_unlimited", "peer", 1.5),
+    ("oauth_unlimited / apikey_unlimited", "oauth_unlimited", "apikey_unlimited", 0.90),
+    ("oauth / apikey", "oauth", "apikey", 0.90),
+    ("write / write_baseline", "write", "write_baseline", 0.60),
+    ("write_rows / write", "write_rows", "write", None),
+    ("write_8w / write_rows", "write_8w", "write_rows", None),
 ]
 
 
@@ -279,14 +288,15 @@ def prepare(envs: dict[str, tuple[dict[str, str], bool]]) -> dict[str, dict]:
     return seeds
 
 
-def serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+def serve(env: dict[str, str], port: int, log: Path, workers: int = WORKERS
+          ) -> subprocess.Popen:
     """gunicorn as `docs/PERFORMANCE.md` documents it; its output (Django logs every 4xx as a
     warning, as in production) goes to `log`, not the terminal."""
     with log.open("ab") as out:
         return subprocess.Popen(
             [
                 PYTHON, "-m", "gunicorn", "config.wsgi:application",
-                "--workers", str(WORKERS), "--worker-class", "sync",
+                "--workers", str(workers), "--worker-class", "sync",
                 "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
                 "--graceful-timeout", "5",
             ],
@@ -337,6 +347,7 @@ class Scenario:
     expect: int = 200
     authorization: str = ""  # kept in memory and in wrk's environment only
     script: str = "auth.lua"
+    paths: tuple[str, ...] = ()  # patch.lua: the passports a write is spread over, in turn
 
     @property
     def method(self) -> str:
@@ -346,7 +357,7 @@ class Scenario:
         """What the results file says about the scenario: no credentials."""
         scheme = self.authorization.split(" ", 1)[0] if self.authorization else None
         return {"method": self.method, "path": urlsplit(self.url).path,
-                "scheme": scheme, "expect": self.expect}
+                "scheme": scheme, "expect": self.expect, "paths": len(self.paths) or 1}
 
 
 def preflight(scenario: Scenario) -> None:
@@ -402,7 +413,8 @@ def parse_wrk(out: str) -> dict[str, Any]:
 def run_wrk(wrk: str, scenario: Scenario, seconds: int) -> dict[str, Any]:
     cmd = [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
            "-s", str(ROOT / "bench" / "wrk" / scenario.script), scenario.url]
-    env = {**os.environ, "BENCH_AUTHORIZATION": scenario.authorization}
+    env = {**os.environ, "BENCH_AUTHORIZATION": scenario.authorization,
+           "BENCH_PATHS": ",".join(scenario.paths)}
     result = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env,
                             timeout=seconds + 30)
     if result.returncode != 0:
@@ -538,7 +550,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 SCENARIO_NAMES = ["baseline", "floor", "apikey", "apikey_unmetered", "apikey_uncached", "oauth",
-                  "garbage", "write", "peer", "history"]
+                  "garbage", "apikey_unlimited", "oauth_unlimited", "write", "write_baseline",
+                  "write_rows", "write_8w", "peer", "history"]
 
 
 def build_scenarios(ports: dict[str, int], seed: dict, hist: dict) -> list[Scenario]:
@@ -547,6 +560,7 @@ def build_scenarios(ports: dict[str, int], seed: dict, hist: dict) -> list[Scena
 
     passport = f"/api/v1/passports/{seed['passport_id']}"
     bearer = f"Bearer {seed['token']}"
+    rows = [f"/api/v1/passports/{public_id}" for public_id in seed["write_rows_ids"]]
     return [
         Scenario("baseline",
                  url("main", f"/bench/baseline/{seed['workspace_id']}/passports/"
@@ -560,8 +574,21 @@ def build_scenarios(ports: dict[str, int], seed: dict, hist: dict) -> list[Scena
         Scenario("oauth", url("main", passport), authorization=f"Bearer {seed['oauth_token']}"),
         Scenario("garbage", url("main", passport), expect=401,
                  authorization=f"Bearer {GARBAGE_TOKEN}"),
+        Scenario("apikey_unlimited",
+                 url("main", f"/api/v1/passports/{seed['unlimited_passport_id']}"),
+                 authorization=f"Bearer {seed['unlimited_token']}"),
+        Scenario("oauth_unlimited",
+                 url("main", f"/api/v1/passports/{seed['unlimited_passport_id']}"),
+                 authorization=f"Bearer {seed['unlimited_oauth_token']}"),
         Scenario("write", url("main", f"/api/v1/passports/{seed['write_passport_id']}"),
                  authorization=bearer, script="patch.lua"),
+        Scenario("write_baseline",
+                 url("main", f"/bench/baseline/{seed['workspace_id']}/passports/"
+                             f"{seed['write_passport_id']}"), script="patch.lua"),
+        Scenario("write_rows", url("main", rows[0]), authorization=bearer, script="patch.lua",
+                 paths=tuple(rows)),
+        Scenario("write_8w", url("main8", rows[0]), authorization=bearer, script="patch.lua",
+                 paths=tuple(rows)),
         Scenario("peer", url("main", f"/bench/peer/passports/{seed['passport_id']}"),
                  authorization=f"Api-Key {seed['peer_token']}"),
         Scenario("history", url("history", f"/api/v1/passports/{hist['passport_id']}"),
@@ -630,7 +657,7 @@ def run(args: argparse.Namespace) -> int:
               "seeding (the history database gets 10k keys, 1.3M usage rows, 1M events)...",
               flush=True)
         ports = {"main": free_port(), "history": free_port(), "unmetered": free_port(),
-                 "uncached": free_port()}
+                 "uncached": free_port(), "main8": free_port()}
         # The seed's OAuth token is issued at the origin it is used at (RFC 8707 audience).
         seeds = prepare({
             "main": ({**env_main, "BENCH_ORIGIN": f"http://127.0.0.1:{ports['main']}"}, False),
@@ -640,8 +667,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"prepared in {time.monotonic() - started:.0f} s", flush=True)
 
         for role, env in (("main", env_main), ("history", env_hist),
-                          ("unmetered", env_unmetered), ("uncached", env_uncached)):
-            servers.append(serve(env, ports[role], work / f"{role}.log"))
+                          ("unmetered", env_unmetered), ("uncached", env_uncached),
+                          ("main8", env_main)):
+            workers = WORKERS_8 if role == "main8" else WORKERS
+            servers.append(serve(env, ports[role], work / f"{role}.log", workers))
         for proc, (role, port) in zip(servers, ports.items(), strict=True):
             wait_until_serving(proc, port, work / f"{role}.log")
 
@@ -684,6 +713,7 @@ def run(args: argparse.Namespace) -> int:
         "code": code_version(),
         "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
         "settings": {"rounds": args.rounds, "seconds": args.seconds, "workers": WORKERS,
+                     "workers_write_8w": WORKERS_8,
                      "worker_class": "sync", "wrk_connections": CONNECTIONS,
                      "wrk_threads": THREADS, "warmup_seconds": WARMUP_SECONDS},
         "scenario_definitions": scenario_info,

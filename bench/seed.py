@@ -87,8 +87,40 @@ def main() -> None:
         product_name="Bench passport (writes)", status=PassportStatus.PUBLISHED,
         actor=Actor.for_user(owner),
     )
+    # `write_rows`: the same PATCH spread over 8 passports of the same workspace.
+    write_rows = [
+        passport_create(
+            workspace=workspace, gtin="4006381333931", serial_number=f"SN-ROW-{n}",
+            product_name=f"Bench passport (row {n})", status=PassportStatus.PUBLISHED,
+            actor=Actor.for_user(owner),
+        ).public_id
+        for n in range(8)
+    ]
     _peer_key, peer_token = APIKey.objects.create_key(name="bench-peer")
     oauth_token = _oauth_access_token(workspace, owner)
+    # `apikey_unlimited`, `oauth_unlimited`: a workspace on a plan without daily budgets and a
+    # key without a per-key rate limit: nothing to count.
+    unlimited_plan, _ = Plan.objects.update_or_create(
+        code="bench-unlimited",
+        defaults={
+            "name": "Bench unlimited", "writes_per_day": None, "passport_reads_per_day": None,
+            "active_keys_limit": 10**6, "passports_limit": None, "audit_retention_days": 365,
+        },
+    )
+    unlimited = workspace_create(
+        slug="bench-unlimited", name="Bench unlimited", owner=owner, plan=unlimited_plan
+    )
+    _unlimited_key, unlimited_token = apikey_create(
+        workspace=unlimited, name="bench-unlimited",
+        scopes=["passports:read", "passports:write"],
+        environment=settings.GATEHOUSE_ENVIRONMENT, acting_user=owner,
+    )
+    unlimited_passport = passport_create(
+        workspace=unlimited, gtin="4006381333931", serial_number="SN-1",
+        product_name="Bench passport", status=PassportStatus.PUBLISHED,
+        actor=Actor.for_user(owner),
+    )
+    unlimited_oauth_token = _oauth_access_token(unlimited, owner)
 
     out = {
         "token": token,
@@ -96,6 +128,10 @@ def main() -> None:
         "oauth_token": oauth_token,
         "passport_id": passport.public_id,
         "write_passport_id": write_passport.public_id,
+        "write_rows_ids": write_rows,
+        "unlimited_token": unlimited_token,
+        "unlimited_oauth_token": unlimited_oauth_token,
+        "unlimited_passport_id": unlimited_passport.public_id,
         "workspace": workspace.slug,
         "workspace_id": workspace.pk,
     }

@@ -10,14 +10,20 @@
   markers) and nothing else: no token, no Python of the gateway. It measures how fast any
   gateway that keeps SPEC's exact budgets and next-request revocation with one Redis round trip
   could be on this machine.
+- `baseline_patch`: the `write` scenario's `PATCH` (lock the passport's row, change its name,
+  answer its JSON) without authentication, metering, idempotency or audit: what a write costs
+  before the gateway adds its two commits and the audit chain.
 - `PeerPassportView`: what a DRF user would write — a `RetrieveAPIView` protected by
   djangorestframework-api-key's `HasAPIKey`, on the same model and database.
 """
 
+import json
 from datetime import timedelta
 
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import serializers
 from rest_framework.generics import RetrieveAPIView
 from rest_framework_api_key.permissions import HasAPIKey
@@ -37,6 +43,28 @@ def baseline_passport(request: HttpRequest, workspace_id: int, public_id: str) -
     except Passport.DoesNotExist:
         return JsonResponse({"error": "not_found", "message": "No such passport."}, status=404)
     return JsonResponse(passport_json(passport))
+
+
+@csrf_exempt
+def baseline_patch(request: HttpRequest, workspace_id: int, public_id: str) -> JsonResponse:
+    name = str(json.loads(request.body)["product_name"]).strip()
+    with transaction.atomic():
+        passport = (
+            Passport.objects.for_workspace(Workspace(pk=workspace_id)).select_for_update()
+            .filter(public_id=public_id).first()
+        )
+        if passport is None:
+            return JsonResponse({"error": "not_found", "message": "No such passport."}, status=404)
+        passport.product_name = name
+        passport.updated_at = timezone.now()
+        passport.save(update_fields=["product_name", "updated_at"])
+    return JsonResponse(passport_json(passport))
+
+
+def baseline_route(request: HttpRequest, workspace_id: int, public_id: str) -> JsonResponse:
+    if request.method == "PATCH":
+        return baseline_patch(request, workspace_id, public_id)
+    return baseline_passport(request, workspace_id, public_id)
 
 
 _FLOOR_MARKERS: dict[str, str] = {}

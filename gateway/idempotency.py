@@ -127,9 +127,14 @@ def _replay(record: IdempotencyRecord) -> HttpResponse:
     return response
 
 
+def idempotency_storable(response: HttpResponse) -> bool:
+    """Whether `response` is kept for replays (else the claim is released)."""
+    return not (response.status_code >= 500 or response.status_code == 429 or response.streaming)
+
+
 def idempotency_complete(claim: IdempotencyRecord, response: HttpResponse) -> None:
     """Store the response to replay, or release the claim if it should not be kept."""
-    if response.status_code >= 500 or response.status_code == 429 or response.streaming:
+    if not idempotency_storable(response):
         idempotency_release(claim)
         return
     body = _SECRET_PATTERN.sub(rb"\1[REDACTED]", response.content)

@@ -28,15 +28,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http import HTTPStatus
 
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from apikit.endpoints import Endpoint
 from apikit.errors import error_response, service_unavailable
+from audit.services import audit_chained_at_end
 from core.addresses import client_ip
 from core.counters import CounterUnavailable, counter_value
 from core.redis import using_redis
@@ -59,6 +62,7 @@ from .idempotency import (
     idempotency_complete,
     idempotency_key_from,
     idempotency_release,
+    idempotency_storable,
     request_fingerprint,
 )
 from .models import IdempotencyRecord
@@ -201,6 +205,37 @@ def meter_request(
                 Outcome.OVER_BUDGET, _too_many(request, "quota_exceeded", state.budget, now)
             )
     return Gate(Outcome.ADMITTED)
+
+
+def one_transaction_writes() -> bool:
+    """Whether an idempotent write runs in one transaction (`serve_claimed`): on a database that
+    locks rows (PostgreSQL). SQLite has one writer for the whole file, taken at `BEGIN`
+    (`transaction_mode: IMMEDIATE`): a transaction held across the view would make a concurrent
+    duplicate wait for the whole view instead of finding the claim and answering 409 at once, so
+    there the view's services commit on their own, as before."""
+    return connection.features.has_select_for_update
+
+
+def serve_claimed(request: HttpRequest, answer: Callable[[], HttpResponse]) -> HttpResponse:
+    """An idempotent write's second and last commit (the claim was the first): the view's change,
+    its audit events and the response stored for replays, in one transaction.
+
+    The audit events take their chain positions at the end (`audit_chained_at_end`), after the
+    response is stored, so the chain's head row is locked only for the transaction's last
+    statements. A response that is not stored (5xx, 429, streaming) rolls the change back as well:
+    the claim is then released on the way out (`meter_response`), nothing was done and the client
+    may retry with the same key. An exception from the view rolls everything back too.
+    `ApiGatewayMiddleware` sets this as `request.api_view_runner` when the gate claimed a key.
+    """
+    state: Metering = request.metering
+    with transaction.atomic(), audit_chained_at_end():
+        response = answer()
+        if state.claim is not None and idempotency_storable(response):
+            idempotency_complete(state.claim, response)
+            state.claim = None  # stored: nothing left for meter_response
+        else:
+            transaction.set_rollback(True)
+    return response
 
 
 def _release(state: Metering) -> None:

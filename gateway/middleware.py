@@ -81,7 +81,13 @@ from .failed_auth import (
     unknown_over_limit,
 )
 from .gate import Outcome
-from .metering import Gate, meter_request, meter_response
+from .metering import (
+    Gate,
+    meter_request,
+    meter_response,
+    one_transaction_writes,
+    serve_claimed,
+)
 
 API_V1_PREFIX = "/api/v1/"
 MAX_BODY_BYTES = 1024 * 1024
@@ -168,6 +174,9 @@ class ApiGatewayMiddleware:
             gate = self.admit(request, endpoint, principal)
             if gate.outcome is Outcome.STALE:  # a key read from the database carries no markers
                 return service_unavailable(request)
+        claimed = request.metering is not None and request.metering.claim is not None
+        if gate.response is None and claimed and one_transaction_writes():
+            request.api_view_runner = serve_claimed  # one transaction: change, audit, response
         return gate.response
 
     def admit(self, request: HttpRequest, endpoint: Endpoint, principal: Principal) -> Gate:
@@ -264,7 +273,8 @@ class ApiGatewayMiddleware:
             return failure_response(request, family.unknown)
         if verdict is Verdict.UNCERTAIN and failed_auth_exhausted(request):
             return too_many_failures(request, credential_filter.retry_after())
-        result = self.verify(token, ip=ip, resource=resource, fresh=fresh)
+        # The screen's digest goes to the verifier: the token is not parsed or hashed twice.
+        result = self.verify(token, ip=ip, resource=resource, fresh=fresh, digest=digest)
         if isinstance(result, AuthFailure) and not result.known:
             if verdict is Verdict.UNCERTAIN:
                 failed_auth_record(request)
@@ -279,15 +289,23 @@ class ApiGatewayMiddleware:
         return None
 
     def verify(
-        self, token: str, *, ip: str | None, resource: str, fresh: bool = False
+        self,
+        token: str,
+        *,
+        ip: str | None,
+        resource: str,
+        fresh: bool = False,
+        digest: str | None = None,
     ) -> Principal | AuthFailure:
+        """`digest`: what the token's family `screen` returned (None: the verifier checks it)."""
         verifier = self.route(token)
         if verifier is not None:
+            extra: dict[str, Any] = {} if digest is None else {"digest": digest}
             # `fresh` only after a cached principal went stale, which only a verifier that
             # caches (API keys) can produce.
             if fresh:
-                return verifier(token, ip=ip, resource=resource, fresh=True)
-            return verifier(token, ip=ip, resource=resource)
+                extra["fresh"] = True
+            return verifier(token, ip=ip, resource=resource, **extra)
         for prefix, error in _UNVERIFIED_PREFIX_ERRORS.items():
             if token.startswith(prefix):
                 return AuthFailure(

@@ -105,10 +105,10 @@ def _grant_statement(conn: BaseDatabaseWrapper) -> tuple[str, list]:
     return cached
 
 
-def gateway_grant(token: str) -> GatewayGrant | None:
-    """`access_token_with_grant` + `connection_of` + `current_role` in one raw SQL statement,
-    for the gateway's verifier (the hot path of every OAuth request): None for an unknown (or
-    revoked, hence deleted) token or one without an app.
+def gateway_grant(checksum: str) -> GatewayGrant | None:
+    """`access_token_with_grant` + `connection_of` + `current_role` in one raw SQL statement, by
+    the token's `token_checksum`, for the gateway's verifier (the hot path of every OAuth
+    request): None for an unknown (or revoked, hence deleted) token or one without an app.
 
     Like `apikeys.selectors.apikey_by_digest`: the ORM's query building for the five-table join
     and the second query for the role cost more than the database's work, so the statement is
@@ -116,7 +116,7 @@ def gateway_grant(token: str) -> GatewayGrant | None:
     conn = connections[DEFAULT_DB_ALIAS]
     sql, converters = _grant_statement(conn)
     with conn.cursor() as cursor:
-        cursor.execute(sql, [token_checksum(token)])
+        cursor.execute(sql, [checksum])
         row = cursor.fetchone()
     if row is None:
         return None

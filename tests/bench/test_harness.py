@@ -180,19 +180,30 @@ def test_wrk_output_is_read_from_the_latency_distribution() -> None:
 def test_results_describe_scenarios_without_their_credentials() -> None:
     seed = {"passport_id": "psp_1", "write_passport_id": "psp_w", "workspace_id": 1,
             "token": "gk_prod_SECRETAPIKEY",
-            "oauth_token": "gat_SECRETACCESSTOKEN", "peer_token": "PEER.SECRET"}
+            "oauth_token": "gat_SECRETACCESSTOKEN", "peer_token": "PEER.SECRET",
+            "write_rows_ids": [f"psp_r{n}" for n in range(8)],
+            "unlimited_token": "gk_prod_SECRETUNLIMITED",
+            "unlimited_oauth_token": "gat_SECRETUNLIMITED", "unlimited_passport_id": "psp_u"}
     hist = {"passport_id": "psp_2", "token": "gk_prod_SECRETHISTORY"}
-    ports = {"main": 1, "history": 2, "unmetered": 3, "uncached": 4}
+    ports = {"main": 1, "history": 2, "unmetered": 3, "uncached": 4, "main8": 5}
     scenarios = harness.build_scenarios(ports, seed, hist)
     assert [s.name for s in scenarios] == harness.SCENARIO_NAMES
     written = json.dumps({s.name: s.describe() for s in scenarios})
     assert "SECRET" not in written
     assert json.loads(written)["garbage"] == {
         "method": "GET", "path": "/api/v1/passports/psp_1", "scheme": "Bearer", "expect": 401,
+        "paths": 1,
     }
     assert json.loads(written)["write"] == {
         "method": "PATCH", "path": "/api/v1/passports/psp_w", "scheme": "Bearer", "expect": 200,
+        "paths": 1,
     }
+    assert json.loads(written)["write_8w"] == {
+        "method": "PATCH", "path": "/api/v1/passports/psp_r0", "scheme": "Bearer", "expect": 200,
+        "paths": 8,
+    }
+    assert json.loads(written)["write_baseline"]["scheme"] is None
+    assert {s.name: s.url.split("/")[2] for s in scenarios}["write_8w"] == "127.0.0.1:5"
     assert all("SECRET" not in s.url for s in scenarios)
 
 

@@ -12,8 +12,10 @@ from django.test import Client
 from django.utils import timezone
 from oauth2_provider.models import AccessToken
 
+import oauth.verifier
 from apikit.principal import AuthFailure, Principal
 from oauth.models import Connection
+from oauth.selectors import token_checksum
 from oauth.services import connection_revoke
 from oauth.tokens import generate_access_token
 from oauth.verifier import verify_access_token
@@ -192,3 +194,32 @@ def test_revoked_token_at_the_api_is_invalid_token_with_challenge(oauth_app, tok
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert response.json()["error"] == "invalid_token"
     assert "resource_metadata=" in response["WWW-Authenticate"]
+
+
+def test_the_gateway_hashes_an_access_token_once(oauth_app, tokens_for, monkeypatch):
+    """The credential filter's screen computes DOT's checksum; the verifier looks the token up
+    by that same checksum (`digest=`) instead of checking and hashing it again."""
+    token = tokens_for(oauth_app, "editor")["access_token"]
+    client = Client(headers={"Authorization": f"Bearer {token}"})
+    assert client.get("/api/v1/me").status_code == HTTPStatus.OK
+    calls: list[str] = []
+    real = oauth.verifier.token_checksum
+
+    def counted(value: str) -> str:
+        calls.append(value)
+        return real(value)
+
+    monkeypatch.setattr(oauth.verifier, "token_checksum", counted)
+    for _ in range(2):
+        assert client.get("/api/v1/me").status_code == HTTPStatus.OK
+    assert calls == [token, token]
+
+
+def test_the_verifier_uses_the_checksum_it_is_given(oauth_app, tokens_for):
+    token = tokens_for(oauth_app, "editor")["access_token"]
+    principal = verify_access_token(
+        "gat_never_examined", ip=None, resource=API_RESOURCE, digest=token_checksum(token)
+    )
+    assert principal.kind == "oauth"
+    failure = verify_access_token("gat_never_examined", ip=None, resource=API_RESOURCE)
+    assert failure.error == "invalid_token" and not failure.looked_up
