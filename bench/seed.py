@@ -79,6 +79,7 @@ def main() -> None:
         workspace=workspace, gtin="4006381333931", serial_number="SN-1",
         product_name="Bench passport", status=PassportStatus.PUBLISHED,
         actor=Actor.for_user(owner),
+        context=RequestContext.for_command("bench seed"),
     )
     # The `write` scenario patches a passport of its own: updating the read scenarios' row
     # thousands of times would leave them walking its dead versions until autovacuum runs.
@@ -86,6 +87,7 @@ def main() -> None:
         workspace=workspace, gtin="4006381333931", serial_number="SN-WRITE",
         product_name="Bench passport (writes)", status=PassportStatus.PUBLISHED,
         actor=Actor.for_user(owner),
+        context=RequestContext.for_command("bench seed"),
     )
     # `write_rows`: the same PATCH spread over 8 passports of the same workspace.
     write_rows = [
@@ -93,6 +95,7 @@ def main() -> None:
             workspace=workspace, gtin="4006381333931", serial_number=f"SN-ROW-{n}",
             product_name=f"Bench passport (row {n})", status=PassportStatus.PUBLISHED,
             actor=Actor.for_user(owner),
+            context=RequestContext.for_command("bench seed"),
         ).public_id
         for n in range(8)
     ]
@@ -108,17 +111,20 @@ def main() -> None:
         },
     )
     unlimited = workspace_create(
-        slug="bench-unlimited", name="Bench unlimited", owner=owner, plan=unlimited_plan
+        slug="bench-unlimited", name="Bench unlimited", owner=owner, plan=unlimited_plan,
+        actor=Actor.for_user(owner), context=RequestContext.for_command("bench seed"),
     )
     _unlimited_key, unlimited_token = apikey_create(
         workspace=unlimited, name="bench-unlimited",
         scopes=["passports:read", "passports:write"],
-        environment=settings.GATEHOUSE_ENVIRONMENT, acting_user=owner,
+        environment=settings.GATEHOUSE_ENVIRONMENT, actor=Actor.for_user(owner),
+        context=RequestContext.for_command("bench seed"),
     )
     unlimited_passport = passport_create(
         workspace=unlimited, gtin="4006381333931", serial_number="SN-1",
         product_name="Bench passport", status=PassportStatus.PUBLISHED,
         actor=Actor.for_user(owner),
+        context=RequestContext.for_command("bench seed"),
     )
     unlimited_oauth_token = _oauth_access_token(unlimited, owner)
 

@@ -12,6 +12,7 @@ import apikeys.verifier
 from apikeys.services import apikey_revoke
 from apikeys.tokens import token_digest
 from apikeys.verifier import verify_api_key
+from tests.factories import by
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +56,7 @@ def test_a_revoked_key_is_still_refused_through_the_digest(api, make_key, member
     key, token = make_key(["passports:read"])
     client = api(token)
     assert client.get("/api/v1/me").status_code == HTTPStatus.OK
-    apikey_revoke(key=key, acting_user=members["admin"])
+    apikey_revoke(key=key, **by(members["admin"]))
     response = client.get("/api/v1/me")
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert response.json()["error"] == "key_revoked"

@@ -22,6 +22,7 @@ from core.redis import using_redis
 from gateway.models import IdempotencyRecord, IdempotencyStatus
 from passports.models import Passport
 from passports.services import passport_create
+from tests.factories import by
 
 ALL = ["passports:read", "passports:write"]
 WRITES = ("INSERT", "UPDATE", "DELETE")
@@ -65,14 +66,15 @@ def without_counters(commits: list[str], *, expected: int) -> list[str]:
 def writer(workspace, members) -> Client:
     token = apikey_create(
         workspace=workspace, name="Writer", scopes=ALL, environment="development",
-        acting_user=members["admin"],
+        **by(members["admin"]),
     )[1]
     return Client(headers={"Authorization": f"Bearer {token}"})
 
 
 def _passport(workspace, n: int) -> Passport:
     return passport_create(
-        workspace=workspace, gtin="4006381333931", serial_number=f"SN-{n}", product_name="Drill"
+        workspace=workspace, gtin="4006381333931", serial_number=f"SN-{n}", product_name="Drill",
+        **by(),
     )
 
 
