@@ -187,14 +187,7 @@ class LoginView(auth_views.LoginView):
         retry_after = login_blocked(request, request.POST.get("username", ""))
         if retry_after is None:
             return super().post(request, *args, **kwargs)
-        form = self.get_form()
-        # Refused before validation: the password is not checked (and not hashed) at all.
-        form._errors, form.cleaned_data = ErrorDict(), {}
-        form.add_error(None, "Too many failed sign-ins. Wait a few minutes and try again.")
-        response = self.render_to_response(self.get_context_data(form=form))
-        response.status_code = HTTPStatus.TOO_MANY_REQUESTS
-        response["Retry-After"] = str(retry_after)
-        return response
+        return _login_refused(self, retry_after)
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         response = super().form_valid(form)
@@ -202,18 +195,35 @@ class LoginView(auth_views.LoginView):
         return response
 
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
-        # Only a real attempt (both fields given) is a failed sign-in; an empty field is a typo.
-        username = form.data.get("username", "")
-        if username and form.data.get("password"):
-            login_failed(self.request, username)
-            audit_login_failed(
-                username=username, reason=self.failure_reason(form), context=self._context()
-            )
+        _record_failed_login(self, form)
         return super().form_invalid(form)
 
     def failure_reason(self, form: AuthenticationForm) -> str:
         return "inactive" if form.has_error(NON_FIELD_ERRORS, "inactive") else (
             "invalid_credentials"
+        )
+
+
+def _login_refused(view: LoginView, retry_after: int) -> HttpResponse:
+    """The sign-in page with the throttle's message, a 429 and `Retry-After`. Refused before
+    validation: the password is not checked (and not hashed) at all."""
+    form = view.get_form()
+    form._errors, form.cleaned_data = ErrorDict(), {}
+    form.add_error(None, "Too many failed sign-ins. Wait a few minutes and try again.")
+    response = view.render_to_response(view.get_context_data(form=form))
+    response.status_code = HTTPStatus.TOO_MANY_REQUESTS
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _record_failed_login(view: LoginView, form: AuthenticationForm) -> None:
+    """Count and audit a failed sign-in. Only a real attempt (both fields given) is one; an empty
+    field is a typo."""
+    username = form.data.get("username", "")
+    if username and form.data.get("password"):
+        login_failed(view.request, username)
+        audit_login_failed(
+            username=username, reason=view.failure_reason(form), context=view._context()
         )
 
 

@@ -64,7 +64,7 @@ TARGETS = [
     ("garbage / apikey", "garbage", "apikey", 1.5),
     ("history / apikey", "history", "apikey", 0.90),
     ("metering cost: apikey / apikey_unmetered", "apikey", "apikey_unmetered", 0.90),
-    # Not issue targets (None: reported, not judged): what the per-process key cache buys, and
+    # Not targets (None: reported, not judged): what the per-process key cache buys, and
     # the best any gateway making one Redis round trip per request could do against baseline.
     ("key cache: apikey / apikey_uncached", "apikey", "apikey_uncached", None),
     ("one Redis round trip: floor / baseline", "floor", "baseline", None),

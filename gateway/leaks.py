@@ -28,6 +28,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
@@ -37,6 +38,7 @@ from apikeys.tokens import parse_token, token_digest
 from core.context import Actor, RequestContext
 from core.redaction import redact
 from oauth import tokens as oauth_tokens
+from oauth.models import Connection
 from workspaces.models import SecurityAlert, Workspace
 
 MAX_CREDENTIALS = 1000
@@ -86,6 +88,14 @@ def _alert(workspace: Workspace, subject: str, metadata: dict[str, Any]) -> None
     )
 
 
+def _add_live_connections(connections: dict[int, Connection], tokens: QuerySet) -> None:
+    """The live connections the DOT tokens in `tokens` belong to, added by primary key."""
+    for token in tokens.select_related("gatehouse_link__connection__workspace", "application"):
+        connection = getattr(getattr(token, "gatehouse_link", None), "connection", None)
+        if connection is not None and connection.revoked_at is None:
+            connections[connection.pk] = connection
+
+
 def leaked_credentials_revoke(
     *, credentials: list[str], url: str = "", context: RequestContext
 ) -> int:
@@ -101,21 +111,15 @@ def leaked_credentials_revoke(
         key for key in ApiKey.objects.filter(digest__in=keys).select_related("workspace")
         if key.effective_status(now) in (KeyStatus.ACTIVE, KeyStatus.PAUSED)
     ] if keys else []
-    connections = {}
+    connections: dict[int, Connection] = {}
     if access:
-        for token in get_access_token_model().objects.filter(
+        _add_live_connections(connections, get_access_token_model().objects.filter(
             token_checksum__in=access, expires__gt=now
-        ).select_related("gatehouse_link__connection__workspace", "application"):
-            connection = getattr(getattr(token, "gatehouse_link", None), "connection", None)
-            if connection is not None and connection.revoked_at is None:
-                connections[connection.pk] = connection
+        ))
     if refresh:
-        for token in get_refresh_token_model().objects.filter(
+        _add_live_connections(connections, get_refresh_token_model().objects.filter(
             token_checksum__in=refresh, revoked__isnull=True
-        ).select_related("gatehouse_link__connection__workspace", "application"):
-            connection = getattr(getattr(token, "gatehouse_link", None), "connection", None)
-            if connection is not None and connection.revoked_at is None:
-                connections[connection.pk] = connection
+        ))
 
     revoked = 0
     for key in live_keys:
