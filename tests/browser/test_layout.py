@@ -135,3 +135,49 @@ def test_every_dialog_opens_twice_in_a_row(browser, live_server, realistic, size
             expect(page.get_by_role("dialog")).to_have_count(0)
         assert page.evaluate("window.samePage === true")
     page.context.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_copy_once_dialog_survives_escape_and_focus_returns(browser, live_server, realistic, size):
+    page = new_page(browser, live_server, size, javascript=True)
+    page.goto("/w/acme/settings/api-keys/")
+    page.get_by_role("link", name="New key").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Name", exact=True).fill("Phone key")
+    dialog.get_by_role("button", name="Create key").click()
+    expect(dialog.get_by_test_id("new-token")).to_be_visible()
+    page.keyboard.press("Escape")
+    page.mouse.click(2, 2)  # the backdrop
+    page.keyboard.press("Escape")
+    expect(dialog.get_by_test_id("new-token")).to_be_visible()
+    dialog.get_by_role("link", name="Done, I saved it").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+
+    rotate = page.get_by_role("link", name="Rotate Deploy worker number 5", exact=True)
+    rotate.click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(rotate).to_be_focused()
+    page.context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "nojs"])
+def test_new_key_says_why_it_is_disabled_at_the_plan_limit(
+    browser, live_server, workspace, members, javascript
+) -> None:
+    for n in range(workspace.plan.active_keys_limit):
+        apikey_create(
+            workspace=workspace,
+            name=f"Key {n}",
+            scopes=["passports:read"],
+            environment="development",
+            **by(members["admin"]),
+        )
+    page = new_page(browser, live_server, "phone", javascript=javascript)
+    page.goto("/w/acme/settings/api-keys/")
+    expect(page.get_by_test_id("new-key")).to_be_disabled()
+    expect(page.get_by_test_id("key-limit-reason")).to_contain_text(
+        "keys of the Free plan are in use"
+    )
+    page.context.close()
