@@ -18,7 +18,29 @@
   function closeDialog(dialog) {
     if (dialog.open) dialog.close();
     dialog.remove();
+    returnFocus();
   }
+
+  // Focus goes back to what opened the dialog (the link or button that loaded it), if still there.
+  var opener = null;
+  function returnFocus() {
+    if (opener && document.contains(opener)) opener.focus();
+    opener = null;
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt && elt.getAttribute && elt.getAttribute("hx-target") === "#modal-root") opener = elt;
+  });
+
+  // A dialog that shows a secret once (data-secret) is not dismissed by Escape: only its Done
+  // button, which says the secret was saved, closes it (as Stripe and GitHub do).
+  document.addEventListener("cancel", function (event) {
+    if (event.target.matches && event.target.matches("dialog") && event.target.querySelector("[data-secret]")) {
+      event.preventDefault();
+      var done = event.target.querySelector("[data-close-dialog]");
+      if (done) done.focus();
+    }
+  }, true);
 
   // Copy buttons: <button data-copy="#input-id">. Clipboard API first; if it is unavailable or
   // refused, select the text so the user can press Ctrl+C.
@@ -59,7 +81,10 @@
 
   // A dialog closed with Escape is removed too, so no stale form (or token) stays in the page.
   document.addEventListener("close", function (event) {
-    if (event.target.matches && event.target.matches("#modal-root dialog")) event.target.remove();
+    if (event.target.matches && event.target.matches("#modal-root dialog")) {
+      event.target.remove();
+      returnFocus();
+    }
   }, true);
 
   // Sent by the server (HX-Trigger: dialog-close) when a dialog's action has finished.
