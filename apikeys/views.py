@@ -296,16 +296,18 @@ def _detail_page(
         "chart": daily_bar_chart(apikey_requests_per_day(key)),
         "recent_requests": apikey_recent_requests(key),
         "rate_form": form,
-        "collections_form": collections_form or _collections_form(key),
-        "key_collections": collection_labels(workspace=key.workspace, ids=key.collections),
+        "collections_form": collections_form or _collections_form(request, key),
+        "key_collections": collection_labels(workspace=request.workspace, ids=key.collections),
     }, status=status)
 
 
-def _collections_form(key: ApiKey, data: dict | None = None) -> ApiKeyCollectionsForm:
+def _collections_form(
+    request: HttpRequest, key: ApiKey, data: dict | None = None
+) -> ApiKeyCollectionsForm:
     choices = [
-        (c.public_id, c.name) for c in Collection.objects.filter(workspace=key.workspace)
+        (c.public_id, c.name) for c in Collection.objects.filter(workspace=request.workspace)
     ]
-    labels = collection_labels(workspace=key.workspace, ids=key.collections)
+    labels = collection_labels(workspace=request.workspace, ids=key.collections)
     return ApiKeyCollectionsForm(
         data, collection_choices=choices,
         initial={"reach": "all" if labels is None else "selected", "collections": labels or []},
@@ -317,7 +319,7 @@ def _collections_form(key: ApiKey, data: dict | None = None) -> ApiKeyCollection
 def key_collections(request: HttpRequest, key_id: str) -> HttpResponse:
     """Restrict the key to selected collections, or let it reach all passports (PRG)."""
     key = _get_key_for_detail(request, key_id)
-    form = _collections_form(key, request.POST)
+    form = _collections_form(request, key, request.POST)
     if form.is_valid():
         try:
             key = apikey_set_restriction(
