@@ -30,6 +30,7 @@ from .services import (
     apikey_revoke,
     apikey_rotate,
     apikey_set_rate_limit,
+    collection_labels,
 )
 
 # `gk_prod_…abcd` (as the dashboard shows a key) or a pasted token: search by its last 4 characters.
@@ -75,9 +76,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "public_id", "workspace", "name", "note", "display_hint", "status_display", "environment",
         "scopes", "created_at", "created_by", "expires_at", "revoked_at", "revoked_by",
         "revoked_reason", "last_used_at", "last_used_ip", "request_count",
-        "rate_limit_per_minute", "allowed_ips", "rotated_from",
+        "rate_limit_per_minute", "allowed_ips", "rotated_from", "collections_display",
     ]
     readonly_fields = fields
+
+    @admin.display(description="Passports")
+    def collections_display(self, obj: ApiKey) -> str:
+        labels = collection_labels(workspace=obj.workspace, ids=obj.collections)
+        if labels is None:
+            return "All passports"
+        return "Only collections: " + ", ".join(labels) if labels else "No passport"
 
     @admin.display(description="Key")
     def display_hint(self, obj: ApiKey) -> str:

@@ -16,6 +16,7 @@ from apikit.requests import (
     read_query,
 )
 from core.pagination import keyset_page
+from passports.models import Collection
 
 from .models import ApiKey
 
@@ -23,8 +24,9 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 
-def key_json(key: ApiKey, now: datetime) -> dict:
-    """Metadata only: the token is never stored, and its digest never leaves the database."""
+def key_json(key: ApiKey, now: datetime, collection_ids: dict[int, str] | None = None) -> dict:
+    """Metadata only: the token is never stored, and its digest never leaves the database.
+    `collection_ids` maps collection row ids to public ids (deleted ones are left out)."""
     return {
         "id": key.public_id,
         "name": key.name,
@@ -40,6 +42,10 @@ def key_json(key: ApiKey, now: datetime) -> dict:
         "rate_limit_per_minute": key.rate_limit_per_minute,
         "allowed_ips": list(key.allowed_ips),
         "rotated_from": key.rotated_from.public_id if key.rotated_from_id else None,
+        "collections": (
+            None if key.collections is None
+            else [collection_ids[pk] for pk in key.collections if pk in (collection_ids or {})]
+        ),
     }
 
 
@@ -53,4 +59,9 @@ def list_keys(request: ApiRequest) -> JsonResponse:
         scope=f"keys:{request.workspace.pk}", descending=True,
     )
     now = timezone.now()
-    return list_response([key_json(key, now) for key in rows], next_cursor)
+    wanted = {pk for key in rows for pk in (key.collections or ())}
+    collection_ids = dict(
+        Collection.objects.filter(workspace=request.workspace, pk__in=sorted(wanted))
+        .values_list("pk", "public_id")
+    ) if wanted else {}
+    return list_response([key_json(key, now, collection_ids) for key in rows], next_cursor)

@@ -106,3 +106,28 @@ class ApiKeyRateLimitForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, label_suffix="", **kwargs)
+
+
+class ApiKeyCollectionsForm(forms.Form):
+    """Which passports a key reaches (SPEC §11): all, or only the chosen collections."""
+
+    reach = forms.ChoiceField(
+        choices=[("all", "All passports"), ("selected", "Only selected collections")],
+        widget=forms.RadioSelect, label="Passports this key reaches",
+    )
+    collections = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Collections",
+        help_text="With no collection chosen, the key reaches no passport.",
+    )
+
+    def __init__(
+        self, *args: Any, collection_choices: list[tuple[str, str]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, label_suffix="", **kwargs)
+        self.fields["collections"].choices = collection_choices
+
+    def chosen(self) -> list[str] | None:
+        """None for all passports, else the chosen collection ids."""
+        if self.cleaned_data["reach"] == "all":
+            return None
+        return list(self.cleaned_data["collections"])

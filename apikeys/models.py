@@ -76,6 +76,9 @@ class ApiKey(models.Model):
     request_count = models.BigIntegerField(default=0)
     rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
     allowed_ips = models.JSONField(default=list, blank=True)
+    # SPEC §11: null reaches all passports; a list of passports.Collection row ids restricts the
+    # key to them (ids of deleted collections match nothing, so a delete never widens a key).
+    collections = models.JSONField(null=True, blank=True, default=None)
     rotated_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="successors"
     )

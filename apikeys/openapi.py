@@ -33,10 +33,15 @@ def declare(api: OpenApiRegistry) -> None:
             "rate_limit_per_minute": {"type": ["integer", "null"]},
             "allowed_ips": {"type": "array", "items": {"type": "string"}},
             "rotated_from": {"type": ["string", "null"]},
+            "collections": {
+                "type": ["array", "null"], "items": {"type": "string"},
+                "description": "null: the key reaches all passports; otherwise only those in "
+                               "these collections (SPEC §11; none when empty).",
+            },
         },
         ["id", "name", "note", "hint", "environment", "scopes", "status", "created_at",
          "expires_at", "revoked_at", "last_used_at", "rate_limit_per_minute", "allowed_ips",
-         "rotated_from"],
+         "rotated_from", "collections"],
     ))
     api.schema("ApiKeyList", list_of("ApiKey"))
 

@@ -14,6 +14,8 @@ from django.utils import timezone
 from audit.services import audit_record
 from core.context import Actor, RequestContext
 from core.credfilter import credential_created
+from passports.models import Collection
+from passports.selectors import collections_resolve
 from workspaces.models import Workspace
 from workspaces.scopes import api_key_scopes
 
@@ -130,8 +132,11 @@ def apikey_create(
     expires_at: datetime | None = None,
     rate_limit_per_minute: int | None = None,
     allowed_ips: list[str] | None = None,
+    collections: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its token. The token exists only in this return value.
+    `collections`: None reaches all passports, a list of collection ids (`col_…`) of this
+    workspace restricts the key to them (SPEC §11; an unknown id is a ValidationError).
 
     Refused (ValidationError) past the plan's active-key limit; the workspace row is locked while
     counting so two concurrent creates cannot both take the last slot.
@@ -143,6 +148,7 @@ def apikey_create(
         rate_limit_per_minute=rate_limit_per_minute, now=now,
     )
     networks = normalize_allowed_ips(allowed_ips or [])
+    reach = resolve_collections(workspace=workspace, public_ids=collections)
     with transaction.atomic():
         workspace = Workspace.objects.select_for_update().select_related("plan").get(
             pk=workspace.pk
@@ -157,6 +163,7 @@ def apikey_create(
             workspace=workspace, name=name.strip(), note=note.strip(), scopes=scopes,
             environment=environment, expires_at=expires_at,
             rate_limit_per_minute=rate_limit_per_minute, allowed_ips=networks,
+            collections=None if reach is None else [c.pk for c in reach],
             created_by=actor.user, rotated_from=None, now=now,
         )
         _audit_key(
@@ -166,6 +173,7 @@ def apikey_create(
                 "expires_at": key.expires_at.isoformat() if key.expires_at else None,
                 "rate_limit_per_minute": key.rate_limit_per_minute,
                 "allowed_ips": key.allowed_ips,
+                "collections": None if reach is None else [c.public_id for c in reach],
             },
         )
     return key, token
@@ -221,6 +229,7 @@ def apikey_rotate(
             workspace=old.workspace, name=old.name, note=old.note, scopes=old.scopes,
             environment=old.environment, expires_at=old.expires_at,
             rate_limit_per_minute=old.rate_limit_per_minute, allowed_ips=old.allowed_ips,
+            collections=old.collections,
             created_by=actor.user, rotated_from=old, now=now,
         )
         stops_at = now + ROTATION_OVERLAPS[overlap]
@@ -322,3 +331,69 @@ def apikey_set_rate_limit(
         )
     return key
 
+
+
+MAX_COLLECTIONS = 100
+
+
+def resolve_collections(
+    *, workspace: Workspace, public_ids: list[str] | None
+) -> list[Collection] | None:
+    """SPEC §11: None (all passports) or this workspace's collections by id, in the given
+    order; a ValidationError naming any unknown or another workspace's id, so nothing is saved."""
+    if public_ids is None:
+        return None
+    wanted = list(dict.fromkeys(value.strip() for value in public_ids if value.strip()))
+    if len(wanted) > MAX_COLLECTIONS:
+        raise ValidationError({"collections": f"Choose at most {MAX_COLLECTIONS} collections."})
+    found = collections_resolve(workspace=workspace, public_ids=wanted)
+    unknown = [value for value in wanted if value not in found]
+    if unknown:
+        shown = ", ".join(repr(value[:40]) for value in unknown[:5])
+        raise ValidationError(
+            {"collections": f"No collection of this workspace has the id {shown}."}
+        )
+    return [found[value] for value in wanted]
+
+
+def apikey_set_restriction(
+    *,
+    key: ApiKey,
+    collections: list[str] | None,
+    actor: Actor,
+    context: RequestContext,
+) -> ApiKey:
+    """Reach all passports (None) or only these collections (ids); audited `key.updated` with
+    the collections before and after. Takes effect on the next request on every process."""
+    reach = resolve_collections(workspace=key.workspace, public_ids=collections)
+    new = None if reach is None else sorted(c.pk for c in reach)
+    with transaction.atomic():
+        key = _locked(key)
+        old = key.collections
+        if (None if old is None else sorted(old)) == new:
+            return key
+        key.collections = new
+        key.save(update_fields=["collections"])
+        keycache_invalidate(key)
+        _audit_key(
+            key, "key.updated", actor=actor, context=context,
+            metadata={
+                "changed": ["collections"],
+                "collections": [
+                    collection_labels(workspace=key.workspace, ids=old),
+                    None if reach is None else [c.public_id for c in reach],
+                ],
+            },
+        )
+    return key
+
+
+def collection_labels(*, workspace: Workspace, ids: list[int] | None) -> list[str] | None:
+    """The public ids of a key's collections (row ids of deleted ones left out)."""
+    if ids is None:
+        return None
+    return list(
+        Collection.objects.filter(workspace=workspace, pk__in=ids).values_list(
+            "public_id", flat=True
+        )
+    )

@@ -16,5 +16,9 @@ urlpatterns = [
         "w/<slug:slug>/settings/api-keys/<str:key_id>/rate-limit/", views.key_rate_limit,
         name="rate_limit",
     ),
+    path(
+        "w/<slug:slug>/settings/api-keys/<str:key_id>/collections/", views.key_collections,
+        name="collections",
+    ),
     path("w/<slug:slug>/settings/usage/", views.usage, name="usage"),
 ]

@@ -75,6 +75,7 @@ def verify_api_key(
         scopes=frozenset(key.scopes),
         api_key=key,
         versions=check.versions,
+        collections=None if key.collections is None else frozenset(key.collections),
     )
 
 

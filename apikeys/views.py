@@ -29,11 +29,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
 from core.context import Actor, RequestContext
+from passports.models import Collection
 from workspaces.permissions import WorkspaceRequest, workspace_view
 from workspaces.roles import Action
 
 from .charts import daily_bar_chart
-from .forms import ApiKeyCreateForm, ApiKeyRateLimitForm, ApiKeyRotateForm
+from .forms import ApiKeyCollectionsForm, ApiKeyCreateForm, ApiKeyRateLimitForm, ApiKeyRotateForm
 from .keycache import PENDING_WARNING, keycache_pending
 from .models import ApiKey
 from .reveal import reveal_forget, reveal_pop, reveal_stash
@@ -52,6 +53,8 @@ from .services import (
     apikey_revoke,
     apikey_rotate,
     apikey_set_rate_limit,
+    apikey_set_restriction,
+    collection_labels,
 )
 
 PAGE = "apikeys/key_list.html"
@@ -286,14 +289,56 @@ def usage(request: WorkspaceRequest) -> HttpResponse:
 
 def _detail_page(
     request: WorkspaceRequest, key: ApiKey, form: ApiKeyRateLimitForm, *,
-    status: int = HTTPStatus.OK,
+    status: int = HTTPStatus.OK, collections_form: ApiKeyCollectionsForm | None = None,
 ) -> HttpResponse:
     return render(request, DETAIL_PAGE, {
         "key": key,
         "chart": daily_bar_chart(apikey_requests_per_day(key)),
         "recent_requests": apikey_recent_requests(key),
         "rate_form": form,
+        "collections_form": collections_form or _collections_form(request, key),
+        "key_collections": collection_labels(workspace=request.workspace, ids=key.collections),
     }, status=status)
+
+
+def _collections_form(
+    request: WorkspaceRequest, key: ApiKey, data: dict | None = None
+) -> ApiKeyCollectionsForm:
+    choices = [
+        (c.public_id, c.name) for c in Collection.objects.filter(workspace=request.workspace)
+    ]
+    labels = collection_labels(workspace=request.workspace, ids=key.collections)
+    return ApiKeyCollectionsForm(
+        data, collection_choices=choices,
+        initial={"reach": "all" if labels is None else "selected", "collections": labels or []},
+    )
+
+
+@require_POST
+@workspace_view(Action.MANAGE_KEYS)
+def key_collections(request: WorkspaceRequest, key_id: str) -> HttpResponse:
+    """Restrict the key to selected collections, or let it reach all passports (PRG)."""
+    key = _get_key_for_detail(request, key_id)
+    form = _collections_form(request, key, request.POST)
+    if form.is_valid():
+        try:
+            key = apikey_set_restriction(
+                key=key, collections=form.chosen(), actor=Actor.for_user(request.user),
+                context=RequestContext.from_request(request),
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc.messages)
+    if form.errors:
+        return _detail_page(
+            request, key, _rate_limit_form(key), status=HTTPStatus.UNPROCESSABLE_ENTITY,
+            collections_form=form,
+        )
+    messages.success(request, f"Saved which passports “{key.name}” reaches.")
+    response = HttpResponseRedirect(reverse(
+        "apikeys:detail", kwargs={"slug": request.workspace.slug, "key_id": key.public_id}
+    ))
+    response.status_code = HTTPStatus.SEE_OTHER
+    return response
 
 
 def _rate_limit_form(key: ApiKey) -> ApiKeyRateLimitForm:

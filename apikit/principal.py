@@ -33,6 +33,9 @@ class Principal:
     # markers the gateway's Redis call must confirm before the request is served.
     versions: dict[str, str] | None = None
     extra: dict = field(default_factory=dict)
+    # SPEC §11: the collection row ids a restricted credential reaches; None reaches every
+    # passport of the workspace, an empty set reaches none (a deleted collection never widens).
+    collections: frozenset[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ WORKSPACE_ACTIONS: dict[str, str] = {
     "key.resumed": "API key resumed",
     "key.revoked": "API key revoked",
     "key.rate_limit_changed": "API key rate limit changed",
+    "key.updated": "API key changed",
     "oauth_app.created": "OAuth app created",
     "oauth_app.updated": "OAuth app changed",
     "oauth_app.secret_rotated": "OAuth app secret rotated",
@@ -32,6 +33,9 @@ WORKSPACE_ACTIONS: dict[str, str] = {
     "passport.created": "Passport created",
     "passport.updated": "Passport updated",
     "passport.deleted": "Passport deleted",
+    "collection.created": "Collection created",
+    "collection.updated": "Collection renamed",
+    "collection.deleted": "Collection deleted",
     "audit.pruned": "Old audit events pruned",
     "audit.resealed": "Audit chain head re-sealed",
 }

@@ -17,4 +17,11 @@ class PassportsConfig(AppConfig):
                 min_role=Role.EDITOR,
                 read_only=False,
             ),
+            Scope("collections:read", "Read the collections that group passports."),
+            Scope(
+                "collections:write",
+                "Create, rename and delete collections of passports.",
+                min_role=Role.EDITOR,
+                read_only=False,
+            ),
         )

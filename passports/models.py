@@ -12,6 +12,33 @@ def new_passport_id() -> str:
     return new_public_id("psp")
 
 
+def new_collection_id() -> str:
+    return new_public_id("col")
+
+
+class Collection(models.Model):
+    """A named group of a workspace's passports (SPEC §11); a passport is in at most one.
+    Credentials (API keys, OAuth grants) may be restricted to selected collections."""
+
+    public_id = models.CharField(
+        max_length=32, unique=True, default=new_collection_id, editable=False
+    )
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="collections"
+    )
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="collection_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class PassportStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     PUBLISHED = "published", "Published"
@@ -20,6 +47,13 @@ class PassportStatus(models.TextChoices):
 class PassportQuerySet(models.QuerySet["Passport"]):
     def for_workspace(self, workspace: Workspace) -> PassportQuerySet:
         return self.filter(workspace=workspace)
+
+    def within(self, collections: frozenset[int] | None) -> PassportQuerySet:
+        """Only the passports a credential restricted to these collection row ids reaches
+        (None: unrestricted; an empty set reaches nothing). A condition in the same query."""
+        if collections is None:
+            return self
+        return self.filter(collection_id__in=sorted(collections))
 
 
 class Passport(models.Model):
@@ -38,6 +72,9 @@ class Passport(models.Model):
     product_name = models.CharField(max_length=200)
     status = models.CharField(
         max_length=16, choices=PassportStatus.choices, default=PassportStatus.DRAFT
+    )
+    collection = models.ForeignKey(
+        Collection, null=True, blank=True, on_delete=models.SET_NULL, related_name="passports"
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)

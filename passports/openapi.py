@@ -45,6 +45,25 @@ _PASSPORT_ID = {
 }
 
 
+_COLLECTION_ID_SCHEMA = {"type": "string", "pattern": "^col_[0-9A-Za-z]{22}$"}
+_COLLECTION_REF = {
+    "type": ["string", "null"], "pattern": "^col_[0-9A-Za-z]{22}$",
+    "description": "The collection the passport is in (SPEC §11), or null. A credential "
+                   "restricted to selected collections must name one of them.",
+}
+_COLLECTION_ID = {
+    "name": "collection_id", "in": "path", "required": True, "schema": _COLLECTION_ID_SCHEMA,
+    "description": "The collection's `id`.",
+}
+_COLLECTION_NAME = {
+    "type": "string", "minLength": 1, "maxLength": 100,
+    "allOf": [{"pattern": "\\S"}, {"pattern": _NO_CONTROL}],
+    "description": "1-100 characters, not blank, no control characters, unique in the "
+                   "workspace; trimmed.",
+    "examples": ["Power tools"],
+}
+
+
 def _passport_links() -> dict[str, Any]:
     """OpenAPI links (3.1 §4.8.20): a passport in a response is the `passport_id` of the detail
     operations, so clients (and schemathesis' stateful tests) can follow create → read → update →
@@ -60,6 +79,7 @@ def _passport_links() -> dict[str, Any]:
 def declare(api: OpenApiRegistry) -> None:
     passport_fields = {
         "gtin": _GTIN, "serial_number": _SERIAL, "product_name": _PRODUCT_NAME, "status": _STATUS,
+        "collection": _COLLECTION_REF,
     }
     api.schema("Passport", object_schema(
         {
@@ -68,7 +88,8 @@ def declare(api: OpenApiRegistry) -> None:
             "created_at": TIMESTAMP,
             "updated_at": TIMESTAMP,
         },
-        ["id", "gtin", "serial_number", "product_name", "status", "created_at", "updated_at"],
+        ["id", "gtin", "serial_number", "product_name", "status", "collection", "created_at",
+         "updated_at"],
     ))
     api.schema("PassportCreate", object_schema(
         passport_fields, ["gtin", "serial_number", "product_name"]
@@ -83,9 +104,11 @@ def declare(api: OpenApiRegistry) -> None:
         scope="passports:read", ok={"200": json_response("PassportList")},
         parameters=[
             *page_parameters(), query("status", _STATUS, "Only passports with this status."),
+            query("collection", _COLLECTION_ID_SCHEMA, "Only passports in this collection."),
         ],
         description="In creation order (oldest first), so a client can page to the end "
-                    "and later continue from its last cursor.",
+                    "and later continue from its last cursor. A credential restricted to "
+                    "selected collections sees only their passports (SPEC §11).",
     ))
     api.operation("/api/v1/passports", "post", authenticated_operation(
         operation_id="createPassport", summary="Create a passport", tag="Passports",
@@ -108,4 +131,49 @@ def declare(api: OpenApiRegistry) -> None:
         operation_id="deletePassport", summary="Delete a passport", tag="Passports",
         scope="passports:write", write=True, deletes=True,
         ok={"204": {"description": "Deleted."}}, **detail,
+    ))
+
+    _declare_collections(api)
+
+
+def _declare_collections(api: OpenApiRegistry) -> None:
+    api.schema("Collection", object_schema(
+        {"id": _COLLECTION_ID_SCHEMA, "name": _COLLECTION_NAME, "created_at": TIMESTAMP},
+        ["id", "name", "created_at"],
+    ))
+    api.schema("CollectionCreate", object_schema({"name": _COLLECTION_NAME}, ["name"]))
+    api.schema("CollectionUpdate", object_schema({"name": _COLLECTION_NAME}) | {
+        "description": "Only the fields given change."
+    })
+    api.schema("CollectionList", list_of("Collection"))
+    restricted = (" A credential restricted to selected collections sees only its own and "
+                  "cannot create collections.")
+    api.operation("/api/v1/collections", "get", authenticated_operation(
+        operation_id="listCollections", summary="List collections", tag="Collections",
+        scope="collections:read", ok={"200": json_response("CollectionList")},
+        parameters=page_parameters(), description="In creation order." + restricted,
+    ))
+    api.operation("/api/v1/collections", "post", authenticated_operation(
+        operation_id="createCollection", summary="Create a collection", tag="Collections",
+        scope="collections:write", write=True, body="CollectionCreate",
+        ok={"201": json_response("Collection", "Created") | {"headers": {"Location": {
+            "description": "The new collection's URL.", "required": True,
+            "schema": {"type": "string"}}}}},
+    ))
+    detail = {"detail": True, "parameters": [_COLLECTION_ID]}
+    api.operation("/api/v1/collections/{collection_id}", "get", authenticated_operation(
+        operation_id="getCollection", summary="Get a collection", tag="Collections",
+        scope="collections:read", ok={"200": json_response("Collection")}, **detail,
+    ))
+    api.operation("/api/v1/collections/{collection_id}", "patch", authenticated_operation(
+        operation_id="updateCollection", summary="Rename a collection", tag="Collections",
+        scope="collections:write", write=True, body="CollectionUpdate",
+        ok={"200": json_response("Collection")}, **detail,
+    ))
+    api.operation("/api/v1/collections/{collection_id}", "delete", authenticated_operation(
+        operation_id="deleteCollection", summary="Delete a collection", tag="Collections",
+        scope="collections:write", write=True, deletes=True,
+        ok={"204": {"description": "Deleted; its passports stay, in no collection. A "
+                                   "credential restricted to it reaches nothing more."}},
+        **detail,
     ))

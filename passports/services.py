@@ -14,10 +14,15 @@ from core.context import Actor, RequestContext
 from workspaces.models import Workspace
 
 from .gs1 import gtin_problem, serial_problem
-from .models import Passport, PassportStatus
+from .models import Collection, Passport, PassportStatus
 
 MAX_PRODUCT_NAME = 200
+MAX_COLLECTION_NAME = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class UNCHANGED:
+    """Passed for a field that is not to change (where None is a value)."""
 
 
 class PassportConflict(Exception):
@@ -106,6 +111,7 @@ def passport_create(
     serial_number: str,
     product_name: str,
     status: str = PassportStatus.DRAFT,
+    collection: Collection | None = None,
     actor: Actor,
     context: RequestContext,
 ) -> Passport:
@@ -119,7 +125,8 @@ def passport_create(
     now = timezone.now()
     passport = Passport(
         workspace=workspace, gtin=gtin, serial_number=serial_number,
-        product_name=product_name.strip(), status=status, created_at=now, updated_at=now,
+        product_name=product_name.strip(), status=status, collection=collection,
+        created_at=now, updated_at=now,
     )
     try:
         with transaction.atomic():
@@ -127,7 +134,10 @@ def passport_create(
             passport.save()
             _audit(
                 passport, "passport.created", actor=actor, context=context,
-                metadata={"gtin": gtin, "status": status},
+                metadata={
+                    "gtin": gtin, "status": status,
+                    "collection": collection.public_id if collection else None,
+                },
             )
     except IntegrityError:
         if Passport.objects.for_workspace(workspace).filter(
@@ -145,11 +155,13 @@ def passport_update(
     serial_number: str | None = None,
     product_name: str | None = None,
     status: str | None = None,
+    collection: Collection | None | type[UNCHANGED] = UNCHANGED,
     actor: Actor,
     context: RequestContext,
 ) -> Passport:
-    """Change the given fields (None leaves a field as it is); same errors as `passport_create`.
-    A call that changes nothing writes nothing."""
+    """Change the given fields (None leaves a field as it is, and `collection=UNCHANGED`
+    likewise; `collection=None` takes the passport out of its collection); same errors as
+    `passport_create`. A call that changes nothing writes nothing."""
     changes = {
         name: value
         for name, value in (
@@ -167,6 +179,10 @@ def passport_update(
     if errors:
         raise ValidationError(errors)
     changed = sorted(name for name, value in changes.items() if getattr(passport, name) != value)
+    if collection is not UNCHANGED and collection != passport.collection:
+        changed.append("collection")
+        changes["collection"] = collection
+    changed.sort()
     if not changed:
         return passport
     try:
@@ -199,3 +215,86 @@ def passport_delete(
         if not deleted:
             raise Passport.DoesNotExist
         _audit(passport, "passport.deleted", actor=actor, context=context, metadata={})
+
+
+def _validate_collection_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the collection a name."})
+    if len(name) > MAX_COLLECTION_NAME:
+        raise ValidationError({"name": f"Use at most {MAX_COLLECTION_NAME} characters."})
+    if _CONTROL.search(name):
+        raise ValidationError(
+            {"name": "Remove the control characters (such as NUL or line breaks)."}
+        )
+    if any("\ud800" <= ch <= "\udfff" for ch in name):
+        raise ValidationError({"name": "Must be valid Unicode text (no lone surrogates)."})
+    return name
+
+
+def _audit_collection(
+    collection: Collection, action: str, *, actor: Actor, context: RequestContext,
+    metadata: dict,
+) -> None:
+    audit_record(
+        action=action, actor=actor, workspace=collection.workspace,
+        target_type="collection", target_id=collection.public_id,
+        target_label=collection.name, context=context, metadata=metadata,
+    )
+
+
+class CollectionConflict(Exception):
+    message = "A collection with this name already exists in this workspace."
+
+
+def collection_create(
+    *, workspace: Workspace, name: str, actor: Actor, context: RequestContext
+) -> Collection:
+    """Create a collection (SPEC §11). ValidationError for a bad name, CollectionConflict for
+    a name the workspace already uses."""
+    collection = Collection(workspace=workspace, name=_validate_collection_name(name))
+    try:
+        with transaction.atomic():
+            collection.save()
+            _audit_collection(
+                collection, "collection.created", actor=actor, context=context,
+                metadata={"name": collection.name},
+            )
+    except IntegrityError:
+        raise CollectionConflict from None
+    return collection
+
+
+def collection_update(
+    *, collection: Collection, name: str, actor: Actor, context: RequestContext
+) -> Collection:
+    """Rename a collection; same errors as `collection_create`."""
+    name = _validate_collection_name(name)
+    if name == collection.name:
+        return collection
+    before = collection.name
+    try:
+        with transaction.atomic():
+            updated = Collection.objects.filter(pk=collection.pk).update(name=name)
+            if not updated:
+                raise Collection.DoesNotExist
+            collection.name = name
+            _audit_collection(
+                collection, "collection.updated", actor=actor, context=context,
+                metadata={"name": [before, name]},
+            )
+    except IntegrityError:
+        raise CollectionConflict from None
+    return collection
+
+
+def collection_delete(*, collection: Collection, actor: Actor, context: RequestContext) -> None:
+    """Delete a collection; its passports stay, in no collection. A credential restricted to it
+    keeps the dead id, which matches nothing: a delete never widens a credential."""
+    with transaction.atomic():
+        deleted, _ = Collection.objects.filter(pk=collection.pk).delete()
+        if not deleted:
+            raise Collection.DoesNotExist
+        _audit_collection(
+            collection, "collection.deleted", actor=actor, context=context, metadata={}
+        )

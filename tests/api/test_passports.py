@@ -43,6 +43,7 @@ def test_create_returns_the_passport_with_its_location(client_api, make_key, wor
         "serial_number": "SN-1",
         "product_name": "Drill",
         "status": "published",
+        "collection": None,
         "created_at": body["created_at"],
         "updated_at": body["created_at"],
     }

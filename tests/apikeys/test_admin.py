@@ -9,6 +9,7 @@ from apikeys.selectors import apikey_check_digest
 from apikeys.services import apikey_create, apikey_revoke
 from apikeys.tokens import token_digest
 from audit.models import AuditEvent
+from passports.models import Collection
 from tests.factories import UserFactory, by
 
 pytestmark = pytest.mark.django_db
@@ -200,3 +201,25 @@ def test_set_rate_limit_selected_asks_then_sets_it_through_the_service(staff_cli
     staff_client.post(CHANGELIST, {**selected, "rate_limit_per_minute": "", "apply": "1"})
     assert list(ApiKey.objects.filter(pk__in=[billing.pk, deploys.pk])
                 .values_list("rate_limit_per_minute", flat=True)) == [None, None]
+
+
+def test_collections_are_created_renamed_and_deleted_in_admin_through_the_services(
+    staff_client, workspace, make_key
+) -> None:
+    add = staff_client.post(reverse("admin:passports_collection_add"),
+                            {"workspace": workspace.pk, "name": "Tools"})
+    assert add.status_code == HTTPStatus.FOUND, add.content
+    tools = Collection.objects.get()
+    change = reverse("admin:passports_collection_change", args=[tools.pk])
+    assert staff_client.post(change, {"name": "Hand tools"}).status_code == HTTPStatus.FOUND
+    key, _token = make_key(collections=[tools.public_id])
+    page = staff_client.get(reverse("admin:apikeys_apikey_change", args=[key.pk]))
+    assert f"Only collections: {tools.public_id}" in page.content.decode()
+    delete = reverse("admin:passports_collection_delete", args=[tools.pk])
+    assert staff_client.post(delete, {"post": "yes"}).status_code == HTTPStatus.FOUND
+    assert not Collection.objects.exists()
+    events = AuditEvent.objects.filter(target_type="collection").order_by("id")
+    assert [(e.action, e.metadata["door"]) for e in events] == [
+        ("collection.created", "admin"), ("collection.updated", "admin"),
+        ("collection.deleted", "admin"),
+    ]

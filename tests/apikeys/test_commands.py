@@ -9,6 +9,7 @@ from apikeys.selectors import apikey_check_digest
 from apikeys.services import apikey_create
 from apikeys.tokens import token_digest
 from audit.models import AuditEvent
+from passports.services import collection_create
 from tests.factories import by
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,8 @@ def test_create_api_key_prints_only_the_token(workspace, settings) -> None:
     key = apikey_check_digest(token_digest(token), ip=None).key
     assert key.name == "Deploy bot" and key.workspace == workspace
     assert key.environment == "staging"
-    assert key.scopes == ["audit:read", "keys:read", "passports:read"]  # every read scope
+    # every read scope
+    assert key.scopes == ["audit:read", "collections:read", "keys:read", "passports:read"]
     assert key.created_by is None
     event = AuditEvent.objects.get(action="key.created")
     assert (event.actor_type, event.actor_label) == ("system", "manage.py create_api_key")
@@ -112,3 +114,17 @@ def test_revoke_api_key(workspace) -> None:
 def test_revoke_api_key_unknown_id(db) -> None:
     with pytest.raises(CommandError, match="No API key with id 'key_nope'."):
         run("revoke_api_key", "key_nope")
+
+
+def test_create_api_key_with_collections(workspace, other_workspace) -> None:
+    tools = collection_create(workspace=workspace, name="Tools", **by())
+    out, _err = run("create_api_key", "acme", "--name", "Shelf bot",
+                    "--collections", f"{tools.public_id}")
+    key = apikey_check_digest(token_digest(out.strip()), ip=None).key
+    assert key.collections == [tools.pk]
+    event = AuditEvent.objects.get(action="key.created", target_id=key.public_id)
+    assert event.metadata["collections"] == [tools.public_id]
+    theirs = collection_create(workspace=other_workspace, name="Theirs", **by())
+    with pytest.raises(CommandError, match=theirs.public_id):
+        run("create_api_key", "acme", "--name", "Bad", "--collections", theirs.public_id)
+    assert not ApiKey.objects.filter(name="Bad").exists()

@@ -47,6 +47,8 @@ NOT_ACCESS_CHANGES = {
     # Housekeeping: deletes dynamically registered clients nobody holds a grant with, and
     # expired codes and tokens. (Not audited today; see docs/audit-log.md.)
     "oauth.services.oauth_prune",
+    "apikeys.services.resolve_collections",  # validation
+    "apikeys.services.collection_labels",  # formats ids
 }
 
 
@@ -227,6 +229,15 @@ def case_apikey_set_rate_limit(workspace, members) -> Expected:
                     key.public_id, workspace)
 
 
+def case_apikey_set_restriction(workspace, members) -> Expected:
+    key = _create_key(workspace, members["admin"])
+    apikey_services.apikey_set_restriction(
+        key=key, collections=[], actor=Actor.for_user(members["admin"]), context=CONTEXT
+    )
+    return Expected("key.updated", Actor.for_user(members["admin"]), "api_key",
+                    key.public_id, workspace)
+
+
 # --- OAuth (oauth/services.py) ------------------------------------------------------------------
 
 REDIRECT = ["https://app.example.test/callback"]
@@ -375,6 +386,7 @@ CASES: dict[str, Callable[..., Expected]] = {
     "apikeys.services.apikey_resume": case_apikey_resume,
     "apikeys.services.apikey_revoke": case_apikey_revoke,
     "apikeys.services.apikey_set_rate_limit": case_apikey_set_rate_limit,
+    "apikeys.services.apikey_set_restriction": case_apikey_set_restriction,
     "oauth.services.oauth_app_create": case_oauth_app_create,
     "oauth.services.oauth_app_register_dynamic": case_oauth_app_register_dynamic,
     "oauth.services.oauth_app_rotate_secret": case_oauth_app_rotate_secret,

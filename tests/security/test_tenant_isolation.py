@@ -29,8 +29,8 @@ from apikeys.services import apikey_create
 from audit.models import AuditEvent
 from oauth.models import Connection, WorkspaceApp
 from oauth.services import oauth_app_create
-from passports.models import Passport
-from passports.services import passport_create
+from passports.models import Collection, Passport
+from passports.services import collection_create, passport_create
 from tests.factories import MembershipFactory, UserFactory, by
 from tests.oauth.conftest import RegisteredApp
 from workspaces.models import Membership, SecurityAlert
@@ -67,6 +67,7 @@ WORKSPACE_PAGES: dict[str, Page] = {
     "apikeys:pause": Page(Action.MANAGE_KEYS, ("POST",), "key"),
     "apikeys:resume": Page(Action.MANAGE_KEYS, ("POST",), "key"),
     "apikeys:rate_limit": Page(Action.MANAGE_KEYS, ("POST",), "key"),
+    "apikeys:collections": Page(Action.MANAGE_KEYS, ("POST",), "key"),
     "oauth:app_list": Page(Action.MANAGE_OAUTH_APPS),
     "oauth:app_create": Page(Action.MANAGE_OAUTH_APPS, ("GET", "POST")),
     "oauth:app_rotate_secret": Page(Action.MANAGE_OAUTH_APPS, ("GET", "POST"), "app"),
@@ -75,7 +76,7 @@ WORKSPACE_PAGES: dict[str, Page] = {
 # API routes: the object they name (None: a list or the caller itself).
 API_ROUTES: dict[str, str | None] = {
     "api:me": None, "api:passports": None, "api:passport": "passport", "api:keys": None,
-    "api:audit-events": None,
+    "api:audit-events": None, "api:collections": None, "api:collection": "collection",
 }
 # Everything else, and why it needs no workspace matrix.
 OTHER_ROUTES: dict[str, str] = {
@@ -156,8 +157,14 @@ def tenant(workspace, admin_user) -> Tenant:
             product_name="Drill", **by(),
         ).public_id
 
+    def collection() -> str:
+        return collection_create(
+            workspace=workspace, name=f"Shelf {next(counter)}", **by()
+        ).public_id
+
     return Tenant(workspace, admin_user,
-                  {"key": key, "app": app, "membership": membership, "passport": passport})
+                  {"key": key, "app": app, "membership": membership, "passport": passport,
+                   "collection": collection})
 
 
 @pytest.fixture
@@ -185,7 +192,9 @@ def state_of(workspace) -> tuple:
             "application__client_id", "application__client_secret")),
         sorted(Membership.objects.filter(workspace=workspace).values_list("pk", "role")),
         sorted(Passport.objects.filter(workspace=workspace).values_list(
-            "public_id", "product_name", "status")),
+            "public_id", "product_name", "status", "collection_id")),
+        sorted(Collection.objects.filter(workspace=workspace).values_list("public_id", "name")),
+        sorted(ApiKey.objects.filter(workspace=workspace).values_list("public_id", "collections")),
         sorted(SecurityAlert.objects.filter(workspace=workspace).values_list(
             "pk", "acknowledged_at")),
         AuditEvent.objects.filter(workspace=workspace).count(),
@@ -288,23 +297,29 @@ def test_admin_is_staff_only(client_for) -> None:
 
 @pytest.fixture
 def credentials_of_a(a, make_key, oauth_app, tokens_for) -> dict[str, str]:
-    _key, key_token = make_key()
+    _key, key_token = make_key(
+        [*ALL_KEY_SCOPES, "collections:read", "collections:write"]
+    )
     oauth = tokens_for(oauth_app, role="owner",
-                       scope="passports:read passports:write audit:read keys:read")
+                       scope="passports:read passports:write audit:read keys:read "
+                             "collections:read collections:write")
     return {"API key": key_token, "OAuth token": oauth["access_token"]}
 
 
 def test_no_credential_of_a_reaches_anything_of_b(a, b, credentials_of_a) -> None:
     b_passport = b.fresh("passport")
+    b_collection = b.fresh("collection")
     b_key = b.fresh("key")
     before = state_of(b.workspace)
+    b_objects = {"passport": b_passport, "collection": b_collection}
+    stolen = {"passport": {"product_name": "Stolen"}, "collection": {"name": "Stolen"}}
     for kind, token in credentials_of_a.items():
         api = Client(headers={"Authorization": f"Bearer {token}"})
         for name, obj in API_ROUTES.items():
-            if obj == "passport":
-                path = reverse(name, kwargs={"passport_id": b_passport})
+            if obj is not None:
+                path = reverse(name, kwargs={f"{obj}_id": b_objects[obj]})
                 for method in ("get", "patch", "delete"):
-                    body = {"product_name": "Stolen"} if method == "patch" else None
+                    body = stolen[obj] if method == "patch" else None
                     response = getattr(api, method)(path, body, content_type="application/json")
                     assert response.status_code == HTTPStatus.NOT_FOUND, (kind, method)
                     assert response.json()["error"] == "not_found"
@@ -312,7 +327,7 @@ def test_no_credential_of_a_reaches_anything_of_b(a, b, credentials_of_a) -> Non
                 response = api.get(reverse(name))
                 assert response.status_code == HTTPStatus.OK, (kind, name)
                 body = response.content.decode()
-                for secret in (b_passport, b_key, b.workspace.slug):
+                for secret in (b_passport, b_collection, b_key, b.workspace.slug):
                     assert secret not in body, (kind, name)
         assert api.get("/api/v1/me").json()["workspace"]["slug"] == a.workspace.slug
     assert state_of(b.workspace) == before

@@ -49,10 +49,15 @@ class Command(BaseCommand):
             "--rate-limit", type=int, metavar="N", dest="rate_limit",
             help="Requests per minute for this key (default: no per-key limit).",
         )
+        parser.add_argument(
+            "--collections", metavar="COL_A,COL_B",
+            help="Restrict the key to these collections (col_… ids; an empty value restricts "
+                 "it to none). Default: all passports.",
+        )
 
     def handle(self, *args: Any, workspace: str, name: str, scopes: str | None, env: str | None,
                expires: str | None, note: str, rate_limit: int | None,
-               **options: Any) -> None:
+               collections: str | None = None, **options: Any) -> None:
         ws = Workspace.objects.filter(slug=workspace).first()
         if ws is None:
             raise CommandError(f"No workspace with slug {workspace!r}.")
@@ -69,6 +74,10 @@ class Command(BaseCommand):
                 environment=env or settings.GATEHOUSE_ENVIRONMENT,
                 expires_at=parse_expiry(expires) if expires else None,
                 rate_limit_per_minute=rate_limit,
+                collections=(
+                    None if collections is None
+                    else [c.strip() for c in collections.split(",") if c.strip()]
+                ),
                 actor=Actor.for_command("create_api_key"),
                 context=RequestContext.for_command("create_api_key"),
             )
