@@ -23,6 +23,7 @@ from django_htmx.http import reswap, retarget, trigger_client_event
 from core.context import Actor, RequestContext
 from workspaces.permissions import workspace_view
 from workspaces.roles import Action
+from workspaces.sudo import sudo_required
 
 from .forms import OAuthAppForm
 from .models import Connection, WorkspaceApp
@@ -112,6 +113,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @workspace_view(Action.MANAGE_OAUTH_APPS)
+@sudo_required
 def app_rotate_secret(request: HttpRequest, client_id: str) -> HttpResponse:
     app = _get_app(request, client_id)
     if request.method == "GET":

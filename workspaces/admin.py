@@ -44,6 +44,7 @@ from .services import (
     workspace_create,
     workspace_update,
 )
+from .sudo import SudoAdminMixin
 
 LAST_OWNER = "A workspace needs at least one owner."
 
@@ -93,7 +94,7 @@ class RefusalsAsMessages:
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(SudoAdminMixin, admin.ModelAdmin):
     list_display = [
         "code",
         "name",
@@ -173,12 +174,14 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(RefusalsAsMessages, admin.ModelAdmin):
+class WorkspaceAdmin(SudoAdminMixin, RefusalsAsMessages, admin.ModelAdmin):
     list_display = ["slug", "name", "plan", "created_at"]
     list_filter = ["plan"]
     search_fields = ["slug", "name"]
     list_select_related = ["plan"]
     inlines = [MembershipInline]
+    # Owners set these on the dashboard (Settings → Security), through workspace_policies_update.
+    readonly_fields = ["require_two_factor", "app_access_policy", "trusted_app_domains"]
 
     def save_model(self, request: HttpRequest, obj: Workspace, form, change: bool) -> None:
         if not change:
@@ -231,7 +234,7 @@ class WorkspaceAdmin(RefusalsAsMessages, admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(RefusalsAsMessages, admin.ModelAdmin):
+class MembershipAdmin(SudoAdminMixin, RefusalsAsMessages, admin.ModelAdmin):
     list_display = ["user", "workspace", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__email", "user__username", "workspace__slug"]

@@ -19,6 +19,7 @@ from .permissions import workspace_view
 from .roles import Action
 from .selectors import workspaces_for_user
 from .services import membership_change_role, security_alerts_acknowledge
+from .sudo import sudo_required
 
 
 @login_required
@@ -46,6 +47,7 @@ def member_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @workspace_view(Action.MANAGE_MEMBERS)
+@sudo_required
 def member_change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = get_object_or_404(
         Membership.objects.for_workspace(request.workspace).select_related("user"), pk=membership_id
