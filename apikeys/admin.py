@@ -18,6 +18,7 @@ from django.utils.cache import add_never_cache_headers
 
 from core.context import Actor, RequestContext
 from workspaces.models import Workspace
+from workspaces.sudo import SudoAdminMixin
 
 from .forms import OVERLAP_CHOICES, ApiKeyCreateForm
 from .keycache import PENDING_WARNING, keycache_pending
@@ -58,7 +59,7 @@ class RateLimitForm(forms.Form):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(SudoAdminMixin, admin.ModelAdmin):
     list_display = [
         "name", "workspace", "display_hint", "status_display", "environment", "last_used_at",
         "request_count", "created_at",

@@ -32,11 +32,12 @@ from core.context import Actor, RequestContext
 from passports.models import Collection
 from workspaces.permissions import WorkspaceRequest, workspace_view
 from workspaces.roles import Action
+from workspaces.sudo import sudo_required
 
 from .charts import daily_bar_chart
 from .forms import ApiKeyCollectionsForm, ApiKeyCreateForm, ApiKeyRateLimitForm, ApiKeyRotateForm
 from .keycache import PENDING_WARNING, keycache_pending
-from .models import ApiKey
+from .models import ApiKey, Environment
 from .reveal import reveal_forget, reveal_pop, reveal_stash
 from .selectors import (
     apikey_for_dashboard,
@@ -141,8 +142,17 @@ def key_list(request: WorkspaceRequest) -> HttpResponse:
     return response
 
 
+def _is_production_key_request(request: WorkspaceRequest) -> bool:
+    return request.POST.get("environment") == Environment.PRODUCTION
+
+
+def _is_production_key(request: WorkspaceRequest, key_id: str) -> bool:
+    return _get_key(request, key_id).environment == Environment.PRODUCTION
+
+
 @require_http_methods(["GET", "POST"])
 @workspace_view(Action.MANAGE_KEYS)
+@sudo_required(when=_is_production_key_request)
 def key_create(request: WorkspaceRequest) -> HttpResponse:
     form = ApiKeyCreateForm(request.POST if request.method == "POST" else None)
     if form.is_bound and form.is_valid():
@@ -165,6 +175,7 @@ def key_create(request: WorkspaceRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @workspace_view(Action.MANAGE_KEYS)
+@sudo_required(when=_is_production_key)
 def key_rotate(request: WorkspaceRequest, key_id: str) -> HttpResponse:
     key = _get_key(request, key_id)
     form = ApiKeyRotateForm(request.POST if request.method == "POST" else None)

@@ -27,6 +27,7 @@ WORKSPACE_ACTIONS: dict[str, str] = {
     "member.role_changed": "Member role changed",
     "member.removed": "Member removed",
     "plan.changed": "Plan changed",
+    "policy.changed": "Workspace policy changed",
     "workspace.created": "Workspace created",
     "workspace.updated": "Workspace renamed",
     # passports.services, through the API (actor: the API key or OAuth app).
@@ -44,6 +45,11 @@ WORKSPACE_ACTIONS: dict[str, str] = {
 GLOBAL_ACTIONS: dict[str, str] = {
     "user.logged_in": "Signed in",
     "user.login_failed": "Sign-in failed",
+    "user.reauthenticated": "Confirmed identity for a sensitive action",
+    "user.two_factor_enabled": "Two-factor sign-in turned on",
+    "user.two_factor_disabled": "Two-factor sign-in turned off",
+    "user.recovery_codes_regenerated": "Recovery codes replaced",
+    "user.recovery_code_used": "Recovery code used",
     # Accounts, changed by ops in Django admin (workspaces.services): a user's memberships are
     # removed first, each as member.removed on its workspace's chain.
     "user.deactivated": "User deactivated",

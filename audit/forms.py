@@ -63,3 +63,13 @@ class AuditFilterForm(forms.Form):
             for name in FILTER_FIELDS
             if isinstance(self.data.get(name), str) and self.data[name].strip()
         }
+
+
+class SecondFactorForm(forms.Form):
+    """A code from the authenticator app, or a recovery code (spaces and dashes are ignored)."""
+
+    code = forms.CharField(
+        max_length=64, label="Code",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text",
+                                      "autofocus": True}),
+    )

@@ -4,6 +4,7 @@ import json
 from typing import TYPE_CHECKING, Any, Never
 
 from django.db import models
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 
 from core.context import ActorType
 from core.ids import new_public_id
@@ -117,3 +118,46 @@ class AuditChain(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+# --- Two-factor sign-in (audit.twofactor) -------------------------------------------------------
+# Devices on django-otp's `Device` base with its throttling: each failed code doubles the wait
+# before the next attempt on that device (django_otp.models.ThrottlingMixin).
+
+
+class TotpDevice(TimestampMixin, ThrottlingMixin, Device):
+    """An authenticator app (RFC 6238, 30 s steps, 6 digits, ±1 step). Unlike
+    django_otp.plugins.otp_totp's model, whose secret is a hex column in clear, the secret here is
+    sealed (Fernet under a key derived from `GATEHOUSE_OTP_KEY`): a copy of the database does not
+    let anyone compute codes."""
+
+    sealed_secret = models.TextField()
+    # The time step of the last accepted code: a code is accepted once (no replay in its 30 s).
+    last_t = models.BigIntegerField(default=-1)
+    drift = models.SmallIntegerField(default=0)
+
+    class Meta(Device.Meta):
+        verbose_name = "TOTP device"
+
+    def get_throttle_factor(self) -> int:
+        return 1
+
+
+class RecoveryCodeDevice(ThrottlingMixin, Device):
+    """The ten single-use recovery codes of one user. django-otp's StaticDevice keeps its tokens
+    in clear in a 16-character column; these are stored as SHA-256 digests (each code carries 80
+    random bits, so a fast digest is enough) and a used code's row is deleted."""
+
+    class Meta(Device.Meta):
+        verbose_name = "recovery codes"
+
+    def get_throttle_factor(self) -> int:
+        return 1
+
+
+class RecoveryCode(models.Model):
+    device = models.ForeignKey(RecoveryCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    digest = models.CharField(max_length=64, unique=True)
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.device_id}"

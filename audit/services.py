@@ -276,8 +276,11 @@ def _log_anchor(key: str, event: AuditEvent) -> None:
 
 # --- Sign-ins (the workspace-less chain) --------------------------------------------------------
 
-def audit_login_succeeded(*, user: AbstractBaseUser, context: RequestContext) -> AuditEvent:
-    """Record a successful sign-in at the login door."""
+def audit_login_succeeded(
+    *, user: AbstractBaseUser, context: RequestContext, second_factor: str = ""
+) -> AuditEvent:
+    """Record a successful sign-in at the login door (`second_factor`: how the code step was
+    passed, `totp` or `recovery_code`, when there was one)."""
     return audit_record(
         action="user.logged_in",
         actor=Actor.for_user(user),
@@ -285,6 +288,15 @@ def audit_login_succeeded(*, user: AbstractBaseUser, context: RequestContext) ->
         target_id=str(user.pk),
         target_label=user.get_username(),
         context=context,
+        metadata={"second_factor": second_factor} if second_factor else None,
+    )
+
+
+def audit_reauthenticated(*, user: AbstractBaseUser, context: RequestContext) -> AuditEvent:
+    """Record a signed-in person proving who they are again for a sensitive action (sudo mode)."""
+    return audit_record(
+        action="user.reauthenticated", actor=Actor.for_user(user), target_type="user",
+        target_id=str(user.pk), target_label=user.get_username(), context=context,
     )
 
 

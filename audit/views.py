@@ -37,6 +37,8 @@ from .login_throttle import login_blocked, login_failed
 from .models import AuditEvent
 from .selectors import audit_event_page, audit_event_queryset, audit_event_stream
 from .services import audit_login_failed, audit_login_succeeded
+from .signin import signin_mark_recent, signin_pending_start
+from .twofactor import two_factor_enabled
 
 PAGE_SIZE = 50
 TEMPLATE = "audit/event_list.html"
@@ -190,8 +192,14 @@ class LoginView(auth_views.LoginView):
         return _login_refused(self, retry_after)
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        user = form.get_user()
+        if two_factor_enabled(user):  # not signed in yet: the code step completes it
+            signin_pending_start(self.request, user=user, door=self.door,
+                                 next_url=self.get_success_url())
+            return HttpResponseRedirect(reverse("audit:login_verify"))
         response = super().form_valid(form)
-        audit_login_succeeded(user=form.get_user(), context=self._context())
+        signin_mark_recent(self.request)
+        audit_login_succeeded(user=user, context=self._context())
         return response
 
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:

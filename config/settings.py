@@ -86,6 +86,14 @@ GATEHOUSE_KEY_PEPPER = os.environ.get("GATEHOUSE_KEY_PEPPER") or hashlib.sha256(
     b"gatehouse-key-pepper:" + SECRET_KEY.encode()
 ).hexdigest()
 
+# Seals the two-factor (TOTP) secrets at rest (audit.twofactor). Changing it disables every
+# enrolled authenticator, so production sets it explicitly; by default derived from SECRET_KEY.
+GATEHOUSE_OTP_KEY = os.environ.get("GATEHOUSE_OTP_KEY") or hashlib.sha256(
+    b"gatehouse-otp-key:" + SECRET_KEY.encode()
+).hexdigest()
+# Sudo mode (SPEC §12): how long a sign-in counts as recent for sensitive actions.
+GATEHOUSE_SUDO_SECONDS = int(os.environ.get("GATEHOUSE_SUDO_SECONDS", "600"))
+
 # The audit log's HMAC key (docs/audit-log.md): outside the database, so a database writer cannot
 # re-hash a rewritten log. Default: derived from SECRET_KEY (never equal to it). Old keys, comma-
 # separated, keep verifying the events they signed after a rotation.
@@ -107,6 +115,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_ratelimit",
+    "django_otp",
     "oauth2_provider",
     # The project's apps, lowest layer first (SPEC §1; `lint-imports` holds the direction).
     "core",

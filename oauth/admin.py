@@ -17,6 +17,7 @@ from django.http import HttpRequest
 from oauth2_provider import admin as dot_admin
 
 from core.context import Actor, Door, RequestContext
+from workspaces.sudo import SudoAdminMixin
 
 from .models import Connection
 from .redirects import validate_redirect_uris
@@ -37,7 +38,7 @@ class ApplicationAdminForm(forms.ModelForm):
         return " ".join(validate_redirect_uris(uris))
 
 
-class ApplicationAdmin(dot_admin.ApplicationAdmin):
+class ApplicationAdmin(SudoAdminMixin, dot_admin.ApplicationAdmin):
     form = ApplicationAdminForm
     fields = (
         "name",

@@ -23,6 +23,7 @@ from django_htmx.http import reswap, retarget, trigger_client_event
 from core.context import Actor, RequestContext
 from workspaces.permissions import WorkspaceRequest, workspace_view
 from workspaces.roles import Action
+from workspaces.sudo import sudo_required
 
 from .forms import OAuthAppForm
 from .models import Connection, WorkspaceApp
@@ -114,6 +115,7 @@ def app_create(request: WorkspaceRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @workspace_view(Action.MANAGE_OAUTH_APPS)
+@sudo_required
 def app_rotate_secret(request: WorkspaceRequest, client_id: str) -> HttpResponse:
     app = _get_app(request, client_id)
     if request.method == "GET":

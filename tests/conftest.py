@@ -1,5 +1,6 @@
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 from django.test import Client
 
 from apikeys.models import ApiKey
+from audit import signin
 from core.context import Actor
 from tests.factories import (
     PASSWORD,
@@ -21,6 +23,22 @@ from workspaces.models import Plan, Workspace
 from workspaces.roles import Role
 
 ROLES = [Role.OWNER, Role.ADMIN, Role.EDITOR, Role.VIEWER]
+
+
+@pytest.fixture(autouse=True)
+def _force_login_is_a_recent_sign_in(monkeypatch) -> None:
+    """`client.force_login(user)` stands for signing in just now: the session is stamped as the
+    sign-in door stamps it, so sudo mode (workspaces/sudo.py) does not ask. Sudo tests move the
+    clock past the window or drop the stamp (tests/workspaces/test_sudo.py)."""
+    original = Client.force_login
+
+    def force_login(self, user, backend=None) -> None:
+        original(self, user, backend)
+        session = self.session
+        session[signin.RECENT_KEY] = time.time()
+        session.save()
+
+    monkeypatch.setattr(Client, "force_login", force_login)
 
 
 def _sqlite_test_files() -> list[Path]:

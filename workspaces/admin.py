@@ -46,6 +46,7 @@ from .services import (
     workspace_create,
     workspace_update,
 )
+from .sudo import SudoAdminMixin
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -102,7 +103,7 @@ class RefusalsAsMessages:
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(SudoAdminMixin, admin.ModelAdmin):
     list_display = [
         "code",
         "name",
@@ -184,12 +185,14 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(RefusalsAsMessages, admin.ModelAdmin):
+class WorkspaceAdmin(SudoAdminMixin, RefusalsAsMessages, admin.ModelAdmin):
     list_display = ["slug", "name", "plan", "created_at"]
     list_filter = ["plan"]
     search_fields = ["slug", "name"]
     list_select_related = ["plan"]
     inlines = [MembershipInline]
+    # Owners set these on the dashboard (Settings → Security), through workspace_policies_update.
+    readonly_fields = ["require_two_factor", "app_access_policy", "trusted_app_domains"]
 
     def save_model(
         self, request: HttpRequest, obj: Workspace, form: forms.ModelForm, change: bool,
@@ -246,7 +249,7 @@ class WorkspaceAdmin(RefusalsAsMessages, admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(RefusalsAsMessages, admin.ModelAdmin):
+class MembershipAdmin(SudoAdminMixin, RefusalsAsMessages, admin.ModelAdmin):
     list_display = ["user", "workspace", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__email", "user__username", "workspace__slug"]

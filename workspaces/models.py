@@ -49,11 +49,26 @@ slug_validator = RegexValidator(
 )
 
 
+class AppAccessPolicy(models.TextChoices):
+    """Which OAuth apps members may connect to a workspace (SPEC §12)."""
+
+    ANY = "any", "Members may connect any app"
+    APPROVAL = "approval", "Apps need admin approval"
+    REGISTERED = "registered", "Only apps registered by this workspace"
+
+
 class Workspace(models.Model):
     slug = models.CharField(max_length=50, unique=True, validators=[slug_validator])
     name = models.CharField(max_length=100)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="workspaces")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Owners' policies (SPEC §12), changed through `workspace_policies_update`.
+    require_two_factor = models.BooleanField(default=False)
+    app_access_policy = models.CharField(
+        max_length=16, choices=AppAccessPolicy.choices, default=AppAccessPolicy.ANY
+    )
+    # Hosts whose apps (every redirect URI on one of them) are approved without asking.
+    trusted_app_domains = models.JSONField(default=list, blank=True)
 
     objects = WorkspaceQuerySet.as_manager()
 

@@ -1,7 +1,8 @@
 """The one permission helper for workspace pages: `@workspace_view(Action.…)`.
 
 It resolves `/w/<slug>/…` to the member's workspace (404 for non-members), refuses with 403 when the
-member's role lacks the action, and sets `request.workspace` and `request.membership`.
+member's role lacks the action, sends a member without two-factor sign-in to enrol when the
+workspace requires it, and sets `request.workspace` and `request.membership`.
 """
 
 from __future__ import annotations
@@ -9,10 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
+
+from audit.twofactor import two_factor_enabled
 
 from .roles import Action, role_can
 from .selectors import membership_for
@@ -34,6 +40,12 @@ class WorkspaceRequest(HttpRequest):
     htmx: HtmxDetails
 
 
+def _enrol_first(request: HttpRequest) -> HttpResponse:
+    """The workspace requires two-factor sign-in and this member has none: enrol, then come back."""
+    url = f"{reverse('audit:two_factor_enrol')}?{urlencode({'next': request.get_full_path()})}"
+    return HttpResponseClientRedirect(url) if request.htmx else HttpResponseRedirect(url)
+
+
 def workspace_view(action: Action = Action.VIEW_DASHBOARD) -> Callable:
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @login_required
@@ -42,6 +54,8 @@ def workspace_view(action: Action = Action.VIEW_DASHBOARD) -> Callable:
             membership = membership_for(user=request.user, slug=slug)
             if not role_can(membership.role, action):
                 raise PermissionDenied
+            if membership.workspace.require_two_factor and not two_factor_enabled(request.user):
+                return _enrol_first(request)
             request.membership = membership
             request.workspace = membership.workspace
             return view(request, *args, **kwargs)

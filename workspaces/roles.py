@@ -23,6 +23,7 @@ class Action(StrEnum):
     READ_AUDIT_LOG = "read_audit_log"
     MANAGE_MEMBERS = "manage_members"
     MANAGE_PLAN = "manage_plan"
+    MANAGE_POLICIES = "manage_policies"
 
 
 # The least role that may perform each action.
@@ -34,6 +35,7 @@ _MIN_ROLE: dict[Action, Role] = {
     Action.READ_AUDIT_LOG: Role.ADMIN,
     Action.MANAGE_MEMBERS: Role.OWNER,
     Action.MANAGE_PLAN: Role.OWNER,
+    Action.MANAGE_POLICIES: Role.OWNER,
 }
 
 

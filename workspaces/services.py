@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from audit.twofactor import two_factor_enabled
 from core.context import Actor, RequestContext
 from core.versions import epoch_bump
 
@@ -391,3 +392,39 @@ def security_alerts_acknowledge(*, workspace: Workspace, actor: Actor) -> int:
     return SecurityAlert.objects.for_workspace(workspace).open().update(
         acknowledged_at=timezone.now(), acknowledged_by=actor.user
     )
+
+
+POLICY_FIELDS = ("require_two_factor", "app_access_policy", "trusted_app_domains")
+
+
+def workspace_policies_update(
+    *, workspace: Workspace, changes: dict, actor: Actor, context: RequestContext
+) -> Workspace:
+    """Change the owners' policies of SPEC §12 (`changes`: some of `POLICY_FIELDS`), audited as
+    `policy.changed` with each field before → after. Requiring two-factor sign-in is refused to
+    a person who has not turned it on themselves (they would lock themselves out first)."""
+    unknown = set(changes) - set(POLICY_FIELDS)
+    if unknown:
+        raise ValidationError(f"Not a policy: {', '.join(sorted(unknown))}.")
+    if changes.get("require_two_factor") and actor.user is not None and not two_factor_enabled(
+        actor.user
+    ):
+        raise ValidationError(
+            "Turn on two-factor sign-in for yourself before requiring it for the workspace."
+        )
+    with transaction.atomic():
+        workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+        changed = {field: {"from": getattr(workspace, field), "to": value}
+                   for field, value in changes.items() if getattr(workspace, field) != value}
+        if not changed:
+            return workspace
+        for field in changed:
+            setattr(workspace, field, changes[field])
+        workspace.full_clean()
+        workspace.save(update_fields=list(changed))
+        audit_record(
+            action="policy.changed", actor=actor, workspace=workspace,
+            target_type="workspace", target_id=workspace.slug, target_label=workspace.name,
+            context=context, metadata={"changed": changed},
+        )
+    return workspace

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import policy_views, views
 
 app_name = "workspaces"
 
@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("w/<slug:slug>/", views.overview, name="overview"),
     path("w/<slug:slug>/settings/members/", views.member_list, name="members"),
+    path("w/<slug:slug>/settings/security/", policy_views.workspace_policies, name="policies"),
     path(
         "w/<slug:slug>/security-alerts/dismiss",
         views.security_alerts_dismiss,

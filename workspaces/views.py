@@ -20,6 +20,7 @@ from .permissions import workspace_view
 from .roles import Action
 from .selectors import workspaces_for_user
 from .services import membership_change_role, security_alerts_acknowledge
+from .sudo import sudo_required
 
 
 @login_required
@@ -47,6 +48,7 @@ def member_list(request: WorkspaceRequest) -> HttpResponse:
 
 @require_POST
 @workspace_view(Action.MANAGE_MEMBERS)
+@sudo_required
 def member_change_role(request: WorkspaceRequest, membership_id: int) -> HttpResponse:
     membership = get_object_or_404(
         Membership.objects.for_workspace(request.workspace).select_related("user"), pk=membership_id

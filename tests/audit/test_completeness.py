@@ -88,6 +88,17 @@ def case_workspace_update(workspace, members) -> Expected:
     return Expected("workspace.updated", actor, "workspace", workspace.slug, workspace)
 
 
+def case_workspace_policies_update(workspace, members) -> Expected:
+    actor = Actor.for_user(members["owner"])
+    workspace_services.workspace_policies_update(
+        workspace=workspace, changes={"app_access_policy": "approval"}, actor=actor,
+        context=CONTEXT,
+    )
+    workspace.refresh_from_db()
+    assert workspace.app_access_policy == "approval"
+    return Expected("policy.changed", actor, "workspace", workspace.slug, workspace)
+
+
 def case_membership_add(workspace, members) -> Expected:
     newcomer = UserFactory(email="new@acme.test")
     workspace_services.membership_add(
@@ -374,6 +385,7 @@ CASES: dict[str, Callable[..., Expected]] = {
     "workspaces.services.membership_change_role": case_membership_change_role,
     "workspaces.services.membership_remove": case_membership_remove,
     "workspaces.services.workspace_update": case_workspace_update,
+    "workspaces.services.workspace_policies_update": case_workspace_policies_update,
     "workspaces.services.workspace_change_plan": case_workspace_change_plan,
     "workspaces.services.plan_create": case_plan_create,
     "workspaces.services.plan_update": case_plan_update,

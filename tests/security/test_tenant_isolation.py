@@ -56,6 +56,7 @@ WORKSPACE_PAGES: dict[str, Page] = {
     "workspaces:members": Page(Action.VIEW_DASHBOARD),
     "workspaces:member_change_role": Page(Action.MANAGE_MEMBERS, ("POST",), "membership"),
     "workspaces:security_alerts_dismiss": Page(Action.MANAGE_KEYS, ("POST",)),
+    "workspaces:policies": Page(Action.MANAGE_POLICIES, ("GET", "POST")),
     "audit:list": Page(Action.READ_AUDIT_LOG),
     "audit:export": Page(Action.READ_AUDIT_LOG),
     "apikeys:list": Page(Action.VIEW_DASHBOARD),
@@ -82,6 +83,11 @@ API_ROUTES: dict[str, str | None] = {
 OTHER_ROUTES: dict[str, str] = {
     "login": "public sign-in form",
     "logout": "ends the caller's own session",
+    "audit:login_verify": "the code step of the caller's own pending sign-in (test_two_factor)",
+    "audit:two_factor": "the caller's own two-factor settings",
+    "audit:two_factor_enrol": "the caller's own two-factor settings",
+    "audit:recovery_codes_new": "the caller's own two-factor settings",
+    "audit:two_factor_remove": "the caller's own two-factor settings",
     "workspaces:home": "redirects to the caller's own first workspace",
     "oauth:connected_apps": "the caller's own grants (test_connected_apps_are_per_user)",
     "oauth:connection_revoke": "the caller's own grants (test_connected_apps_are_per_user)",
@@ -260,7 +266,8 @@ def test_the_roles_match_spec_section_2() -> None:
         Role.ADMIN: {Action.VIEW_DASHBOARD, Action.WRITE_RESOURCES, Action.MANAGE_KEYS,
                      Action.MANAGE_OAUTH_APPS, Action.READ_AUDIT_LOG},
     }
-    spec[Role.OWNER] = spec[Role.ADMIN] | {Action.MANAGE_MEMBERS, Action.MANAGE_PLAN}
+    spec[Role.OWNER] = spec[Role.ADMIN] | {Action.MANAGE_MEMBERS, Action.MANAGE_PLAN,
+                                           Action.MANAGE_POLICIES}  # SPEC §12
     for role, actions in spec.items():
         assert {action for action in Action if role_can(role, action)} == actions, role
 
