@@ -49,6 +49,12 @@ class AuthFailure:
     # True when the credential exists but is refused (revoked, expired, paused, another address,
     # an OAuth grant that ended): its own answer, never counted as a failed guess (SPEC §3, §5).
     known: bool = False
+    # Which API key was refused, so the refusal shows in its recent requests (SPEC §5 usage):
+    # the key's row id when the verifier looked it up, or, for a token refused without a lookup
+    # (another environment's key), its stored digest, which the gateway attributes only if the
+    # credential filter knows it. Neither is ever logged or sent.
+    api_key_id: int | None = None
+    digest: str | None = field(default=None, repr=False)
 
 
 class ApiRequest(HttpRequest):
