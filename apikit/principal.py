@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Literal
 
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 
 from core.context import Actor, ActorType
@@ -69,8 +70,14 @@ class ApiRequest(HttpRequest):
 
 
 def actor_for_principal(principal: Principal | None) -> Actor:
-    """Who an API write is attributed to in the audit log."""
+    """Who an API write is attributed to in the audit log. An OAuth app acts for the user who
+    granted it: that user rides along (`Actor.user`), so the event names them too (one indexed
+    lookup, on writes only; never on the authentication path)."""
     if principal is None:
         return Actor.system("api")
-    kind = ActorType.API_KEY if principal.kind == "api_key" else ActorType.OAUTH_APP
-    return Actor(kind, principal.id, principal.name)
+    if principal.kind == "api_key":
+        return Actor(ActorType.API_KEY, principal.id, principal.name)
+    user = None
+    if principal.user_id is not None:
+        user = get_user_model()._default_manager.filter(pk=principal.user_id).first()
+    return Actor(ActorType.OAUTH_APP, principal.id, principal.name, user=user)
