@@ -319,3 +319,12 @@ def test_admin_edits_through_the_service(staff_client, make_key, workspace) -> N
     [event] = updated_events()
     assert event.metadata["door"] == "admin"
     assert event.metadata["name"] == ["Ops key", "Ops key 2"]
+
+
+def test_a_token_pasted_into_the_note_never_reaches_the_audit_log(make_key) -> None:
+    key, token = make_key()
+    other, other_token = make_key(name="Other")
+    apikey_update(key=key, changes={"note": f"old key was {other_token}"}, **by())
+    event = AuditEvent.objects.get(action="key.updated")
+    assert other_token not in str(event.metadata) and token not in str(event.metadata)
+    assert event.metadata["changed"] == ["note"]
