@@ -12,15 +12,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
 
 from core.context import Actor, RequestContext
 from workspaces.models import Workspace
 from workspaces.sudo import SudoAdminMixin
 
-from .forms import OVERLAP_CHOICES, ApiKeyCreateForm
+from .forms import OVERLAP_CHOICES, ApiKeyCreateForm, ApiKeyEditForm, edit_initial
 from .keycache import PENDING_WARNING, keycache_pending
 from .models import ApiKey
 from .services import (
@@ -31,6 +33,7 @@ from .services import (
     apikey_revoke,
     apikey_rotate,
     apikey_set_rate_limit,
+    apikey_update,
     collection_labels,
 )
 
@@ -38,10 +41,26 @@ from .services import (
 HINT_SEARCH = re.compile(r"^gk_(?:prod|stg|dev)_(?:…|\.\.\.)?(?:[0-9A-Za-z]*?)([0-9A-Za-z]{4})$")
 
 
-class ApiKeyAdminCreateForm(ApiKeyCreateForm):
+class _CollectionIdsMixin(forms.Form):
+    # Admin forms name collections by id: the workspace (and so its collections) is not known
+    # when the form is built. The service refuses an id of no collection of the key's workspace.
+    collections = forms.CharField(
+        required=False, max_length=5000, label="Collections",
+        help_text="With “Only selected collections”: col_… ids, comma-separated.",
+    )
+
+    def clean_collections(self) -> list[str]:
+        return [v for v in re.split(r"[\s,]+", self.cleaned_data["collections"]) if v]
+
+
+class ApiKeyAdminCreateForm(_CollectionIdsMixin, ApiKeyCreateForm):
     workspace = forms.ModelChoiceField(queryset=Workspace.objects.select_related("plan"))
 
-    field_order = ["workspace"]
+    field_order = ["workspace", "name", "note", "scopes", "environment"]
+
+
+class ApiKeyAdminEditForm(_CollectionIdsMixin, ApiKeyEditForm):
+    pass
 
 
 class RotateForm(forms.Form):
@@ -78,8 +97,55 @@ class ApiKeyAdmin(SudoAdminMixin, admin.ModelAdmin):
         "scopes", "created_at", "created_by", "expires_at", "revoked_at", "revoked_by",
         "revoked_reason", "last_used_at", "last_used_ip", "request_count",
         "rate_limit_per_minute", "allowed_ips", "rotated_from", "collections_display",
+        "edit_link",
     ]
     readonly_fields = fields
+
+    @admin.display(description="Edit")
+    def edit_link(self, obj: ApiKey) -> str:
+        if obj.pk is None or obj.effective_status() in ("revoked", "expired"):
+            return "Only a live key can be edited."
+        url = reverse("admin:apikeys_apikey_edit", args=[obj.pk])
+        return format_html('<a href="{}">Edit name, note, scopes, IPs, limits…</a>', url)
+
+    def get_urls(self) -> list:
+        edit = path(
+            "<int:object_id>/edit/", self.admin_site.admin_view(self.edit_view),
+            name="apikeys_apikey_edit",
+        )
+        return [edit, *super().get_urls()]
+
+    def edit_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """Edit a key through `apikey_update` (audited `key.updated`, door `admin`)."""
+        if not self.has_manage_permission(request):
+            raise PermissionDenied
+        key = ApiKey.objects.select_related("workspace").filter(pk=object_id).first()
+        if key is None:
+            raise Http404("No such key.")
+        initial = edit_initial(key, collection_labels(workspace=key.workspace, ids=key.collections))
+        initial["collections"] = ", ".join(initial["collections"])
+        form = ApiKeyAdminEditForm(request.POST if request.method == "POST" else None,
+                                   initial=initial)
+        if form.is_bound and form.is_valid():
+            try:
+                apikey_update(
+                    key=key, changes=form.changes_for(key), actor=Actor.for_user(request.user),
+                    context=RequestContext.from_request(request),
+                )
+            except ValidationError as exc:
+                form.add_service_errors(exc)
+            else:
+                self.message_user(request, f"Saved “{key.name}”.", messages.SUCCESS)
+                return HttpResponseRedirect(
+                    reverse("admin:apikeys_apikey_change", args=[key.pk])
+                )
+        return TemplateResponse(request, "admin/apikeys/apikey/add.html", {
+            **self.admin_site.each_context(request),
+            "title": f"Edit {key.name} ({key.display_hint})", "opts": self.model._meta,
+            "form": form, "has_view_permission": True, "submit_label": "Save key",
+            "intro": "Saved through the same service as the dashboard (audited as key.updated); "
+                     "the change applies to the key's next request on every server.",
+        }, status=422 if form.is_bound else 200)
 
     @admin.display(description="Passports")
     def collections_display(self, obj: ApiKey) -> str:
@@ -230,7 +296,7 @@ class ApiKeyAdmin(SudoAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         form = ApiKeyAdminCreateForm(request.POST if request.method == "POST" else None)
         if form.is_bound and form.is_valid():
-            fields = dict(form.cleaned_data)
+            fields = {**form.service_arguments(), "workspace": form.cleaned_data["workspace"]}
             try:
                 key, token = apikey_create(
                     actor=Actor.for_user(request.user),

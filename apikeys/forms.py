@@ -9,10 +9,11 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from workspaces.scopes import api_key_scopes, default_key_scope_names
 
-from .models import Environment
+from .models import ApiKey, Environment
 
 OVERLAP_CHOICES = [
     ("now", "Immediately — the old key stops now"),
@@ -22,7 +23,13 @@ OVERLAP_CHOICES = [
 ]
 
 
-class ApiKeyCreateForm(forms.Form):
+REACH_CHOICES = [("all", "All passports"), ("selected", "Only selected collections")]
+
+
+class ApiKeySettingsForm(forms.Form):
+    """The settings a key is created with and later edited (SPEC §3): the create dialog and the
+    key's Edit form. Collections (SPEC §11): "All passports" or "Only selected collections"."""
+
     name = forms.CharField(
         max_length=100, widget=forms.TextInput(attrs={"autofocus": True}),
         help_text="What uses this key, e.g. “Billing sync” or “CI deploys”.",
@@ -36,7 +43,6 @@ class ApiKeyCreateForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": "Choose at least one scope."},
     )
-    environment = forms.ChoiceField(choices=Environment.choices)
     expires_at = forms.DateTimeField(
         required=False,
         label="Expires (UTC)",
@@ -46,14 +52,29 @@ class ApiKeyCreateForm(forms.Form):
     rate_limit_per_minute = forms.IntegerField(
         required=False, label="Rate limit (requests per minute)",
         help_text="Optional. Empty means the plan's limits only.",
+        error_messages={
+            "invalid": "Enter a whole number of requests per minute, or leave it empty."
+        },
     )
     allowed_ips = forms.CharField(
         required=False, label="Allowed IPs", widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=5000,
         help_text="Optional. Addresses or CIDR ranges, one per line or comma-separated; "
         "requests from anywhere else are refused.",
     )
+    reach = forms.ChoiceField(  # not sent (a script, an old form): all passports
+        choices=REACH_CHOICES, initial="all", widget=forms.RadioSelect, required=False,
+        label="Passports this key reaches",
+    )
+    collections = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Collections",
+        help_text="With “Only selected collections” and none chosen, the key reaches no passport.",
+    )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, collection_choices: list[tuple[str, str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, label_suffix="", **kwargs)
         if self.is_bound:
             # Re-rendered with errors: focus goes to the first field in error (see
@@ -62,10 +83,7 @@ class ApiKeyCreateForm(forms.Form):
         self.scope_registry = api_key_scopes()
         self.fields["scopes"].choices = [(s.name, s.name) for s in self.scope_registry]
         self.fields["scopes"].initial = default_key_scope_names()
-        self.fields["environment"].initial = settings.GATEHOUSE_ENVIRONMENT
-        self.fields["environment"].help_text = (
-            f"This deployment accepts {settings.GATEHOUSE_ENVIRONMENT} keys only."
-        )
+        self.fields["collections"].choices = collection_choices or []
 
     def scope_options(self) -> list[dict]:
         """Each scope with its one-line description and whether its box is ticked."""
@@ -85,6 +103,94 @@ class ApiKeyCreateForm(forms.Form):
     def clean_allowed_ips(self) -> list[str]:
         """One per line or comma-separated; the service validates and normalises each."""
         return [v for v in re.split(r"[\s,]+", self.cleaned_data["allowed_ips"]) if v]
+
+    def chosen_collections(self) -> list[str] | None:
+        """None for all passports, else the chosen collection ids."""
+        if self.cleaned_data.get("reach") != "selected":
+            return None
+        return list(self.cleaned_data.get("collections") or [])
+
+    def service_arguments(self) -> dict[str, Any]:
+        """The cleaned values under the services' argument names."""
+        data = {
+            name: self.cleaned_data[name]
+            for name in ("name", "note", "scopes", "expires_at", "rate_limit_per_minute",
+                         "allowed_ips")
+        }
+        data["collections"] = self.chosen_collections()
+        return data
+
+
+def environment_choices() -> list[tuple[str, str]]:
+    """Each environment with the deployments its keys work against: a key works only on a
+    deployment whose GATEHOUSE_ENVIRONMENT is its own (SPEC §3: `environment_mismatch`)."""
+    here = settings.GATEHOUSE_ENVIRONMENT
+    return [
+        (value, f"{label} — works against this deployment" if value == here
+         else f"{label} — works only against a {value} deployment, not this one ({here})")
+        for value, label in Environment.choices
+    ]
+
+
+class ApiKeyCreateForm(ApiKeySettingsForm):
+    environment = forms.ChoiceField(choices=Environment.choices)
+    field_order = ["name", "note", "scopes", "environment"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["environment"].choices = environment_choices()
+        self.fields["environment"].initial = settings.GATEHOUSE_ENVIRONMENT
+        self.fields["environment"].help_text = (
+            f"This deployment is {settings.GATEHOUSE_ENVIRONMENT}: it accepts "
+            f"{settings.GATEHOUSE_ENVIRONMENT} keys only. A key of another environment is for "
+            "the deployment of that environment."
+        )
+
+    def service_arguments(self) -> dict[str, Any]:
+        return {**super().service_arguments(), "environment": self.cleaned_data["environment"]}
+
+
+def edit_initial(key: ApiKey, collection_ids: list[str] | None) -> dict[str, Any]:
+    """The Edit form's initial values: the key as it is (`collection_ids`: its collections'
+    public ids, None for all passports)."""
+    return {
+        "name": key.name, "note": key.note, "scopes": list(key.scopes),
+        "expires_at": key.expires_at, "rate_limit_per_minute": key.rate_limit_per_minute,
+        "allowed_ips": "\n".join(key.allowed_ips),
+        "reach": "all" if collection_ids is None else "selected",
+        "collections": collection_ids or [],
+    }
+
+
+class ApiKeyEditForm(ApiKeySettingsForm):
+    """The key's Edit form: the same fields as creation, without the environment (it is part of
+    the token). An empty expiry means the key never expires."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["name"].widget.attrs.pop("autofocus", None)
+        self.fields["expires_at"].help_text = (
+            "Empty means the key never expires. After this moment it is refused with key_expired."
+        )
+
+    def changes_for(self, key: ApiKey) -> dict[str, Any]:
+        """What `apikey_update` gets. The expiry field holds whole minutes: a value equal to the
+        key's expiry to the minute is the key's own (unchanged), not a new one seconds earlier."""
+        changes = self.service_arguments()
+        posted, current = changes["expires_at"], key.expires_at
+        if posted is not None and current is not None and (
+            posted == current.replace(second=0, microsecond=0)
+        ):
+            changes["expires_at"] = current
+        return changes
+
+    def add_service_errors(self, exc: ValidationError) -> None:
+        """Attach the service's errors to the fields they name (the rest above the form)."""
+        if hasattr(exc, "error_dict"):
+            for field, errors in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, errors)
+        else:
+            self.add_error(None, exc.messages)
 
 
 class ApiKeyRotateForm(forms.Form):
@@ -108,26 +214,36 @@ class ApiKeyRateLimitForm(forms.Form):
         super().__init__(*args, label_suffix="", **kwargs)
 
 
-class ApiKeyCollectionsForm(forms.Form):
-    """Which passports a key reaches (SPEC §11): all, or only the chosen collections."""
+def _no_lone_surrogates(value: str) -> None:
+    if any("\ud800" <= char <= "\udfff" for char in value):
+        raise ValidationError("The search contains characters no name or note has.")
 
-    reach = forms.ChoiceField(
-        choices=[("all", "All passports"), ("selected", "Only selected collections")],
-        widget=forms.RadioSelect, label="Passports this key reaches",
-    )
-    collections = forms.MultipleChoiceField(
-        required=False, widget=forms.CheckboxSelectMultiple, label="Collections",
-        help_text="With no collection chosen, the key reaches no passport.",
-    )
 
-    def __init__(
-        self, *args: Any, collection_choices: list[tuple[str, str]], **kwargs: Any
-    ) -> None:
+STATUS_FILTER_CHOICES = [
+    ("", "Any status"), ("active", "Active"), ("paused", "Paused"), ("expired", "Expired"),
+    ("revoked", "Revoked"),
+]
+
+
+class KeyFilterForm(forms.Form):
+    """The key list's search and filters (GET): each one narrows both sections."""
+
+    q = forms.CharField(
+        required=False, max_length=100, label="Search",
+        validators=[_no_lone_surrogates],
+        widget=forms.TextInput(attrs={
+            "type": "search", "placeholder": "Name, note or hint (…abcd)", "autocomplete": "off",
+        }),
+        error_messages={"max_length": "Search with at most 100 characters."},
+    )
+    status = forms.ChoiceField(required=False, choices=STATUS_FILTER_CHOICES, label="Status")
+    environment = forms.ChoiceField(required=False, label="Environment")
+    scope = forms.ChoiceField(required=False, label="Scope")
+    cursor = forms.CharField(required=False, max_length=600, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, label_suffix="", **kwargs)
-        self.fields["collections"].choices = collection_choices
-
-    def chosen(self) -> list[str] | None:
-        """None for all passports, else the chosen collection ids."""
-        if self.cleaned_data["reach"] == "all":
-            return None
-        return list(self.cleaned_data["collections"])
+        self.fields["environment"].choices = [("", "Any environment"), *Environment.choices]
+        self.fields["scope"].choices = [("", "Any scope")] + [
+            (s.name, s.name) for s in api_key_scopes()
+        ]

@@ -158,6 +158,8 @@ class KeyRequest(models.Model):
     status = models.PositiveSmallIntegerField()
     ip = models.GenericIPAddressField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
+    # The SPEC §4 error code of a refused attempt (key_revoked, ip_not_allowed…), else empty.
+    error = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         indexes = [models.Index(fields=["api_key", "-at"], name="keyrequest_key_at")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -18,10 +19,12 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    TextField,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from core.pagination import keyset_page
 from passports.models import Passport
 from workspaces.models import Plan, Workspace
 from workspaces.quotas import quota_usage_today
@@ -199,20 +202,131 @@ def _dashboard_keys(workspace: Workspace) -> QuerySet[ApiKey]:
     )
 
 
-def apikeys_for_dashboard(
-    workspace: Workspace, now: datetime | None = None
-) -> tuple[list[ApiKey], list[ApiKey]]:
-    """(live keys, revoked-or-expired keys) with their creators and revokers, in two queries.
+# `gk_prod_…abcd` (as the dashboard shows a key), a pasted token, `…abcd` or `abcd`: the hint.
+HINT_QUERY = re.compile(
+    r"^(?:gk_(?:prod|stg|dev)_(?:…|\.\.\.)?[0-9A-Za-z]*?|…|\.\.\.)?([0-9A-Za-z]{4})$"
+)
+INACTIVE_PAGE_SIZE = 20
 
-    Each key carries `has_successor`: it was rotated, so its expiry is when it stops.
+
+@dataclass(frozen=True, slots=True)
+class KeyFilter:
+    """The key list's search (name, note or hint) and filters; empty strings filter nothing."""
+
+    q: str = ""
+    status: str = ""  # active, paused, expired, revoked
+    environment: str = ""
+    scope: str = ""
+
+    @property
+    def active(self) -> bool:
+        return bool(self.q or self.status or self.environment or self.scope)
+
+    def cursor_scope(self, workspace: Workspace) -> str:
+        """Ties a page cursor to this workspace and this filter: another filter's cursor is
+        refused rather than paging somewhere unexpected."""
+        fingerprint = hashlib.sha256(
+            "\x1f".join((self.q, self.status, self.environment, self.scope)).encode()
+        ).hexdigest()[:16]
+        return f"dashboard-keys:{workspace.pk}:{fingerprint}"
+
+
+def _filtered(keys: QuerySet[ApiKey], where: KeyFilter) -> QuerySet[ApiKey]:
+    if where.q:
+        match = Q(name__icontains=where.q) | Q(note__icontains=where.q)
+        hint = HINT_QUERY.match(where.q)
+        if hint:
+            match |= Q(hint=hint.group(1))
+        keys = keys.filter(match)
+    if where.environment:
+        keys = keys.filter(environment=where.environment)
+    if where.scope:
+        # Scopes are a JSON list of registered names (the form allows no other): its text holds
+        # `"<scope>"` on every database, which `__contains` on a JSONField would not (SQLite).
+        keys = keys.annotate(scopes_text=Cast("scopes", TextField())).filter(
+            scopes_text__contains=f'"{where.scope}"'
+        )
+    return keys
+
+
+def apikeys_for_dashboard(
+    workspace: Workspace,
+    now: datetime | None = None,
+    *,
+    where: KeyFilter | None = None,
+    cursor: str | None = None,
+) -> tuple[list[ApiKey], list[ApiKey], str | None]:
+    """(live keys, one page of revoked-or-expired keys, the next page's cursor), with their
+    creators and revokers, in two queries, both narrowed by `where`.
+
+    Live keys are few (the plan caps them) and listed whole; the revoked and expired ones grow
+    forever, so they come in keyset pages (`core.pagination`, newest key first, no OFFSET; a bad
+    cursor is `InvalidPageRequest`). Each key carries `has_successor`: it was rotated, so its
+    expiry is when it stops.
     """
     now = now or timezone.now()
-    base = _dashboard_keys(workspace)
-    live = list(base.live(now).order_by("-created_at", "-id"))
-    # Most recently ended first, whether by revocation or expiry (same order on every database).
-    ended = Coalesce("revoked_at", "expires_at")
-    inactive = list(base.inactive(now).order_by(ended.desc(), "-id")[:200])
-    return live, inactive
+    where = where or KeyFilter()
+    base = _filtered(_dashboard_keys(workspace), where)
+    live_qs = base.live(now)
+    inactive_qs = base.inactive(now)
+    if where.status in (KeyStatus.ACTIVE, KeyStatus.PAUSED):
+        live_qs = live_qs.filter(status=where.status)
+        inactive_qs = inactive_qs.none()
+    elif where.status == KeyStatus.REVOKED:
+        live_qs = live_qs.none()
+        inactive_qs = inactive_qs.filter(status=KeyStatus.REVOKED)
+    elif where.status == "expired":
+        live_qs = live_qs.none()
+        inactive_qs = inactive_qs.exclude(status=KeyStatus.REVOKED)
+    live = list(live_qs.order_by("-created_at", "-id"))
+    inactive, next_cursor = keyset_page(
+        inactive_qs, cursor=cursor, limit=INACTIVE_PAGE_SIZE,
+        scope=where.cursor_scope(workspace), descending=True,
+    )
+    return live, inactive, next_cursor
+
+
+# SPEC/issue 15 §7: a key nobody used within a week of its creation, or for a month, is probably
+# forgotten (or leaked and idle): worth a look before it is needed or abused.
+NEVER_USED_AFTER = timedelta(days=7)
+UNUSED_FOR = timedelta(days=30)
+
+
+def apikey_warnings(
+    key: ApiKey, *, deployment: str, now: datetime | None = None
+) -> list[dict]:
+    """The warnings of a live key, each `{"code", "text"}`: `other_environment` (its token is
+    refused here with `environment_mismatch`), `never_used` (not once in the 7 days since it was
+    created), `unused` (not for 30 days). No queries: it reads the key's own columns."""
+    now = now or timezone.now()
+    if key.effective_status(now) in (KeyStatus.REVOKED, "expired"):
+        return []
+    warnings = []
+    if key.environment != deployment:
+        warnings.append({
+            "code": "other_environment",
+            "text": f"{key.get_environment_display()} key: this deployment is {deployment}, so "
+                    "it is refused here (environment_mismatch); it works only against a "
+                    f"{key.environment} deployment.",
+        })
+    if key.last_used_at is None:
+        age = now - key.created_at
+        if age >= NEVER_USED_AFTER:
+            warnings.append({
+                "code": "never_used",
+                "text": f"Never used in the {age.days} days since it was created.",
+            })
+    elif now - key.last_used_at >= UNUSED_FOR:
+        warnings.append({
+            "code": "unused",
+            "text": f"Not used for {(now - key.last_used_at).days} days.",
+        })
+    return warnings
+
+
+def live_key_count(workspace: Workspace, now: datetime | None = None) -> int:
+    """Keys counting against the plan's limit, whatever the list's filter shows."""
+    return ApiKey.objects.for_workspace(workspace).live(now).count()
 
 
 def apikey_for_dashboard(*, workspace: Workspace, public_id: str) -> ApiKey:

@@ -363,29 +363,11 @@ def apikey_set_restriction(
     actor: Actor,
     context: RequestContext,
 ) -> ApiKey:
-    """Reach all passports (None) or only these collections (ids); audited `key.updated` with
-    the collections before and after. Takes effect on the next request on every process."""
-    reach = resolve_collections(workspace=key.workspace, public_ids=collections)
-    new = None if reach is None else sorted(c.pk for c in reach)
-    with transaction.atomic():
-        key = _locked(key)
-        old = key.collections
-        if (None if old is None else sorted(old)) == new:
-            return key
-        key.collections = new
-        key.save(update_fields=["collections"])
-        keycache_invalidate(key)
-        _audit_key(
-            key, "key.updated", actor=actor, context=context,
-            metadata={
-                "changed": ["collections"],
-                "collections": [
-                    collection_labels(workspace=key.workspace, ids=old),
-                    None if reach is None else [c.public_id for c in reach],
-                ],
-            },
-        )
-    return key
+    """Reach all passports (None) or only these collections (ids): `apikey_update` of the
+    collections alone (audited `key.updated`, on the next request on every process)."""
+    return apikey_update(
+        key=key, changes={"collections": collections}, actor=actor, context=context
+    )
 
 
 def collection_labels(*, workspace: Workspace, ids: list[int] | None) -> list[str] | None:
@@ -397,3 +379,114 @@ def collection_labels(*, workspace: Workspace, ids: list[int] | None) -> list[st
             "public_id", flat=True
         )
     )
+
+
+# What `apikey_update` edits (SPEC §3 "Edit"); the environment is part of the token and a key's
+# status has its own services (pause, resume, revoke).
+EDITABLE_FIELDS = (
+    "name", "note", "scopes", "allowed_ips", "rate_limit_per_minute", "expires_at", "collections",
+)
+
+
+def _shown_value(field: str, value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def apikey_update(
+    *,
+    key: ApiKey,
+    changes: dict[str, Any],
+    actor: Actor,
+    context: RequestContext,
+) -> ApiKey:
+    """Edit a live key's name, note, scopes, allowed IPs, rate limit, expiry (None: never) and
+    collections (None: all passports, else `col_…` ids) — only the fields in `changes`.
+
+    Every value is validated before anything is written (a ValidationError names each bad field
+    and nothing is saved). One `key.updated` event records the fields that changed, each as
+    [before, after]; an edit that changes nothing writes nothing. The key's cached copies on every
+    process are invalidated on commit (`apikeys.keycache`, as a revocation), so new scopes, IPs
+    or limits apply to the next request everywhere."""
+    unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise ValidationError(f"These fields cannot be edited: {', '.join(unknown)}.")
+    now = timezone.now()
+    errors: dict[str, list[str]] = {}
+    wanted: dict[str, Any] = {}
+    if "name" in changes:
+        name = str(changes["name"] or "").strip()
+        if not name:
+            errors["name"] = ["Give the key a name."]
+        elif len(name) > 100:
+            errors["name"] = ["Use at most 100 characters."]
+        wanted["name"] = name
+    if "note" in changes:
+        note = str(changes["note"] or "").strip()
+        if len(note) > 1000:
+            errors["note"] = ["Use at most 1,000 characters."]
+        wanted["note"] = note
+    if "scopes" in changes:
+        scopes = sorted(dict.fromkeys(changes["scopes"] or []))
+        known = {s.name for s in api_key_scopes()}
+        bad = sorted(set(scopes) - known)
+        if bad:
+            errors["scopes"] = [f"Unknown scope: {', '.join(s[:40] for s in bad[:5])}."]
+        elif not scopes:
+            errors["scopes"] = ["Choose at least one scope."]
+        wanted["scopes"] = scopes
+    if "rate_limit_per_minute" in changes:
+        limit = changes["rate_limit_per_minute"]
+        if rate_error := _rate_limit_error(limit):
+            errors["rate_limit_per_minute"] = [rate_error]
+        wanted["rate_limit_per_minute"] = limit
+    if "expires_at" in changes:
+        expires_at = changes["expires_at"]
+        if expires_at is not None and expires_at != key.expires_at and expires_at <= now:
+            errors["expires_at"] = ["The expiry must be in the future."]
+        wanted["expires_at"] = expires_at
+    if "allowed_ips" in changes:
+        try:
+            wanted["allowed_ips"] = normalize_allowed_ips(list(changes["allowed_ips"] or []))
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    reach: list[Collection] | None = None
+    if "collections" in changes:
+        try:
+            reach = resolve_collections(workspace=key.workspace, public_ids=changes["collections"])
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        else:
+            wanted["collections"] = None if reach is None else sorted(c.pk for c in reach)
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        key = _locked(key)
+        state = key.effective_status(now)
+        if state in (KeyStatus.REVOKED, "expired"):
+            raise ValidationError(f"This key is {state}; only a live key can be edited.")
+        changed: dict[str, list[Any]] = {}
+        for field, value in wanted.items():
+            old = getattr(key, field)
+            if field == "collections":
+                if (None if old is None else sorted(old)) == value:
+                    continue
+                changed[field] = [
+                    collection_labels(workspace=key.workspace, ids=old),
+                    None if reach is None else [c.public_id for c in reach],
+                ]
+            elif old == value:
+                continue
+            else:
+                changed[field] = [_shown_value(field, old), _shown_value(field, value)]
+            setattr(key, field, value)
+        if not changed:
+            return key
+        key.save(update_fields=list(changed))
+        keycache_invalidate(key)
+        _audit_key(
+            key, "key.updated", actor=actor, context=context,
+            metadata={"changed": list(changed), **changed},
+        )
+    return key

@@ -8,6 +8,7 @@ urlpatterns = [
     path("w/<slug:slug>/settings/api-keys/", views.key_list, name="list"),
     path("w/<slug:slug>/settings/api-keys/new/", views.key_create, name="create"),
     path("w/<slug:slug>/settings/api-keys/<str:key_id>/", views.key_detail, name="detail"),
+    path("w/<slug:slug>/settings/api-keys/<str:key_id>/edit/", views.key_edit, name="edit"),
     path("w/<slug:slug>/settings/api-keys/<str:key_id>/rotate/", views.key_rotate, name="rotate"),
     path("w/<slug:slug>/settings/api-keys/<str:key_id>/pause/", views.key_pause, name="pause"),
     path("w/<slug:slug>/settings/api-keys/<str:key_id>/resume/", views.key_resume, name="resume"),
@@ -15,10 +16,6 @@ urlpatterns = [
     path(
         "w/<slug:slug>/settings/api-keys/<str:key_id>/rate-limit/", views.key_rate_limit,
         name="rate_limit",
-    ),
-    path(
-        "w/<slug:slug>/settings/api-keys/<str:key_id>/collections/", views.key_collections,
-        name="collections",
     ),
     path("w/<slug:slug>/settings/usage/", views.usage, name="usage"),
 ]

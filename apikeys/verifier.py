@@ -3,6 +3,7 @@ shape, checksum and environment without I/O, then one indexed lookup (or the per
 
 from __future__ import annotations
 
+from dataclasses import replace
 from http import HTTPStatus
 
 from django.conf import settings
@@ -60,12 +61,19 @@ def verify_api_key(
     if digest is None:
         refused = _refuse_without_io(token)
         if refused is not None:
+            if refused.error == "environment_mismatch":
+                # Its digest lets the gateway show the refusal on the key, if this deployment
+                # has one with this token (a staging key created on a development server).
+                refused = replace(refused, digest=token_digest(token))
             return refused
         digest = token_digest(token)
     check = apikey_check_digest(digest, ip=ip, cache=keycache_enabled(), fresh=fresh)
     if check.error is not None:
         status, message = _KEY_REFUSALS[check.error]
-        return AuthFailure(check.error, message, status=status, known=check.key is not None)
+        return AuthFailure(
+            check.error, message, status=status, known=check.key is not None,
+            api_key_id=check.key.pk if check.key is not None else None,
+        )
     key = check.key
     return Principal(
         kind="api_key",

@@ -7,8 +7,11 @@
 - without JavaScript: the same URLs serve full pages and plain forms that POST and redirect back
   to the list, where a new token is shown once (see `reveal.py`).
 
-The key detail page (usage chart, recent requests) edits the key's rate limit the same two ways:
-its form swaps itself with HTMX, and without JavaScript posts and redirects back to the page.
+The key detail page (usage chart, recent requests, warnings) edits the key's rate limit the same
+two ways: its form swaps itself with HTMX, and without JavaScript posts and redirects back to the
+page. Its Edit page (`key_edit`) changes everything else that may change after creation.
+The list's search and filters are GET parameters (`KeyFilterForm`); with HTMX the table
+refreshes as one types.
 The Usage page (Settings → Usage) shows today's budgets and requests per key.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from http import HTTPStatus
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -29,22 +33,32 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
 from core.context import Actor, RequestContext
+from core.pagination import InvalidPageRequest
 from passports.models import Collection
 from workspaces.permissions import WorkspaceRequest, workspace_view
 from workspaces.roles import Action
 from workspaces.sudo import sudo_required
 
 from .charts import daily_bar_chart
-from .forms import ApiKeyCollectionsForm, ApiKeyCreateForm, ApiKeyRateLimitForm, ApiKeyRotateForm
+from .forms import (
+    ApiKeyCreateForm,
+    ApiKeyEditForm,
+    ApiKeyRateLimitForm,
+    ApiKeyRotateForm,
+    KeyFilterForm,
+    edit_initial,
+)
 from .keycache import PENDING_WARNING, keycache_pending
 from .models import ApiKey, Environment
 from .reveal import reveal_forget, reveal_pop, reveal_stash
 from .selectors import (
+    KeyFilter,
     apikey_for_dashboard,
     apikey_for_detail,
     apikey_recent_requests,
     apikey_requests_per_day,
     apikeys_for_dashboard,
+    live_key_count,
     usage_for_dashboard,
 )
 from .services import (
@@ -54,7 +68,7 @@ from .services import (
     apikey_revoke,
     apikey_rotate,
     apikey_set_rate_limit,
-    apikey_set_restriction,
+    apikey_update,
     collection_labels,
 )
 
@@ -73,11 +87,43 @@ def _get_key(request: WorkspaceRequest, key_id: str) -> ApiKey:
 
 
 def _table_context(request: WorkspaceRequest) -> dict:
-    live, inactive = apikeys_for_dashboard(request.workspace)
+    """The key table as the list's search, filters and page (GET parameters) narrow it. A bad
+    filter is a form error above an unfiltered table; a bad page link, the first page."""
+    form = KeyFilterForm(request.GET if request.method == "GET" else None)
+    where, cursor = KeyFilter(), None
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        where = KeyFilter(
+            q=data["q"], status=data["status"], environment=data["environment"],
+            scope=data["scope"],
+        )
+        cursor = data["cursor"] or None
+    try:
+        live, inactive, next_cursor = apikeys_for_dashboard(
+            request.workspace, where=where, cursor=cursor
+        )
+    except InvalidPageRequest:
+        form.add_error("cursor", "That page link is out of date; this is the first page.")
+        live, inactive, next_cursor = apikeys_for_dashboard(request.workspace, where=where)
+        cursor = None
+    live_count = live_key_count(request.workspace) if where.active else len(live)
+    params = {k: v for k, v in (form.cleaned_data.items() if form.is_bound and not form.errors
+                                else ()) if v and k != "cursor"}
     return {
         "live_keys": live,
         "inactive_keys": inactive,
+        "live_count": live_count,
         "plan_limit": request.workspace.plan.active_keys_limit,
+        "filter_form": form,
+        "filtered": where.active,
+        "paged": cursor is not None,
+        "next_page_url": (
+            f"{_list_url(request)}?{urlencode({**params, 'cursor': next_cursor})}"
+            if next_cursor else None
+        ),
+        "first_page_url": f"{_list_url(request)}?{urlencode(params)}" if params
+        else _list_url(request),
+        "table_url": request.get_full_path() if request.method == "GET" else _list_url(request),
     }
 
 
@@ -154,14 +200,17 @@ def _is_production_key(request: WorkspaceRequest, key_id: str) -> bool:
 @workspace_view(Action.MANAGE_KEYS)
 @sudo_required(when=_is_production_key_request)
 def key_create(request: WorkspaceRequest) -> HttpResponse:
-    form = ApiKeyCreateForm(request.POST if request.method == "POST" else None)
+    form = ApiKeyCreateForm(
+        request.POST if request.method == "POST" else None,
+        collection_choices=_collection_choices(request),
+    )
     if form.is_bound and form.is_valid():
         try:
             key, token = apikey_create(
                 workspace=request.workspace,
                 actor=Actor.for_user(request.user),
                 context=RequestContext.from_request(request),
-                **form.cleaned_data,
+                **form.service_arguments(),
             )
         except ValidationError as exc:
             form.add_error(None, exc)
@@ -300,56 +349,23 @@ def usage(request: WorkspaceRequest) -> HttpResponse:
 
 def _detail_page(
     request: WorkspaceRequest, key: ApiKey, form: ApiKeyRateLimitForm, *,
-    status: int = HTTPStatus.OK, collections_form: ApiKeyCollectionsForm | None = None,
+    status: int = HTTPStatus.OK,
 ) -> HttpResponse:
     return render(request, DETAIL_PAGE, {
         "key": key,
+        "editable": key.effective_status() not in ("revoked", "expired"),
         "chart": daily_bar_chart(apikey_requests_per_day(key)),
         "recent_requests": apikey_recent_requests(key),
         "rate_form": form,
-        "collections_form": collections_form or _collections_form(request, key),
         "key_collections": collection_labels(workspace=request.workspace, ids=key.collections),
     }, status=status)
 
 
-def _collections_form(
-    request: WorkspaceRequest, key: ApiKey, data: dict | None = None
-) -> ApiKeyCollectionsForm:
-    choices = [
-        (c.public_id, c.name) for c in Collection.objects.filter(workspace=request.workspace)
+def _collection_choices(request: WorkspaceRequest) -> list[tuple[str, str]]:
+    return [
+        (c.public_id, c.name)
+        for c in Collection.objects.filter(workspace=request.workspace).order_by("name", "id")
     ]
-    labels = collection_labels(workspace=request.workspace, ids=key.collections)
-    return ApiKeyCollectionsForm(
-        data, collection_choices=choices,
-        initial={"reach": "all" if labels is None else "selected", "collections": labels or []},
-    )
-
-
-@require_POST
-@workspace_view(Action.MANAGE_KEYS)
-def key_collections(request: WorkspaceRequest, key_id: str) -> HttpResponse:
-    """Restrict the key to selected collections, or let it reach all passports (PRG)."""
-    key = _get_key_for_detail(request, key_id)
-    form = _collections_form(request, key, request.POST)
-    if form.is_valid():
-        try:
-            key = apikey_set_restriction(
-                key=key, collections=form.chosen(), actor=Actor.for_user(request.user),
-                context=RequestContext.from_request(request),
-            )
-        except ValidationError as exc:
-            form.add_error(None, exc.messages)
-    if form.errors:
-        return _detail_page(
-            request, key, _rate_limit_form(key), status=HTTPStatus.UNPROCESSABLE_ENTITY,
-            collections_form=form,
-        )
-    messages.success(request, f"Saved which passports “{key.name}” reaches.")
-    response = HttpResponseRedirect(reverse(
-        "apikeys:detail", kwargs={"slug": request.workspace.slug, "key_id": key.public_id}
-    ))
-    response.status_code = HTTPStatus.SEE_OTHER
-    return response
 
 
 def _rate_limit_form(key: ApiKey) -> ApiKeyRateLimitForm:
@@ -414,5 +430,60 @@ def key_rate_limit(request: WorkspaceRequest, key_id: str) -> HttpResponse:
         response = _rate_limit_saved(request, key) if saved else _detail_page(
             request, key, form, status=status
         )
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+# --- Edit ----------------------------------------------------------------------------------------
+
+EDIT_PAGE = "apikeys/key_edit.html"
+
+
+def _detail_url(request: WorkspaceRequest, key: ApiKey) -> str:
+    return reverse(
+        "apikeys:detail", kwargs={"slug": request.workspace.slug, "key_id": key.public_id}
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view(Action.MANAGE_KEYS)
+def key_edit(request: WorkspaceRequest, key_id: str) -> HttpResponse:
+    """Edit a key's name, note, scopes, allowed IPs, rate limit, expiry and collections through
+    `apikey_update`. Without JavaScript: a page whose form posts and redirects to the key's page
+    (303), or comes back with every error at once (422). With HTMX the form swaps itself on an
+    error and the browser goes to the key's page on success."""
+    key = _get_key_for_detail(request, key_id)
+    live = key.effective_status() not in ("revoked", "expired")
+    labels = collection_labels(workspace=request.workspace, ids=key.collections)
+    form = ApiKeyEditForm(
+        request.POST if request.method == "POST" and live else None,
+        initial=edit_initial(key, labels), collection_choices=_collection_choices(request),
+    )
+    if form.is_bound and form.is_valid():
+        try:
+            key = apikey_update(
+                key=key, changes=form.changes_for(key), actor=Actor.for_user(request.user),
+                context=RequestContext.from_request(request),
+            )
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        else:
+            if (warned := _unpropagated(request, key, "Saved")) is not None:
+                return warned
+            messages.success(request, f"Saved “{key.name}” ({key.display_hint}).")
+            if request.htmx:
+                return HttpResponseClientRedirect(_detail_url(request, key))
+            response = HttpResponseRedirect(_detail_url(request, key))
+            response.status_code = HTTPStatus.SEE_OTHER
+            return response
+    status = HTTPStatus.OK
+    if form.is_bound:
+        form.autofocus_first_error()
+        status = HTTPStatus.UNPROCESSABLE_ENTITY
+    elif request.method == "POST":  # a revoked or expired key
+        status = HTTPStatus.CONFLICT
+    context = {"key": key, "form": form, "live": live}
+    template = f"{EDIT_PAGE}#edit-form" if request.htmx and form.is_bound else EDIT_PAGE
+    response = render(request, template, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response

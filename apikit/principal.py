@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Literal
 
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 
 from core.context import Actor, ActorType
@@ -49,6 +50,12 @@ class AuthFailure:
     # True when the credential exists but is refused (revoked, expired, paused, another address,
     # an OAuth grant that ended): its own answer, never counted as a failed guess (SPEC §3, §5).
     known: bool = False
+    # Which API key was refused, so the refusal shows in its recent requests (SPEC §5 usage):
+    # the key's row id when the verifier looked it up, or, for a token refused without a lookup
+    # (another environment's key), its stored digest, which the gateway attributes only if the
+    # credential filter knows it. Neither is ever logged or sent.
+    api_key_id: int | None = None
+    digest: str | None = field(default=None, repr=False)
 
 
 class ApiRequest(HttpRequest):
@@ -63,8 +70,14 @@ class ApiRequest(HttpRequest):
 
 
 def actor_for_principal(principal: Principal | None) -> Actor:
-    """Who an API write is attributed to in the audit log."""
+    """Who an API write is attributed to in the audit log. An OAuth app acts for the user who
+    granted it: that user rides along (`Actor.user`), so the event names them too (one indexed
+    lookup, on writes only; never on the authentication path)."""
     if principal is None:
         return Actor.system("api")
-    kind = ActorType.API_KEY if principal.kind == "api_key" else ActorType.OAUTH_APP
-    return Actor(kind, principal.id, principal.name)
+    if principal.kind == "api_key":
+        return Actor(ActorType.API_KEY, principal.id, principal.name)
+    user = None
+    if principal.user_id is not None:
+        user = get_user_model()._default_manager.filter(pk=principal.user_id).first()
+    return Actor(ActorType.OAUTH_APP, principal.id, principal.name, user=user)

@@ -158,6 +158,11 @@ def audit_record(
     metadata = redact_credentials_in(dict(metadata or {}))
     if context.door:
         metadata["door"] = context.door
+    if actor.type == ActorType.OAUTH_APP and actor.user is not None:
+        # The person the app acted for (SPEC §7: a token's power is the user's role).
+        metadata["on_behalf_of"] = {
+            "id": str(actor.user.pk), "label": _redacted_text(actor.user.get_username())[:255],
+        }
     if context.request_id:
         metadata["request_id"] = context.request_id
     workspace_id = workspace.pk if workspace is not None else None

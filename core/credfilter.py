@@ -185,6 +185,11 @@ class CredentialFilter:
             self._pull()
         return Verdict.KNOWN if digest in self._digests else Verdict.UNKNOWN
 
+    def knows(self, digest: str) -> bool:
+        """Whether the set holds `digest` now, with no lookup beyond the set's own periodic
+        read: for attributing a refusal to a credential, never for admitting one."""
+        return digest in self._current()
+
     def add(self, digest: str) -> None:
         """This process learned that `digest` exists (it issued it, or found it)."""
         if self._digests is not None:

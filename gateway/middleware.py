@@ -65,6 +65,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
 
@@ -88,6 +89,7 @@ from .metering import (
     one_transaction_writes,
     serve_claimed,
 )
+from .usage import usage_record_refusal
 
 API_V1_PREFIX = "/api/v1/"
 MAX_BODY_BYTES = 1024 * 1024
@@ -264,7 +266,7 @@ class ApiGatewayMiddleware:
         digest = family.screen(token) if family is not None else None
         if digest is None:  # refused by the verifier without I/O, or a family without a filter
             result = self.verify(token, ip=ip, resource=resource, fresh=fresh)
-            return failure_response(request, result) if isinstance(result, AuthFailure) else result
+            return self.refused(request, result) if isinstance(result, AuthFailure) else result
         verdict = credential_filter.check(digest)
         if verdict is Verdict.UNKNOWN:  # no lookup; counted in memory, per address
             retry_after = unknown_over_limit(request)
@@ -280,7 +282,24 @@ class ApiGatewayMiddleware:
                 failed_auth_record(request)
         elif verdict is not Verdict.KNOWN:
             credential_filter.add(digest)  # it exists: the next request needs no second look
-        return failure_response(request, result) if isinstance(result, AuthFailure) else result
+        return self.refused(request, result) if isinstance(result, AuthFailure) else result
+
+    def refused(self, request: HttpRequest, failure: AuthFailure) -> HttpResponse:
+        """The refusal's response; a refused API key of this deployment is also recorded in its
+        recent requests with the error code (buffered like usage: no write on this path). A
+        token refused without a lookup (another environment's) is attributed only when the
+        credential filter holds its digest, so guesses are never buffered."""
+        response = failure_response(request, failure)
+        key_id, digest = failure.api_key_id, failure.digest
+        if key_id is None and (digest is None or not credential_filter.knows(digest)):
+            return response
+        usage_record_refusal(
+            key_id=key_id, digest=None if key_id is not None else digest,
+            at=timezone.now(), ip=client_ip(request), method=request.method or "",
+            path=request.path_info, status=response.status_code, error=failure.error,
+            latency_ms=int((time.perf_counter() - request.started) * 1000),
+        )
+        return response
 
     def route(self, token: str) -> Verifier | None:
         for prefix, verifier in self.verifiers:

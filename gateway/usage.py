@@ -11,6 +11,14 @@ statements per key at most, all idempotent in direction:
 - requests per UTC day upserted into `KeyUsageDay`;
 - the recent requests appended to `KeyRequest` and trimmed to the newest `RECENT_PER_KEY`.
 
+Refused attempts of a known key (revoked, expired, paused, a disallowed address, another
+environment's key) are buffered the same way (`usage_record_refusal`): they join the key's
+recent requests with their error code, so "why is my key failing?" has an answer, but they are
+not counted as use (request count, requests per day, last used). A refusal known only by its
+token's digest (another environment's key, refused without a lookup) is attributed at flush time,
+in one query for the whole batch, and at most `MAX_REFUSED_DIGESTS` such digests are held
+between flushes.
+
 Recording cannot be poisoned: `record` cleans what it keeps (a NUL, which PostgreSQL refuses in
 text, and anything that is not UTF-8 become U+FFFD; an address that is not one becomes NULL), and
 a flush writes each key in a savepoint of its own, so a row the database still refuses is dropped
@@ -52,6 +60,7 @@ from apikeys.models import RECENT_PER_KEY, ApiKey, KeyRequest, KeyUsageDay
 logger = logging.getLogger(__name__)
 
 FLUSH_THRESHOLD = 5000
+MAX_REFUSED_DIGESTS = 1000
 
 
 @dataclass(slots=True)
@@ -68,6 +77,8 @@ class UsageBuffer:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._keys: dict[int, _KeyUsage] = {}
+        self._by_digest: dict[str, deque] = {}
+        self._taken_digests: dict[str, deque] = {}
         self._events = 0
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -89,10 +100,37 @@ class UsageBuffer:
                 usage.last_used_at, usage.last_used_ip = at, ip
             usage.per_day[at.date()] += 1
             usage.recent.append(
-                (at, _text(method, 8), _text(path, 255), status, ip, latency_ms)
+                (at, _text(method, 8), _text(path, 255), status, ip, latency_ms, "")
             )
             self._events += 1
             full = self._events >= FLUSH_THRESHOLD
+        self._after_record(full)
+
+    def record_refusal(
+        self, *, key_id: int | None, digest: str | None, at: datetime, ip: str | None,
+        method: str, path: str, status: int, error: str, latency_ms: int,
+    ) -> None:
+        """A refused attempt of a known key: a recent request with its error code, not a use."""
+        row = (at, _text(method, 8), _text(path, 255), status, _address(ip), latency_ms,
+               _text(error, 32))
+        with self._lock:
+            if key_id is not None:
+                usage = self._keys.get(key_id)
+                if usage is None:
+                    usage = self._keys[key_id] = _KeyUsage()
+                usage.recent.append(row)
+            elif digest is not None:
+                rows = self._by_digest.get(digest)
+                if rows is None:
+                    if len(self._by_digest) >= MAX_REFUSED_DIGESTS:
+                        return
+                    rows = self._by_digest[digest] = deque(maxlen=RECENT_PER_KEY)
+                rows.append(row)
+            self._events += 1
+            full = self._events >= FLUSH_THRESHOLD
+        self._after_record(full)
+
+    def _after_record(self, full: bool) -> None:
         if self.autoflush:
             self._ensure_thread()
             if full:
@@ -128,6 +166,7 @@ class UsageBuffer:
     def _take(self) -> dict[int, _KeyUsage]:
         with self._lock:
             taken, self._keys, self._events = self._keys, {}, 0
+            self._taken_digests, self._by_digest = self._by_digest, {}
         return taken
 
     def _put_back(self, taken: dict[int, _KeyUsage]) -> None:
@@ -145,22 +184,43 @@ class UsageBuffer:
                     new.last_used_at, new.last_used_ip = old.last_used_at, old.last_used_ip
                 for day, n in old.per_day.items():
                     new.per_day[day] += n
-                merged = sorted([*old.recent, *new.recent])[-RECENT_PER_KEY:]
+                merged = sorted([*old.recent, *new.recent], key=lambda row: row[0])
+                merged = merged[-RECENT_PER_KEY:]
                 new.recent = deque(merged, maxlen=RECENT_PER_KEY)
                 self._events += old.count
 
     def flush(self) -> int:
-        """Write buffered usage to the database; returns the number of requests written."""
+        """Write buffered usage to the database; returns the number of requests written
+        (refusals are written too, but are not requests served)."""
         with self._flush_lock:
             taken = self._take()
-            if not taken:
+            by_digest, self._taken_digests = self._taken_digests, {}
+            if not taken and not by_digest:
                 return 0
             try:
+                if by_digest:
+                    _attribute(taken, by_digest)
                 _write(taken)
             except Exception:
                 self._put_back(taken)
                 raise
             return sum(u.count for u in taken.values())
+
+
+def _attribute(taken: dict[int, _KeyUsage], by_digest: dict[str, deque]) -> None:
+    """Refusals known by their token's digest join their key's recent requests (one query)."""
+    ids = dict(
+        ApiKey.objects.filter(digest__in=list(by_digest)).values_list("digest", "pk")
+    )
+    for digest, rows in by_digest.items():
+        key_id = ids.get(digest)
+        if key_id is None:
+            continue
+        usage = taken.get(key_id)
+        if usage is None:
+            usage = taken[key_id] = _KeyUsage()
+        merged = sorted([*usage.recent, *rows], key=lambda row: row[0])[-RECENT_PER_KEY:]
+        usage.recent = deque(merged, maxlen=RECENT_PER_KEY)
 
 
 def _text(value: str, limit: int) -> str:
@@ -205,7 +265,8 @@ def _write(taken: dict[int, _KeyUsage]) -> None:
 
 
 def _write_counts(key_id: int, usage: _KeyUsage) -> None:
-    ApiKey.objects.filter(pk=key_id).update(request_count=F("request_count") + usage.count)
+    if usage.count:  # refusals alone are not use
+        ApiKey.objects.filter(pk=key_id).update(request_count=F("request_count") + usage.count)
     _move_last_used_forward(key_id, usage.last_used_at, usage.last_used_ip)
     for day, n in usage.per_day.items():
         _add_usage_day(key_id, day, n)
@@ -215,9 +276,9 @@ def _write_rows(key_id: int, rows: Iterable[tuple]) -> None:
     KeyRequest.objects.bulk_create(
         KeyRequest(
             api_key_id=key_id, at=at, method=method, path=path, status=status, ip=ip,
-            latency_ms=latency,
+            latency_ms=latency, error=error,
         )
-        for at, method, path, status, ip, latency in rows
+        for at, method, path, status, ip, latency, error in rows
     )
 
 
@@ -296,6 +357,10 @@ usage_buffer = UsageBuffer()
 
 def usage_record(**event: Any) -> None:
     usage_buffer.record(**event)
+
+
+def usage_record_refusal(**event: Any) -> None:
+    usage_buffer.record_refusal(**event)
 
 
 def usage_flush() -> int:

@@ -31,3 +31,17 @@ class OAuthAppForm(forms.Form):
 
     def clean_redirect_uris(self) -> list[str]:
         return validate_redirect_uris(self.cleaned_data["redirect_uris"].split())
+
+
+class OAuthAppEditForm(forms.Form):
+    """An app's name and redirect URIs, edited after registration (`oauth_app_update`); its
+    grants and tokens stay. The client type and id cannot change."""
+
+    name = OAuthAppForm.base_fields["name"]
+    redirect_uris = OAuthAppForm.base_fields["redirect_uris"]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, label_suffix="", **kwargs)
+
+    def clean_redirect_uris(self) -> str:
+        return " ".join(validate_redirect_uris(self.cleaned_data["redirect_uris"].split()))

@@ -43,6 +43,11 @@ dashboard_patterns = [
         name="app_rotate_secret",
     ),
     path(
+        "w/<slug:slug>/settings/oauth-apps/<str:client_id>/edit",
+        views.app_edit,
+        name="app_edit",
+    ),
+    path(
         "w/<slug:slug>/settings/oauth-apps/<str:client_id>/delete",
         views.app_delete,
         name="app_delete",

@@ -16,16 +16,21 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.cache import add_never_cache_headers
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
-from django_htmx.http import reswap, retarget, trigger_client_event
+from django_htmx.http import (
+    HttpResponseClientRedirect,
+    reswap,
+    retarget,
+    trigger_client_event,
+)
 
 from core.context import Actor, RequestContext
 from workspaces.permissions import WorkspaceRequest, workspace_view
 from workspaces.roles import Action
 from workspaces.sudo import sudo_required
 
-from .forms import OAuthAppForm
+from .forms import OAuthAppEditForm, OAuthAppForm
 from .models import Connection, WorkspaceApp
 from .selectors import connections_for_user, workspace_app, workspace_apps
 from .services import (
@@ -33,6 +38,7 @@ from .services import (
     oauth_app_create,
     oauth_app_delete,
     oauth_app_rotate_secret,
+    oauth_app_update,
 )
 
 PAGE = "oauth/app_list.html"
@@ -111,6 +117,46 @@ def app_create(request: WorkspaceRequest) -> HttpResponse:
             return _secret_shown(request, app, secret, title="App registered")
     status = HTTPStatus.UNPROCESSABLE_ENTITY if form.is_bound else HTTPStatus.OK
     return _dialog(request, "create", form=form, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view(Action.MANAGE_OAUTH_APPS)
+def app_edit(request: WorkspaceRequest, client_id: str) -> HttpResponse:
+    """Edit an app's name and redirect URIs (`oauth_app_update`, audited `oauth_app.updated`);
+    its grants and tokens are kept. Without JavaScript: post, then 303 to the list (or 422 with
+    every error); with HTMX the form swaps itself on an error and the browser goes to the list
+    when saved."""
+    app = _get_app(request, client_id)
+    application = app.application
+    form = OAuthAppEditForm(
+        request.POST if request.method == "POST" else None,
+        initial={"name": application.name,
+                 "redirect_uris": "\n".join(application.redirect_uris.split())},
+    )
+    if form.is_bound and form.is_valid():
+        try:
+            oauth_app_update(
+                application=application, changes=dict(form.cleaned_data),
+                actor=Actor.for_user(request.user), context=RequestContext.from_request(request),
+            )
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict"):
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                form.add_error(None, exc.messages)
+        else:
+            messages.success(request, f"Saved “{form.cleaned_data['name']}”.")
+            if request.htmx:
+                return HttpResponseClientRedirect(_list_url(request))
+            return _see_other(_list_url(request))
+    status = HTTPStatus.UNPROCESSABLE_ENTITY if form.is_bound else HTTPStatus.OK
+    template = "oauth/app_edit.html#edit-form" if request.htmx and form.is_bound else (
+        "oauth/app_edit.html"
+    )
+    response = render(request, template, {"app": app, "form": form}, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @require_http_methods(["GET", "POST"])

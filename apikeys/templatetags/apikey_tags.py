@@ -3,9 +3,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import template
+from django.conf import settings
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from apikeys.models import ApiKey
+from apikeys.selectors import apikey_warnings
 
 register = template.Library()
 
@@ -16,19 +19,43 @@ def _plural(n: int, unit: str) -> str:
     return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
 
 
+def _rounded(seconds: float) -> str:
+    """The nearest whole unit: `3 days` for 2 days 20 hours, `5 hours`, `12 minutes`."""
+    if seconds >= 23.5 * 3600:
+        return _plural(max(1, round(seconds / 86400)), "day")
+    if seconds >= 59.5 * 60:
+        return _plural(max(1, round(seconds / 3600)), "hour")
+    return _plural(max(1, round(seconds / 60)), "minute")
+
+
 @register.filter
 def expiry_countdown(key: ApiKey) -> str:
-    """`expires in N days` (hours, under a day) for a key expiring within 7 days, else ''."""
+    """`expires in 3 days` (hours, minutes when nearer), rounded to the nearest unit, for a key
+    expiring within 7 days, else ''."""
     now = timezone.now()
     if not key.expires_within(EXPIRY_WARNING_DAYS, now):
         return ""
-    remaining = key.expires_at - now
-    if remaining.days >= 1:
-        return f"expires in {_plural(remaining.days, 'day')}"
-    hours = remaining.seconds // 3600
-    if hours >= 1:
-        return f"expires in {_plural(hours, 'hour')}"
-    return "expires in under an hour"
+    remaining = (key.expires_at - now).total_seconds()
+    if remaining < 30:
+        return "expires in under a minute"
+    return f"expires in {_rounded(remaining)}"
+
+
+@register.filter
+def ago(moment: datetime | None) -> str:
+    """`just now` under a minute, else `5 minutes ago` (Django's timesince, its largest two
+    units): never `0 minutes ago`."""
+    if moment is None:
+        return ""
+    if (timezone.now() - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment)} ago"
+
+
+@register.filter
+def key_warnings(key: ApiKey) -> list[dict]:
+    """What deserves a look on a live key (`apikeys.selectors.apikey_warnings`)."""
+    return apikey_warnings(key, deployment=settings.GATEHOUSE_ENVIRONMENT)
 
 
 @register.filter

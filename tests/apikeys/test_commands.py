@@ -128,3 +128,84 @@ def test_create_api_key_with_collections(workspace, other_workspace) -> None:
     with pytest.raises(CommandError, match=theirs.public_id):
         run("create_api_key", "acme", "--name", "Bad", "--collections", theirs.public_id)
     assert not ApiKey.objects.filter(name="Bad").exists()
+
+
+def test_create_api_key_with_allowed_ips(workspace) -> None:
+    out, _err = run("create_api_key", "acme", "--name", "Pinned",
+                    "--allowed-ips", "10.0.0.0/8, 192.0.2.7")
+    key = ApiKey.objects.get(name="Pinned")
+    assert key.allowed_ips == ["10.0.0.0/8", "192.0.2.7/32"]
+    assert apikey_check_digest(token_digest(out.strip()), ip="8.8.8.8").error == "ip_not_allowed"
+    assert apikey_check_digest(token_digest(out.strip()), ip="10.1.2.3").ok
+
+
+def test_create_api_key_refuses_a_bad_cidr_and_writes_nothing(workspace) -> None:
+    with pytest.raises(CommandError, match="Not an IP address or CIDR range: 10.0.0.0/33"):
+        run("create_api_key", "acme", "--name", "Bad", "--allowed-ips", "10.0.0.0/33")
+    assert not ApiKey.objects.exists()
+
+
+@pytest.mark.parametrize("command", ["create_api_key", "update_api_key"])
+def test_help_lists_the_valid_scopes(command, capsys) -> None:
+    with pytest.raises(SystemExit):
+        call_command(command, "--help")
+    text = capsys.readouterr().out
+    assert "--allowed-ips" in text and "Valid scopes:" in text
+    for scope in ("passports:read", "passports:write", "collections:read", "audit:read",
+                  "keys:read"):
+        assert scope in text
+    assert "offline_access" not in text  # OAuth only
+
+
+def test_update_api_key_changes_only_what_is_given(workspace) -> None:
+    key, _token = apikey_create(
+        workspace=workspace, name="Cron", note="keep", scopes=["passports:read"],
+        environment="development", **by(),
+    )
+    out, _err = run("update_api_key", key.public_id, "--name", "Nightly cron",
+                    "--scopes", "passports:read,keys:read", "--allowed-ips", "192.0.2.0/24",
+                    "--rate-limit", "30", "--expires", "2040-01-01")
+    assert "Saved" in out and "Nightly cron" in out
+    key.refresh_from_db()
+    assert (key.name, key.note, key.scopes) == ("Nightly cron", "keep",
+                                                ["keys:read", "passports:read"])
+    assert key.allowed_ips == ["192.0.2.0/24"] and key.rate_limit_per_minute == 30
+    assert key.expires_at == datetime(2040, 1, 1, tzinfo=UTC)
+    event = AuditEvent.objects.get(action="key.updated")
+    assert event.metadata["door"] == "command"
+    assert event.actor_label == "manage.py update_api_key"
+    assert event.metadata["name"] == ["Cron", "Nightly cron"]
+    run("update_api_key", key.public_id, "--no-expiry", "--rate-limit", "none",
+        "--allowed-ips", "")
+    key.refresh_from_db()
+    assert key.expires_at is None and key.rate_limit_per_minute is None
+    assert key.allowed_ips == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scopes", "passports:read,root"], "Unknown scope: root."),
+        (["--allowed-ips", "300.1.1.1"], "Not an IP address or CIDR"),
+        (["--rate-limit", "-1"], "whole number"),
+        (["--rate-limit", "0"], "positive number"),
+        (["--name", ""], "Give the key a name."),
+        (["--collections", "col_missing"], "No collection of this workspace"),
+        ([], "Nothing to change"),
+    ],
+)
+def test_update_api_key_refuses_bad_input_and_changes_nothing(workspace, args, message) -> None:
+    key, _token = apikey_create(
+        workspace=workspace, name="Cron", scopes=["passports:read"], environment="development",
+        **by(),
+    )
+    with pytest.raises(CommandError, match=message):
+        run("update_api_key", key.public_id, *args)
+    key.refresh_from_db()
+    assert key.name == "Cron" and key.scopes == ["passports:read"]
+    assert not AuditEvent.objects.filter(action="key.updated").exists()
+
+
+def test_update_api_key_unknown_id(db) -> None:
+    with pytest.raises(CommandError, match="No API key with id"):
+        run("update_api_key", "key_doesnotexist", "--name", "x")

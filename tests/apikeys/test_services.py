@@ -188,11 +188,11 @@ def test_rotated_old_key_moves_to_the_inactive_list_when_the_overlap_ends(worksp
     with time_machine.travel(T0, tick=False):
         old, _ = make_key(workspace)
         new, _ = apikey_rotate(key=old, overlap="1h", **by())
-        live, inactive = apikeys_for_dashboard(workspace)
+        live, inactive, _next = apikeys_for_dashboard(workspace)
         assert {k.pk for k in live} == {old.pk, new.pk}
         assert next(k for k in live if k.pk == old.pk).has_successor
         assert not next(k for k in live if k.pk == new.pk).has_successor
-    live, inactive = apikeys_for_dashboard(workspace, now=T0 + timedelta(hours=1))
+    live, inactive, _next = apikeys_for_dashboard(workspace, now=T0 + timedelta(hours=1))
     assert [k.pk for k in live] == [new.pk]
     assert [k.pk for k in inactive] == [old.pk]
 

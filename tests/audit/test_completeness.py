@@ -249,6 +249,16 @@ def case_apikey_set_restriction(workspace, members) -> Expected:
                     key.public_id, workspace)
 
 
+def case_apikey_update(workspace, members) -> Expected:
+    key = _create_key(workspace, members["admin"])
+    apikey_services.apikey_update(
+        key=key, changes={"name": "Renamed", "scopes": ["passports:read"]},
+        actor=Actor.for_user(members["admin"]), context=CONTEXT,
+    )
+    return Expected("key.updated", Actor.for_user(members["admin"]), "api_key",
+                    key.public_id, workspace)
+
+
 # --- OAuth (oauth/services.py) ------------------------------------------------------------------
 
 REDIRECT = ["https://app.example.test/callback"]
@@ -399,6 +409,7 @@ CASES: dict[str, Callable[..., Expected]] = {
     "apikeys.services.apikey_revoke": case_apikey_revoke,
     "apikeys.services.apikey_set_rate_limit": case_apikey_set_rate_limit,
     "apikeys.services.apikey_set_restriction": case_apikey_set_restriction,
+    "apikeys.services.apikey_update": case_apikey_update,
     "oauth.services.oauth_app_create": case_oauth_app_create,
     "oauth.services.oauth_app_register_dynamic": case_oauth_app_register_dynamic,
     "oauth.services.oauth_app_rotate_secret": case_oauth_app_rotate_secret,

@@ -152,6 +152,9 @@ def test_copy_once_dialog_survives_escape_and_focus_returns(browser, live_server
     expect(dialog.get_by_test_id("new-token")).to_be_visible()
     dialog.get_by_role("link", name="Done, I saved it").click()
     expect(page.get_by_role("dialog")).to_have_count(0)
+    # The new key made the table reload itself (`keys-changed`); a link clicked before that swap
+    # lands is replaced by it, and focus could not return to it.
+    page.wait_for_load_state("networkidle")
 
     rotate = page.get_by_role("link", name="Rotate Deploy worker number 5", exact=True)
     rotate.click()

@@ -68,11 +68,12 @@ WORKSPACE_PAGES: dict[str, Page] = {
     "apikeys:pause": Page(Action.MANAGE_KEYS, ("POST",), "key"),
     "apikeys:resume": Page(Action.MANAGE_KEYS, ("POST",), "key"),
     "apikeys:rate_limit": Page(Action.MANAGE_KEYS, ("POST",), "key"),
-    "apikeys:collections": Page(Action.MANAGE_KEYS, ("POST",), "key"),
+    "apikeys:edit": Page(Action.MANAGE_KEYS, ("GET", "POST"), "key"),
     "oauth:app_list": Page(Action.MANAGE_OAUTH_APPS),
     "oauth:app_create": Page(Action.MANAGE_OAUTH_APPS, ("GET", "POST")),
     "oauth:app_rotate_secret": Page(Action.MANAGE_OAUTH_APPS, ("GET", "POST"), "app"),
     "oauth:app_delete": Page(Action.MANAGE_OAUTH_APPS, ("GET", "POST"), "app"),
+    "oauth:app_edit": Page(Action.MANAGE_OAUTH_APPS, ("GET", "POST"), "app"),
 }
 # API routes: the object they name (None: a list or the caller itself).
 API_ROUTES: dict[str, str | None] = {
@@ -193,9 +194,10 @@ def state_of(workspace) -> tuple:
     """Everything a request could change in a workspace."""
     return (
         sorted(ApiKey.objects.filter(workspace=workspace).values_list(
-            "public_id", "status", "expires_at", "rate_limit_per_minute")),
+            "public_id", "status", "expires_at", "rate_limit_per_minute", "name", "note")),
         sorted(WorkspaceApp.objects.filter(workspace=workspace).values_list(
-            "application__client_id", "application__client_secret")),
+            "application__client_id", "application__client_secret", "application__name",
+            "application__redirect_uris")),
         sorted(Membership.objects.filter(workspace=workspace).values_list("pk", "role")),
         sorted(Passport.objects.filter(workspace=workspace).values_list(
             "public_id", "product_name", "status", "collection_id")),

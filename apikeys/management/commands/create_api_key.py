@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from apikeys.models import Environment
 from apikeys.services import apikey_create
 from core.context import Actor, RequestContext
 from workspaces.models import Workspace
-from workspaces.scopes import default_key_scope_names
+from workspaces.scopes import api_key_scopes, default_key_scope_names
 
 
 def parse_expiry(value: str) -> datetime:
@@ -26,18 +27,40 @@ def parse_expiry(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def split_list(value: str | None) -> list[str] | None:
+    """`a,b` or `a b` → ["a", "b"]; None stays None (the option was not given)."""
+    if value is None:
+        return None
+    return [v for v in re.split(r"[\s,]+", value) if v]
+
+
+def scopes_help() -> str:
+    return "Valid scopes: " + "; ".join(
+        f"{s.name} ({s.description.rstrip('.')})" for s in api_key_scopes()
+    ) + "."
+
+
 class Command(BaseCommand):
     help = (
         "Create an API key in a workspace and print its token, and only the token, on stdout. "
         "The token is not stored and cannot be shown again."
     )
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.epilog = scopes_help()
+        return parser
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("workspace", help="The workspace's slug.")
         parser.add_argument("--name", required=True, help="What uses the key (1–100 characters).")
         parser.add_argument(
             "--scopes", metavar="A,B",
-            help="Comma-separated scopes (default: every read scope).",
+            help="Comma-separated scopes (default: every read scope); listed below.",
+        )
+        parser.add_argument(
+            "--allowed-ips", metavar="CIDR,CIDR", dest="allowed_ips",
+            help="Only accept the key from these addresses or CIDR ranges (default: any).",
         )
         parser.add_argument(
             "--env", choices=Environment.values, default=None,
@@ -57,7 +80,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, workspace: str, name: str, scopes: str | None, env: str | None,
                expires: str | None, note: str, rate_limit: int | None,
-               collections: str | None = None, **options: Any) -> None:
+               collections: str | None = None, allowed_ips: str | None = None,
+               **options: Any) -> None:
         ws = Workspace.objects.filter(slug=workspace).first()
         if ws is None:
             raise CommandError(f"No workspace with slug {workspace!r}.")
@@ -74,10 +98,8 @@ class Command(BaseCommand):
                 environment=env or settings.GATEHOUSE_ENVIRONMENT,
                 expires_at=parse_expiry(expires) if expires else None,
                 rate_limit_per_minute=rate_limit,
-                collections=(
-                    None if collections is None
-                    else [c.strip() for c in collections.split(",") if c.strip()]
-                ),
+                allowed_ips=split_list(allowed_ips),
+                collections=split_list(collections),
                 actor=Actor.for_command("create_api_key"),
                 context=RequestContext.for_command("create_api_key"),
             )
