@@ -187,6 +187,14 @@ class GatehouseOAuth2Validator(OAuth2Validator):
     ) -> bool:
         if redirect_uri_problem(redirect_uri) is not None:
             return False
+        client = request.client
+        if (
+            client is not None
+            and client.registration_source == client.RegistrationSource.CIMD
+        ):
+            # Client ID Metadata Documents: exactly one of the document's redirect URIs, with
+            # none of RFC 8252's loopback port leeway (anyone can publish such a document).
+            return redirect_uri in client.redirect_uris.split()
         return super().validate_redirect_uri(client_id, redirect_uri, request, *args, **kwargs)
 
     def save_authorization_code(
