@@ -13,23 +13,30 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
+import anyio
+import httpx2
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.test import Client
+from mcp.client.auth import OAuthClientProvider
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 from oauth2_provider.models import AccessToken, Application
+from pydantic import AnyUrl
 
 from oauth.models import Connection
 from oauth.selectors import Registration, registration_kind
 
-from .conftest import AUTHORIZE, RegisteredApp, authorize_params, pkce_pair
+from .conftest import AUTHORIZE, RegisteredApp, authorize_params, pkce_pair, query_of
+from .test_live_clients import MemoryTokenStorage, UserAgent
 
 LOOPBACK_CALLBACK = "http://127.0.0.1:33418/callback"
 HTTPS_CALLBACK = "https://assistant.example/callback"
@@ -324,3 +331,59 @@ def test_refusal_is_remembered_during_the_backoff(documents, editor) -> None:
 def test_registration_kinds_of_other_apps(make_app) -> None:
     app = make_app()
     assert registration_kind(app.application) == Registration.WORKSPACE
+
+
+# --- the unmodified MCP SDK client -------------------------------------------------------------
+
+
+async def _sdk_with_metadata_url(base_url: str, agent, storage, client_id: str) -> tuple:
+    redirects: list[str] = []
+
+    async def redirect_handler(authorization_url: str) -> None:
+        redirects.append(await anyio.to_thread.run_sync(agent.consent, authorization_url))
+
+    async def callback_handler() -> AuthorizationCodeResult:
+        params = query_of(redirects[-1])
+        return AuthorizationCodeResult(
+            code=params["code"], state=params.get("state"), iss=params.get("iss")
+        )
+
+    provider = OAuthClientProvider(
+        server_url=f"{base_url}/api/v1/me",
+        client_metadata=OAuthClientMetadata(
+            client_name="SDK Assistant", redirect_uris=[AnyUrl(LOOPBACK_CALLBACK)],
+        ),
+        storage=storage,
+        redirect_handler=redirect_handler,
+        callback_handler=callback_handler,
+        client_metadata_url=client_id,
+    )
+    async with httpx2.AsyncClient(auth=provider, timeout=20) as http:
+        response = await http.get(f"{base_url}/api/v1/me")
+    return response, redirects
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mcp_sdk_client_uses_a_metadata_document_url(documents, live_server, members) -> None:
+    url = documents.url("/clients/sdk.json")
+    documents.publish("/clients/sdk.json", {
+        "client_id": url, "client_name": "SDK Assistant", "redirect_uris": [LOOPBACK_CALLBACK],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "none",
+    })
+    agent = UserAgent(live_server.url, members["editor"])
+    storage = MemoryTokenStorage()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        response, redirects = pool.submit(
+            anyio.run, _sdk_with_metadata_url, live_server.url, agent, storage, url
+        ).result(timeout=90)
+
+    assert response.status_code == HTTPStatus.OK, response.text
+    assert len(redirects) == 1
+    body = response.json()
+    assert body["principal"]["kind"] == "oauth"
+    assert body["principal"]["id"] == url
+    assert 'data-testid="loopback-warning"' in agent.pages[0]
+    assert f"127.0.0.1:{documents.port}" in agent.pages[0]
+    assert not Application.objects.filter(registration_source="dcr").exists()  # no registration
+    assert Connection.objects.get().application.registration_source == "cimd"
