@@ -145,6 +145,8 @@ class GatehouseMetadataFetcher(dot_cimd.SafeMetadataFetcher):
             parsed = dot_cimd._validate_client_id_url(client_id)
         except dot_cimd.CIMDError as exc:
             raise MetadataRefusal("invalid_url", f"Its URL is not valid: {exc}.") from None
+        except ValueError:
+            raise MetadataRefusal("invalid_url", "Its URL is not valid.") from None
         port = parsed.port or 443
         ips = _resolve(parsed.hostname, port)
         timeout = oauth2_settings.CIMD_FETCH_TIMEOUT_SECONDS
@@ -250,7 +252,10 @@ class GatehouseMetadataFetcher(dot_cimd.SafeMetadataFetcher):
 
 def client_host(client_id: str) -> str:
     """The host (and port) a metadata-document client is named by, as the consent screen shows."""
-    return urlsplit(client_id).netloc
+    try:
+        return urlsplit(client_id).netloc[:255]
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return "an invalid address"
 
 
 def all_redirects_on_loopback(redirect_uris: list[str]) -> bool:

@@ -107,6 +107,30 @@ def test_an_unissued_oauth_token_is_a_false_positive(signing_key) -> None:
     ]
 
 
+def test_a_verified_report_of_an_oauth_token_ends_its_grant(oauth_app, tokens_for, api,
+                                                            signing_key) -> None:
+    tokens = tokens_for(oauth_app, role="editor", scope="passports:read offline_access")
+    access, refresh = tokens["access_token"], tokens["refresh_token"]
+    body = json.dumps([
+        {"token": access, "type": "gatehouse_oauth_access_token", "url": "", "source": "npm"},
+        {"token": refresh, "type": "gatehouse_oauth_refresh_token"},
+    ]).encode()
+
+    response = github_post(body, signature=sign(signing_key, body))
+
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert [entry["label"] for entry in response.json()] == ["true_positive", "true_positive"]
+    assert response.json()[1]["token_hash"] == sha(refresh)
+    me = Client().get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {access}")
+    assert me.status_code == HTTPStatus.UNAUTHORIZED
+    event = AuditEvent.objects.get(action="oauth.token_revoked")
+    assert event.metadata["reason"] == "leaked"
+    assert event.metadata["signature"] == "verified"
+    # The access token was deleted by the revocation; it is still known as issued.
+    again = github_post(matches(access), signature=sign(signing_key, matches(access)))
+    assert again.json()[0]["label"] == "true_positive"
+
+
 @pytest.mark.parametrize("case", ["no_headers", "unknown_key", "bad_signature", "other_key",
                                   "not_base64", "huge_header", "signature_of_other_body"])
 def test_an_unverified_report_is_an_anonymous_report(case, make_key, signing_key) -> None:

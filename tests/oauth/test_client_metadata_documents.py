@@ -328,6 +328,22 @@ def test_refusal_is_remembered_during_the_backoff(documents, editor) -> None:
     assert documents.hits["/clients/again.json"] == 1  # backed off, reason still shown
 
 
+@pytest.mark.parametrize("client_id", [
+    "https://[::1/clients/x.json",  # unclosed IPv6 bracket
+    "https://example.invalid:99999/c.json",  # bad port
+    "https://user:pw@example.invalid/c.json",  # userinfo
+    "https://example.invalid/" + "a" * 3000,
+    "https://example.invalid/../c.json",
+    "https://\u202eexample.invalid/c.json",
+])
+def test_hostile_metadata_urls_get_the_error_page(documents, editor, client_id) -> None:
+    page, _ = _get_authorize(editor, client_id)
+    assert page.status_code == HTTPStatus.BAD_REQUEST, page.content[:500]
+    assert "Location" not in page
+    assert "invalid_client" in page.content.decode()
+    assert not Application.objects.exists()
+
+
 def test_registration_kinds_of_other_apps(make_app) -> None:
     app = make_app()
     assert registration_kind(app.application) == Registration.WORKSPACE
