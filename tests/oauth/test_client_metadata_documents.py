@@ -32,6 +32,7 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 from oauth2_provider.models import AccessToken, Application
 from pydantic import AnyUrl
 
+from audit.models import AuditEvent
 from oauth.models import Connection
 from oauth.selectors import Registration, registration_kind
 
@@ -232,6 +233,9 @@ def test_full_flow_with_a_metadata_document(documents, editor, authorize, exchan
     connection = Connection.objects.get(application=application)
     assert connection.workspace.slug == "acme"
     assert AccessToken.objects.filter(application=application).count() == 1
+    created = AuditEvent.objects.get(action="oauth_app.created", target_id=client_id)
+    assert created.metadata["registration"] == "metadata_document"
+    assert created.workspace is None
     # Cached: the whole flow fetched the document once.
     assert documents.hits["/clients/desk.json"] == 1
 
