@@ -1,6 +1,7 @@
 """Gatehouse settings: one module, driven by environment variables (see `.env.example`)."""
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -315,12 +316,46 @@ OAUTH2_PROVIDER = {
     ],
     "DCR_ENABLED": True,
     "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+    # Client ID Metadata Documents (oauth/cimd.py, docs/oauth.md): an https client_id is fetched
+    # (5 s for the whole fetch, 8 KiB at most, public addresses only, no redirects) and cached
+    # for its Cache-Control max-age, kept between 5 minutes and a day; a failure is not retried
+    # for a minute. Dynamic registration stays on beside it.
+    "CIMD_ENABLED": True,
+    "CIMD_METADATA_FETCHER": "oauth.cimd.GatehouseMetadataFetcher",
+    "CIMD_FETCH_TIMEOUT_SECONDS": 5,
+    "CIMD_MAX_DOCUMENT_SIZE": 8 * 1024,
+    "CIMD_METADATA_MIN_AGE_SECONDS": 300,
+    "CIMD_METADATA_MAX_AGE_SECONDS": 86400,
+    "CIMD_FAILURE_BACKOFF_SECONDS": 60,
+    "CIMD_MAX_CONCURRENT_FETCHES": 10,
     "OAUTH2_PROTECTED_RESOURCE_NAME": "Gatehouse API",
     "APPLICATION_ADMIN_CLASS": "oauth.admin.ApplicationAdmin",
     "ACCESS_TOKEN_ADMIN_CLASS": "oauth.admin.AccessTokenAdmin",
     "REFRESH_TOKEN_ADMIN_CLASS": "oauth.admin.RefreshTokenAdmin",
     "GRANT_ADMIN_CLASS": "oauth.admin.GrantAdmin",
 }
+
+# For the test suite only (oauth/cimd.py), never from the environment: accept a metadata document
+# served on a loopback address, and trust this CA file for its certificate.
+GATEHOUSE_CIMD_ALLOW_LOOPBACK = False
+GATEHOUSE_CIMD_CA_FILE = ""
+
+# GitHub secret scanning (gateway/secret_scanning.py, docs/security.md): the public keys whose
+# signatures make a leak report "verified", as a JSON object {key_identifier: PEM}. GitHub
+# publishes them at https://api.github.com/meta/public_keys/secret_scanning. Empty: every report
+# is handled as an anonymous one.
+try:
+    GATEHOUSE_GITHUB_SCANNING_KEYS = json.loads(
+        os.environ.get("GATEHOUSE_GITHUB_SCANNING_KEYS") or "{}"
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured("GATEHOUSE_GITHUB_SCANNING_KEYS must be a JSON object.") from exc
+if not isinstance(GATEHOUSE_GITHUB_SCANNING_KEYS, dict) or not all(
+    isinstance(v, str) for v in GATEHOUSE_GITHUB_SCANNING_KEYS.values()
+):
+    raise ImproperlyConfigured(
+        "GATEHOUSE_GITHUB_SCANNING_KEYS must map key identifiers to PEM strings."
+    )
 
 # The API gateway routes each `/api/v1/` token to its verifier by prefix (apikit/principal.py).
 GATEHOUSE_TOKEN_VERIFIERS = {

@@ -18,15 +18,26 @@ from apikit.requests import (
     read_query,
 )
 from core.addresses import ip_bucket
-from core.context import RequestContext
+from core.context import Actor, RequestContext
 
 from .leaks import (
     MAX_CREDENTIAL_LENGTH,
     MAX_CREDENTIALS,
+    REPORTER,
     REPORTS_PER_MINUTE,
+    leaked_credentials_known,
     leaked_credentials_revoke,
 )
 from .leaks import MAX_URL_LENGTH as MAX_LEAK_URL_LENGTH
+from .secret_scanning import (
+    KEY_ID_HEADER,
+    SIGNATURE_HEADER,
+    Match,
+    feedback,
+    is_github_report,
+    signature_verified,
+)
+from .secret_scanning import MAX_FIELD_LENGTH as MAX_GITHUB_FIELD_LENGTH
 
 
 @api_endpoint()
@@ -62,6 +73,7 @@ def not_found_fallback(request: HttpRequest, *args: object, **kwargs: object) ->
 
 # --- Leaked credentials ------------------------------------------------------------------------
 
+GITHUB_REPORTER = Actor.system("GitHub secret scanning")
 LEAK_REPORT_RATE = f"{REPORTS_PER_MINUTE}/m"
 LEAK_REPORT_GROUP = "gatehouse.api.leaked_credentials"
 LEAK_ACCEPTED = {
@@ -71,9 +83,36 @@ LEAK_ACCEPTED = {
 }
 
 
-def _leak_report(request: HttpRequest) -> tuple[list[str], str]:
+def _github_matches(data: list[dict]) -> list[Match]:
+    """GitHub's secret-scanning body: `[{"token", "type", "url", "source"}, …]`."""
+    if len(data) > MAX_CREDENTIALS:
+        raise invalid_request({"body": f"Send 1 to {MAX_CREDENTIALS} matches."})
+    matches = []
+    for item in data:
+        fields = {"token": str, "type": str, "url": str, "source": str}
+        item = check_json_object(  # members GitHub may add later are ignored
+            {name: value for name, value in item.items() if name in fields},
+            fields=fields, required=["token"],
+        )
+        token = item["token"]
+        if not 0 < len(token) <= MAX_CREDENTIAL_LENGTH or not is_unicode_text(token):
+            raise invalid_request(
+                {"token": f"Each token must be a string of 1 to {MAX_CREDENTIAL_LENGTH} "
+                          "characters."}
+            )
+        extra = {name: item.get(name, "") for name in ("type", "url", "source")}
+        if any(len(value) > MAX_GITHUB_FIELD_LENGTH or not is_unicode_text(value)
+               for value in extra.values()):
+            raise invalid_request(
+                {"body": f"type, url and source must be at most {MAX_GITHUB_FIELD_LENGTH} "
+                         "characters of text."}
+            )
+        matches.append(Match(token=token, **extra))
+    return matches
+
+
+def _plain_report(data: object) -> tuple[list[str], str]:
     """A JSON array of strings, or `{"credentials": [...], "url": "..."}`."""
-    data = read_json(request)
     url = ""
     if isinstance(data, dict):
         data = check_json_object(data, fields={"credentials": list, "url": str},
@@ -109,8 +148,28 @@ def leaked_credentials(request: HttpRequest) -> JsonResponse:
             "Too many reports from your IP address; retry in a minute.",
             headers={"Retry-After": "60"},
         )
-    credentials, url = _leak_report(request)
-    leaked_credentials_revoke(
-        credentials=credentials, url=url, context=RequestContext.from_request(request)
+    data = read_json(request)
+    context = RequestContext.from_request(request)
+    if not is_github_report(data):
+        credentials, url = _plain_report(data)
+        leaked_credentials_revoke(credentials=credentials, url=url, context=context)
+        return JsonResponse(LEAK_ACCEPTED, status=HTTPStatus.ACCEPTED)
+    matches = _github_matches(data)
+    verified = signature_verified(
+        request.body, request.headers.get(KEY_ID_HEADER), request.headers.get(SIGNATURE_HEADER)
     )
-    return JsonResponse(LEAK_ACCEPTED, status=HTTPStatus.ACCEPTED)
+    # One revocation per `url`, as the reporter's text of each audit event and banner.
+    by_url: dict[tuple[str, str], list[str]] = {}
+    for match in matches:
+        by_url.setdefault((match.url, match.source), []).append(match.token)
+    for (url, source), tokens in by_url.items():
+        leaked_credentials_revoke(
+            credentials=tokens, url=url, context=context,
+            reporter=GITHUB_REPORTER if verified else REPORTER,
+            report={"report": "github_secret_scanning", "source": source,
+                    "signature": "verified" if verified else "unverified"},
+        )
+    if not verified:  # never trusted more than an anonymous report
+        return JsonResponse(LEAK_ACCEPTED, status=HTTPStatus.ACCEPTED)
+    known = leaked_credentials_known([match.token for match in matches])
+    return JsonResponse(feedback(matches, known), safe=False, status=HTTPStatus.OK)

@@ -38,7 +38,7 @@ from apikeys.tokens import parse_token, token_digest
 from core.context import Actor, RequestContext
 from core.redaction import redact
 from oauth import tokens as oauth_tokens
-from oauth.models import Connection
+from oauth.models import Connection, IssuedAccessToken
 from workspaces.models import SecurityAlert, Workspace
 
 MAX_CREDENTIALS = 1000
@@ -96,16 +96,47 @@ def _add_live_connections(connections: dict[int, Connection], tokens: QuerySet) 
             connections[connection.pk] = connection
 
 
+def leaked_credentials_known(credentials: list[str]) -> set[str]:
+    """Which of `credentials` (stripped) Gatehouse issued, live or not: for the feedback of a
+    verified secret-scanning report only (`gateway.secret_scanning`), never for an anonymous one.
+    One indexed query per kind, as the revocation."""
+    by_digest: dict[str, str] = {}
+    keys, access, refresh = set(), set(), set()
+    for raw in credentials[:MAX_CREDENTIALS]:
+        value = raw.strip()
+        found_keys, found_access, found_refresh = _classify([value])
+        for digest in found_keys | found_access | found_refresh:
+            by_digest[digest] = value
+        keys |= found_keys
+        access |= found_access
+        refresh |= found_refresh
+    issued: set[str] = set()
+    if keys:
+        issued |= set(ApiKey.objects.filter(digest__in=keys).values_list("digest", flat=True))
+    if access:
+        issued |= set(IssuedAccessToken.objects.filter(token_checksum__in=access)
+                      .values_list("token_checksum", flat=True))
+    if refresh:
+        issued |= set(get_refresh_token_model().objects.filter(token_checksum__in=refresh)
+                      .values_list("token_checksum", flat=True))
+    return {by_digest[digest] for digest in issued}
+
+
 def leaked_credentials_revoke(
-    *, credentials: list[str], url: str = "", context: RequestContext
+    *, credentials: list[str], url: str = "", context: RequestContext,
+    reporter: Actor = REPORTER, report: dict[str, str] | None = None,
 ) -> int:
     """Revoke every live credential among `credentials`; returns how many were revoked (for the
-    caller's logs and tests only: never tell the reporter)."""
+    caller's logs and tests only: never tell the reporter). `reporter` and `report` (plain,
+    non-secret facts such as a verified scanner's `source`) go into each audit event; both
+    revocation services are the same as for any revocation, so whatever they notify follows."""
     from oauth.services import connection_revoke
 
     keys, access, refresh = _classify(credentials[:MAX_CREDENTIALS])
     # The URL is the reporter's text: it could itself carry a token, never stored (SPEC §3).
     metadata = {"reporter_ip": context.ip, "url": one_line(url, MAX_URL_LENGTH)}
+    for name, value in (report or {}).items():
+        metadata[name] = one_line(value, MAX_URL_LENGTH)
     now = timezone.now()
     live_keys = [
         key for key in ApiKey.objects.filter(digest__in=keys).select_related("workspace")
@@ -125,7 +156,7 @@ def leaked_credentials_revoke(
     for key in live_keys:
         try:
             with transaction.atomic():
-                apikey_revoke(key=key, actor=REPORTER, context=context, reason="leaked",
+                apikey_revoke(key=key, actor=reporter, context=context, reason="leaked",
                               metadata=metadata)
                 _alert(key.workspace, f"API key {key.name} ({key.display_hint})", metadata)
         except ValidationError:  # revoked (or expired) since it was read: nothing left to do
@@ -133,7 +164,7 @@ def leaked_credentials_revoke(
         revoked += 1
     for connection in connections.values():
         with transaction.atomic():
-            ended = connection_revoke(connection=connection, actor=REPORTER, context=context,
+            ended = connection_revoke(connection=connection, actor=reporter, context=context,
                                       reason="leaked", metadata=metadata)
             if ended.revoked_at is not None and ended.revoked_at < now:
                 continue  # revoked concurrently, before this report: no alert of ours

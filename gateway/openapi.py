@@ -36,6 +36,7 @@ from passports import openapi as passports_openapi
 from workspaces.scopes import all_scopes
 
 from .leaks import MAX_CREDENTIAL_LENGTH, MAX_CREDENTIALS, MAX_URL_LENGTH, REPORTS_PER_MINUTE
+from .secret_scanning import MAX_FIELD_LENGTH as MAX_GITHUB_FIELD_LENGTH
 
 API_VERSION = "1.0.0"
 
@@ -62,6 +63,41 @@ def _declare_gateway(api: OpenApiRegistry) -> None:
         },
         ["credentials"],
     ))
+    github_text = {"type": "string", "maxLength": MAX_GITHUB_FIELD_LENGTH}
+    api.schema("GitHubSecretScanningReport", {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_CREDENTIALS,
+        "description": "GitHub's secret-scanning partner format, signed with the "
+                       "`Github-Public-Key-Identifier` and `Github-Public-Key-Signature` "
+                       "headers (ECDSA P-256 with SHA-256 over the raw body, base64 DER). "
+                       "Other members of each match are ignored.",
+        "items": {
+            "type": "object",
+            "required": ["token"],
+            "properties": {
+                "token": {"type": "string", "minLength": 1,
+                          "maxLength": MAX_CREDENTIAL_LENGTH},
+                "type": github_text, "url": github_text, "source": github_text,
+            },
+        },
+    })
+    api.schema("GitHubSecretScanningFeedback", {
+        "type": "array",
+        "description": "One entry per reported match, in order: only for a report whose "
+                       "signature verified against a configured GitHub key.",
+        "items": object_schema(
+            {
+                "token_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                               "description": "SHA-256 of the token, hex."},
+                "token_type": {"type": "string"},
+                "label": {"enum": ["true_positive", "false_positive"],
+                          "description": "`true_positive`: a credential Gatehouse issued "
+                                         "(now revoked if it was live)."},
+            },
+            ["token_hash", "token_type", "label"],
+        ),
+    })
     api.schema("LeakAccepted", object_schema(
         {"status": {"const": "accepted"}, "message": {"type": "string"}},
         ["status", "message"],
@@ -113,7 +149,9 @@ def _declare_gateway(api: OpenApiRegistry) -> None:
             "strings is revoked at once (an OAuth token ends its whole grant), recorded "
             "in the audit log with reason `leaked`, your IP address and `url`, and shown "
             "to the workspace's admins. The answer is always the same 202: it never says "
-            f"whether a string was live. At most {REPORTS_PER_MINUTE} reports a minute per "
+            "whether a string was live — except to GitHub's secret scanning: a report in its "
+            "partner format signed by a configured GitHub key gets its feedback (200). "
+            f"At most {REPORTS_PER_MINUTE} reports a minute per "
             "IP address."
         ),
         "requestBody": {
@@ -121,9 +159,26 @@ def _declare_gateway(api: OpenApiRegistry) -> None:
             "content": {"application/json": {"schema": {"oneOf": [
                 schema_ref("LeakedCredentialList"),
                 schema_ref("LeakReport"),
+                schema_ref("GitHubSecretScanningReport"),
             ]}}},
         },
+        "parameters": [
+            {"name": name, "in": "header", "required": False,
+             "schema": {"type": "string", "maxLength": 1024}, "description": text}
+            for name, text in (
+                ("Github-Public-Key-Identifier",
+                 "GitHub secret scanning: which configured key signed the body."),
+                ("Github-Public-Key-Signature",
+                 "GitHub secret scanning: base64 DER ECDSA P-256/SHA-256 signature of the "
+                 "raw body. Missing, unknown or invalid: the report is handled as an "
+                 "anonymous one (202)."),
+            )
+        ],
         "responses": {
+            "200": json_response(
+                "GitHubSecretScanningFeedback",
+                "A verified GitHub secret-scanning report: its feedback.",
+            ),
             "202": json_response("LeakAccepted", "Accepted; the same answer whatever was sent."),
             "400": response_ref("BadRequest"),
             "413": response_ref("TooLarge"),

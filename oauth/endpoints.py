@@ -35,6 +35,7 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
+from oauth2_provider.cimd import is_cimd_client_id
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.http import OAuth2ResponseRedirect
@@ -61,9 +62,11 @@ from workspaces.models import Membership
 from workspaces.roles import Role
 from workspaces.scopes import get_scope, scopes_for_role
 
+from .cimd import all_redirects_on_loopback, client_host, refusal_for
 from .redirects import redirect_uri_problem, redirects_without_asking
 from .resources import describe_resources, own_resources, request_origin
 from .scopes import OFFLINE_ACCESS
+from .selectors import registration_kind
 from .services import connection_grant, oauth_app_register_dynamic
 from .validators import ORIGIN_KEY, RECEIVED_KEY
 
@@ -285,6 +288,9 @@ class AuthorizationView(BaseAuthorizationView):
         try:
             scopes, credentials = self.validate_authorization_request(request)
         except OAuthToolkitError as error:
+            refused = self._metadata_document_refused(request)
+            if refused is not None:
+                return refused
             return self.error_response(error, application=None)
         application = Application.objects.get(client_id=credentials["client_id"])
         resources = request.GET.getlist("resource") or request.POST.get("resource", "").split()
@@ -302,6 +308,31 @@ class AuthorizationView(BaseAuthorizationView):
         credentials["resource"] = bound
         return scopes, credentials, application
 
+    def _metadata_document_refused(self, request: HttpRequest) -> HttpResponse | None:
+        """A `client_id` that is a metadata-document URL which could not be used (oauth.cimd):
+        Gatehouse's page saying why, never a redirect (the redirect URIs are the document's)."""
+        client_id = request.GET.get("client_id") or request.POST.get("client_id") or ""
+        if not is_cimd_client_id(client_id) or Application.objects.filter(
+            client_id=client_id
+        ).exists():
+            return None
+        refusal = refusal_for(client_id) or {
+            "reason": "unavailable",
+            "message": "It could not be fetched or is not a valid client metadata document.",
+        }
+        return render(
+            request,
+            "oauth/authorize_error.html",
+            {
+                "error": "invalid_client",
+                "description": "The app's client metadata document at "
+                f"{client_host(client_id)} cannot be used. {refusal['message']}",
+                "metadata_document": client_id[:300],
+                "refusal_reason": refusal["reason"],
+            },
+            status=HTTPStatus.BAD_REQUEST,
+        )
+
     def _consent(
         self,
         request: HttpRequest,
@@ -318,11 +349,18 @@ class AuthorizationView(BaseAuthorizationView):
             .select_related("workspace")
             .order_by("workspace__name")
         )
+        metadata_document = (
+            application.registration_source == Application.RegistrationSource.CIMD
+        )
         if selected is None and len(memberships) == 1:
             selected = memberships[0].workspace.slug
         context = {
             "application": application,
             "dynamic": application.registration_source == Application.RegistrationSource.DCR,
+            "registration": registration_kind(application),
+            "client_host": client_host(application.client_id) if metadata_document else "",
+            "loopback_only": metadata_document
+            and all_redirects_on_loopback(application.redirect_uris.split()),
             "scopes": _scope_rows(scopes),
             "offline": OFFLINE_ACCESS in scopes,
             "memberships": memberships,

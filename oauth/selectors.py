@@ -198,3 +198,28 @@ def workspace_apps(workspace: Workspace) -> QuerySet[WorkspaceApp]:
 def workspace_app(workspace: Workspace, client_id: str) -> WorkspaceApp:
     """The workspace's app with `client_id`; DoesNotExist for any other workspace's app."""
     return workspace_apps(workspace).get(application__client_id=client_id)
+
+
+class Registration:
+    """How an OAuth app came to exist, as the dashboard's Connected apps pages name it."""
+
+    WORKSPACE = "workspace"  # registered from a workspace's dashboard (or by staff in admin)
+    DYNAMIC = "dynamic"  # RFC 7591 dynamic client registration, by anyone
+    METADATA_DOCUMENT = "metadata_document"  # a Client ID Metadata Document URL, by anyone
+
+    LABELS = {
+        WORKSPACE: "Registered by a workspace",
+        DYNAMIC: "Registered itself (dynamic client registration)",
+        METADATA_DOCUMENT: "Identified by a client metadata document",
+    }
+
+
+def registration_kind(application: Application) -> str:
+    """`Registration.WORKSPACE`, `DYNAMIC` or `METADATA_DOCUMENT`, from DOT's own
+    `registration_source` (manual / dcr / cimd): no query, no extra column."""
+    source = application.registration_source
+    if source == application.RegistrationSource.CIMD:
+        return Registration.METADATA_DOCUMENT
+    if source == application.RegistrationSource.DCR:
+        return Registration.DYNAMIC
+    return Registration.WORKSPACE

@@ -176,6 +176,19 @@ def oauth_app_register_dynamic(
     return application, (raw_secret if confidential else None)
 
 
+def oauth_app_record_metadata_document(
+    *, application: Application, context: RequestContext,  # type: ignore[valid-type]
+) -> None:
+    """A Client ID Metadata Document app that django-oauth-toolkit just stored on first sight
+    of its URL (oauth.cimd): recorded as `oauth_app.created` on the global chain, as a dynamic
+    registration is. DOT saved the row itself (its own transaction), so this only audits."""
+    with transaction.atomic():
+        _audit_app_created(
+            application, actor=Actor.system("client metadata document"), workspace=None,
+            registration="metadata_document", context=context,
+        )
+
+
 def oauth_app_rotate_secret(
     *,
     application: Application,  # type: ignore[valid-type]

@@ -41,8 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from oauth2_provider.cimd import is_cimd_client_id
 from oauth2_provider.models import (
     get_access_token_model,
+    get_application_model,
     get_grant_model,
     get_refresh_token_model,
 )
@@ -76,13 +78,15 @@ from .services import (
     authorization_code_replay,
     connection_revoke,
     connection_revoke_for_reuse,
+    oauth_app_record_metadata_document,
 )
 
 if TYPE_CHECKING:
-    from oauth2_provider.models import AccessToken, Application, RefreshToken
+    from oauth2_provider.models import AccessToken, RefreshToken
     from oauthlib.common import Request as OAuthlibRequest
 
 log = logging.getLogger(__name__)
+Application = get_application_model()
 
 CONNECTION_ATTR = "gatehouse_connection"
 CONNECTION_ID_ATTR = "gatehouse_connection_id"
@@ -179,6 +183,23 @@ def _received_at(request: OAuthlibRequest) -> datetime | None:
 
 
 class GatehouseOAuth2Validator(OAuth2Validator):
+    def _load_application(self, client_id: str, request: OAuthlibRequest) -> Application | None:
+        """DOT's, plus the audit event of a metadata-document app stored on first sight."""
+        try:
+            first_sight = (
+                request.client is None
+                and is_cimd_client_id(client_id or "")
+                and not Application.objects.filter(client_id=client_id).exists()
+            )
+        except ValueError:  # a NUL byte PostgreSQL refuses: DOT answers "unknown client"
+            first_sight = False
+        client = super()._load_application(client_id, request)
+        if first_sight and client is not None:
+            oauth_app_record_metadata_document(
+                application=client, context=request_context(request)
+            )
+        return client
+
     # --- Authorization endpoint -----------------------------------------------------------------
 
     def validate_redirect_uri(
@@ -187,6 +208,14 @@ class GatehouseOAuth2Validator(OAuth2Validator):
     ) -> bool:
         if redirect_uri_problem(redirect_uri) is not None:
             return False
+        client = request.client
+        if (
+            client is not None
+            and client.registration_source == client.RegistrationSource.CIMD
+        ):
+            # Client ID Metadata Documents: exactly one of the document's redirect URIs, with
+            # none of RFC 8252's loopback port leeway (anyone can publish such a document).
+            return redirect_uri in client.redirect_uris.split()
         return super().validate_redirect_uri(client_id, redirect_uri, request, *args, **kwargs)
 
     def save_authorization_code(
