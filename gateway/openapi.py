@@ -164,7 +164,7 @@ def _declare_gateway(api: OpenApiRegistry) -> None:
         },
         "parameters": [
             {"name": name, "in": "header", "required": False,
-             "schema": {"type": "string", "maxLength": 1024}, "description": text}
+             "schema": {"type": "string"}, "description": text}
             for name, text in (
                 ("Github-Public-Key-Identifier",
                  "GitHub secret scanning: which configured key signed the body."),

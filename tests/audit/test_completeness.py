@@ -16,6 +16,7 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from oauth2_provider.models import Application
 
 from apikeys import services as apikey_services
 from audit.actions import ACTIONS
@@ -291,6 +292,20 @@ def case_oauth_app_register_dynamic(workspace, members) -> Expected:
                     "oauth_app", application.client_id, None)
 
 
+def case_oauth_app_record_metadata_document(workspace, members) -> Expected:
+    # django-oauth-toolkit stores the app itself on first sight of its metadata URL; the
+    # service only records it, on the workspace-less chain like a dynamic registration.
+    application = Application.objects.create(
+        client_id="https://tool.example.test/oauth/client.json", name="Metadata tool",
+        client_type=Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris="https://tool.example.test/callback", skip_authorization=False,
+    )
+    oauth_services.oauth_app_record_metadata_document(application=application, context=CONTEXT)
+    return Expected("oauth_app.created", Actor.system("client metadata document"),
+                    "oauth_app", application.client_id, None)
+
+
 def case_oauth_app_rotate_secret(workspace, members) -> Expected:
     application = _app(workspace, members["admin"])
     oauth_services.oauth_app_rotate_secret(
@@ -412,6 +427,7 @@ CASES: dict[str, Callable[..., Expected]] = {
     "apikeys.services.apikey_update": case_apikey_update,
     "oauth.services.oauth_app_create": case_oauth_app_create,
     "oauth.services.oauth_app_register_dynamic": case_oauth_app_register_dynamic,
+    "oauth.services.oauth_app_record_metadata_document": case_oauth_app_record_metadata_document,
     "oauth.services.oauth_app_rotate_secret": case_oauth_app_rotate_secret,
     "oauth.services.oauth_app_delete": case_oauth_app_delete,
     "oauth.services.oauth_app_update": case_oauth_app_update,
