@@ -120,9 +120,10 @@ class UsageBuffer:
                 seen = usage.networks.get(network)
                 if seen is not None:
                     seen[0] += 1
-                    if at < seen[1]:
+                    if at > seen[2]:
+                        seen[2] = at
+                    elif at < seen[1]:
                         seen[1], seen[3] = at, ip
-                    seen[2] = max(seen[2], at)
                 elif len(usage.networks) < NETWORKS_PER_KEY:
                     usage.networks[network] = [1, at, at, ip]
             self._events += 1
