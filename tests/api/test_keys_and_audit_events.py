@@ -45,6 +45,7 @@ def test_keys_are_listed_newest_first_with_metadata_only(make_key, api, members)
         "allowed_ips": ["10.0.0.0/8"],
         "rotated_from": None,
         "collections": None,
+        "new_network": None,
     }
     assert by_name["Paused"]["status"] == "paused"
     assert by_name["Revoked"]["status"] == "revoked"
