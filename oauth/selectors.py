@@ -12,6 +12,7 @@ from weakref import WeakKeyDictionary
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
+from django.urls import reverse
 from oauth2_provider.models import (
     get_access_token_model,
     get_application_model,
@@ -20,6 +21,7 @@ from oauth2_provider.models import (
 
 from passports.models import Collection
 from workspaces.models import AppAccessPolicy, Membership, Plan, Workspace
+from workspaces.roles import Action, role_can
 from workspaces.scopes import scopes_for_role
 
 from .models import AccessTokenLink, Connection, WorkspaceApp
@@ -314,6 +316,18 @@ def workspace_connection(workspace: Workspace, connection_id: str) -> Connection
 
 def pending_connection_count(workspace: Workspace) -> int:
     return Connection.objects.for_workspace(workspace).pending().count()
+
+
+def pending_approval_notices(*, membership: Membership) -> list[dict[str, str]]:
+    """The Overview's notice for admins and owners: how many grants await their decision."""
+    if not role_can(membership.role, Action.MANAGE_OAUTH_APPS):
+        return []
+    count = pending_connection_count(membership.workspace)
+    if not count:
+        return []
+    url = reverse("oauth:workspace_connections", kwargs={"slug": membership.workspace.slug})
+    return [{"text": f"{count} app{'s' if count != 1 else ''} awaiting your approval",
+             "url": f"{url}?status=pending"}]
 
 
 def collection_names(connections: list[Connection]) -> dict[int, str]:
