@@ -15,7 +15,7 @@ from core.context import RequestContext
 from oauth.models import Connection
 from oauth.services import oauth_app_register_dynamic
 from passports.services import collection_create, passport_create
-from tests.factories import by
+from tests.factories import UserFactory, by
 
 from .conftest import (
     AUTHORIZE,
@@ -360,3 +360,27 @@ def test_overview_shows_pending_requests_to_admins_only(client_for, workspace) -
     pending = client_for("admin").get(CONNECTED, {"status": "pending"})
     assert len(pending.context["connections"]) == 1
     assert client_for("admin").get(CONNECTED, {"status": "approved"}).context["connections"] == []
+
+
+def test_django_admin_approves_and_denies_through_the_services(client_for, workspace) -> None:
+    _app, approved, approved_token = _pending_token(client_for, workspace)
+    other = _dynamic_app("https://other.example.org/cb", name="Other")
+    _page, _posted, _v = _consent(client_for("viewer"), other, scope="passports:read")
+    denied = Connection.objects.get(application=other.application)
+    staff = UserFactory(email="ops@gatehouse.test", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(staff)
+    changelist = "/admin/oauth/connection/"
+    response = client.post(changelist, {"action": "approve", "_selected_action": [approved.pk]})
+    assert response.status_code == HTTPStatus.FOUND
+    client.post(changelist, {"action": "deny", "_selected_action": [denied.pk, approved.pk]})
+    approved.refresh_from_db()
+    denied.refresh_from_db()
+    assert approved.approval == "approved" and approved.revoked_at is None
+    assert denied.revoked_at is not None
+    assert _me(approved_token).status_code == HTTPStatus.OK
+    events = AuditEvent.objects.filter(action__in=["oauth.connection_approved",
+                                                   "oauth.connection_denied"])
+    assert sorted(e.action for e in events) == ["oauth.connection_approved",
+                                                "oauth.connection_denied"]
+    assert {e.actor_id for e in events} == {str(staff.pk)}
