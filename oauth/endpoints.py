@@ -78,6 +78,7 @@ log = logging.getLogger(__name__)
 API_RESOURCE_PATH = "/api/v1"
 MAX_REGISTRATION_BYTES = 16 * 1024
 MAX_CLIENT_NAME_LENGTH = 100
+MAX_CONSENT_COLLECTIONS = 100
 OAUTH_PARAMETERS = (
     "client_id",
     "redirect_uri",
@@ -465,6 +466,8 @@ class AuthorizationView(BaseAuthorizationView):
         if reach["reach"] == "all":
             return membership, granted, None
         wanted = list(dict.fromkeys(reach["collections"]))
+        if len(wanted) > MAX_CONSENT_COLLECTIONS:
+            return again(f"Choose at most {MAX_CONSENT_COLLECTIONS} collections.")
         found = collections_resolve(workspace=membership.workspace, public_ids=wanted)
         unknown = [value for value in wanted if value not in found]
         if unknown:

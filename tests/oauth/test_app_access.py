@@ -297,6 +297,10 @@ def test_consent_refuses_unknown_or_foreign_collections(client_for, workspace, o
         assert posted.status_code in (HTTPStatus.UNPROCESSABLE_ENTITY, HTTPStatus.BAD_REQUEST)
         if posted.status_code == HTTPStatus.UNPROCESSABLE_ENTITY:
             assert "is not a collection of Acme" in posted.content.decode()
+    many = [f"col_{n:022d}" for n in range(101)]
+    _page, posted, _v = _consent(client_for("editor"), oauth_app,
+                                 extra={"reach": "selected", "collections": many})
+    assert "at most 100 collections" in posted.content.decode()
     _page, posted, _v = _consent(client_for("editor"), oauth_app, extra={"reach": "some"})
     assert posted.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     assert not Connection.objects.exists()
