@@ -46,6 +46,10 @@ def key_json(key: ApiKey, now: datetime, collection_ids: dict[int, str] | None =
             None if key.collections is None
             else [collection_ids[pk] for pk in key.collections if pk in (collection_ids or {})]
         ),
+        "new_network": (
+            {"network": key.new_network, "seen_at": iso(key.new_network_at)}
+            if key.new_network else None
+        ),
     }
 
 
