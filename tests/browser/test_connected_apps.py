@@ -47,6 +47,11 @@ def no_sideways_scroll(page: Page, shot: str) -> None:
     page.screenshot(path=SCREENSHOTS / f"{shot}.png", full_page=True)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px"
+    if page.viewport_size["width"] >= SIZES["laptop"][0]:
+        # On a laptop the whole table fits, Approve/Deny/Revoke included (a phone scrolls it).
+        hidden = page.evaluate("Math.max(0, ...Array.from(document.querySelectorAll("
+                               "'.table-scroll'), e => e.scrollWidth - e.clientWidth))")
+        assert hidden <= 0, f"{page.url}: the table is {hidden}px too wide"
 
 
 def said(page: Page, javascript: bool):

@@ -218,8 +218,8 @@ def test_admins_see_every_members_grant_and_filter(client_for, members, workspac
         (members["editor"].email, "Other tool"),
     }
     html = page.content.decode()
-    assert "registered itself (dynamic registration)" in html
-    assert "registered by a workspace" in html and "All passports" in html
+    assert "self-registered (dynamic)" in html
+    assert "workspace-registered" in html and "All passports" in html
     by_member = admin.get(CONNECTED, {"member": members["viewer"].email.upper()})
     assert [c.user for c in by_member.context["connections"]] == [members["viewer"]]
     by_app = admin.get(CONNECTED, {"app": other.client_id}, HTTP_HX_REQUEST="true")
