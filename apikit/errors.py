@@ -41,6 +41,9 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "insufficient_scope": (403, "The credential lacks the scope the endpoint requires; "
                                 "`required_scope` names it."),
     "ip_not_allowed": (403, "The API key may not be used from the client's IP address."),
+    "app_not_approved": (403, "The OAuth app's grant awaits approval by a workspace admin "
+                              "(the workspace's app access policy); the message says who can "
+                              "approve it."),
     "plan_limit_reached": (403, "The plan's passport cap is reached (no overage on this plan)."),
     "not_found": (404, "No such endpoint, or no such object in the caller's workspace."),
     "method_not_allowed": (405, "The endpoint does not support the method; `Allow` lists those "

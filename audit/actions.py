@@ -24,6 +24,10 @@ WORKSPACE_ACTIONS: dict[str, str] = {
     "oauth.token_revoked": "OAuth token revoked",
     "oauth.refresh_token_reused": "OAuth refresh token reused",
     "oauth.authorization_code_reused": "OAuth authorization code reused",
+    # SPEC §12: an admin's decisions on members' grants (Settings → Connected apps).
+    "oauth.connection_approved": "OAuth app approved",
+    "oauth.connection_denied": "OAuth app denied",
+    "oauth.connection_revoked": "OAuth app revoked by an admin",
     "member.added": "Member added",
     "member.role_changed": "Member role changed",
     "member.removed": "Member removed",

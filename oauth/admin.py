@@ -8,10 +8,12 @@ so they are audited like the same actions in the dashboard, with the door `admin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from oauth2_provider import admin as dot_admin
@@ -21,7 +23,14 @@ from workspaces.sudo import SudoAdminMixin
 
 from .models import Connection
 from .redirects import validate_redirect_uris
-from .services import APP_EDITABLE_FIELDS, connection_revoke, oauth_app_delete, oauth_app_update
+from .services import (
+    APP_EDITABLE_FIELDS,
+    connection_approve,
+    connection_deny,
+    connection_revoke,
+    oauth_app_delete,
+    oauth_app_update,
+)
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -151,12 +160,13 @@ class GrantAdmin(_ReadOnlyTokenAdmin, dot_admin.GrantAdmin):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "application", "user", "workspace", "granted_at", "revoked_at")
+class ConnectionAdmin(SudoAdminMixin, admin.ModelAdmin):
+    list_display = ("public_id", "application", "user", "workspace", "approval", "granted_at",
+                    "revoked_at")
     list_select_related = ("application", "user", "workspace")
-    list_filter = ("revoked_at",)
+    list_filter = ("approval", "revoked_at")
     search_fields = ("public_id", "application__name", "application__client_id", "workspace__slug")
-    actions = ("revoke",)
+    actions = ("revoke", "approve", "deny")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -173,4 +183,29 @@ class ConnectionAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected grants", permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
         revoke_connections(self, request, queryset.active())
+
+    @admin.action(description="Approve selected pending grants", permissions=["revoke"])
+    def approve(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._decide(request, queryset, connection_approve, "Approved")
+
+    @admin.action(description="Deny selected pending grants", permissions=["revoke"])
+    def deny(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._decide(request, queryset, connection_deny, "Denied")
+
+    def _decide(
+        self, request: HttpRequest, queryset: QuerySet, service: Callable[..., object], verb: str
+    ) -> None:
+        """SPEC §12 decisions by staff, through the same audited services as the dashboard;
+        grants not pending (approved, revoked) are left alone and counted."""
+        actor, context = Actor.for_user(request.user), _context(request)
+        done = skipped = 0
+        for connection in queryset.select_related("application", "workspace", "user"):
+            try:
+                service(connection=connection, actor=actor, context=context)
+            except ValidationError:
+                skipped += 1
+            else:
+                done += 1
+        self.message_user(request, f"{verb} {done} grant(s); {skipped} were not pending.",
+                          messages.SUCCESS if done else messages.WARNING)
 

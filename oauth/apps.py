@@ -7,10 +7,15 @@ class OauthConfig(AppConfig):
 
     def ready(self) -> None:
         from core.retention import register_prune_step
-        from workspaces.hooks import on_membership_removed, on_user_deleting
+        from workspaces.hooks import (
+            on_membership_removed,
+            on_overview_notices,
+            on_user_deleting,
+        )
         from workspaces.scopes import Scope, register
 
         from .retention import oauth_prune_step
+        from .selectors import pending_approval_notices
         from .services import applications_disown, connections_end_for_member
 
         # Removing a member ends their grants in that workspace (SPEC §7), from every door.
@@ -19,6 +24,8 @@ class OauthConfig(AppConfig):
         # Application.user would delete it, and every grant with it, in the cascade).
         on_user_deleting(applications_disown)
         register_prune_step("oauth", oauth_prune_step)
+        # Grants awaiting an admin's approval show on the workspace Overview (SPEC §12).
+        on_overview_notices(pending_approval_notices)
 
         register(
             Scope(

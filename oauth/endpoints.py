@@ -58,6 +58,8 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from core.addresses import ip_bucket
 from core.context import RequestContext
+from passports.models import Collection
+from passports.selectors import collections_resolve
 from workspaces.models import Membership
 from workspaces.roles import Role
 from workspaces.scopes import get_scope, scopes_for_role
@@ -66,8 +68,8 @@ from .cimd import all_redirects_on_loopback, client_host, refusal_for
 from .redirects import redirect_uri_problem, redirects_without_asking
 from .resources import describe_resources, own_resources, request_origin
 from .scopes import OFFLINE_ACCESS
-from .selectors import registration_kind
-from .services import connection_grant, oauth_app_register_dynamic
+from .selectors import app_access_for, registration_kind
+from .services import AppNotAllowed, connection_grant, oauth_app_register_dynamic
 from .validators import ORIGIN_KEY, RECEIVED_KEY
 
 Application = get_application_model()
@@ -76,6 +78,7 @@ log = logging.getLogger(__name__)
 API_RESOURCE_PATH = "/api/v1"
 MAX_REGISTRATION_BYTES = 16 * 1024
 MAX_CLIENT_NAME_LENGTH = 100
+MAX_CONSENT_COLLECTIONS = 100
 OAUTH_PARAMETERS = (
     "client_id",
     "redirect_uri",
@@ -343,6 +346,7 @@ class AuthorizationView(BaseAuthorizationView):
         selected: str | None = None,
         error: str | None = None,
         status: int = HTTPStatus.OK,
+        reach: dict | None = None,
     ) -> HttpResponse:
         memberships = list(
             Membership.objects.filter(user=request.user)
@@ -354,6 +358,20 @@ class AuthorizationView(BaseAuthorizationView):
         )
         if selected is None and len(memberships) == 1:
             selected = memberships[0].workspace.slug
+        collections_by_workspace: dict[int, list[Collection]] = {}
+        for collection in Collection.objects.filter(
+            workspace__in=[m.workspace for m in memberships]
+        ).order_by("name"):
+            collections_by_workspace.setdefault(collection.workspace_id, []).append(collection)
+        choices = [
+            {
+                "membership": m,
+                "access": app_access_for(m.workspace, application),
+                "collections": collections_by_workspace.get(m.workspace_id, []),
+            }
+            for m in memberships
+        ]
+        chosen = reach or {}
         context = {
             "application": application,
             "dynamic": application.registration_source == Application.RegistrationSource.DCR,
@@ -364,6 +382,10 @@ class AuthorizationView(BaseAuthorizationView):
             "scopes": _scope_rows(scopes),
             "offline": OFFLINE_ACCESS in scopes,
             "memberships": memberships,
+            "choices": choices,
+            "any_collections": bool(collections_by_workspace),
+            "reach": chosen.get("reach", "all"),
+            "chosen_collections": chosen.get("collections", []),
             "selected": selected,
             "error": error,
             "fields": {key: credentials.get(key) or "" for key in OAUTH_PARAMETERS},
@@ -402,57 +424,87 @@ class AuthorizationView(BaseAuthorizationView):
         chosen = self._chosen_workspace(request, scopes, credentials, application)
         if isinstance(chosen, HttpResponse):
             return chosen
-        membership, granted = chosen
-        return self._grant(request, application, membership, granted, credentials)
+        membership, granted, collections = chosen
+        return self._grant(
+            request, application, membership, granted, credentials, collections, scopes
+        )
 
     def _chosen_workspace(
         self, request: HttpRequest, scopes: list[str], credentials: dict,
         application: Application,
-    ) -> tuple[Membership, list[str]] | HttpResponse:
-        """The member's workspace the consent names and the scopes their role lets them grant
-        there, or the consent page again saying why not."""
+    ) -> tuple[Membership, list[str], list[Collection] | None] | HttpResponse:
+        """The member's workspace the consent names, the scopes their role lets them grant there
+        and the collections it reaches (None: all passports; SPEC §11), or the consent page
+        again saying why not."""
         slug = request.POST.get("workspace", "")
+        reach = {"reach": request.POST.get("reach", "all"),
+                 "collections": request.POST.getlist("collections")}
+
+        def again(error: str) -> HttpResponse:
+            return self._consent(
+                request, scopes=scopes, credentials=credentials, application=application,
+                selected=slug or None, status=HTTPStatus.UNPROCESSABLE_ENTITY, error=error,
+                reach=reach,
+            )
+
         membership = (
             Membership.objects.filter(user=request.user, workspace__slug=slug)
             .select_related("workspace")
             .first()
         )
         if membership is None:
-            return self._consent(
-                request, scopes=scopes, credentials=credentials, application=application,
-                error="Choose the workspace this app may use.",
-                status=HTTPStatus.UNPROCESSABLE_ENTITY,
-            )
+            return again("Choose the workspace this app may use.")
         allowed = scopes_for_role(membership.role)
         granted = [scope for scope in scopes if scope in allowed]
         if not [scope for scope in granted if scope != OFFLINE_ACCESS]:
-            return self._consent(
-                request, scopes=scopes, credentials=credentials, application=application,
-                selected=slug, status=HTTPStatus.UNPROCESSABLE_ENTITY,
-                error=(
-                    f"Your role in {membership.workspace.name} allows none of the permissions "
-                    "this app asks for. Choose another workspace or deny."
-                ),
+            return again(
+                f"Your role in {membership.workspace.name} allows none of the permissions "
+                "this app asks for. Choose another workspace or deny."
             )
-        return membership, granted
+        if reach["reach"] not in ("all", "selected"):
+            return again("Choose “All passports” or “Only selected collections”.")
+        if reach["reach"] == "all":
+            return membership, granted, None
+        wanted = list(dict.fromkeys(reach["collections"]))
+        if len(wanted) > MAX_CONSENT_COLLECTIONS:
+            return again(f"Choose at most {MAX_CONSENT_COLLECTIONS} collections.")
+        found = collections_resolve(workspace=membership.workspace, public_ids=wanted)
+        unknown = [value for value in wanted if value not in found]
+        if unknown:
+            shown = unknown[0].encode("unicode_escape").decode("ascii")[:40]
+            return again(
+                f"“{shown}” is not a collection of {membership.workspace.name}: choose the "
+                "collections of the workspace you picked."
+            )
+        return membership, granted, [found[value] for value in wanted]
 
     def _grant(
         self, request: HttpRequest, application: Application, membership: Membership,
-        granted: list[str], credentials: dict,
+        granted: list[str], credentials: dict, collections: list[Collection] | None,
+        scopes: list[str],
     ) -> HttpResponse:
         """Record the consent and issue the code in one transaction: a code that DOT refuses to
-        issue leaves no grant behind."""
+        issue leaves no grant behind. A grant that awaits an admin's approval (SPEC §12) gets a
+        page saying so before the member goes back to the app."""
         oauth_credentials = {k: credentials[k] for k in OAUTH_PARAMETERS if k in credentials}
         if credentials["resource"]:
             oauth_credentials["resource"] = credentials["resource"]
         with transaction.atomic():
-            connection = connection_grant(
-                user=request.user,
-                application=application,
-                workspace=membership.workspace,
-                scopes=granted,
-                context=RequestContext.from_request(request),
-            )
+            try:
+                connection = connection_grant(
+                    user=request.user,
+                    application=application,
+                    workspace=membership.workspace,
+                    scopes=granted,
+                    collections=collections,
+                    context=RequestContext.from_request(request),
+                )
+            except AppNotAllowed as refused:
+                return self._consent(
+                    request, scopes=scopes, credentials=credentials, application=application,
+                    selected=membership.workspace.slug, error=refused.messages[0],
+                    status=HTTPStatus.UNPROCESSABLE_ENTITY,
+                )
             oauth_credentials["gatehouse_connection_id"] = connection.pk
             try:
                 uri, _headers, _body, _status = self.create_authorization_response(
@@ -464,7 +516,28 @@ class AuthorizationView(BaseAuthorizationView):
             except OAuthToolkitError as error:
                 transaction.set_rollback(True)
                 return self.error_response(error, application)
+        if connection.is_pending:
+            return self._awaiting_approval(uri, application, membership)
         return self.redirect(uri, application)
+
+    def _awaiting_approval(
+        self, uri: str, application: Application, membership: Membership,
+    ) -> HttpResponse:
+        """The grant exists but waits for an admin: the member is told so, with a link back to
+        the app (its tokens are refused with `app_not_approved` until the approval)."""
+        parts = urlsplit(uri)
+        if parts.scheme not in oauth2_settings.ALLOWED_REDIRECT_URI_SCHEMES:
+            raise DisallowedRedirect(f"Unsafe redirect to URL with protocol '{parts.scheme}'")
+        return render(
+            self.request,
+            "oauth/authorize_pending.html",
+            {
+                "application": application,
+                "workspace": membership.workspace,
+                "destination": uri,
+                "destination_host": parts.netloc,
+            },
+        )
 
 
 # --- Token, revocation, introspection ------------------------------------------------------

@@ -72,6 +72,12 @@ class ConnectionQuerySet(models.QuerySet["Connection"]):
     def active(self) -> ConnectionQuerySet:
         return self.filter(revoked_at__isnull=True)
 
+    def for_workspace(self, workspace: Workspace) -> ConnectionQuerySet:
+        return self.filter(workspace=workspace)
+
+    def pending(self) -> ConnectionQuerySet:
+        return self.active().filter(approval=Connection.Approval.PENDING)
+
 
 class Connection(models.Model):
     """A user's consent for an app to act in one workspace, with the scopes they granted.
@@ -80,6 +86,10 @@ class Connection(models.Model):
     revoking a token (RFC 7009), by refresh-token reuse, or by deleting the app. Every token issued
     under it is linked to it, so ending it ends them all.
     """
+
+    class Approval(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        PENDING = "pending", "Awaiting approval"
 
     public_id = models.CharField(
         max_length=32, unique=True, default=new_connection_id, editable=False
@@ -100,6 +110,18 @@ class Connection(models.Model):
     granted_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # SPEC §12 app access policy: a grant made where apps need admin approval waits, its tokens
+    # refused with 403 `app_not_approved`, until an admin approves it (a denial revokes it).
+    approval = models.CharField(
+        max_length=16, choices=Approval.choices, default=Approval.APPROVED
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # SPEC §11: the collection row ids the grant reaches, chosen on the consent screen; None
+    # reaches every passport (ids of deleted collections match nothing: a delete never widens).
+    collections = models.JSONField(null=True, blank=True, default=None)
 
     objects = ConnectionQuerySet.as_manager()
 
@@ -119,6 +141,10 @@ class Connection(models.Model):
     @property
     def scopes(self) -> list[str]:
         return self.scope.split()
+
+    @property
+    def is_pending(self) -> bool:
+        return self.approval == self.Approval.PENDING
 
 
 class GrantLink(models.Model):

@@ -6,18 +6,22 @@ import hashlib
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
+from django.urls import reverse
 from oauth2_provider.models import (
     get_access_token_model,
     get_application_model,
     get_refresh_token_model,
 )
 
-from workspaces.models import Membership, Plan, Workspace
+from passports.models import Collection
+from workspaces.models import AppAccessPolicy, Membership, Plan, Workspace
+from workspaces.roles import Action, role_can
 from workspaces.scopes import scopes_for_role
 
 from .models import AccessTokenLink, Connection, WorkspaceApp
@@ -223,3 +227,112 @@ def registration_kind(application: Application) -> str:
     if source == application.RegistrationSource.DCR:
         return Registration.DYNAMIC
     return Registration.WORKSPACE
+
+
+# --- App access policy (SPEC §12) ----------------------------------------------------------
+
+
+class AppAccess:
+    """What a member's consent for an app becomes in a workspace, under its app access policy."""
+
+    APPROVED = "approved"  # the grant works at once
+    PENDING = "pending"  # the grant waits for an admin's approval
+    REFUSED = "refused"  # no grant: the workspace allows only its own apps
+
+
+def host_on_trusted_domains(host: str, domains: list[str]) -> bool:
+    """A host is on a trusted domain when it is that domain or a subdomain of it."""
+    host = host.lower().rstrip(".")
+    return any(host == domain or host.endswith("." + domain) for domain in domains)
+
+
+def app_on_trusted_domains(application: Application, domains: list[str]) -> bool:
+    """Every redirect URI of the app is on one of the workspace's trusted domains (a single
+    URI elsewhere could receive the codes, so one is not enough)."""
+    uris = application.redirect_uris.split()
+    if not domains or not uris:
+        return False
+    return all(host_on_trusted_domains(urlsplit(uri).hostname or "", domains) for uri in uris)
+
+
+def registered_by_workspace(application: Application, workspace: Workspace) -> bool:
+    return WorkspaceApp.objects.filter(application=application, workspace=workspace).exists()
+
+
+def app_access_for(workspace: Workspace, application: Application) -> str:
+    """`AppAccess.APPROVED`, `PENDING` or `REFUSED` for a new consent: apps the workspace
+    registered itself are always approved; under "apps need admin approval" so are apps whose
+    redirect URIs are all on a trusted domain; under "only apps registered by this workspace"
+    every other app is refused."""
+    policy = workspace.app_access_policy
+    if policy == AppAccessPolicy.ANY or registered_by_workspace(application, workspace):
+        return AppAccess.APPROVED
+    if policy == AppAccessPolicy.REGISTERED:
+        return AppAccess.REFUSED
+    if app_on_trusted_domains(application, list(workspace.trusted_app_domains or [])):
+        return AppAccess.APPROVED
+    return AppAccess.PENDING
+
+
+APP_ACCESS_REFUSED = (
+    "{workspace} only allows apps registered by the workspace itself. Ask an admin to register "
+    "this app under Settings → OAuth apps, or choose another workspace."
+)
+
+
+# --- Connected apps of a workspace (admins, SPEC §7 and §12) -----------------------------------
+
+
+def workspace_connections(
+    workspace: Workspace, *, status: str = "", app: str = "", member: str = ""
+) -> QuerySet[Connection]:
+    """The workspace's live grants, every member's, newest first, for its admins: filtered by
+    `status` ("pending" or "approved"), app client id and member email (exact, case-insensitive).
+    """
+    queryset = (
+        Connection.objects.for_workspace(workspace)
+        .active()
+        .select_related("application", "user", "decided_by")
+        .order_by("-granted_at", "-pk")
+    )
+    if status in (Connection.Approval.PENDING, Connection.Approval.APPROVED):
+        queryset = queryset.filter(approval=status)
+    if app:
+        queryset = queryset.filter(application__client_id=app)
+    if member:
+        queryset = queryset.filter(user__email__iexact=member)
+    return queryset
+
+
+def workspace_connection(workspace: Workspace, connection_id: str) -> Connection:
+    """One of the workspace's grants (live or ended) by public id; DoesNotExist for any other
+    workspace's."""
+    return (
+        Connection.objects.for_workspace(workspace)
+        .select_related("application", "user", "workspace")
+        .get(public_id=connection_id)
+    )
+
+
+def pending_connection_count(workspace: Workspace) -> int:
+    return Connection.objects.for_workspace(workspace).pending().count()
+
+
+def pending_approval_notices(*, membership: Membership) -> list[dict[str, str]]:
+    """The Overview's notice for admins and owners: how many grants await their decision."""
+    if not role_can(membership.role, Action.MANAGE_OAUTH_APPS):
+        return []
+    count = pending_connection_count(membership.workspace)
+    if not count:
+        return []
+    url = reverse("oauth:workspace_connections", kwargs={"slug": membership.workspace.slug})
+    return [{"text": f"{count} app{'s' if count != 1 else ''} awaiting your approval",
+             "url": f"{url}?status=pending"}]
+
+
+def collection_names(connections: list[Connection]) -> dict[int, str]:
+    """Row id → name of every collection these grants are restricted to, in one query."""
+    wanted = {pk for c in connections for pk in (c.collections or ())}
+    if not wanted:
+        return {}
+    return dict(Collection.objects.filter(pk__in=wanted).values_list("pk", "name"))

@@ -26,11 +26,14 @@ from workspaces.models import Membership, Workspace
 from .codesweep import expired_codes_delete
 from .models import Connection, UsedAuthorizationCode, WorkspaceApp
 from .redirects import validate_redirect_uris
+from .selectors import APP_ACCESS_REFUSED, AppAccess, app_access_for
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from django.contrib.auth.base_user import AbstractBaseUser
+
+    from passports.models import Collection
 
 Application = get_application_model()
 
@@ -293,6 +296,10 @@ def oauth_app_update(
     return application
 
 
+class AppNotAllowed(ValidationError):
+    """The workspace's app access policy does not let its members connect this app."""
+
+
 def connection_grant(
     *,
     user: AbstractBaseUser,
@@ -300,10 +307,24 @@ def connection_grant(
     workspace: Workspace,
     scopes: list[str],
     context: RequestContext,
+    collections: list[Collection] | None = None,
 ) -> Connection:
     """Record the user's consent (SPEC §7): the app may act in `workspace` with `scopes`, which
-    the consent view has already narrowed to the user's role. A second consent for the same app
-    and workspace widens the same connection, since tokens from both remain valid."""
+    the consent view has already narrowed to the user's role, on every passport or only on
+    `collections` of that workspace (SPEC §11). A second consent for the same app and workspace
+    widens the same connection's scopes, since tokens from both remain valid; its reach becomes
+    the one just chosen.
+
+    The workspace's app access policy (SPEC §12, `selectors.app_access_for`) decides the grant's
+    state: approved, or pending an admin's approval (its tokens are refused until then); under
+    "only apps registered by this workspace" another app raises `AppNotAllowed`. A grant that
+    was approved stays approved when consented again."""
+    access = app_access_for(workspace, application)
+    if access == AppAccess.REFUSED:
+        raise AppNotAllowed(APP_ACCESS_REFUSED.format(workspace=workspace.name))
+    if collections is not None and any(c.workspace_id != workspace.pk for c in collections):
+        raise ValidationError({"collections": "Choose collections of the chosen workspace."})
+    reach = None if collections is None else sorted({c.pk for c in collections})
     now = timezone.now()
     with transaction.atomic():
         connection = (
@@ -322,6 +343,11 @@ def connection_grant(
                         scope=" ".join(scopes),
                         created_at=now,
                         granted_at=now,
+                        approval=(
+                            Connection.Approval.PENDING if access == AppAccess.PENDING
+                            else Connection.Approval.APPROVED
+                        ),
+                        collections=reach,
                     )
             except IntegrityError:  # a concurrent consent created it first
                 connection = (
@@ -333,7 +359,8 @@ def connection_grant(
             merged = list(dict.fromkeys([*connection.scopes, *scopes]))
             connection.scope = " ".join(merged)
             connection.granted_at = now
-            connection.save(update_fields=["scope", "granted_at"])
+            connection.collections = reach
+            connection.save(update_fields=["scope", "granted_at", "collections"])
         audit_record(
             action="oauth.consent_granted",
             actor=Actor.for_user(user),
@@ -342,9 +369,101 @@ def connection_grant(
             target_id=application.client_id,
             target_label=app_label(application),
             context=context,
-            metadata={"scopes": list(scopes), "connection": connection.public_id},
+            metadata={
+                "scopes": list(scopes),
+                "connection": connection.public_id,
+                "collections": (
+                    None if collections is None else sorted(c.public_id for c in collections)
+                ),
+                "approval": connection.approval,
+            },
         )
     return connection
+
+
+def _decision_metadata(connection: Connection) -> dict[str, Any]:
+    return {
+        "connection": connection.public_id,
+        "client_id": connection.application.client_id,
+        "user_id": connection.user_id,
+        "member": connection.user.get_username(),
+    }
+
+
+def _locked_pending(connection: Connection) -> Connection:
+    """The grant, locked, if it still waits for a decision; else a ValidationError saying why
+    nothing changes (it was revoked or decided meanwhile)."""
+    connection = (
+        Connection.objects.select_for_update(of=("self",))
+        .select_related("application", "user", "workspace")
+        .get(pk=connection.pk)
+    )
+    if connection.revoked_at is not None:
+        raise ValidationError(
+            "This request was revoked or withdrawn meanwhile; nothing changed."
+        )
+    if not connection.is_pending:
+        raise ValidationError("This app was approved meanwhile; nothing changed.")
+    return connection
+
+
+def connection_approve(
+    *, connection: Connection, actor: Actor, context: RequestContext
+) -> Connection:
+    """An admin approves a pending grant (SPEC §12): its tokens work from the next request on
+    every process (the gateway reads the grant's state with the token, in the same query).
+    Recorded as `oauth.connection_approved`. A grant revoked or decided meanwhile is refused
+    with a ValidationError and nothing changes."""
+    with transaction.atomic():
+        connection = _locked_pending(connection)
+        connection.approval = Connection.Approval.APPROVED
+        connection.decided_at = timezone.now()
+        connection.decided_by = actor.user
+        connection.save(update_fields=["approval", "decided_at", "decided_by"])
+        audit_record(
+            action="oauth.connection_approved",
+            actor=actor,
+            workspace=connection.workspace,
+            target_type="oauth_app",
+            target_id=connection.application.client_id,
+            target_label=app_label(connection.application),
+            context=context,
+            metadata=_decision_metadata(connection),
+        )
+    return connection
+
+
+def connection_deny(
+    *, connection: Connection, actor: Actor, context: RequestContext
+) -> Connection:
+    """An admin denies a pending grant: it is revoked with every token issued under it
+    (`connection_revoke`, recorded as `oauth.connection_denied`). The member may ask again."""
+    with transaction.atomic():
+        connection = _locked_pending(connection)
+        connection.decided_at = timezone.now()
+        connection.decided_by = actor.user
+        connection.save(update_fields=["decided_at", "decided_by"])
+        return connection_revoke(
+            connection=connection, actor=actor, context=context, reason="denied",
+            action="oauth.connection_denied", metadata={"member": connection.user.get_username()},
+        )
+
+
+def connection_revoke_by_admin(
+    *, connection: Connection, actor: Actor, context: RequestContext
+) -> Connection:
+    """A workspace admin or owner revokes a member's grant from Settings → Connected apps:
+    `connection_revoke`, recorded as `oauth.connection_revoked` naming whose grant it was. A grant
+    revoked meanwhile is a ValidationError (nothing changes)."""
+    with transaction.atomic():
+        locked = Connection.objects.select_for_update().get(pk=connection.pk)
+        if locked.revoked_at is not None:
+            raise ValidationError("This app was already revoked; nothing changed.")
+        return connection_revoke(
+            connection=connection, actor=actor, context=context, reason="revoked_by_admin",
+            action="oauth.connection_revoked",
+            metadata={"member": connection.user.get_username()},
+        )
 
 
 def _revoke_tokens(connection: Connection, *, now: datetime) -> None:

@@ -52,6 +52,26 @@ dashboard_patterns = [
         views.app_delete,
         name="app_delete",
     ),
+    path(
+        "w/<slug:slug>/settings/connected-apps/",
+        views.workspace_connections_view,
+        name="workspace_connections",
+    ),
+    path(
+        "w/<slug:slug>/settings/connected-apps/<str:connection_id>/revoke",
+        views.workspace_connection_revoke,
+        name="workspace_connection_revoke",
+    ),
+    path(
+        "w/<slug:slug>/settings/connected-apps/<str:connection_id>/approve",
+        views.workspace_connection_approve,
+        name="workspace_connection_approve",
+    ),
+    path(
+        "w/<slug:slug>/settings/connected-apps/<str:connection_id>/deny",
+        views.workspace_connection_deny,
+        name="workspace_connection_deny",
+    ),
     path("settings/connected-apps/", views.connected_apps, name="connected_apps"),
     path(
         "settings/connected-apps/<str:connection_id>/revoke",

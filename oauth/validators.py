@@ -446,7 +446,7 @@ class GatehouseOAuth2Validator(OAuth2Validator):
             claims = {}
             issued, audience = refresh_token.created, refresh_token.resource
         role = current_role(connection)
-        if role is None:
+        if role is None or connection.is_pending:  # awaiting approval: not usable (SPEC §12)
             return None
         if audience:  # RFC 7662 §2.2 `aud`: the one resource the token is bound to
             claims["aud"] = audience[0]

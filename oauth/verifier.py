@@ -6,7 +6,8 @@ called (`<origin>/api/v1`; later `<origin>/mcp`). A token bound to another resou
 MCP "Token Audience Binding"; oauth.resources) is refused like an unknown one.
 Effective scopes are the token's granted scopes ∩ what the
 granting user's *current* role in the token's workspace allows (SPEC §7), so a demoted editor's
-tokens lose write at once and a removed member's tokens stop working. Every failure is a 401
+tokens lose write at once and a removed member's tokens stop working. A grant awaiting an
+admin's approval (SPEC §12) is 403 `app_not_approved`; every other failure is a 401
 `invalid_token`; the message says why without revealing anything about other tenants.
 Cost: a malformed token costs no query; a well-formed one costs one (`gateway_grant`: the token,
 its app, grant, workspace and plan and the user's current role, in one raw statement), plus a
@@ -15,6 +16,8 @@ write at most once a minute per grant for "last used". A token DOT no longer sto
 """
 
 from __future__ import annotations
+
+from http import HTTPStatus
 
 from apikit.principal import AuthFailure, Principal
 from core.credfilter import CredentialFamily
@@ -63,6 +66,15 @@ def verify_access_token(
         return _invalid(
             "The user who authorized this app is no longer a member of the workspace.", known=True
         )
+    if connection.is_pending:
+        # SPEC §12: read with the token in the same statement, so an approval or a denial
+        # holds from the next request on every process.
+        return AuthFailure(
+            "app_not_approved",
+            f"This app is awaiting approval in the workspace {connection.workspace.name}: an "
+            "admin or owner of the workspace can approve it under Settings → Connected apps.",
+            status=HTTPStatus.FORBIDDEN, known=True,
+        )
     application = access_token.application
     connection_touch(connection=connection)
     return Principal(
@@ -73,6 +85,9 @@ def verify_access_token(
         scopes=effective_scopes(access_token.scope, role),
         user_id=connection.user_id,
         extra={"connection_id": connection.public_id, "role": role},
+        collections=(
+            None if connection.collections is None else frozenset(connection.collections)
+        ),
     )
 
 

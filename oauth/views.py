@@ -32,9 +32,20 @@ from workspaces.sudo import sudo_required
 
 from .forms import OAuthAppEditForm, OAuthAppForm
 from .models import Connection, WorkspaceApp
-from .selectors import connections_for_user, workspace_app, workspace_apps
+from .selectors import (
+    collection_names,
+    connections_for_user,
+    registration_kind,
+    workspace_app,
+    workspace_apps,
+    workspace_connection,
+    workspace_connections,
+)
 from .services import (
+    connection_approve,
+    connection_deny,
     connection_revoke,
+    connection_revoke_by_admin,
     oauth_app_create,
     oauth_app_delete,
     oauth_app_rotate_secret,
@@ -204,10 +215,23 @@ def app_delete(request: WorkspaceRequest, client_id: str) -> HttpResponse:
 # --- Connected apps (per user, across workspaces) ------------------------------------------
 
 
+def _with_reach(connections: list[Connection]) -> list[Connection]:
+    """Each grant with `reach_names` (None: all passports; else its collections' names, those
+    of deleted ones left out) and `registration` (how its app was registered), in one query."""
+    names = collection_names(connections)
+    for connection in connections:
+        connection.reach_names = (
+            None if connection.collections is None
+            else [names[pk] for pk in connection.collections if pk in names]
+        )
+        connection.registration = registration_kind(connection.application)
+    return connections
+
+
 @require_GET
 @login_required
 def connected_apps(request: HttpRequest) -> HttpResponse:
-    connections = list(connections_for_user(request.user))
+    connections = _with_reach(list(connections_for_user(request.user)))
     return render(request, "oauth/connected_apps.html", {"connections": connections})
 
 
@@ -229,7 +253,160 @@ def connection_revoke_view(request: HttpRequest, connection_id: str) -> HttpResp
         return render(
             request,
             "oauth/connected_apps.html#connection-table",
-            {"connections": list(connections_for_user(request.user)), "revoked": label},
+            {"connections": _with_reach(list(connections_for_user(request.user))),
+             "revoked": label},
         )
     messages.success(request, f"Revoked “{label}”: it can no longer act for you.")
     return _see_other(reverse("oauth:connected_apps"))
+
+
+# --- Connected apps of a workspace (admins and owners, SPEC §7 and §12) ----------------------
+
+WS_PAGE = "oauth/workspace_connections.html"
+
+
+def _ws_list_url(request: HttpRequest) -> str:
+    return reverse("oauth:workspace_connections", kwargs={"slug": request.workspace.slug})
+
+
+def _ws_filters(request: HttpRequest) -> dict[str, str]:
+    """The list's filters from the query string; a value that cannot match (too long, a NUL
+    byte) is dropped rather than sent to the database."""
+    filters = {}
+    for name in ("status", "app", "member"):
+        value = request.GET.get(name, "").strip()
+        if value and len(value) <= 254 and "\x00" not in value:
+            filters[name] = value
+    return filters
+
+
+def _ws_context(request: HttpRequest, **extra: object) -> dict:
+    filters = _ws_filters(request) if request.method == "GET" else {}
+    connections = _with_reach(list(workspace_connections(request.workspace, **filters)))
+    everyone = list(workspace_connections(request.workspace)) if filters else connections
+    apps = {c.application.client_id: (c.application.name or c.application.client_id)
+            for c in everyone}
+    members = sorted({c.user.get_username() for c in everyone})
+    return {
+        "connections": connections,
+        "pending_count": sum(1 for c in everyone if c.is_pending),
+        "filters": filters,
+        "app_choices": sorted(apps.items(), key=lambda item: item[1].lower()),
+        "member_choices": members,
+        **extra,
+    }
+
+
+def _get_connection(request: HttpRequest, connection_id: str) -> Connection:
+    try:
+        return workspace_connection(request.workspace, connection_id)
+    except Connection.DoesNotExist:
+        raise Http404("No such connected app in this workspace.") from None
+
+
+def _ws_dialog(request: HttpRequest, dialog: str, connection: Connection) -> HttpResponse:
+    context = {"dialog": dialog, "connection": connection}
+    if request.htmx:
+        return render(request, f"{WS_PAGE}#dialog", {**context, "modal": True})
+    return render(request, WS_PAGE, {**_ws_context(request), **context})
+
+
+def _ws_done(request: HttpRequest, message: str, *, error: bool = False) -> HttpResponse:
+    """After a decision: with HTMX the table again (with the message) and the dialog closed;
+    without JavaScript a message and 303 to the list."""
+    if request.htmx:
+        response = render(
+            request, f"{WS_PAGE}#workspace-connections",
+            _ws_context(request, notice=message, notice_error=error),
+        )
+        retarget(response, "#workspace-connections")
+        reswap(response, "outerHTML")
+        # After the swap: closing the dialog first would remove the form that sent the request.
+        return trigger_client_event(response, CLOSE_DIALOG, after="swap")
+    (messages.error if error else messages.success)(request, message)
+    return _see_other(_ws_list_url(request))
+
+
+def _label(connection: Connection) -> str:
+    return connection.application.name or connection.application.client_id
+
+
+@require_GET
+@workspace_view(Action.MANAGE_OAUTH_APPS)
+def workspace_connections_view(request: WorkspaceRequest) -> HttpResponse:
+    """Every member's grants in the workspace: app, member, scopes, collections, how the app
+    was registered, granted and last used; pending requests first to decide. Filterable by
+    status, app and member (a GET form; with HTMX it swaps only the table)."""
+    context = _ws_context(request)
+    if request.htmx:
+        response = render(request, f"{WS_PAGE}#workspace-connections", context)
+    else:
+        response = render(request, WS_PAGE, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view(Action.MANAGE_OAUTH_APPS)
+def workspace_connection_revoke(request: WorkspaceRequest, connection_id: str) -> HttpResponse:
+    """Revoke a member's grant (`connection_revoke_by_admin`, `oauth.connection_revoked`):
+    GET asks to confirm (a dialog with HTMX, a page without), POST revokes."""
+    connection = _get_connection(request, connection_id)
+    if request.method == "GET":
+        if connection.revoked_at is not None:
+            return _ws_done(request, f"“{_label(connection)}” was already revoked.", error=True)
+        return _ws_dialog(request, "revoke", connection)
+    try:
+        connection_revoke_by_admin(
+            connection=connection, actor=Actor.for_user(request.user),
+            context=RequestContext.from_request(request),
+        )
+    except ValidationError as exc:
+        return _ws_done(request, exc.messages[0], error=True)
+    return _ws_done(
+        request,
+        f"Revoked “{_label(connection)}” for {connection.user.get_username()}: its tokens no "
+        "longer work.",
+    )
+
+
+@require_http_methods(["POST"])
+@workspace_view(Action.MANAGE_OAUTH_APPS)
+@sudo_required
+def workspace_connection_approve(request: WorkspaceRequest, connection_id: str) -> HttpResponse:
+    """Approve a pending grant (`connection_approve`): its tokens work from the next request."""
+    connection = _get_connection(request, connection_id)
+    try:
+        connection_approve(
+            connection=connection, actor=Actor.for_user(request.user),
+            context=RequestContext.from_request(request),
+        )
+    except ValidationError as exc:
+        return _ws_done(request, exc.messages[0], error=True)
+    return _ws_done(
+        request, f"Approved “{_label(connection)}” for {connection.user.get_username()}."
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view(Action.MANAGE_OAUTH_APPS)
+@sudo_required
+def workspace_connection_deny(request: WorkspaceRequest, connection_id: str) -> HttpResponse:
+    """Deny a pending grant (`connection_deny`): it is revoked with its tokens. GET asks to
+    confirm, POST denies."""
+    connection = _get_connection(request, connection_id)
+    if request.method == "GET":
+        if not connection.is_pending or connection.revoked_at is not None:
+            return _ws_done(request, f"“{_label(connection)}” is not awaiting approval.",
+                            error=True)
+        return _ws_dialog(request, "deny", connection)
+    try:
+        connection_deny(
+            connection=connection, actor=Actor.for_user(request.user),
+            context=RequestContext.from_request(request),
+        )
+    except ValidationError as exc:
+        return _ws_done(request, exc.messages[0], error=True)
+    return _ws_done(
+        request, f"Denied “{_label(connection)}” for {connection.user.get_username()}."
+    )

@@ -9,6 +9,7 @@ from .selectors import open_security_alerts, workspaces_for_user
 SETTINGS_NAV = [
     ("API Keys", "apikeys:list", Action.VIEW_DASHBOARD),
     ("OAuth Apps", "oauth:app_list", Action.MANAGE_OAUTH_APPS),
+    ("Connected apps", "oauth:workspace_connections", Action.MANAGE_OAUTH_APPS),
     ("Audit log", "audit:list", Action.READ_AUDIT_LOG),
     ("Usage", "apikeys:usage", Action.VIEW_DASHBOARD),
     ("Members", "workspaces:members", Action.VIEW_DASHBOARD),

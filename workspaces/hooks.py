@@ -6,6 +6,8 @@ small, explicit list; a higher app registers its callable in its AppConfig.ready
 and `membership_remove` calls each inside its own transaction: the removal and everything the
 hooks end commit together or not at all. No Django signals: the flow stays visible here.
 
+The workspace Overview lists the notices apps above add (`on_overview_notices`).
+
 Likewise `user_delete` calls the user-deleting hooks after the user's memberships are gone and
 before the row is: what apps above keep that must outlive the account is let go of there (oauth
 detaches the apps the user registered, which the database would otherwise delete with them).
@@ -32,7 +34,12 @@ class MembershipRemovedHook(Protocol):
     ) -> None: ...
 
 
+class OverviewNoticesHook(Protocol):
+    def __call__(self, *, membership: Membership) -> list[dict[str, str]]: ...
+
+
 _membership_removed: list[Callable[..., None]] = []
+_overview_notices: list[Callable[..., list[dict[str, str]]]] = []
 _user_deleting: list[Callable[..., None]] = []
 
 
@@ -56,3 +63,16 @@ def on_user_deleting(hook: UserDeletingHook) -> UserDeletingHook:
 
 def user_deleting_hooks() -> tuple[UserDeletingHook, ...]:
     return tuple(_user_deleting)
+
+
+def on_overview_notices(hook: OverviewNoticesHook) -> OverviewNoticesHook:
+    """Add what the workspace Overview shows a member as "needs your attention": the hook gets
+    the viewer's membership and returns notices `{"text": …, "url": …}` (oauth: apps awaiting
+    approval, for admins). Registering twice is a no-op."""
+    if hook not in _overview_notices:
+        _overview_notices.append(hook)
+    return hook
+
+
+def overview_notices(*, membership: Membership) -> list[dict[str, str]]:
+    return [notice for hook in _overview_notices for notice in hook(membership=membership)]

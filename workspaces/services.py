@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
@@ -395,6 +396,36 @@ def security_alerts_acknowledge(*, workspace: Workspace, actor: Actor) -> int:
 
 
 POLICY_FIELDS = ("require_two_factor", "app_access_policy", "trusted_app_domains")
+MAX_TRUSTED_DOMAINS = 20
+_DOMAIN = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def trusted_domains_normalize(values: list[str]) -> list[str]:
+    """The trusted app domains as stored: lowercase host names (a leading `*.` or trailing dot
+    dropped), without duplicates, at most `MAX_TRUSTED_DOMAINS`. A domain trusts itself and its
+    subdomains, so bare top-level names, IP addresses and localhost are refused: they would
+    trust apps anyone can run."""
+    domains: list[str] = []
+    for raw in values:
+        value = str(raw).strip().lower().removeprefix("*.").rstrip(".")
+        if not value:
+            continue
+        try:
+            value = value.encode("idna").decode("ascii")
+        except UnicodeError:
+            value = "\x00"  # refused below
+        if not _DOMAIN.fullmatch(value):
+            shown = str(raw).encode("unicode_escape").decode("ascii")[:80]
+            raise ValidationError({"trusted_app_domains": (
+                f"“{shown}” is not a domain name (such as apps.example.com)."
+            )})
+        if value not in domains:
+            domains.append(value)
+    if len(domains) > MAX_TRUSTED_DOMAINS:
+        raise ValidationError(
+            {"trusted_app_domains": f"List at most {MAX_TRUSTED_DOMAINS} trusted domains."}
+        )
+    return domains
 
 
 def workspace_policies_update(
@@ -406,6 +437,9 @@ def workspace_policies_update(
     unknown = set(changes) - set(POLICY_FIELDS)
     if unknown:
         raise ValidationError(f"Not a policy: {', '.join(sorted(unknown))}.")
+    if "trusted_app_domains" in changes:
+        changes = {**changes,
+                   "trusted_app_domains": trusted_domains_normalize(changes["trusted_app_domains"])}
     if changes.get("require_two_factor") and actor.user is not None and not two_factor_enabled(
         actor.user
     ):

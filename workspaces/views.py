@@ -15,6 +15,7 @@ from core.context import Actor, RequestContext
 from workspaces.permissions import WorkspaceRequest
 
 from .forms import RoleChangeForm
+from .hooks import overview_notices
 from .models import Membership
 from .permissions import workspace_view
 from .roles import Action
@@ -33,7 +34,8 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @workspace_view()
 def overview(request: WorkspaceRequest) -> HttpResponse:
-    return render(request, "workspaces/workspace_overview.html")
+    notices = overview_notices(membership=request.membership)
+    return render(request, "workspaces/workspace_overview.html", {"notices": notices})
 
 
 @workspace_view()

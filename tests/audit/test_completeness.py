@@ -51,6 +51,7 @@ NOT_ACCESS_CHANGES = {
     "oauth.services.oauth_prune",
     "apikeys.services.resolve_collections",  # validation
     "apikeys.services.collection_labels",  # formats ids
+    "workspaces.services.trusted_domains_normalize",  # validation
     "apikeys.services.apikey_dismiss_new_network",  # dismisses a warning (like an alert banner)
 }
 
@@ -422,6 +423,54 @@ def case_authorization_code_replay(workspace, members) -> Expected:
                     "oauth_app", application.client_id, workspace)
 
 
+def _pending_grant(workspace, members):
+    """A member's consent for a self-registered app where apps need admin approval."""
+    workspace.app_access_policy = "approval"
+    workspace.save(update_fields=["app_access_policy"])
+    application, _secret = oauth_services.oauth_app_register_dynamic(
+        name="Unvetted tool", redirect_uris=REDIRECT, confidential=False, context=RequestContext()
+    )
+    connection = oauth_services.connection_grant(
+        user=members["editor"], application=application, workspace=workspace,
+        scopes=["passports:read"], context=RequestContext(),
+    )
+    assert connection.is_pending
+    return application, connection
+
+
+def case_connection_approve(workspace, members) -> Expected:
+    application, connection = _pending_grant(workspace, members)
+    actor = Actor.for_user(members["admin"])
+    oauth_services.connection_approve(connection=connection, actor=actor, context=CONTEXT)
+    connection.refresh_from_db()
+    assert connection.approval == "approved" and connection.decided_by == members["admin"]
+    return Expected("oauth.connection_approved", actor, "oauth_app", application.client_id,
+                    workspace)
+
+
+def case_connection_deny(workspace, members) -> Expected:
+    application, connection = _pending_grant(workspace, members)
+    actor = Actor.for_user(members["owner"])
+    oauth_services.connection_deny(connection=connection, actor=actor, context=CONTEXT)
+    connection.refresh_from_db()
+    assert connection.revoked_at is not None
+    return Expected("oauth.connection_denied", actor, "oauth_app", application.client_id,
+                    workspace)
+
+
+def case_connection_revoke_by_admin(workspace, members) -> Expected:
+    application = _app(workspace, members["admin"])
+    connection = oauth_services.connection_grant(
+        user=members["editor"], application=application, workspace=workspace,
+        scopes=["passports:read"], context=RequestContext(),
+    )
+    actor = Actor.for_user(members["admin"])
+    oauth_services.connection_revoke_by_admin(connection=connection, actor=actor,
+                                              context=CONTEXT)
+    return Expected("oauth.connection_revoked", actor, "oauth_app", application.client_id,
+                    workspace)
+
+
 # More cases for a service that records more than one action.
 EXTRA_CASES: dict[str, Callable[..., Expected]] = {
     "workspaces.services.user_change_access (deactivate)": case_user_deactivate,
@@ -461,6 +510,9 @@ CASES: dict[str, Callable[..., Expected]] = {
     "oauth.services.connection_revoke": case_connection_revoke,
     "oauth.services.connection_revoke_for_reuse": case_connection_revoke_for_reuse,
     "oauth.services.authorization_code_replay": case_authorization_code_replay,
+    "oauth.services.connection_approve": case_connection_approve,
+    "oauth.services.connection_deny": case_connection_deny,
+    "oauth.services.connection_revoke_by_admin": case_connection_revoke_by_admin,
 }
 
 

@@ -65,7 +65,7 @@ def test_register_copy_secret_authorize_and_revoke(page, login, members, live_se
 
     # The user revokes it from Connected apps: its token stops working at once.
     page.goto("/")
-    page.get_by_role("link", name="Connected apps").click()
+    page.get_by_role("banner").get_by_role("link", name="Connected apps").click()  # the user's own
     row = page.get_by_test_id("connection-row")
     expect(row).to_contain_text("Browser CRM")
     expect(row).to_contain_text("Acme")

@@ -27,8 +27,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from apikeys.models import ApiKey
 from apikeys.services import apikey_create
 from audit.models import AuditEvent
+from core.context import RequestContext
 from oauth.models import Connection, WorkspaceApp
-from oauth.services import oauth_app_create
+from oauth.services import connection_grant, oauth_app_create
 from passports.models import Collection, Passport
 from passports.services import collection_create, passport_create
 from tests.factories import MembershipFactory, UserFactory, by
@@ -76,6 +77,12 @@ WORKSPACE_PAGES: dict[str, Page] = {
     "oauth:app_rotate_secret": Page(Action.MANAGE_OAUTH_APPS, ("GET", "POST"), "app"),
     "oauth:app_delete": Page(Action.MANAGE_OAUTH_APPS, ("GET", "POST"), "app"),
     "oauth:app_edit": Page(Action.MANAGE_OAUTH_APPS, ("GET", "POST"), "app"),
+    "oauth:workspace_connections": Page(Action.MANAGE_OAUTH_APPS),
+    "oauth:workspace_connection_revoke": Page(
+        Action.MANAGE_OAUTH_APPS, ("GET", "POST"), "connection"),
+    "oauth:workspace_connection_approve": Page(Action.MANAGE_OAUTH_APPS, ("POST",), "connection"),
+    "oauth:workspace_connection_deny": Page(
+        Action.MANAGE_OAUTH_APPS, ("GET", "POST"), "connection"),
 }
 # API routes: the object they name (None: a list or the caller itself).
 API_ROUTES: dict[str, str | None] = {
@@ -171,9 +178,20 @@ def tenant(workspace, admin_user) -> Tenant:
             workspace=workspace, name=f"Shelf {next(counter)}", **by()
         ).public_id
 
+    def connection() -> str:
+        """A member's grant awaiting approval (so approve, deny and revoke all apply)."""
+        application, _ = oauth_app_create(workspace=workspace, name=f"app{next(counter)}",
+                                          redirect_uris=["https://app.example.com/cb"],
+                                          confidential=True, **by(admin_user))
+        granted = connection_grant(user=admin_user, application=application,
+                                   workspace=workspace, scopes=["passports:read"],
+                                   context=RequestContext())
+        Connection.objects.filter(pk=granted.pk).update(approval="pending")
+        return granted.public_id
+
     return Tenant(workspace, admin_user,
                   {"key": key, "app": app, "membership": membership, "passport": passport,
-                   "collection": collection})
+                   "collection": collection, "connection": connection})
 
 
 @pytest.fixture
@@ -205,6 +223,8 @@ def state_of(workspace) -> tuple:
             "public_id", "product_name", "status", "collection_id")),
         sorted(Collection.objects.filter(workspace=workspace).values_list("public_id", "name")),
         sorted(ApiKey.objects.filter(workspace=workspace).values_list("public_id", "collections")),
+        sorted(Connection.objects.filter(workspace=workspace).values_list(
+            "public_id", "approval", "revoked_at", "scope")),
         sorted(SecurityAlert.objects.filter(workspace=workspace).values_list(
             "pk", "acknowledged_at")),
         AuditEvent.objects.filter(workspace=workspace).count(),
@@ -214,8 +234,8 @@ def state_of(workspace) -> tuple:
 def url(name: str, slug: str, page: Page, obj_id: str | None) -> str:
     kwargs = {"slug": slug}
     if page.obj is not None:
-        kwargs[{"key": "key_id", "app": "client_id", "membership": "membership_id"}[page.obj]] = (
-            obj_id)
+        kwargs[{"key": "key_id", "app": "client_id", "membership": "membership_id",
+                "connection": "connection_id"}[page.obj]] = obj_id
     return reverse(name, kwargs=kwargs)
 
 
@@ -229,7 +249,7 @@ def call(client: Client, method: str, path: str):
 @pytest.mark.parametrize("role", ROLES)
 def test_no_role_of_a_reaches_anything_of_b(role, a, b, client_for) -> None:
     SecurityAlert.objects.create(workspace=b.workspace, kind="credential_leaked", subject="x")
-    b_objects = {kind: b.fresh(kind) for kind in ("key", "app", "membership")}
+    b_objects = {kind: b.fresh(kind) for kind in ("key", "app", "membership", "connection")}
     before = state_of(b.workspace)
     client = client_for(role)
     for name, page in WORKSPACE_PAGES.items():
