@@ -78,20 +78,29 @@ def _has_json_type(value: Any, expected: object) -> bool:
     return False
 
 
-def _unicode_problem(value: Any) -> bool:
-    """Whether a string anywhere in `value` is not valid Unicode text (a lone surrogate, which
-    JSON can spell but no URL, header or database text can hold)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_unicode_problem(k) or _unicode_problem(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_unicode_problem(v) for v in value)
-    return False
+MAX_ARGUMENT_DEPTH = 32  # no tool's arguments nest; deeper is refused before anything walks it
+
+
+def _value_problem(value: Any) -> str | None:
+    """Why a value cannot be an argument, or None: a string that is not valid Unicode text (a
+    lone surrogate, which JSON can spell but no URL, header or database text can hold), or
+    nesting deeper than any tool takes. Walked without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_ARGUMENT_DEPTH:
+            return "Nested too deeply."
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "Must be valid Unicode text."
+        elif isinstance(item, dict):
+            stack.extend((k, depth + 1) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return None
 
 
 def check_arguments(tool: Tool, arguments: Mapping[str, Any]) -> None:
@@ -101,9 +110,9 @@ def check_arguments(tool: Tool, arguments: Mapping[str, Any]) -> None:
     for name, value in arguments.items():
         member = properties.get(name)
         if member is None:
-            fields[str(name)[:64]] = "Unknown argument."
-        elif _unicode_problem(value):
-            fields[name] = "Must be valid Unicode text."
+            fields[str(name)[:64].encode("utf-8", "replace").decode()] = "Unknown argument."
+        elif (problem := _value_problem(value)) is not None:
+            fields[name] = problem
         elif not _has_json_type(value, member.get("type")):
             expected = member.get("type")
             words = " or ".join(expected) if isinstance(expected, list) else expected

@@ -74,8 +74,9 @@ def _error(
     error = types.JSONRPCError(
         jsonrpc="2.0", id=id_, error=types.ErrorData(code=code, message=message, data=data)
     )
-    response = JsonResponse(error.model_dump(by_alias=True, mode="json", exclude_none=True),
-                            status=status)
+    body = error.model_dump(by_alias=True, mode="json", exclude_none=True)
+    body["id"] = id_  # JSON-RPC 2.0 §5: null when the request's id could not be read
+    response = JsonResponse(body, status=status)
     for name, value in (headers or {}).items():
         response[name] = value
     return response
@@ -161,7 +162,7 @@ def _serve(request: HttpRequest, *, readonly: bool) -> HttpResponse:
     if isinstance(principal, HttpResponse):
         return _from_api(None, principal, CREDENTIAL_REFUSED)
     content_type = request.content_type or ""
-    if content_type != "application/json":
+    if request.body and content_type != "application/json":
         return _error(
             None, REQUEST_REFUSED, "Send the JSON-RPC message as application/json.",
             status=HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
