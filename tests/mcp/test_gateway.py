@@ -208,3 +208,20 @@ def test_the_server_can_be_turned_off(mcp, client, settings):
     assert mcp.call("tools/list").status_code == HTTPStatus.NOT_FOUND
     metadata = client.get("/.well-known/oauth-protected-resource/mcp")
     assert metadata.status_code == HTTPStatus.NOT_FOUND
+
+
+def test_browser_clients_get_credential_less_cors(client):
+    preflight = client.options(
+        "/mcp", HTTP_ORIGIN="https://inspector.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, content-type, mcp-protocol-version",
+    )
+    assert preflight.status_code == HTTPStatus.NO_CONTENT
+    assert preflight["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in preflight
+    refused = client.post("/mcp", "{}", content_type="application/json",
+                          HTTP_ORIGIN="https://inspector.example")
+    assert refused["Access-Control-Allow-Origin"] == "*"
+    assert "WWW-Authenticate" in refused["Access-Control-Expose-Headers"]
+    metadata = client.get("/.well-known/oauth-protected-resource/mcp",
+                          HTTP_ORIGIN="https://inspector.example")
+    assert metadata["Access-Control-Allow-Origin"] == "*"
