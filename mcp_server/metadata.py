@@ -29,3 +29,6 @@ class McpProtectedResourceMetadataView(ProtectedResourceMetadataView):
 
     def get_scopes_supported(self) -> list[str]:
         return mcp_scopes()
+
+    def get_resource_name(self) -> str:
+        return "Gatehouse MCP server"

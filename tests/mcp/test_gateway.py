@@ -57,6 +57,7 @@ def test_the_mcp_server_has_its_own_protected_resource_metadata(client):
     assert document["authorization_servers"] == ["http://testserver"]
     assert document["scopes_supported"] == ["passports:read", "passports:write", "audit:read"]
     api = client.get("/.well-known/oauth-protected-resource/api/v1").json()
+    assert document["resource_name"] == "Gatehouse MCP server"
     assert api["resource"] == "http://testserver/api/v1"
 
 
