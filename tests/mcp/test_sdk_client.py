@@ -33,6 +33,11 @@ from oauth.services import connection_revoke
 from passports.models import Passport
 from passports.services import passport_create
 from tests.oauth.conftest import query_of
+from tests.oauth.test_client_metadata_documents import (  # noqa: F401
+    LOOPBACK_CALLBACK,
+    certificates,
+    documents,
+)
 from tests.oauth.test_live_clients import MemoryTokenStorage, UserAgent, _mcp_call_me
 from tests.servers import gunicorn
 
@@ -48,7 +53,8 @@ def run_async(fn: Callable[[], Awaitable[Any]]) -> Any:
 
 
 def oauth_provider(server_url: str, agent: UserAgent, storage: MemoryTokenStorage,
-                   redirects: list[str]) -> OAuthClientProvider:
+                   redirects: list[str], *, client_metadata_url: str | None = None,
+                   ) -> OAuthClientProvider:
     async def redirect_handler(authorization_url: str) -> None:
         redirects.append(await anyio.to_thread.run_sync(agent.consent, authorization_url))
 
@@ -62,9 +68,10 @@ def oauth_provider(server_url: str, agent: UserAgent, storage: MemoryTokenStorag
         server_url=server_url,
         client_metadata=OAuthClientMetadata(
             client_name="Test Assistant",
-            redirect_uris=[AnyUrl("http://127.0.0.1:33418/callback")],
+            redirect_uris=[AnyUrl(LOOPBACK_CALLBACK)],
         ),
         storage=storage, redirect_handler=redirect_handler, callback_handler=callback_handler,
+        client_metadata_url=client_metadata_url,
     )
 
 
@@ -124,6 +131,34 @@ def test_sdk_client_discovers_registers_consents_and_calls_tools(live_server, me
     event = AuditEvent.objects.get(action="passport.created")
     assert (event.actor_type, event.metadata["tool"]) == ("oauth_app", "create_passport")
     assert event.metadata["on_behalf_of"]["label"] == "editor@acme.test"
+
+
+def test_sdk_client_connects_with_a_client_id_metadata_document(
+    documents, live_server, members  # noqa: F811
+):
+    url = documents.url("/clients/assistant.json")
+    documents.publish("/clients/assistant.json", {
+        "client_id": url, "client_name": "Hosted Assistant", "redirect_uris": [LOOPBACK_CALLBACK],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "none",
+    })
+    base = live_server.url
+    agent, storage, redirects = UserAgent(base, members["editor"]), MemoryTokenStorage(), []
+
+    async def work(session: ClientSession) -> Any:
+        return await session.call_tool("list_passports", {})
+
+    page = run_async(lambda: in_session(f"{base}/mcp", work, auth=oauth_provider(
+        f"{base}/mcp", agent, storage, redirects, client_metadata_url=url,
+    )))
+
+    assert page.structured_content == {"data": [], "next_cursor": None}
+    assert len(redirects) == 1
+    assert f"127.0.0.1:{documents.port}" in agent.pages[0]  # the document's host, on consent
+    connection = Connection.objects.get()
+    assert connection.application.registration_source == "cimd"
+    assert connection.application.client_id == url
+    assert AccessToken.objects.get().resource == [f"{base}/mcp"]
 
 
 def test_read_only_grant_is_refused_write_tools_and_revocation_holds(live_server, members):
@@ -241,3 +276,31 @@ def test_budget_is_exact_under_16_concurrent_tool_calls_on_two_workers(
     assert results.count("quota_exceeded") == threads * calls_each - 100
     reads = next(b for b in usage.json()["budgets"] if b["budget"] == "passport_reads")
     assert reads["used"] == 100
+
+
+def test_sdk_client_follows_the_step_up_challenge(live_server, members):
+    """A read-only grant meets a write tool: the SDK's provider reads the 403's
+    `scope="passports:write"`, sends the user to consent again for the union of scopes, and
+    retries the call with the new token."""
+    base = live_server.url
+    agent, storage, redirects = UserAgent(base, members["editor"]), MemoryTokenStorage(), []
+
+    async def read(session: ClientSession) -> Any:
+        return await session.call_tool("list_passports", {})
+
+    run_async(lambda: in_session(f"{base}/mcp/readonly", read, auth=oauth_provider(
+        f"{base}/mcp/readonly", agent, storage, redirects)))
+    assert "passports:write" not in storage.tokens.scope.split()
+
+    async def write(session: ClientSession) -> Any:
+        return await session.call_tool(
+            "create_passport", {"gtin": GTIN, "serial_number": "S-UP", "product_name": "P"}
+        )
+
+    created = run_async(lambda: in_session(f"{base}/mcp", write, auth=oauth_provider(
+        f"{base}/mcp", agent, storage, redirects)))
+
+    assert created.is_error is not True, created
+    assert len(redirects) == 2  # the first consent, then the step-up
+    assert "passports:write" in storage.tokens.scope.split()
+    assert Passport.objects.get().serial_number == "S-UP"
