@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 
 from apikeys.models import KeyRequest
+from apikeys.services import apikey_revoke
 from audit.models import AuditEvent
 from core.context import Actor, RequestContext
 from gateway.usage import usage_flush
@@ -193,8 +194,6 @@ def test_usage_and_audit_name_the_tool(make_key, mcp_for, workspace):
 
 
 def test_revoked_key_is_refused_on_the_next_call(make_key, mcp_for, workspace):
-    from apikeys.services import apikey_revoke
-
     key, token = make_key()
     mcp = mcp_for(token)
     assert mcp.tool("list_passports").status_code == HTTPStatus.OK
