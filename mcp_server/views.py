@@ -14,7 +14,9 @@ One POST carries one JSON-RPC message. In order:
    were removed in MCP 2025-06-18) `-32600` (400); a notification or a response is accepted
    with 202 and no body;
 3. the method: `initialize`, `ping`, `tools/list`, `tools/call`; anything else `-32601`.
-   Unknown tools and arguments of the wrong shape are `-32602`.
+   Unknown tools and arguments of the wrong shape are `-32602`. A request other than a tool
+   call passes the gateway's gate as an endpoint without scope or budget (a cached key is
+   confirmed, the key's rate limit counts it, its usage is recorded under `/mcp`).
 4. `tools/call` runs the API operation behind the gateway (`mcp_server.calls`). The API's
    answer becomes the tool result: `structuredContent` is the API's JSON, `isError` when it
    refused (`structuredContent` is then `{"error", "message", …}`, the API's own). A missing
@@ -43,6 +45,7 @@ from django.views.decorators.csrf import csrf_exempt
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS, KNOWN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
+from apikit.endpoints import Endpoint
 from apikit.principal import Principal
 from oauth.resources import MCP_RESOURCE_PATH, request_origin, resource_at
 
@@ -64,6 +67,8 @@ INSTRUCTIONS = (
     "belongs to). Every tool call is an API request: it needs the scope its description names, "
     "counts against the workspace's daily budgets (see get_usage) and is in the audit log."
 )
+# What `initialize`, `ping` and `tools/list` require of the gateway: a live credential.
+PROTOCOL_ENDPOINT = Endpoint()
 _COPIED_HEADERS = ("WWW-Authenticate", "Retry-After", "Connection")
 
 
@@ -207,6 +212,16 @@ def _serve(request: HttpRequest, *, readonly: bool) -> HttpResponse:
         valid_id = id_ if isinstance(id_, (str, int)) and not isinstance(id_, bool) else None
         return _error(valid_id, types.INVALID_REQUEST, "Not a JSON-RPC 2.0 request.",
                       status=HTTPStatus.BAD_REQUEST)
+    if rpc.method != "tools/call":
+        # Not an API operation, but still a request of this credential: the gate confirms a
+        # cached key (a revoked one is refused here too) and counts the key's rate limit;
+        # no scope, no budget, no idempotency (the header means nothing at this level).
+        request.META.pop("HTTP_IDEMPOTENCY_KEY", None)
+        refused = pipeline.pass_gate(request, PROTOCOL_ENDPOINT,
+                                     resource=mcp_resource(request), principal=principal)
+        if refused is not None:
+            return pipeline.finish(request, _from_api(rpc.id, refused, CREDENTIAL_REFUSED))
+        return pipeline.finish(request, _dispatch(request, rpc, principal, readonly=readonly))
     return _dispatch(request, rpc, principal, readonly=readonly)
 
 

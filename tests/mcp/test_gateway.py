@@ -201,6 +201,22 @@ def test_revoked_key_is_refused_on_the_next_call(make_key, mcp_for, workspace):
     refused = mcp.tool("list_passports")
     assert refused.status_code == HTTPStatus.UNAUTHORIZED
     assert refused.json()["error"]["data"]["error"] == "key_revoked"
+    listing = mcp.call("tools/list")
+    assert listing.status_code == HTTPStatus.UNAUTHORIZED
+    assert listing.json()["error"]["data"]["error"] == "key_revoked"
+
+
+def test_protocol_requests_count_against_the_keys_rate_limit(make_key, mcp_for, workspace):
+    key, token = make_key(rate_limit_per_minute=2)
+    mcp = mcp_for(token)
+    assert mcp.call("ping").status_code == HTTPStatus.OK
+    assert mcp.call("tools/list").status_code == HTTPStatus.OK
+    limited = mcp.call("tools/list")
+    assert limited.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert limited.json()["error"]["data"]["error"] == "rate_limited"
+    assert int(limited["Retry-After"]) > 0
+    usage_flush()
+    assert set(KeyRequest.objects.filter(api_key=key).values_list("path", flat=True)) == {"/mcp"}
 
 
 def test_the_server_can_be_turned_off(mcp, client, settings):
