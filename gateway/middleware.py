@@ -44,6 +44,11 @@ idempotency and usage metering can be slotted in between without reshaping it):
     (and in `finish`, `gateway.metering.meter_response`: store or release the idempotency claim,
     give back the budget unit of an unserved request, `X-RateLimit-*` headers, usage recording.)
 
+Steps 6–9 are one method, `pass_gate(request, endpoint, resource=…, principal=…)`, which the
+MCP server (`mcp_server.calls`) calls for each tool call with the API request the call
+corresponds to (and the principal it already authenticated at the `/mcp` resource): the same
+scope ∩ role, rate limit, idempotency and budget, then the same `finish`. There is one gateway.
+
 The benchmark's comparison server leaves step 9 out with a subclass of its own
 (`bench/middleware.py`), to measure what metering costs; the product always meters.
 
