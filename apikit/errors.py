@@ -145,8 +145,10 @@ def service_unavailable(request: HttpRequest) -> JsonResponse:
 
 
 def resource_metadata_url(request: HttpRequest) -> str:
-    """RFC 9728 §3: where this protected resource's metadata document lives."""
-    return request.build_absolute_uri("/.well-known/oauth-protected-resource")
+    """RFC 9728 §3: where this protected resource's metadata document lives (the MCP server,
+    another resource, sets `request.resource_metadata_path` to its own)."""
+    path = getattr(request, "resource_metadata_path", "/.well-known/oauth-protected-resource")
+    return request.build_absolute_uri(path)
 
 
 def www_authenticate(

@@ -147,8 +147,8 @@ def audit_record(
     The chain head row is locked for the rest of that transaction: events of one workspace are
     serialized, events of different workspaces are not. The event is stamped no earlier than its
     predecessor (another process's clock may be ahead), so times never go back along a chain.
-    The context's door and request id, when it names them, are recorded as `metadata["door"]`
-    and `metadata["request_id"]`.
+    The context's door, request id and MCP tool, when it names them, are recorded as
+    `metadata["door"]`, `metadata["request_id"]` and `metadata["tool"]`.
 
     The event's hash is an HMAC under the audit key (audit.keys), and the head row is re-sealed
     with it; once the transaction commits, the new head is logged to `gatehouse.audit.anchor`.
@@ -165,6 +165,8 @@ def audit_record(
         }
     if context.request_id:
         metadata["request_id"] = context.request_id
+    if context.tool:
+        metadata["tool"] = context.tool
     workspace_id = workspace.pk if workspace is not None else None
     event = AuditEvent(
         workspace_id=workspace_id,

@@ -77,6 +77,8 @@ TARGETS = [
     ("write / write_baseline", "write", "write_baseline", 0.60),
     ("write_rows / write", "write_rows", "write", None),
     ("write_8w / write_rows", "write_8w", "write_rows", None),
+    # Issue 19: a `tools/call` of get_passport at /mcp against the same read at /api/v1.
+    ("mcp_read / apikey", "mcp_read", "apikey", 0.60),
 ]
 
 
@@ -348,10 +350,16 @@ class Scenario:
     authorization: str = ""  # kept in memory and in wrk's environment only
     script: str = "auth.lua"
     paths: tuple[str, ...] = ()  # patch.lua: the passports a write is spread over, in turn
+    passport: str = ""  # mcp.lua: the passport get_passport reads
 
     @property
     def method(self) -> str:
-        return "PATCH" if self.script == "patch.lua" else "GET"
+        return {"patch.lua": "PATCH", "mcp.lua": "POST"}.get(self.script, "GET")
+
+    def mcp_body(self) -> bytes:
+        """What mcp.lua sends: one `tools/call` of get_passport."""
+        return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "get_passport", "arguments": {"passport_id": self.passport}}}).encode()
 
     def describe(self) -> dict[str, Any]:
         """What the results file says about the scenario: no credentials."""
@@ -369,6 +377,9 @@ def preflight(scenario: Scenario) -> None:
         headers |= {"Content-Type": "application/json",
                     "Idempotency-Key": f"bench-preflight-{secrets.token_hex(8)}"}
         data = b'{"product_name": "Bench preflight"}'
+    elif scenario.method == "POST":
+        headers |= {"Content-Type": "application/json", "MCP-Protocol-Version": "2025-11-25"}
+        data = scenario.mcp_body()
     request = urllib.request.Request(scenario.url, data=data, headers=headers,
                                      method=scenario.method)
     try:
@@ -379,6 +390,9 @@ def preflight(scenario: Scenario) -> None:
     if status != scenario.expect:
         fail(f"scenario {scenario.name}: {scenario.method} {urlsplit(scenario.url).path} "
              f"answered {status}, expected {scenario.expect}: {body.decode(errors='replace')}")
+    if scenario.method == "POST" and (b'"isError": true' in body or b'"error"' in body):
+        fail(f"scenario {scenario.name}: the tool call was refused: "
+             f"{body.decode(errors='replace')}")
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -414,7 +428,7 @@ def run_wrk(wrk: str, scenario: Scenario, seconds: int) -> dict[str, Any]:
     cmd = [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
            "-s", str(ROOT / "bench" / "wrk" / scenario.script), scenario.url]
     env = {**os.environ, "BENCH_AUTHORIZATION": scenario.authorization,
-           "BENCH_PATHS": ",".join(scenario.paths)}
+           "BENCH_PATHS": ",".join(scenario.paths), "BENCH_PASSPORT": scenario.passport}
     result = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env,
                             timeout=seconds + 30)
     if result.returncode != 0:
@@ -551,7 +565,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 SCENARIO_NAMES = ["baseline", "floor", "apikey", "apikey_unmetered", "apikey_uncached", "oauth",
                   "garbage", "apikey_unlimited", "oauth_unlimited", "write", "write_baseline",
-                  "write_rows", "write_8w", "peer", "history"]
+                  "write_rows", "write_8w", "peer", "history", "mcp_read"]
 
 
 def build_scenarios(ports: dict[str, int], seed: dict, hist: dict) -> list[Scenario]:
@@ -593,6 +607,8 @@ def build_scenarios(ports: dict[str, int], seed: dict, hist: dict) -> list[Scena
                  authorization=f"Api-Key {seed['peer_token']}"),
         Scenario("history", url("history", f"/api/v1/passports/{hist['passport_id']}"),
                  authorization=f"Bearer {hist['token']}"),
+        Scenario("mcp_read", url("main", "/mcp"), authorization=bearer, script="mcp.lua",
+                 passport=seed["passport_id"]),
     ]
 
 

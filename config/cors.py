@@ -41,6 +41,10 @@ CORS_PATHS: dict[str, tuple[str, ...]] = {
     "/.well-known/oauth-authorization-server": READ,
     "/.well-known/oauth-protected-resource": READ,
     "/.well-known/oauth-protected-resource/api/v1": READ,
+    "/.well-known/oauth-protected-resource/mcp": READ,
+    # The MCP server (SPEC §14): bearer tokens only, like the API; POST is its only method.
+    "/mcp": POST,
+    "/mcp/readonly": POST,
     "/api/oauth/register": POST,
     "/api/oauth/token": POST,
     "/api/oauth/revoke": POST,

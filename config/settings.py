@@ -126,6 +126,7 @@ INSTALLED_APPS = [
     "apikeys",
     "oauth",
     "gateway",
+    "mcp_server",
 ]
 
 MIDDLEWARE = [
@@ -362,6 +363,9 @@ GATEHOUSE_TOKEN_VERIFIERS = {
     "gk_": "apikeys.verifier.verify_api_key",
     "gat_": "oauth.verifier.verify_access_token",
 }
+# The hosted MCP server at /mcp and /mcp/readonly (SPEC §14, docs/mcp.md); off: every MCP path,
+# its metadata document included, answers 404.
+GATEHOUSE_MCP_ENABLED = env_bool("GATEHOUSE_MCP_ENABLED", default=True)
 # Verified API keys are kept per process and confirmed on every request by the gateway's one
 # Redis call (apikeys/keycache.py); only with REDIS_URL. 0 reads the key row on every request.
 GATEHOUSE_KEY_CACHE = env_bool("GATEHOUSE_KEY_CACHE", default=True)

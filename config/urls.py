@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("apikeys.urls")),
     path("", include("oauth.urls")),  # OAuth endpoints (oauth2_provider:…) and pages (oauth:…)
     path("api/v1/", include("gateway.urls")),
+    path("", include("mcp_server.urls")),  # /mcp, /mcp/readonly and their metadata (SPEC §14)
 ]
 
 # JSON for paths under /api/, the dashboard's templates everywhere else (apikit/errors.py).

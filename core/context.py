@@ -55,11 +55,15 @@ class Door:
     API = "api"
     ADMIN = "admin"
     COMMAND = "command"
+    MCP = "mcp"  # a tool call of the MCP server (SPEC §14), which names the tool too
 
 
 def door_of(request: HttpRequest) -> str:
     """Django admin's pages (any view in the `admin` URL namespace), the JSON API and OAuth
-    endpoints (under /api/), or else the dashboard."""
+    endpoints (under /api/), or else the dashboard; an MCP tool call (the request the MCP server
+    hands the API's view, marked with `mcp_tool`) is the MCP door."""
+    if getattr(request, "mcp_tool", ""):
+        return Door.MCP
     match = getattr(request, "resolver_match", None)
     if match is not None and "admin" in match.namespaces:
         return Door.ADMIN
@@ -71,13 +75,14 @@ def door_of(request: HttpRequest) -> str:
 @dataclass(frozen=True, slots=True)
 class RequestContext:
     """Where an action came from: the client's IP and user agent, or the command that ran it,
-    the door (`Door`) and, for the API, the request id the client was sent as `X-Request-Id`.
-    An empty door or request id is not recorded."""
+    the door (`Door`) and, for the API, the request id the client was sent as `X-Request-Id`;
+    for the MCP door, the tool called. An empty door, request id or tool is not recorded."""
 
     ip: str | None = None
     user_agent: str = ""
     door: str = ""
     request_id: str = ""
+    tool: str = ""
 
     @classmethod
     def from_request(cls, request: HttpRequest, *, door: str | None = None) -> RequestContext:
@@ -86,6 +91,7 @@ class RequestContext:
             user_agent=request.headers.get("User-Agent", "")[:512],
             door=door or door_of(request),
             request_id=getattr(request, "request_id", ""),
+            tool=getattr(request, "mcp_tool", ""),
         )
 
     @classmethod

@@ -1,4 +1,4 @@
-"""The gateway's own endpoints: `GET /api/v1/me` (any credential), `POST
+"""The gateway's own endpoints: `GET /api/v1/me` and `GET /api/v1/usage` (any credential), `POST
 /api/v1/leaked-credentials` (public) and the JSON 404 of every unknown `/api/v1/` path."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django_ratelimit.core import is_ratelimited
 
 from apikit.endpoints import ANY_METHOD, api_endpoint
@@ -14,11 +15,13 @@ from apikit.principal import ApiRequest
 from apikit.requests import (
     check_json_object,
     is_unicode_text,
+    iso,
     read_json,
     read_query,
 )
 from core.addresses import ip_bucket
 from core.context import Actor, RequestContext
+from workspaces.quotas import quota_usage_today
 
 from .leaks import (
     MAX_CREDENTIAL_LENGTH,
@@ -62,6 +65,28 @@ def me(request: ApiRequest) -> JsonResponse:
             },
         }
     )
+
+
+@api_endpoint()
+def usage(request: ApiRequest) -> JsonResponse:
+    """The workspace's daily budgets (SPEC §5) and today's use of them, one counter read for
+    both (the MCP tool `get_usage`)."""
+    read_query(request, allowed=())
+    workspace = request.workspace
+    rows = quota_usage_today(workspace_id=workspace.pk, plan=workspace.plan, now=timezone.now())
+    return JsonResponse({
+        "plan": {"code": workspace.plan.code, "name": workspace.plan.name},
+        "budgets": [
+            {
+                "budget": str(row["budget"]),
+                "limit": row["limit"],
+                "used": row["used"],
+                "remaining": None if row["limit"] is None else max(row["limit"] - row["used"], 0),
+                "resets_at": iso(row["reset_at"]),
+            }
+            for row in rows
+        ],
+    })
 
 
 @api_endpoint(methods=[ANY_METHOD], public=True)

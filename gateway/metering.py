@@ -265,7 +265,8 @@ def meter_response(request: HttpRequest, response: HttpResponse) -> None:
                 at=state.now,
                 ip=client_ip(request),
                 method=request.method or "",
-                path=request.path_info,
+                # An MCP tool call is recorded under its tool (`mcp_server` sets `usage_path`).
+                path=getattr(request, "usage_path", None) or request.path_info,
                 status=response.status_code,
                 latency_ms=int((time.perf_counter() - state.started) * 1000),
             )

@@ -44,6 +44,11 @@ idempotency and usage metering can be slotted in between without reshaping it):
     (and in `finish`, `gateway.metering.meter_response`: store or release the idempotency claim,
     give back the budget unit of an unserved request, `X-RateLimit-*` headers, usage recording.)
 
+Steps 6–9 are one method, `pass_gate(request, endpoint, resource=…, principal=…)`, which the
+MCP server (`mcp_server.calls`) calls for each tool call with the API request the call
+corresponds to (and the principal it already authenticated at the `/mcp` resource): the same
+scope ∩ role, rate limit, idempotency and budget, then the same `finish`. There is one gateway.
+
 The benchmark's comparison server leaves step 9 out with a subclass of its own
 (`bench/middleware.py`), to measure what metering costs; the product always meters.
 
@@ -162,15 +167,32 @@ class ApiGatewayMiddleware:
         request.endpoint_scope = endpoint.scope  # named by every 401 challenge (errors.py)
         if endpoint.public:
             return None
-        principal = self.authenticate(request)
-        if isinstance(principal, HttpResponse):
-            return principal
+        return self.pass_gate(request, endpoint, resource=api_resource_of(request))
+
+    def pass_gate(
+        self,
+        request: HttpRequest,
+        endpoint: Endpoint,
+        *,
+        resource: str,
+        principal: Principal | None = None,
+    ) -> HttpResponse | None:
+        """Everything between a known endpoint and its view, for the API and for each MCP tool
+        call alike (`mcp_server`): authentication at `resource` (skipped when the caller
+        already authenticated this request and passes `principal`), scope ∩ role, the gate
+        (rate limit, idempotency, budget), the one-transaction runner of a claimed write.
+        None: run the view (and `finish`/`meter_response` after it); else the refusal or
+        replay to send instead."""
+        if principal is None:
+            principal = self.authenticate(request, resource=resource)
+            if isinstance(principal, HttpResponse):
+                return principal
         gate = self.admit(request, endpoint, principal)
         if gate.outcome is Outcome.STALE:
             # A cached key's version moved since it was cached: verify again from the database
             # (nothing was counted) and go through the same steps with what it says now.
             self.detach(request)
-            principal = self.authenticate(request, fresh=True)
+            principal = self.authenticate(request, resource=resource, fresh=True)
             if isinstance(principal, HttpResponse):
                 return principal
             gate = self.admit(request, endpoint, principal)
@@ -253,14 +275,15 @@ class ApiGatewayMiddleware:
         return endpoint
 
     def authenticate(
-        self, request: HttpRequest, *, fresh: bool = False
+        self, request: HttpRequest, *, resource: str | None = None, fresh: bool = False
     ) -> Principal | HttpResponse:
+        """`resource`: the absolute identifier of the resource being called (RFC 8707; default
+        the API's): OAuth tokens bound to another are refused."""
         token = read_credential(request)
         if isinstance(token, HttpResponse):
             return token
         ip = client_ip(request)
-        # The resource being called (RFC 8707): OAuth tokens bound to another are refused.
-        resource = request.build_absolute_uri(API_V1_PREFIX.rstrip("/"))
+        resource = resource or api_resource_of(request)
         verifier = self.route(token)
         family: CredentialFamily | None = getattr(verifier, "credential_family", None)
         digest = family.screen(token) if family is not None else None
@@ -362,6 +385,11 @@ class ApiGatewayMiddleware:
         patch_vary_headers(response, ("Authorization",))
         response["X-Request-Id"] = request.request_id
         return response
+
+
+def api_resource_of(request: HttpRequest) -> str:
+    """The API's resource identifier at the origin `request` came to (`<origin>/api/v1`)."""
+    return request.build_absolute_uri(API_V1_PREFIX.rstrip("/"))
 
 
 # --- credentials ---------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from apikeys import openapi as apikeys_openapi
 from apikit.endpoints import api_endpoint
 from apikit.errors import ERROR_CODES
 from apikit.openapi import (
+    TIMESTAMP,
     OpenApiRegistry,
     authenticated_operation,
     json_response,
@@ -136,6 +137,31 @@ def _declare_gateway(api: OpenApiRegistry) -> None:
         operation_id="getMe", summary="Who is calling", tag="Account", scope=None,
         ok={"200": json_response("Me")},
         description="The caller's workspace, credential, effective scopes and plan.",
+    ))
+    api.schema("Usage", object_schema(
+        {
+            "plan": object_schema(
+                {"code": {"type": "string"}, "name": {"type": "string"}}, ["code", "name"]
+            ),
+            "budgets": {"type": "array", "items": object_schema(
+                {
+                    "budget": {"type": "string", "enum": ["writes", "passport_reads"]},
+                    "limit": {"type": ["integer", "null"],
+                              "description": "null: unlimited on this plan."},
+                    "used": {"type": "integer"},
+                    "remaining": {"type": ["integer", "null"]},
+                    "resets_at": TIMESTAMP,
+                },
+                ["budget", "limit", "used", "remaining", "resets_at"],
+            )},
+        },
+        ["plan", "budgets"],
+    ))
+    api.operation("/api/v1/usage", "get", authenticated_operation(
+        operation_id="getUsage", summary="Usage and budgets", tag="Account", scope=None,
+        ok={"200": json_response("Usage")},
+        description="The workspace's daily budgets (writes, passport reads) and today's use "
+                    "of them; they reset at 00:00 UTC (SPEC §5).",
     ))
     api.operation("/api/v1/leaked-credentials", "post", {
         "operationId": "reportLeakedCredentials",

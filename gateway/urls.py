@@ -16,6 +16,7 @@ app_name = "api"
 
 urlpatterns = [
     path("me", gateway_api.me, name="me"),
+    path("usage", gateway_api.usage, name="usage"),
     path("passports", passports_api.passports, name="passports"),
     path("passports/<str:passport_id>", passports_api.passport, name="passport"),
     path("collections", passports_api.collections, name="collections"),

@@ -88,6 +88,7 @@ WORKSPACE_PAGES: dict[str, Page] = {
 API_ROUTES: dict[str, str | None] = {
     "api:me": None, "api:passports": None, "api:passport": "passport", "api:keys": None,
     "api:audit-events": None, "api:collections": None, "api:collection": "collection",
+    "api:usage": None,
 }
 # Everything else, and why it needs no workspace matrix.
 OTHER_ROUTES: dict[str, str] = {
@@ -112,6 +113,9 @@ OTHER_ROUTES: dict[str, str] = {
     "api:openapi": "public document",
     "api:leaked-credentials": "public leak reports (test_leaked_credentials.py)",
     "api:not-found": "JSON 404 for unknown API paths",
+    "mcp:server": "each tool call runs an API route above, through the gateway (tests/mcp)",
+    "mcp:readonly": "each tool call runs an API route above, through the gateway (tests/mcp)",
+    "mcp:resource-metadata": "public metadata of the MCP server, path-inserted (RFC 9728 §3.1)",
 }
 
 
