@@ -86,14 +86,25 @@
   }
 
   // Focus goes back to what opened the dialog (the link or button that loaded it), if still there.
+  // If the opener was replaced meanwhile (its table reloaded), its successor with the same
+  // accessible name gets the focus.
   var opener = null;
+  var openerLabel = null;
   function returnFocus() {
-    if (opener && document.contains(opener)) opener.focus();
+    var target = opener;
+    if (target && !document.contains(target)) {
+      target = openerLabel ? document.querySelector("[aria-label=\"" + CSS.escape(openerLabel) + "\"]") : null;
+    }
+    if (target) target.focus();
     opener = null;
+    openerLabel = null;
   }
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
-    if (elt && elt.getAttribute && elt.getAttribute("hx-target") === "#modal-root") opener = elt;
+    if (elt && elt.getAttribute && elt.getAttribute("hx-target") === "#modal-root") {
+      opener = elt;
+      openerLabel = elt.getAttribute("aria-label");
+    }
   });
 
   // A dialog that shows a secret once (data-secret) is not dismissed by Escape: only its Done

@@ -329,3 +329,13 @@ def test_connected_apps_requires_login(db) -> None:
 def test_topbar_links_to_connected_apps(client_for) -> None:
     html = client_for("viewer").get("/w/acme/").content.decode()
     assert 'href="/settings/connected-apps/"' in html
+
+
+def test_register_reports_every_error_of_the_form_at_once(client_for) -> None:
+    response = client_for("admin").post(
+        APPS + "new", {"name": "", "redirect_uris": "javascript:alert(1)", "client_type": "x"}
+    )
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    html = response.content.decode()
+    assert html.count('class="errorlist') >= 3  # name, redirect URIs and client type together
+    assert Application.objects.count() == 0
