@@ -162,6 +162,10 @@ def app_create(request: WorkspaceRequest) -> HttpResponse:
         else:
             app = _get_app(request, application.client_id)
             return _secret_shown(request, app, secret, kind="created")
+    if form.is_bound:  # without JavaScript too, the first field in error takes the focus
+        first = next((name for name in form.fields if name in form.errors), None)
+        if first is not None:
+            form.fields[first].widget.attrs["autofocus"] = True
     status = HTTPStatus.UNPROCESSABLE_ENTITY if form.is_bound else HTTPStatus.OK
     return _dialog(request, "create", form=form, status=status)
 
