@@ -10,10 +10,12 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from workspaces.scopes import api_key_scopes, default_key_scope_names
 
 from .models import ApiKey, Environment
+from .services import normalize_allowed_ips, rate_limit_error
 
 OVERLAP_CHOICES = [
     ("now", "Immediately — the old key stops now"),
@@ -145,6 +147,28 @@ class ApiKeyCreateForm(ApiKeySettingsForm):
             f"{settings.GATEHOUSE_ENVIRONMENT} keys only. A key of another environment is for "
             "the deployment of that environment."
         )
+
+    def clean_allowed_ips(self) -> list[str]:
+        """Checked here as well as by the service, so that a bad range is reported with every
+        other error of the form at once (the Edit form gets them all from `apikey_update`)."""
+        values = super().clean_allowed_ips()
+        try:
+            normalize_allowed_ips(values)
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["allowed_ips"]) from None
+        return values
+
+    def clean_rate_limit_per_minute(self) -> int | None:
+        value = self.cleaned_data["rate_limit_per_minute"]
+        if error := rate_limit_error(value):
+            raise ValidationError(error)
+        return value
+
+    def clean_expires_at(self) -> Any:
+        value = self.cleaned_data["expires_at"]
+        if value is not None and value <= timezone.now():
+            raise ValidationError("The expiry must be in the future.")
+        return value
 
     def service_arguments(self) -> dict[str, Any]:
         return {**super().service_arguments(), "environment": self.cleaned_data["environment"]}

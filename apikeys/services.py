@@ -38,7 +38,7 @@ MAX_ALLOWED_IPS = 50
 MAX_RATE_LIMIT_PER_MINUTE = 1_000_000
 
 
-def _rate_limit_error(rate_limit_per_minute: int | None) -> str | None:
+def rate_limit_error(rate_limit_per_minute: int | None) -> str | None:
     if rate_limit_per_minute is None:
         return None
     if rate_limit_per_minute <= 0:
@@ -114,7 +114,7 @@ def validate_key_settings(
         errors["environment"] = "Choose production, staging or development."
     if expires_at is not None and expires_at <= now:
         errors["expires_at"] = "The expiry must be in the future."
-    if rate_error := _rate_limit_error(rate_limit_per_minute):
+    if rate_error := rate_limit_error(rate_limit_per_minute):
         errors["rate_limit_per_minute"] = rate_error
     if errors:
         raise ValidationError(errors)
@@ -315,7 +315,7 @@ def apikey_set_rate_limit(
     context: RequestContext,
 ) -> ApiKey:
     """Set or clear (None) the key's requests-per-minute limit; audited when it changes."""
-    if rate_error := _rate_limit_error(rate_limit_per_minute):
+    if rate_error := rate_limit_error(rate_limit_per_minute):
         raise ValidationError({"rate_limit_per_minute": rate_error})
     with transaction.atomic():
         key = _locked(key)
@@ -438,7 +438,7 @@ def apikey_update(
         wanted["scopes"] = scopes
     if "rate_limit_per_minute" in changes:
         limit = changes["rate_limit_per_minute"]
-        if rate_error := _rate_limit_error(limit):
+        if rate_error := rate_limit_error(limit):
             errors["rate_limit_per_minute"] = [rate_error]
         wanted["rate_limit_per_minute"] = limit
     if "expires_at" in changes:

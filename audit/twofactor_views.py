@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from core.context import Actor, RequestContext
 
@@ -140,9 +140,18 @@ def recovery_codes_new(request: HttpRequest) -> HttpResponse:
                                                               **_context(request)))
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @login_required
 def two_factor_remove(request: HttpRequest) -> HttpResponse:
+    """GET: the confirmation (the page with the shared dialog in place); POST: turn it off."""
+    if request.method == "GET":
+        if not two_factor_enabled(request.user):
+            return redirect("audit:two_factor")
+        if request.htmx:
+            return render(request, "audit/two_factor_detail.html#remove-dialog", {"modal": True})
+        return render(request, "audit/two_factor_detail.html",
+                      {"enabled": True, "confirm_remove": True,
+                       "remaining": recovery_codes_remaining(request.user)})
     two_factor_disable(user=request.user, **_context(request))
     request.session.pop(django_otp.DEVICE_ID_SESSION_KEY, None)
     return redirect("audit:two_factor")

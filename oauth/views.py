@@ -2,8 +2,9 @@
 
 Same conventions as the API keys pages: with HTMX, dialogs load into `#modal-root` and a change
 fires `oauth-apps-changed` so the table reloads; without JavaScript the same URLs serve full
-pages and plain forms. A client secret is rendered only in the response to the POST that created
-or rotated it (never cached, never stored in clear).
+pages and plain forms that POST and redirect (303); a new client secret is rendered only in the
+response to the POST that created or rotated it (HTMX) or, without JavaScript, once on the list
+page after the redirect (`core.reveal`, as for API keys) — never cached, never stored in clear.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from http import HTTPStatus
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.hashers import check_password
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -25,6 +27,7 @@ from django_htmx.http import (
     trigger_client_event,
 )
 
+from core import reveal
 from core.context import Actor, RequestContext
 from workspaces.permissions import WorkspaceRequest, workspace_view
 from workspaces.roles import Action
@@ -53,6 +56,7 @@ from .services import (
 )
 
 PAGE = "oauth/app_list.html"
+REVEAL_SLOT = reveal.RevealSlot(session_key="oauth:reveal", cookie_name="gatehouse_reveal_oauth")
 APPS_CHANGED = "oauth-apps-changed"
 CLOSE_DIALOG = "dialog-close"
 
@@ -89,22 +93,65 @@ def _dialog(
     return render(request, PAGE, {**_table_context(request), **context}, status=status)
 
 
+SECRET_TITLES = {"created": "App registered", "rotated": "Client secret rotated"}
+
+
 def _secret_shown(
-    request: HttpRequest, app: WorkspaceApp, secret: str | None, *, title: str
+    request: HttpRequest, app: WorkspaceApp, secret: str | None, *, kind: str
 ) -> HttpResponse:
-    response = _dialog(request, "secret", app=app, secret=secret, title=title)
+    """The one response that carries a new client secret (HTMX), or the redirect that carries it
+    to the list once (no JavaScript: `core.reveal`, as API keys do). Never cached."""
     if request.htmx:
+        response = _dialog(request, "secret", app=app, secret=secret, title=SECRET_TITLES[kind])
         trigger_client_event(response, APPS_CHANGED)
+    else:
+        response = _see_other(_list_url(request))
+        if secret is None:  # a public app: nothing secret to carry
+            messages.success(
+                request, f"Registered “{app.application.name}”. Its client ID is "
+                f"{app.application.client_id}.",
+            )
+        else:
+            reveal.reveal_stash(
+                request, response, slot=REVEAL_SLOT, path=_list_url(request),
+                subject=f"{kind}:{app.application.client_id}", secret=secret,
+            )
     add_never_cache_headers(response)
     return response
+
+
+def _revealed(request: HttpRequest) -> dict:
+    """The secret stashed by `_secret_shown` for this list page, once, as dialog context."""
+    found: dict = {}
+
+    def check(subject: str, secret: str) -> bool:
+        kind, _, client_id = subject.partition(":")
+        if kind not in SECRET_TITLES:
+            return False
+        try:
+            app = workspace_app(request.workspace, client_id)
+        except WorkspaceApp.DoesNotExist:
+            return False
+        if not check_password(secret, app.application.client_secret):
+            return False
+        found.update(dialog="secret", app=app, secret=secret, title=SECRET_TITLES[kind])
+        return True
+
+    reveal.reveal_pop(request, slot=REVEAL_SLOT, check=check)
+    return found
 
 
 @require_GET
 @workspace_view(Action.MANAGE_OAUTH_APPS)
 def app_list(request: WorkspaceRequest) -> HttpResponse:
     if request.htmx:
-        return render(request, f"{PAGE}#app-table", _table_context(request))
-    return render(request, PAGE, _table_context(request))
+        response = render(request, f"{PAGE}#app-table", _table_context(request))
+    else:
+        response = render(request, PAGE, {**_table_context(request), **_revealed(request)})
+        reveal.reveal_forget(request, response, slot=REVEAL_SLOT, path=_list_url(request))
+        add_never_cache_headers(response)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @require_http_methods(["GET", "POST"])
@@ -125,7 +172,11 @@ def app_create(request: WorkspaceRequest) -> HttpResponse:
             form.add_error(None, exc)
         else:
             app = _get_app(request, application.client_id)
-            return _secret_shown(request, app, secret, title="App registered")
+            return _secret_shown(request, app, secret, kind="created")
+    if form.is_bound:  # without JavaScript too, the first field in error takes the focus
+        first = next((name for name in form.fields if name in form.errors), None)
+        if first is not None:
+            form.fields[first].widget.attrs["autofocus"] = True
     status = HTTPStatus.UNPROCESSABLE_ENTITY if form.is_bound else HTTPStatus.OK
     return _dialog(request, "create", form=form, status=status)
 
@@ -188,7 +239,7 @@ def app_rotate_secret(request: WorkspaceRequest, client_id: str) -> HttpResponse
             request, "rotate", app=app, error=exc.messages[0],
             status=HTTPStatus.UNPROCESSABLE_ENTITY,
         )
-    return _secret_shown(request, app, secret, title="Client secret rotated")
+    return _secret_shown(request, app, secret, kind="rotated")
 
 
 @require_http_methods(["GET", "POST"])
@@ -231,31 +282,49 @@ def _with_reach(connections: list[Connection]) -> list[Connection]:
 @require_GET
 @login_required
 def connected_apps(request: HttpRequest) -> HttpResponse:
-    connections = _with_reach(list(connections_for_user(request.user)))
-    return render(request, "oauth/connected_apps.html", {"connections": connections})
+    return render(request, CONNECTIONS_PAGE, _connections_context(request))
 
 
-@require_http_methods(["POST"])
+CONNECTIONS_PAGE = "oauth/connected_apps.html"
+
+
+def _connections_context(request: HttpRequest) -> dict:
+    return {"connections": _with_reach(list(connections_for_user(request.user)))}
+
+
+@require_http_methods(["GET", "POST"])
 @login_required
 def connection_revoke_view(request: HttpRequest, connection_id: str) -> HttpResponse:
+    """GET: the confirmation (a dialog with htmx, the page with the dialog in place without
+    JavaScript); POST: revoke, then the table (htmx) or 303 back to Connected apps."""
     try:
         connection = connections_for_user(request.user).get(public_id=connection_id)
     except Connection.DoesNotExist:
         raise Http404("No such connected app.") from None
+    label = connection.application.name or connection.application.client_id
+    if request.method == "GET":
+        context = {"dialog": "revoke", "connection": connection, "label": label}
+        if request.htmx:
+            response = render(request, f"{CONNECTIONS_PAGE}#dialog", {**context, "modal": True})
+        else:
+            response = render(request, CONNECTIONS_PAGE, {**_connections_context(request),
+                                                          **context})
+        patch_vary_headers(response, ["HX-Request"])
+        return response
     connection_revoke(
         connection=connection,
         actor=Actor.for_user(request.user),
         context=RequestContext.from_request(request),
         reason="revoked_by_user",
     )
-    label = connection.application.name or connection.application.client_id
     if request.htmx:
-        return render(
-            request,
-            "oauth/connected_apps.html#connection-table",
-            {"connections": _with_reach(list(connections_for_user(request.user))),
-             "revoked": label},
+        response = render(
+            request, f"{CONNECTIONS_PAGE}#connection-table",
+            {**_connections_context(request), "revoked": label},
         )
+        retarget(response, "#connection-table")
+        reswap(response, "outerHTML")
+        return trigger_client_event(response, CLOSE_DIALOG, after="swap")
     messages.success(request, f"Revoked “{label}”: it can no longer act for you.")
     return _see_other(reverse("oauth:connected_apps"))
 

@@ -8,10 +8,74 @@
     var dialogs = Array.prototype.slice.call(root.querySelectorAll("dialog[data-open]"));
     if (root.matches && root.matches("dialog[data-open]")) dialogs.push(root);
     dialogs.forEach(function (dialog) {
+      guardSecret(dialog);
       if (!dialog.open) dialog.showModal();
       dialog.removeAttribute("data-open");
+      focusInto(dialog);
     });
   }
+
+  // A dialog holding a secret is not closed by Escape (closedby="none" makes the browser ignore
+  // it, however often it is pressed) nor by the backdrop, only by its "Done, I saved it" link.
+  function guardSecret(dialog) {
+    if (dialog.querySelector("[data-secret]")) dialog.setAttribute("closedby", "none");
+  }
+
+  // Focus moves into a dialog (and into its new body after a swap): to a refusal or the first
+  // field with an error if there is one, else the secret, else the autofocus field, else the
+  // first control.
+  var FOCUSABLE = "input:not([type=hidden]):not([disabled]), select, textarea, button:not([disabled]), a[href]";
+  function focusInto(container) {
+    var target = refusalIn(container) ||
+      container.querySelector("[data-secret]") ||
+      container.querySelector("[autofocus]") ||
+      container.querySelector(FOCUSABLE);
+    if (target) focusAndReveal(target);
+  }
+
+  // A refusal (a plan limit, a validation error) is brought into view and focused, so it is seen
+  // (and read out) rather than sitting above the fold of a long form.
+  function refusalIn(container) {
+    var alert = container.querySelector("[role=alert]");
+    if (alert) {
+      if (!alert.matches(FOCUSABLE) && !alert.hasAttribute("tabindex")) alert.setAttribute("tabindex", "-1");
+      return alert;
+    }
+    return container.querySelector("[aria-invalid=true]");
+  }
+  function focusAndReveal(element) {
+    element.focus({ preventScroll: true });
+    element.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+
+  // Whatever a link or form asks, a response aimed at #modal-root fills it (innerHTML) and never
+  // replaces it: a link inheriting hx-swap="outerHTML" from its table once destroyed the root,
+  // and the next dialog had nowhere to go.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "modal-root") event.detail.swapOverride = "innerHTML";
+  });
+
+  // A swap inside an open dialog (its body after a POST) keeps focus in the dialog; a refusal
+  // swapped in anywhere else (a row's error) is revealed and focused too.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var elt = event.detail.elt;
+    var target = event.detail.target;
+    if (!target || !document.contains(target)) target = elt;
+    if (!target || !target.closest) return;
+    var dialog = target.closest("dialog[open]");
+    if (dialog) {
+      guardSecret(dialog);
+      focusInto(dialog);
+      return;
+    }
+    if (target.id === "modal-root") return;  // opened (and focused) by htmx:load
+    var refusal = target.matches("[role=alert]") ? target : target.querySelector("[role=alert]");
+    if (refusal) {
+      if (!refusal.hasAttribute("tabindex")) refusal.setAttribute("tabindex", "-1");
+      focusAndReveal(refusal);
+    }
+  });
 
   // Close and remove a dialog that was opened as a modal; one shown in place on a page without
   // JavaScript's help (<dialog open>) is removed the same way.
@@ -22,18 +86,30 @@
   }
 
   // Focus goes back to what opened the dialog (the link or button that loaded it), if still there.
+  // If the opener was replaced meanwhile (its table reloaded), its successor with the same
+  // accessible name gets the focus.
   var opener = null;
+  var openerLabel = null;
   function returnFocus() {
-    if (opener && document.contains(opener)) opener.focus();
+    var target = opener;
+    if (target && !document.contains(target)) {
+      target = openerLabel ? document.querySelector("[aria-label=\"" + CSS.escape(openerLabel) + "\"]") : null;
+    }
+    if (target) target.focus();
     opener = null;
+    openerLabel = null;
   }
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
-    if (elt && elt.getAttribute && elt.getAttribute("hx-target") === "#modal-root") opener = elt;
+    if (elt && elt.getAttribute && elt.getAttribute("hx-target") === "#modal-root") {
+      opener = elt;
+      openerLabel = elt.getAttribute("aria-label");
+    }
   });
 
   // A dialog that shows a secret once (data-secret) is not dismissed by Escape: only its Done
-  // button, which says the secret was saved, closes it (as Stripe and GitHub do).
+  // button, which says the secret was saved, closes it (as Stripe and GitHub do). closedby="none"
+  // (guardSecret) already stops the browser; this covers browsers without it.
   document.addEventListener("cancel", function (event) {
     if (event.target.matches && event.target.matches("dialog") && event.target.querySelector("[data-secret]")) {
       event.preventDefault();
@@ -93,5 +169,16 @@
   });
 
   document.addEventListener("htmx:load", function (event) { openDialogs(event.detail.elt); });
-  document.addEventListener("DOMContentLoaded", function () { openDialogs(document); });
+  document.addEventListener("DOMContentLoaded", function () {
+    openDialogs(document);
+    // A page that answers with a refusal (a redirect's error message, a form's errors) shows it.
+    var main = document.getElementById("main");
+    if (main && !document.querySelector("dialog[open]")) {
+      var refusal = main.querySelector(".message.error, .form-error[role=alert]");
+      if (refusal) {
+        if (!refusal.hasAttribute("tabindex")) refusal.setAttribute("tabindex", "-1");
+        focusAndReveal(refusal);
+      }
+    }
+  });
 })();

@@ -521,3 +521,23 @@ def test_revoke_without_javascript_confirms_on_a_page_then_redirects(client_for,
     html = response.content.decode()
     assert "Revoked “Billing sync”" in html
     assert f'id="key-{key.public_id}" data-testid="revoked-row"' in html
+
+
+@pytest.mark.parametrize("htmx_on", [True, False], ids=["htmx", "plain"])
+def test_create_reports_every_error_of_the_form_at_once(client_for, htmx_on) -> None:
+    """Not one error per round trip: name, scopes, expiry, rate limit and allowed IPs together."""
+    headers = {"HX-Request": "true"} if htmx_on else {}
+    response = client_for("admin").post(NEW, create_data(
+        name="", scopes=[], expires_at="2001-01-01T00:00", rate_limit_per_minute="-5",
+        allowed_ips="10.0.0.0/33\nnot-an-ip",
+    ), headers=headers)
+
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    html = response.content.decode()
+    for message in ("Give the key a name.", "Choose at least one scope.",
+                    "The expiry must be in the future.",
+                    "The rate limit must be a positive number of requests.",
+                    "Not an IP address or CIDR range: 10.0.0.0/33, not-an-ip."):
+        assert message in html, message
+    assert html.count('aria-invalid="true"') >= 4
+    assert ApiKey.objects.count() == 0

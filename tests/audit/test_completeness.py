@@ -38,6 +38,7 @@ SERVICE_MODULES = ["workspaces.services", "apikeys.services", "oauth.services"]
 NOT_ACCESS_CHANGES = {
     "apikeys.services.normalize_allowed_ips",  # validation
     "apikeys.services.validate_key_settings",  # validation
+    "apikeys.services.rate_limit_error",  # validation
     "oauth.services.app_actor",  # builds an Actor
     "oauth.services.app_label",  # formats a name
     "oauth.services.connection_touch",  # last-used bookkeeping

@@ -83,7 +83,7 @@ def test_dashboard_oauth_app_with_a_credential_in_its_redirect_uri(client_for, s
     response = client_for("admin").post("/w/acme/settings/oauth-apps/new", {
         "name": "Bridge", "redirect_uris": uri, "client_type": "confidential",
     })
-    assert response.status_code == HTTPStatus.OK
+    assert response.status_code == HTTPStatus.SEE_OTHER  # post/redirect/get
     event = _event("oauth_app.created")
     _assert_redacted(event, shaped)
     assert event.metadata["redirect_uris"][0].startswith("https://bridge.example.com/cb?hint=")

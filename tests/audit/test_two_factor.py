@@ -176,6 +176,15 @@ def test_removing_two_factor_is_audited(members) -> None:
     enrol(user)
     client = Client()
     client.force_login(user)
+    page = client.get("/accounts/two-factor/").content.decode()
+    assert 'href="/accounts/two-factor/remove/"' in page  # a link to a confirmation, not a POST
+    confirm = client.get("/accounts/two-factor/remove/")  # without JavaScript: the dialog in place
+    html = confirm.content.decode()
+    assert confirm.status_code == HTTPStatus.OK
+    assert "Turn off two-factor sign-in?" in html and "<dialog" in html and " open" in html
+    assert TotpDevice.objects.filter(user=user).exists()  # asking changes nothing
+    dialog = client.get("/accounts/two-factor/remove/", headers={"HX-Request": "true"})
+    assert dialog.content.decode().lstrip().startswith('<dialog id="two-factor-dialog"')
     response = client.post("/accounts/two-factor/remove/")
     assert response.status_code == HTTPStatus.FOUND
     assert not TotpDevice.objects.filter(user=user).exists()

@@ -69,8 +69,8 @@ def test_register_copy_secret_authorize_and_revoke(page, login, members, live_se
     row = page.get_by_test_id("connection-row")
     expect(row).to_contain_text("Browser CRM")
     expect(row).to_contain_text("Acme")
-    page.once("dialog", lambda confirm: confirm.accept())
-    page.get_by_role("button", name="Revoke Browser CRM").click()
+    page.get_by_role("link", name="Revoke Browser CRM").click()
+    page.get_by_role("dialog").get_by_role("button", name="Revoke access").click()
     expect(page.get_by_test_id("connection-row")).to_have_count(0)
     me = requests.get(f"{live_server.url}/api/v1/me", headers=bearer, timeout=10)
     assert me.status_code == HTTPStatus.UNAUTHORIZED

@@ -79,13 +79,77 @@ def test_register_app_shows_secret_once_and_stores_it_hashed(client_for, members
     assert secret not in str(event.metadata)
 
 
-def test_register_without_javascript_renders_the_secret_page(client_for) -> None:
-    response = client_for("owner").post(APPS + "new", NEW_APP)
+def _secret_in(html: str) -> str | None:
+    import re
 
-    assert response.status_code == HTTPStatus.OK
-    html = response.content.decode()
-    assert 'id="client-secret"' in html and "Copy" in html
-    assert "<dialog" in html and " open" in html
+    found = re.search(r'id="client-secret" value="([^"]+)"', html)
+    return found and found.group(1)
+
+
+def test_register_without_javascript_redirects_and_shows_the_secret_once(client_for) -> None:
+    """Post/redirect/get: a reload after registering neither registers a second app nor shows
+    the secret again."""
+    from django.contrib.auth.hashers import check_password
+
+    client = client_for("owner")
+    response = client.post(APPS + "new", NEW_APP)
+
+    assert response.status_code == HTTPStatus.SEE_OTHER and response["Location"] == APPS
+    assert "no-store" in response["Cache-Control"]
+    app = Application.objects.get()
+    for cookie in response.cookies.values():  # neither half is the secret
+        assert cookie.value and "Copy" not in cookie.value
+    page = client.get(APPS)
+    html = page.content.decode()
+    secret = _secret_in(html)
+    assert secret and check_password(secret, app.client_secret)
+    assert "App registered" in html and "<dialog" in html and " open" in html
+    assert "no-store" in page["Cache-Control"]
+    assert secret not in str(dict(client.session))
+
+    again = client.get(APPS).content.decode()
+    assert _secret_in(again) is None and secret not in again
+    assert Application.objects.count() == 1
+
+
+def test_rotate_without_javascript_redirects_and_shows_the_new_secret_once(
+    client_for, oauth_app
+) -> None:
+    from django.contrib.auth.hashers import check_password
+
+    client = client_for("admin")
+    response = client.post(f"{APPS}{oauth_app.client_id}/rotate-secret")
+
+    assert response.status_code == HTTPStatus.SEE_OTHER and response["Location"] == APPS
+    html = client.get(APPS).content.decode()
+    secret = _secret_in(html)
+    assert "Client secret rotated" in html
+    assert secret and check_password(secret, Application.objects.get().client_secret)
+    assert _secret_in(client.get(APPS).content.decode()) is None  # the reload shows nothing
+    assert AuditEvent.objects.filter(action="oauth_app.secret_rotated").count() == 1
+
+
+def test_a_tampered_or_lone_reveal_half_shows_nothing(client_for, oauth_app) -> None:
+    client = client_for("admin")
+    response = client.post(f"{APPS}{oauth_app.client_id}/rotate-secret")
+    cookie = response.cookies["gatehouse_reveal_oauth"].value
+    client.cookies.pop("gatehouse_reveal_oauth")
+    assert _secret_in(client.get(APPS).content.decode()) is None  # the session half alone
+    client.cookies["gatehouse_reveal_oauth"] = cookie
+    assert _secret_in(client.get(APPS).content.decode()) is None  # the cookie half alone
+    client.post(f"{APPS}{oauth_app.client_id}/rotate-secret")
+    client.cookies["gatehouse_reveal_oauth"] = "A" + cookie[1:]
+    assert _secret_in(client.get(APPS).content.decode()) is None  # tampered
+
+
+def test_public_app_without_javascript_redirects_with_its_client_id(client_for) -> None:
+    client = client_for("admin")
+    response = client.post(APPS + "new", {**NEW_APP, "client_type": "public"}, follow=True)
+
+    app = Application.objects.get()
+    assert response.redirect_chain == [(APPS, HTTPStatus.SEE_OTHER)]
+    assert app.client_id in response.content.decode()
+    assert _secret_in(response.content.decode()) is None
 
 
 def test_public_app_has_no_secret_to_show(client_for) -> None:
@@ -216,6 +280,37 @@ def test_revoke_from_connected_apps_ends_the_grant(client_for, oauth_app, tokens
     assert "gat_" not in str(event.metadata)
 
 
+def test_revoke_without_javascript_asks_first_then_redirects(client_for, oauth_app, tokens_for):
+    tokens_for(oauth_app, "editor")
+    connection = Connection.objects.get()
+    client = client_for("editor")
+    url = f"/settings/connected-apps/{connection.public_id}/revoke"
+
+    listing = client.get("/settings/connected-apps/").content.decode()
+    assert f'href="{url}"' in listing and "<form" not in listing.split('id="connection-table"')[1]
+    confirm = client.get(url)
+    html = confirm.content.decode()
+    assert confirm.status_code == HTTPStatus.OK
+    assert "Revoke “Acme CRM”?" in html and "<dialog" in html and " open" in html
+    assert f'action="{url}"' in html
+    assert Connection.objects.get().revoked_at is None  # asking changes nothing
+
+    done = client.post(url, follow=True)
+    assert done.redirect_chain == [("/settings/connected-apps/", HTTPStatus.SEE_OTHER)]
+    assert "Revoked “Acme CRM”" in done.content.decode()
+    assert Connection.objects.get().revoked_at is not None
+
+
+def test_revoke_dialog_with_htmx_is_the_shared_dialog(client_for, oauth_app, tokens_for):
+    tokens_for(oauth_app, "editor")
+    connection = Connection.objects.get()
+    html = client_for("editor").get(
+        f"/settings/connected-apps/{connection.public_id}/revoke", **HTMX
+    ).content.decode()
+    assert html.lstrip().startswith('<dialog id="connection-dialog" class="dialog"')
+    assert "data-open" in html and 'id="connection-dialog-body"' in html
+
+
 def test_cannot_revoke_someone_elses_grant(client_for, oauth_app, tokens_for) -> None:
     tokens_for(oauth_app, "editor")
     connection = Connection.objects.get()
@@ -234,3 +329,13 @@ def test_connected_apps_requires_login(db) -> None:
 def test_topbar_links_to_connected_apps(client_for) -> None:
     html = client_for("viewer").get("/w/acme/").content.decode()
     assert 'href="/settings/connected-apps/"' in html
+
+
+def test_register_reports_every_error_of_the_form_at_once(client_for) -> None:
+    response = client_for("admin").post(
+        APPS + "new", {"name": "", "redirect_uris": "javascript:alert(1)", "client_type": "x"}
+    )
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    html = response.content.decode()
+    assert html.count('class="errorlist') >= 3  # name, redirect URIs and client type together
+    assert Application.objects.count() == 0

@@ -110,11 +110,13 @@ def run_the_flow(members) -> dict[str, str]:
     rotated_api = Client(headers={"Authorization": f"ApiKey {secrets['rotated api key']}"})
     assert rotated_api.get("/api/v1/me").status_code == HTTPStatus.OK
 
-    # An OAuth app registered in the dashboard: its secret is shown once.
+    # An OAuth app registered in the dashboard without JavaScript: its secret is shown once,
+    # after the redirect (carried across it in two halves, neither stored in the clear).
     registered = owner.post("/w/acme/settings/oauth-apps/new", {
         "name": "Flow CRM", "redirect_uris": REDIRECT_URI, "client_type": "confidential",
-    })
+    }, follow=True)
     assert registered.status_code == HTTPStatus.OK, registered.content[:300]
+    assert registered.redirect_chain == [("/w/acme/settings/oauth-apps/", HTTPStatus.SEE_OTHER)]
     client_id = registered.context["app"].application.client_id
     client_secret = registered.context["secret"]
     secrets["client secret"] = client_secret
