@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.ids import new_public_id
+from workspaces.caps import CredentialBudget
 from workspaces.models import Workspace
 
 from .tokens import display_hint
@@ -47,7 +48,7 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
         return self.filter(Q(status=KeyStatus.REVOKED) | Q(expires_at__lte=now))
 
 
-class ApiKey(models.Model):
+class ApiKey(CredentialBudget):
     """An API key. The token itself is never stored: only its keyed digest and last 4 characters."""
 
     public_id = models.CharField(max_length=32, unique=True, default=new_key_id, editable=False)
@@ -88,6 +89,7 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            *CredentialBudget.Meta.constraints,
             models.CheckConstraint(
                 condition=Q(status__in=KeyStatus.values), name="apikey_status_valid"
             ),

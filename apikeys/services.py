@@ -16,6 +16,7 @@ from core.context import Actor, RequestContext
 from core.credfilter import credential_created
 from passports.models import Collection
 from passports.selectors import collections_resolve
+from workspaces.caps import budget_change
 from workspaces.models import Workspace
 from workspaces.scopes import api_key_scopes
 
@@ -229,7 +230,8 @@ def apikey_rotate(
             workspace=old.workspace, name=old.name, note=old.note, scopes=old.scopes,
             environment=old.environment, expires_at=old.expires_at,
             rate_limit_per_minute=old.rate_limit_per_minute, allowed_ips=old.allowed_ips,
-            collections=old.collections,
+            collections=old.collections, daily_cap=old.daily_cap, credits=old.credits,
+            credits_refill=old.credits_refill,
             created_by=actor.user, rotated_from=old, now=now,
         )
         stops_at = now + ROTATION_OVERLAPS[overlap]
@@ -484,6 +486,38 @@ def apikey_update(
         if not changed:
             return key
         key.save(update_fields=list(changed))
+        keycache_invalidate(key)
+        _audit_key(
+            key, "key.updated", actor=actor, context=context,
+            metadata={"changed": list(changed), **changed},
+        )
+    return key
+
+
+def apikey_set_budget(
+    *,
+    key: ApiKey,
+    daily_cap: int | None,
+    credits: int | None,
+    credits_refill: str = "",
+    actor: Actor,
+    context: RequestContext,
+) -> ApiKey:
+    """Set the key's own budget (SPEC §3 "Per-key caps"): a daily request cap and/or a credit
+    balance with an optional `daily`/`monthly` refill (None: none). Changing the credits or
+    their refill sets the balance to `credits` at once. Audited as `key.updated` (the fields
+    before → after); in force on the next request on every process (`apikeys.keycache`)."""
+    with transaction.atomic():
+        key = _locked(key)
+        state = key.effective_status()
+        if state in (KeyStatus.REVOKED, "expired"):
+            raise ValidationError(f"This key is {state}; only a live key can be edited.")
+        changed = budget_change(
+            key, daily_cap=daily_cap, credits=credits, refill=credits_refill
+        )
+        if not changed:
+            return key
+        key.save(update_fields=[*changed, "credits_epoch"])
         keycache_invalidate(key)
         _audit_key(
             key, "key.updated", actor=actor, context=context,

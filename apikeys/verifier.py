@@ -10,6 +10,7 @@ from django.conf import settings
 
 from apikit.principal import AuthFailure, Principal
 from core.credfilter import CredentialFamily
+from workspaces.caps import caps_of
 
 from .keycache import keycache_enabled
 from .models import ApiKey
@@ -84,6 +85,7 @@ def verify_api_key(
         api_key=key,
         versions=check.versions,
         collections=None if key.collections is None else frozenset(key.collections),
+        caps=caps_of(f"key:{key.pk}", "API key", key),
     )
 
 

@@ -25,6 +25,7 @@ from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
 from core.ids import new_public_id
+from workspaces.caps import CredentialBudget
 from workspaces.models import Workspace
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class ConnectionQuerySet(models.QuerySet["Connection"]):
         return self.filter(revoked_at__isnull=True)
 
 
-class Connection(models.Model):
+class Connection(CredentialBudget):
     """A user's consent for an app to act in one workspace, with the scopes they granted.
 
     Created (or widened) by the consent screen; ended by Revoke in Connected apps, by the app
@@ -106,6 +107,7 @@ class Connection(models.Model):
     class Meta:
         ordering = ["-granted_at"]
         constraints = [
+            *CredentialBudget.Meta.constraints,
             models.UniqueConstraint(
                 fields=["user", "application", "workspace"],
                 condition=models.Q(revoked_at__isnull=True),
