@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.ids import new_public_id
-from workspaces.caps import CredentialBudget
+from workspaces.caps import CredentialBudget, CredentialCaps, caps_of
 from workspaces.models import Workspace
 
 from .tokens import display_hint
@@ -113,6 +113,10 @@ class ApiKey(CredentialBudget):
     @property
     def display_hint(self) -> str:
         return display_hint(self.environment, self.hint)
+
+    def caps(self) -> CredentialCaps | None:
+        """The key's own budget for the gateway and the dashboard (None: it has none)."""
+        return caps_of(f"key:{self.pk}", "API key", self)
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())

@@ -16,7 +16,7 @@ from core.context import Actor, RequestContext
 from core.credfilter import credential_created
 from passports.models import Collection
 from passports.selectors import collections_resolve
-from workspaces.caps import budget_change
+from workspaces.caps import budget_change, budget_errors
 from workspaces.models import Workspace
 from workspaces.scopes import api_key_scopes
 
@@ -134,10 +134,15 @@ def apikey_create(
     rate_limit_per_minute: int | None = None,
     allowed_ips: list[str] | None = None,
     collections: list[str] | None = None,
+    daily_cap: int | None = None,
+    credits: int | None = None,
+    credits_refill: str = "",
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its token. The token exists only in this return value.
     `collections`: None reaches all passports, a list of collection ids (`col_…`) of this
     workspace restricts the key to them (SPEC §11; an unknown id is a ValidationError).
+    `daily_cap`, `credits`, `credits_refill`: the key's own budget (SPEC §3), as
+    `apikey_set_budget` sets it.
 
     Refused (ValidationError) past the plan's active-key limit; the workspace row is locked while
     counting so two concurrent creates cannot both take the last slot.
@@ -150,6 +155,8 @@ def apikey_create(
     )
     networks = normalize_allowed_ips(allowed_ips or [])
     reach = resolve_collections(workspace=workspace, public_ids=collections)
+    if errors := budget_errors(daily_cap=daily_cap, credits=credits, refill=credits_refill):
+        raise ValidationError(errors)
     with transaction.atomic():
         workspace = Workspace.objects.select_for_update().select_related("plan").get(
             pk=workspace.pk
@@ -165,6 +172,7 @@ def apikey_create(
             environment=environment, expires_at=expires_at,
             rate_limit_per_minute=rate_limit_per_minute, allowed_ips=networks,
             collections=None if reach is None else [c.pk for c in reach],
+            daily_cap=daily_cap, credits=credits, credits_refill=credits_refill,
             created_by=actor.user, rotated_from=None, now=now,
         )
         _audit_key(
@@ -175,6 +183,9 @@ def apikey_create(
                 "rate_limit_per_minute": key.rate_limit_per_minute,
                 "allowed_ips": key.allowed_ips,
                 "collections": None if reach is None else [c.public_id for c in reach],
+                **({"daily_cap": daily_cap} if daily_cap is not None else {}),
+                **({"credits": credits, "credits_refill": credits_refill}
+                   if credits is not None else {}),
             },
         )
     return key, token

@@ -10,7 +10,6 @@ from django.conf import settings
 
 from apikit.principal import AuthFailure, Principal
 from core.credfilter import CredentialFamily
-from workspaces.caps import caps_of
 
 from .keycache import keycache_enabled
 from .models import ApiKey
@@ -85,7 +84,7 @@ def verify_api_key(
         api_key=key,
         versions=check.versions,
         collections=None if key.collections is None else frozenset(key.collections),
-        caps=caps_of(f"key:{key.pk}", "API key", key),
+        caps=key.caps(),
     )
 
 

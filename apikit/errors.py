@@ -54,8 +54,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "rate_limited": (429, "Too many requests (per-key rate limit, or unrecognised tokens from the "
                           "client's address; never for a valid or known credential); wait "
                           "`Retry-After` seconds."),
-    "quota_exceeded": (429, "The workspace's daily budget is spent; `Retry-After` is the time to "
-                            "the next UTC midnight."),
+    "quota_exceeded": (429, "The workspace's daily budget is spent (`Retry-After`: the time to "
+                            "the next UTC midnight), or the credential's own daily cap or "
+                            "credits are (`Retry-After`: the time to their reset or refill; "
+                            "none for credits that never refill)."),
     "server_error": (500, "An unexpected error; `request_id` identifies it in the server's logs."),
     "service_unavailable": (503, "A backing service is down; nothing was changed."),
 }

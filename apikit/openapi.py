@@ -139,8 +139,9 @@ def _error_responses() -> dict[str, Any]:
         "schema": {"type": "string"},
     }
     retry_after = {
-        "description": "Seconds to wait before retrying.",
-        "required": True,
+        "description": "Seconds to wait before retrying. Absent only when a credential's own "
+                       "credits are used up and never refill (waiting would not help).",
+        "required": False,
         "schema": {"type": "integer", "minimum": 1},
     }
     return {

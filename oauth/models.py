@@ -25,7 +25,7 @@ from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
 from core.ids import new_public_id
-from workspaces.caps import CredentialBudget
+from workspaces.caps import CredentialBudget, CredentialCaps, caps_of
 from workspaces.models import Workspace
 
 if TYPE_CHECKING:
@@ -121,6 +121,10 @@ class Connection(CredentialBudget):
     @property
     def scopes(self) -> list[str]:
         return self.scope.split()
+
+    def caps(self) -> CredentialCaps | None:
+        """The grant's own budget for the gateway and the dashboard (None: it has none)."""
+        return caps_of(f"grant:{self.pk}", "OAuth grant", self)
 
 
 class GrantLink(models.Model):

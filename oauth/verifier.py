@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from apikit.principal import AuthFailure, Principal
 from core.credfilter import CredentialFamily
-from workspaces.caps import caps_of
 
 from .models import IssuedAccessToken
 from .resources import audience_allows
@@ -74,7 +73,7 @@ def verify_access_token(
         scopes=effective_scopes(access_token.scope, role),
         user_id=connection.user_id,
         extra={"connection_id": connection.public_id, "role": role},
-        caps=caps_of(f"grant:{connection.pk}", "OAuth grant", connection),
+        caps=connection.caps(),
     )
 
 

@@ -1,5 +1,10 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django import forms
 
+from .caps import MAX_CREDITS, MAX_DAILY_CAP, CredentialBudget, Refill
 from .roles import Role
 
 
@@ -14,3 +19,46 @@ class WorkspacePoliciesForm(forms.Form):
     require_two_factor = forms.BooleanField(
         required=False, label="Require two-factor sign-in for every member"
     )
+
+
+class CredentialBudgetForm(forms.Form):
+    """A key's or an OAuth grant's own budget (SPEC §3 "Per-key caps"); `workspaces.caps` has the
+    rules, the `*_set_budget` services apply them."""
+
+    daily_cap = forms.IntegerField(
+        required=False, label="Daily request cap", min_value=1, max_value=MAX_DAILY_CAP,
+        help_text="Requests per UTC day, on top of the workspace's budgets. Empty: no cap.",
+        error_messages={"invalid": "Enter a whole number of requests, or leave it empty."},
+    )
+    credits = forms.IntegerField(
+        required=False, label="Credits", min_value=1, max_value=MAX_CREDITS,
+        help_text="One credit per request. Saving a new amount or refill sets the balance to it.",
+        error_messages={"invalid": "Enter a whole number of credits, or leave it empty."},
+    )
+    credits_refill = forms.ChoiceField(
+        required=False, label="Refill", choices=Refill.choices,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, label_suffix="", **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("credits_refill") and data.get("credits") is None and not self.errors:
+            self.add_error("credits_refill", "A refill needs a credit balance to refill to.")
+        return data
+
+    @classmethod
+    def for_row(cls, row: CredentialBudget) -> CredentialBudgetForm:
+        return cls(initial={
+            "daily_cap": row.daily_cap, "credits": row.credits,
+            "credits_refill": row.credits_refill,
+        })
+
+    def budget(self) -> dict[str, Any]:
+        """The service's keywords."""
+        return {
+            "daily_cap": self.cleaned_data["daily_cap"],
+            "credits": self.cleaned_data["credits"],
+            "credits_refill": self.cleaned_data["credits_refill"] or "",
+        }

@@ -279,3 +279,19 @@ def test_exactly_the_credits_succeed_with_32_threads_together_with_the_budget(
         f"/api/v1/passports/{passport.public_id}"
     )
     assert other["X-RateLimit-Remaining"] == "69"  # the budget counted exactly the 30 served
+
+
+@pytest.mark.django_db
+def test_get_keys_shows_what_is_left_of_each_keys_budget(backend, make_key, members) -> None:
+    key, api = _capped(make_key, members, daily_cap=10, credits=5, credits_refill="daily")
+    with time_machine.travel(day_ahead(0, 9), tick=False):
+        for _ in range(2):
+            assert api.get("/api/v1/me").status_code == HTTPStatus.OK
+        listed = api.get("/api/v1/keys")
+    assert listed.status_code == HTTPStatus.OK
+    budget = next(k for k in listed.json()["data"] if k["id"] == key.public_id)["budget"]
+    assert budget == {
+        "daily_cap": 10, "used_today": 3, "credits": 5, "credits_remaining": 2,
+        "credits_refill": "daily",
+        "credits_refill_at": day_ahead(1, 0).isoformat().replace("+00:00", "Z"),
+    }
