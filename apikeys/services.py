@@ -17,6 +17,7 @@ from core.credfilter import credential_created
 from passports.models import Collection
 from passports.selectors import collections_resolve
 from workspaces.caps import budget_change, budget_errors
+from workspaces.credential_policy import key_violations, lifetime_cap
 from workspaces.models import Workspace
 from workspaces.scopes import api_key_scopes
 
@@ -161,6 +162,13 @@ def apikey_create(
         workspace = Workspace.objects.select_for_update().select_related("plan").get(
             pk=workspace.pk
         )
+        # The workspace's credential policy (SPEC §12): a new key complies, or nothing is saved.
+        violations = key_violations(
+            workspace, environment=environment, expires_at=expires_at, allowed_ips=networks,
+            now=now,
+        )
+        if violations:
+            raise ValidationError({v.field: v.message for v in violations})
         limit = workspace.plan.active_keys_limit
         if ApiKey.objects.for_workspace(workspace).live(now).count() >= limit:
             raise ValidationError(
@@ -237,9 +245,15 @@ def apikey_rotate(
         if old.successors.exists():
             # A second successor would leave two "current" keys with one name and no clear owner.
             raise ValidationError("This key was already rotated; rotate its replacement instead.")
+        # A successor expires within the policy's maximum lifetime (SPEC §12), whatever the
+        # predecessor's expiry was.
+        cap = lifetime_cap(old.workspace, now)
+        expires_at = old.expires_at if cap is None or (
+            old.expires_at is not None and old.expires_at <= cap
+        ) else cap
         new, token = _insert_key(
             workspace=old.workspace, name=old.name, note=old.note, scopes=old.scopes,
-            environment=old.environment, expires_at=old.expires_at,
+            environment=old.environment, expires_at=expires_at,
             rate_limit_per_minute=old.rate_limit_per_minute, allowed_ips=old.allowed_ips,
             collections=old.collections, daily_cap=old.daily_cap, credits=old.credits,
             credits_refill=old.credits_refill,
@@ -479,6 +493,7 @@ def apikey_update(
         state = key.effective_status(now)
         if state in (KeyStatus.REVOKED, "expired"):
             raise ValidationError(f"This key is {state}; only a live key can be edited.")
+        _refuse_new_violations(key, wanted, now)
         changed: dict[str, list[Any]] = {}
         for field, value in wanted.items():
             old = getattr(key, field)
@@ -503,6 +518,26 @@ def apikey_update(
             metadata={"changed": list(changed), **changed},
         )
     return key
+
+
+def _policy_settings(key: ApiKey, wanted: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "environment": key.environment,
+        "expires_at": wanted.get("expires_at", key.expires_at),
+        "allowed_ips": wanted.get("allowed_ips", key.allowed_ips),
+    }
+
+
+def _refuse_new_violations(key: ApiKey, wanted: dict[str, Any], now: datetime) -> None:
+    """An edit may leave a rule the key already breaks (the owner fixes one thing at a time),
+    but may not break one more (SPEC §12)."""
+    before = {v.rule for v in key_violations(
+        key.workspace, **_policy_settings(key, {}), now=now
+    )}
+    after = key_violations(key.workspace, **_policy_settings(key, wanted), now=now)
+    new = [v for v in after if v.rule not in before]
+    if new:
+        raise ValidationError({v.field: v.message for v in new})
 
 
 def apikey_set_budget(

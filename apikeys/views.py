@@ -58,6 +58,7 @@ from .selectors import (
     KeyFilter,
     apikey_for_dashboard,
     apikey_for_detail,
+    apikey_policy_violations,
     apikey_recent_requests,
     apikey_requests_per_day,
     apikeys_for_dashboard,
@@ -375,6 +376,8 @@ def _detail_page(
     return render(request, DETAIL_PAGE, {
         **_budget_context(request, key, budget_form),
         "key": key,
+        "policy_violations": apikey_policy_violations(key)
+        if key.effective_status() not in ("revoked", "expired") else [],
         "editable": key.effective_status() not in ("revoked", "expired"),
         "chart": daily_bar_chart(apikey_requests_per_day(key)),
         "recent_requests": apikey_recent_requests(key),

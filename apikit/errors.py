@@ -41,6 +41,9 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "insufficient_scope": (403, "The credential lacks the scope the endpoint requires; "
                                 "`required_scope` names it."),
     "ip_not_allowed": (403, "The API key may not be used from the client's IP address."),
+    "policy_violation": (403, "The API key breaks its workspace's enforced credential policy "
+                              "(the message names the rule); it works again once edited to "
+                              "comply."),
     "plan_limit_reached": (403, "The plan's passport cap is reached (no overage on this plan)."),
     "not_found": (404, "No such endpoint, or no such object in the caller's workspace."),
     "method_not_allowed": (405, "The endpoint does not support the method; `Allow` lists those "

@@ -154,11 +154,11 @@ def _error_responses() -> dict[str, Any]:
         "PaymentRequired": _error("Payment required.", _codes(402)),
         "Forbidden": _error(
             "The credential is valid but may not do this.",
-            ["insufficient_scope", "ip_not_allowed"],
+            ["insufficient_scope", "ip_not_allowed", "policy_violation"],
         ),
         "ForbiddenCreate": _error(
             "The credential is valid but may not do this.",
-            ["insufficient_scope", "ip_not_allowed", "plan_limit_reached"],
+            ["insufficient_scope", "ip_not_allowed", "policy_violation", "plan_limit_reached"],
         ),
         "NotFound": _error("Nothing here in the caller's workspace.", _codes(404)),
         "Conflict": _error("Conflict.", ["conflict", "idempotency_key_in_use"]),

@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 
 from .caps import MAX_CREDITS, MAX_DAILY_CAP, CredentialBudget, Refill
+from .credential_policy import ENVIRONMENTS, MAX_LIFETIME_DAYS, PolicyMode
 from .roles import Role
 
 
@@ -13,12 +14,41 @@ class RoleChangeForm(forms.Form):
 
 
 class WorkspacePoliciesForm(forms.Form):
-    """The owners' policies (SPEC §12): two-factor for every member. (The app access policy is
-    stored but not offered until the gateway enforces it.)"""
+    """The owners' policies (SPEC §12): two-factor for every member and the credential policy.
+    (The app access policy is stored but not offered until the gateway enforces it.)"""
 
     require_two_factor = forms.BooleanField(
         required=False, label="Require two-factor sign-in for every member"
     )
+    # The credential policy (workspaces.credential_policy), as GitHub's token policies.
+    key_max_lifetime_days = forms.TypedChoiceField(
+        required=False, label="Maximum key lifetime", coerce=int, empty_value=None,
+        choices=[("", "No maximum"), *((d, f"{d} days") for d in MAX_LIFETIME_DAYS)],
+        help_text="New and rotated keys must expire within this many days.",
+    )
+    key_environments = forms.MultipleChoiceField(
+        required=False, label="Environments keys may be created in",
+        choices=list(ENVIRONMENTS.items()), widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: any environment.",
+    )
+    production_keys_need_ip_allowlist = forms.BooleanField(
+        required=False, label="Production keys must have an IP allowlist"
+    )
+    oauth_collections_by_default = forms.BooleanField(
+        required=False, label="OAuth access is limited to selected collections by default"
+    )
+    credential_policy_mode = forms.ChoiceField(
+        required=False, label="Existing keys that break the policy", choices=PolicyMode.choices,
+        widget=forms.RadioSelect, initial=PolicyMode.WARN,
+        help_text="Keys are never revoked by a policy: an enforced one is refused with 403 "
+                  "policy_violation until it is edited to comply.",
+    )
+
+    def clean_credential_policy_mode(self) -> str:
+        # Not sent (an older form, a script): the mode stays as it is.
+        return self.cleaned_data["credential_policy_mode"] or self.initial.get(
+            "credential_policy_mode", PolicyMode.WARN
+        )
 
 
 class CredentialBudgetForm(forms.Form):

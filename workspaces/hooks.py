@@ -14,6 +14,7 @@ detaches the apps the user registered, which the database would otherwise delete
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -56,3 +57,29 @@ def on_user_deleting(hook: UserDeletingHook) -> UserDeletingHook:
 
 def user_deleting_hooks() -> tuple[UserDeletingHook, ...]:
     return tuple(_user_deleting)
+
+
+@dataclass(frozen=True, slots=True)
+class NoncompliantCredential:
+    """A credential that breaks its workspace's credential policy, for the Security page."""
+
+    label: str
+    url: str
+    reasons: tuple[str, ...]
+
+
+_noncompliant: list[Callable[..., list[NoncompliantCredential]]] = []
+
+
+def on_noncompliant_credentials(
+    hook: Callable[..., list[NoncompliantCredential]],
+) -> Callable[..., list[NoncompliantCredential]]:
+    """Register a lister of credentials that break the workspace's credential policy
+    (`hook(workspace=…, now=…)`; apikeys registers its keys)."""
+    if hook not in _noncompliant:
+        _noncompliant.append(hook)
+    return hook
+
+
+def noncompliant_credentials(*, workspace: object, now: object) -> list[NoncompliantCredential]:
+    return [found for hook in _noncompliant for found in hook(workspace=workspace, now=now)]

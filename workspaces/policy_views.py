@@ -1,4 +1,5 @@
-"""Settings → Security: the owners' policies of SPEC §12."""
+"""Settings → Security: the owners' policies of SPEC §12 (two-factor, the credential policy), and
+the keys that break the credential policy, each with the reason."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from core.context import Actor, RequestContext
 
 from .forms import WorkspacePoliciesForm
+from .hooks import noncompliant_credentials
 from .permissions import workspace_view
 from .roles import Action
 from .services import workspace_policies_update
@@ -21,7 +24,14 @@ from .sudo import sudo_required
 
 def _initial(request: HttpRequest) -> dict:
     ws = request.workspace
-    return {"require_two_factor": ws.require_two_factor}
+    return {
+        "require_two_factor": ws.require_two_factor,
+        "key_max_lifetime_days": ws.key_max_lifetime_days or "",
+        "key_environments": ws.key_environments,
+        "production_keys_need_ip_allowlist": ws.production_keys_need_ip_allowlist,
+        "oauth_collections_by_default": ws.oauth_collections_by_default,
+        "credential_policy_mode": ws.credential_policy_mode,
+    }
 
 
 @require_http_methods(["GET", "POST"])
@@ -36,9 +46,19 @@ def workspace_policies(request: HttpRequest) -> HttpResponse:
                 actor=Actor.for_user(request.user), context=RequestContext.from_request(request),
             )
         except ValidationError as exc:
-            form.add_error(None, exc)
+            if hasattr(exc, "error_dict"):
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                form.add_error(None, exc)
         else:
             messages.success(request, "Policies saved.")
             return redirect("workspaces:policies", slug=request.workspace.slug)
     status = HTTPStatus.UNPROCESSABLE_ENTITY if form.is_bound else HTTPStatus.OK
-    return render(request, "workspaces/workspace_policies.html", {"form": form}, status=status)
+    return render(request, "workspaces/workspace_policies.html", {
+        "form": form,
+        # SPEC §12: on tightening, the keys that break the policy, with the reasons.
+        "noncompliant": noncompliant_credentials(
+            workspace=request.workspace, now=timezone.now()
+        ),
+    }, status=status)
