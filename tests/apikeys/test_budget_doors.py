@@ -195,3 +195,25 @@ def test_create_api_key_refuses_a_bad_budget_and_creates_nothing(
     with pytest.raises(CommandError, match=f"(?i){message}"):
         call_command("create_api_key", "acme", "--name", "Bad", *args, stdout=StringIO())
     assert not ApiKey.objects.filter(name="Bad").exists()
+
+
+def test_update_api_key_sets_and_clears_the_budget(make_key) -> None:
+    key, _token = make_key()
+    out = StringIO()
+    call_command("update_api_key", key.public_id, "--daily-cap", "100", "--credits", "500",
+                 "--refill", "daily", stdout=out)
+    key.refresh_from_db()
+    assert (key.daily_cap, key.credits, key.credits_refill) == (100, 500, "daily")
+    event = AuditEvent.objects.filter(action="key.updated").latest("id")
+    assert event.metadata["door"] == "command"
+    call_command("update_api_key", key.public_id, "--refill", "none", "--credits", "none",
+                 stdout=out)
+    key.refresh_from_db()
+    assert (key.daily_cap, key.credits, key.credits_refill) == (100, None, "")
+    for args, message in ((["--daily-cap", "0"], "--daily-cap: Enter a number above 0"),
+                          (["--credits", "x\x00"], "--credits must be a whole number"),
+                          (["--name", "New", "--refill", "monthly"], "--refill: A refill")):
+        with pytest.raises(CommandError, match=message):
+            call_command("update_api_key", key.public_id, *args, stdout=StringIO())
+    key.refresh_from_db()
+    assert (key.name, key.daily_cap, key.credits_refill) == ("Integration", 100, "")
