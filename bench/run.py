@@ -77,6 +77,8 @@ TARGETS = [
     ("write / write_baseline", "write", "write_baseline", 0.60),
     ("write_rows / write", "write_rows", "write", None),
     ("write_8w / write_rows", "write_8w", "write_rows", None),
+    # Issue 16: a key with its own daily cap and credits, against the same key without.
+    ("capped / apikey", "capped", "apikey", None),
 ]
 
 
@@ -551,7 +553,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 SCENARIO_NAMES = ["baseline", "floor", "apikey", "apikey_unmetered", "apikey_uncached", "oauth",
                   "garbage", "apikey_unlimited", "oauth_unlimited", "write", "write_baseline",
-                  "write_rows", "write_8w", "peer", "history"]
+                  "write_rows", "write_8w", "peer", "history", "capped"]
 
 
 def build_scenarios(ports: dict[str, int], seed: dict, hist: dict) -> list[Scenario]:
@@ -593,6 +595,7 @@ def build_scenarios(ports: dict[str, int], seed: dict, hist: dict) -> list[Scena
                  authorization=f"Api-Key {seed['peer_token']}"),
         Scenario("history", url("history", f"/api/v1/passports/{hist['passport_id']}"),
                  authorization=f"Bearer {hist['token']}"),
+        Scenario("capped", url("main", passport), authorization=f"Bearer {seed['capped_token']}"),
     ]
 
 
