@@ -420,10 +420,13 @@ def apikey_recent_requests(key: ApiKey) -> list[KeyRequest]:
     return list(key.recent_requests.order_by("-at", "-id")[:RECENT_PER_KEY])
 
 
-def apikey_policy_violations(key: ApiKey, now: datetime | None = None) -> list[Violation]:
-    """The workspace credential policy's rules the key breaks now (SPEC §12)."""
+def apikey_policy_violations(
+    key: ApiKey, now: datetime | None = None, *, workspace: Workspace | None = None
+) -> list[Violation]:
+    """The workspace credential policy's rules the key breaks now (SPEC §12); `workspace` is the
+    key's, when the caller already has it."""
     return key_violations(
-        key.workspace, environment=key.environment, expires_at=key.expires_at,
+        workspace or key.workspace, environment=key.environment, expires_at=key.expires_at,
         allowed_ips=key.allowed_ips, now=now or timezone.now(),
     )
 

@@ -376,7 +376,7 @@ def _detail_page(
     return render(request, DETAIL_PAGE, {
         **_budget_context(request, key, budget_form),
         "key": key,
-        "policy_violations": apikey_policy_violations(key)
+        "policy_violations": apikey_policy_violations(key, workspace=request.workspace)
         if key.effective_status() not in ("revoked", "expired") else [],
         "editable": key.effective_status() not in ("revoked", "expired"),
         "chart": daily_bar_chart(apikey_requests_per_day(key)),
