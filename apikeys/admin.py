@@ -26,7 +26,7 @@ from workspaces.sudo import SudoAdminMixin
 
 from .forms import OVERLAP_CHOICES, ApiKeyCreateForm, ApiKeyEditForm, edit_initial
 from .keycache import PENDING_WARNING, keycache_pending
-from .models import ApiKey
+from .models import ApiKey, KeyNetwork
 from .services import (
     MAX_RATE_LIMIT_PER_MINUTE,
     apikey_create,
@@ -80,6 +80,22 @@ class RateLimitForm(forms.Form):
     )
 
 
+class KeyNetworkInline(admin.TabularInline):
+    """The networks a key was used from (written by the usage flush; read-only here)."""
+
+    model = KeyNetwork
+    fields = readonly_fields = ["network", "request_count", "first_seen_at", "last_seen_at"]
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "Networks used from (IPv4 /24, IPv6 /48)"
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(SudoAdminMixin, admin.ModelAdmin):
     list_display = [
@@ -100,9 +116,10 @@ class ApiKeyAdmin(SudoAdminMixin, admin.ModelAdmin):
         "scopes", "created_at", "created_by", "expires_at", "revoked_at", "revoked_by",
         "revoked_reason", "last_used_at", "last_used_ip", "request_count",
         "rate_limit_per_minute", "budget_display", "allowed_ips", "rotated_from",
-        "collections_display", "edit_link",
+        "collections_display", "new_network", "new_network_at", "edit_link",
     ]
     readonly_fields = fields
+    inlines = [KeyNetworkInline]
 
     @admin.display(description="Edit")
     def edit_link(self, obj: ApiKey) -> str:

@@ -52,6 +52,10 @@ def key_json(
             else [collection_ids[pk] for pk in key.collections if pk in (collection_ids or {})]
         ),
         "budget": {**budget.as_json(), "credits_refill_at": iso(budget.refills_at)},
+        "new_network": (
+            {"network": key.new_network, "seen_at": iso(key.new_network_at)}
+            if key.new_network else None
+        ),
     }
 
 

@@ -83,6 +83,10 @@ class ApiKey(CredentialBudget):
     rotated_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="successors"
     )
+    # Issue 16 §4: the first use from a network never seen before, once the key has a week of
+    # history (`KeyNetwork`), flags the key until someone dismisses it or restricts the key.
+    new_network = models.CharField(max_length=49, blank=True, default="")
+    new_network_at = models.DateTimeField(null=True, blank=True)
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -172,3 +176,27 @@ class KeyRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} {self.status}"
+
+
+# How many networks each key remembers (`KeyNetwork`); past it the least recently seen is dropped.
+NETWORKS_PER_KEY = 32
+
+
+class KeyNetwork(models.Model):
+    """A network (IPv4 /24, IPv6 /48) a key was used from, with its request count; written by the
+    usage flush (`gateway.usage`), never on the request path."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="networks")
+    network = models.CharField(max_length=49)
+    request_count = models.BigIntegerField(default=0)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "network"], name="keynetwork_unique")
+        ]
+        ordering = ["-request_count", "network"]
+
+    def __str__(self) -> str:
+        return self.network

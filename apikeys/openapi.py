@@ -54,10 +54,22 @@ def declare(api: OpenApiRegistry) -> None:
                 "description": "The key's own budget (SPEC §3 per-key caps), on top of the "
                                "workspace's; all null when it has none.",
             },
+            "new_network": {
+                "type": ["object", "null"],
+                "properties": {
+                    "network": {"type": "string", "description": "IPv4 /24 or IPv6 /48."},
+                    "seen_at": TIMESTAMP,
+                },
+                "required": ["network", "seen_at"],
+                "additionalProperties": False,
+                "description": "Set when the key, with a week of history, was first used from "
+                               "a network it had never been used from (until dismissed or "
+                               "restricted in the dashboard); null otherwise.",
+            },
         },
         ["id", "name", "note", "hint", "environment", "scopes", "status", "created_at",
          "expires_at", "revoked_at", "last_used_at", "rate_limit_per_minute", "allowed_ips",
-         "rotated_from", "collections", "budget"],
+         "rotated_from", "collections", "budget", "new_network"],
     ))
     api.schema("ApiKeyList", list_of("ApiKey"))
 

@@ -33,7 +33,7 @@ from workspaces.models import Plan, Workspace
 from workspaces.quotas import quota_usage_today
 
 from .keycache import key_cache, keycache_versions
-from .models import RECENT_PER_KEY, ApiKey, KeyRequest, KeyStatus, KeyUsageDay
+from .models import RECENT_PER_KEY, ApiKey, KeyNetwork, KeyRequest, KeyStatus, KeyUsageDay
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -333,7 +333,19 @@ def apikey_warnings(
             "code": "unused",
             "text": f"Not used for {(now - key.last_used_at).days} days.",
         })
+    if key.new_network:
+        warnings.append({
+            "code": "new_network",
+            "text": f"Used from a new network, {key.new_network}, on "
+                    f"{key.new_network_at:%Y-%m-%d %H:%M} UTC. If you do not expect it, revoke "
+                    "the key.",
+        })
     return warnings
+
+
+def apikey_networks(key: ApiKey) -> list[KeyNetwork]:
+    """The networks the key was used from (at most NETWORKS_PER_KEY), busiest first."""
+    return list(KeyNetwork.objects.filter(api_key=key).order_by("-request_count", "network"))
 
 
 def live_key_count(workspace: Workspace, now: datetime | None = None) -> int:

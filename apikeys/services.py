@@ -22,7 +22,7 @@ from workspaces.models import Workspace
 from workspaces.scopes import api_key_scopes
 
 from .keycache import keycache_invalidate
-from .models import ApiKey, Environment, KeyStatus
+from .models import ApiKey, Environment, KeyNetwork, KeyStatus
 from .tokens import generate_token, token_digest, token_hint
 
 if TYPE_CHECKING:
@@ -569,4 +569,54 @@ def apikey_set_budget(
             key, "key.updated", actor=actor, context=context,
             metadata={"changed": list(changed), **changed},
         )
+    return key
+
+
+def apikey_flag_new_network(
+    *, key_id: int, network: str, at: datetime, context: RequestContext,
+) -> bool:
+    """The usage flush saw `key_id` used from `network` for the first time although the key has
+    a week of history (issue 16 §4): flag the key (list, page, Overview) and record
+    `key.new_network` (its context: the first request from that network, door `usage`).
+    Idempotent across processes: the flag is set by one conditional UPDATE,
+    and only the flush whose UPDATE changed the row records the event (a concurrent flush of
+    the same network waits on the row lock, re-reads it and changes nothing). Returns whether
+    this call flagged the key."""
+    with transaction.atomic():
+        flagged = (
+            ApiKey.objects.filter(pk=key_id).exclude(new_network=network)
+            .update(new_network=network, new_network_at=at)
+        )
+        if not flagged:
+            return False
+        key = ApiKey.objects.select_related("workspace").get(pk=key_id)
+        _audit_key(
+            key, "key.new_network", actor=Actor.system("usage monitor"), context=context,
+            metadata={"network": network},
+        )
+    return True
+
+
+def apikey_dismiss_new_network(*, key: ApiKey) -> ApiKey:
+    """Someone looked at the new-network flag and dismissed it (the networks stay recorded)."""
+    ApiKey.objects.filter(pk=key.pk).update(new_network="", new_network_at=None)
+    key.new_network, key.new_network_at = "", None
+    return key
+
+
+def apikey_restrict_to_networks(
+    *, key: ApiKey, actor: Actor, context: RequestContext,
+) -> ApiKey:
+    """Stripe's allowlist suggestion in one click: the key's allowed IPs become the networks it
+    has been used from (`KeyNetwork`), through `apikey_update` (so `key.updated`, validation and
+    cache invalidation are the edit's), and the new-network flag is cleared."""
+    networks = list(
+        KeyNetwork.objects.filter(api_key=key).order_by("network").values_list("network", flat=True)
+    )
+    if not networks:
+        raise ValidationError({"allowed_ips": "This key has not been used from any network yet."})
+    with transaction.atomic():
+        key = apikey_update(key=key, changes={"allowed_ips": networks}, actor=actor,
+                            context=context)
+        apikey_dismiss_new_network(key=key)
     return key

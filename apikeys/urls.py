@@ -14,6 +14,14 @@ urlpatterns = [
     path("w/<slug:slug>/settings/api-keys/<str:key_id>/resume/", views.key_resume, name="resume"),
     path("w/<slug:slug>/settings/api-keys/<str:key_id>/revoke/", views.key_revoke, name="revoke"),
     path(
+        "w/<slug:slug>/settings/api-keys/<str:key_id>/networks/restrict/",
+        views.key_networks_restrict, name="networks_restrict",
+    ),
+    path(
+        "w/<slug:slug>/settings/api-keys/<str:key_id>/networks/dismiss/",
+        views.key_network_dismiss, name="network_dismiss",
+    ),
+    path(
         "w/<slug:slug>/settings/api-keys/<str:key_id>/rate-limit/", views.key_rate_limit,
         name="rate_limit",
     ),

@@ -58,6 +58,7 @@ from .selectors import (
     KeyFilter,
     apikey_for_dashboard,
     apikey_for_detail,
+    apikey_networks,
     apikey_policy_violations,
     apikey_recent_requests,
     apikey_requests_per_day,
@@ -67,7 +68,9 @@ from .selectors import (
 )
 from .services import (
     apikey_create,
+    apikey_dismiss_new_network,
     apikey_pause,
+    apikey_restrict_to_networks,
     apikey_resume,
     apikey_revoke,
     apikey_rotate,
@@ -383,6 +386,7 @@ def _detail_page(
         "recent_requests": apikey_recent_requests(key),
         "rate_form": form,
         "key_collections": collection_labels(workspace=request.workspace, ids=key.collections),
+        "networks": apikey_networks(key),
     }, status=status)
 
 
@@ -554,4 +558,55 @@ def key_edit(request: WorkspaceRequest, key_id: str) -> HttpResponse:
     template = f"{EDIT_PAGE}#edit-form" if request.htmx and form.is_bound else EDIT_PAGE
     response = render(request, template, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+NETWORKS_PAGE = "apikeys/key_networks_restrict.html"
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view(Action.MANAGE_KEYS)
+def key_networks_restrict(request: WorkspaceRequest, key_id: str) -> HttpResponse:
+    """"Restrict to these networks" (issue 16 §4): GET asks (a page, with and without
+    JavaScript: what the allowed IPs become and who would be refused), POST sets the key's
+    allowed IPs to its networks through `apikey_update` and goes back to the key's page."""
+    key = _get_key_for_detail(request, key_id)
+    live = key.effective_status() not in ("revoked", "expired")
+    error = None
+    if request.method == "POST" and live:
+        try:
+            key = apikey_restrict_to_networks(
+                key=key, actor=Actor.for_user(request.user),
+                context=RequestContext.from_request(request),
+            )
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            if (warned := _unpropagated(request, key, "Restricted")) is not None:
+                return warned
+            messages.success(
+                request, f"“{key.name}” now accepts requests only from "
+                f"{', '.join(key.allowed_ips)}.",
+            )
+            response = HttpResponseRedirect(_detail_url(request, key))
+            response.status_code = HTTPStatus.SEE_OTHER
+            return response
+    status = HTTPStatus.OK
+    if error:
+        status = HTTPStatus.UNPROCESSABLE_ENTITY
+    elif request.method == "POST":  # a revoked or expired key
+        status = HTTPStatus.CONFLICT
+    return render(request, NETWORKS_PAGE, {
+        "key": key, "networks": apikey_networks(key), "live": live, "error": error,
+    }, status=status)
+
+
+@require_POST
+@workspace_view(Action.MANAGE_KEYS)
+def key_network_dismiss(request: WorkspaceRequest, key_id: str) -> HttpResponse:
+    """Dismiss the key's new-network flag (the networks stay recorded)."""
+    key = apikey_dismiss_new_network(key=_get_key_for_detail(request, key_id))
+    messages.success(request, f"Dismissed the new-network warning of “{key.name}”.")
+    response = HttpResponseRedirect(_detail_url(request, key))
+    response.status_code = HTTPStatus.SEE_OTHER
     return response

@@ -15,6 +15,7 @@ WORKSPACE_ACTIONS: dict[str, str] = {
     "key.revoked": "API key revoked",
     "key.rate_limit_changed": "API key rate limit changed",
     "key.updated": "API key changed",
+    "key.new_network": "API key used from a new network",
     "oauth_app.created": "OAuth app created",
     "oauth_app.updated": "OAuth app changed",
     "oauth_app.secret_rotated": "OAuth app secret rotated",

@@ -55,12 +55,23 @@ from django.db import (
 )
 from django.db.models import F, Q
 
-from apikeys.models import RECENT_PER_KEY, ApiKey, KeyRequest, KeyUsageDay
+from apikeys.models import (
+    NETWORKS_PER_KEY,
+    RECENT_PER_KEY,
+    ApiKey,
+    KeyNetwork,
+    KeyRequest,
+    KeyUsageDay,
+)
+from apikeys.services import apikey_flag_new_network
+from core.context import RequestContext
 
 logger = logging.getLogger(__name__)
 
 FLUSH_THRESHOLD = 5000
 MAX_REFUSED_DIGESTS = 1000
+# A network first seen after the key has this much history is "new" (issue 16 §4).
+NEW_NETWORK_AFTER = timedelta(days=7)
 
 
 @dataclass(slots=True)
@@ -70,6 +81,9 @@ class _KeyUsage:
     last_used_ip: str | None = None
     per_day: dict[date, int] = field(default_factory=lambda: defaultdict(int))
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_PER_KEY))
+    # network -> [requests, first seen, last seen, first address]; at most NETWORKS_PER_KEY
+    # between flushes.
+    networks: dict[str, list] = field(default_factory=dict)
 
 
 class UsageBuffer:
@@ -102,6 +116,16 @@ class UsageBuffer:
             usage.recent.append(
                 (at, _text(method, 8), _text(path, 255), status, ip, latency_ms, "")
             )
+            if network := _network(ip):
+                seen = usage.networks.get(network)
+                if seen is not None:
+                    seen[0] += 1
+                    if at > seen[2]:
+                        seen[2] = at
+                    elif at < seen[1]:
+                        seen[1], seen[3] = at, ip
+                elif len(usage.networks) < NETWORKS_PER_KEY:
+                    usage.networks[network] = [1, at, at, ip]
             self._events += 1
             full = self._events >= FLUSH_THRESHOLD
         self._after_record(full)
@@ -184,6 +208,15 @@ class UsageBuffer:
                     new.last_used_at, new.last_used_ip = old.last_used_at, old.last_used_ip
                 for day, n in old.per_day.items():
                     new.per_day[day] += n
+                for network, (n, first, last, first_ip) in old.networks.items():
+                    seen = new.networks.get(network)
+                    if seen is None:
+                        new.networks[network] = [n, first, last, first_ip]
+                    else:
+                        seen[0] += n
+                        if first < seen[1]:
+                            seen[1], seen[3] = first, first_ip
+                        seen[2] = max(seen[2], last)
                 merged = sorted([*old.recent, *new.recent], key=lambda row: row[0])
                 merged = merged[-RECENT_PER_KEY:]
                 new.recent = deque(merged, maxlen=RECENT_PER_KEY)
@@ -243,6 +276,19 @@ def _address(ip: str | None) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _network(ip: str | None) -> str | None:
+    """The network a client address belongs to, as a key remembers it: IPv4 /24, IPv6 /48 (an
+    IPv4-mapped IPv6 address counts as its IPv4 address)."""
+    if not ip:
+        return None
+    address = ipaddress.ip_address(ip)  # `ip` is already one (`_address`)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
 # A database error that is not an outage is about the rows, not the database: drop them.
 _OUTAGES = (OperationalError, InterfaceError)
 
@@ -270,6 +316,8 @@ def _write_counts(key_id: int, usage: _KeyUsage) -> None:
     _move_last_used_forward(key_id, usage.last_used_at, usage.last_used_ip)
     for day, n in usage.per_day.items():
         _add_usage_day(key_id, day, n)
+    if usage.networks:
+        _write_networks(key_id, usage.networks)
 
 
 def _write_rows(key_id: int, rows: Iterable[tuple]) -> None:
@@ -329,6 +377,43 @@ def _add_usage_day(key_id: int, day: date, n: int) -> None:
             f"ON CONFLICT (api_key_id, day) DO UPDATE SET count = {table}.count + excluded.count",
             [key_id, day, n],
         )
+
+
+def _write_networks(key_id: int, networks: dict[str, list]) -> None:
+    """Add the flushed requests to the key's networks (one upsert each), keep the newest
+    `NETWORKS_PER_KEY`, and flag a network never seen before once the key has a week of history
+    (`apikey_flag_new_network`). A forgotten (trimmed) network counts as new when it returns."""
+    known = dict(
+        KeyNetwork.objects.filter(api_key_id=key_id).values_list("network", "first_seen_at")
+    )
+    table = KeyNetwork._meta.db_table
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        for network, (n, first, last, _ip) in networks.items():
+            cursor.execute(
+                f"INSERT INTO {table} (api_key_id, network, request_count, first_seen_at, "  # noqa: S608
+                "last_seen_at) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (api_key_id, network) DO UPDATE SET "
+                f"request_count = {table}.request_count + excluded.request_count, "
+                f"last_seen_at = CASE WHEN excluded.last_seen_at > {table}.last_seen_at "
+                f"THEN excluded.last_seen_at ELSE {table}.last_seen_at END",
+                [key_id, network, n, adapt(first), adapt(last)],
+            )
+    unseen = sorted((first, network, ip) for network, (_n, first, _l, ip) in networks.items()
+                    if network not in known)
+    if len(known) + len(unseen) > NETWORKS_PER_KEY:
+        keep = (
+            KeyNetwork.objects.filter(api_key_id=key_id)
+            .order_by("-last_seen_at", "-id").values_list("id", flat=True)[:NETWORKS_PER_KEY]
+        )
+        KeyNetwork.objects.filter(api_key_id=key_id).exclude(id__in=list(keep)).delete()
+    if unseen and known:
+        first, network, ip = unseen[0]
+        if first - min(known.values()) >= NEW_NETWORK_AFTER:
+            apikey_flag_new_network(
+                key_id=key_id, network=network, at=first,
+                context=RequestContext(ip=ip, door="usage"),
+            )
 
 
 def _trim_recent(key_id: int) -> None:

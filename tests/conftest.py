@@ -25,6 +25,42 @@ from workspaces.roles import Role
 ROLES = [Role.OWNER, Role.ADMIN, Role.EDITOR, Role.VIEWER]
 
 
+FLUSH_TIMEOUT_SECONDS = 120
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _patient_flush_between_transactional_tests() -> Iterator[None]:
+    """After each transactional test Django TRUNCATEs every table. That is the harness's own
+    housekeeping, not the application's, so it is not held to the application's 1.5 s statement
+    timeout and 2 s answer bound (config/settings.py): on a loaded machine a TRUNCATE of ~60
+    tables can take longer, and a flush that fails leaves rows that break every later test
+    (duplicate slugs). Within the flush's own transaction both are raised to 120 s; every
+    statement of the tests themselves keeps the application's bounds."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        self.connection.ensure_connection()
+        raw = self.connection.connection
+        bounded = getattr(raw, "answer_timeout", None)
+        if bounded:
+            raw.answer_timeout = FLUSH_TIMEOUT_SECONDS
+        try:
+            return original(
+                self, [f"SET LOCAL statement_timeout = '{FLUSH_TIMEOUT_SECONDS}s'", *sql_list]
+            )
+        finally:
+            if bounded and not raw.closed:
+                raw.answer_timeout = bounded
+
+    DatabaseOperations.execute_sql_flush = execute_sql_flush
+    try:
+        yield
+    finally:
+        DatabaseOperations.execute_sql_flush = original
+
+
 @pytest.fixture(autouse=True)
 def _force_login_is_a_recent_sign_in(monkeypatch) -> None:
     """`client.force_login(user)` stands for signing in just now: the session is stamped as the

@@ -19,6 +19,7 @@ from django.utils import timezone
 from oauth2_provider.models import Application
 
 from apikeys import services as apikey_services
+from apikeys.models import KeyNetwork
 from audit.actions import ACTIONS
 from audit.models import AuditEvent
 from core.context import Actor, ActorType, RequestContext
@@ -50,6 +51,7 @@ NOT_ACCESS_CHANGES = {
     "oauth.services.oauth_prune",
     "apikeys.services.resolve_collections",  # validation
     "apikeys.services.collection_labels",  # formats ids
+    "apikeys.services.apikey_dismiss_new_network",  # dismisses a warning (like an alert banner)
 }
 
 
@@ -270,6 +272,27 @@ def case_apikey_update(workspace, members) -> Expected:
                     key.public_id, workspace)
 
 
+def case_apikey_flag_new_network(workspace, members) -> Expected:
+    key = _create_key(workspace, members["admin"])
+    assert apikey_services.apikey_flag_new_network(
+        key_id=key.pk, network="203.0.113.0/24", at=timezone.now(), context=CONTEXT
+    )
+    return Expected("key.new_network", Actor.system("usage monitor"), "api_key", key.public_id,
+                    workspace)
+
+
+def case_apikey_restrict_to_networks(workspace, members) -> Expected:
+    key = _create_key(workspace, members["admin"])
+    now = timezone.now()
+    KeyNetwork.objects.create(api_key=key, network="203.0.113.0/24", request_count=3,
+                              first_seen_at=now, last_seen_at=now)
+    apikey_services.apikey_restrict_to_networks(
+        key=key, actor=Actor.for_user(members["owner"]), context=CONTEXT
+    )
+    return Expected("key.updated", Actor.for_user(members["owner"]), "api_key", key.public_id,
+                    workspace)
+
+
 # --- OAuth (oauth/services.py) ------------------------------------------------------------------
 
 REDIRECT = ["https://app.example.test/callback"]
@@ -449,6 +472,8 @@ CASES: dict[str, Callable[..., Expected]] = {
     "apikeys.services.apikey_set_restriction": case_apikey_set_restriction,
     "apikeys.services.apikey_set_budget": case_apikey_set_budget,
     "apikeys.services.apikey_update": case_apikey_update,
+    "apikeys.services.apikey_flag_new_network": case_apikey_flag_new_network,
+    "apikeys.services.apikey_restrict_to_networks": case_apikey_restrict_to_networks,
     "oauth.services.oauth_app_create": case_oauth_app_create,
     "oauth.services.oauth_app_register_dynamic": case_oauth_app_register_dynamic,
     "oauth.services.oauth_app_record_metadata_document": case_oauth_app_record_metadata_document,

@@ -70,6 +70,8 @@ WORKSPACE_PAGES: dict[str, Page] = {
     "apikeys:rate_limit": Page(Action.MANAGE_KEYS, ("POST",), "key"),
     "apikeys:budget": Page(Action.MANAGE_KEYS, ("POST",), "key"),
     "apikeys:edit": Page(Action.MANAGE_KEYS, ("GET", "POST"), "key"),
+    "apikeys:networks_restrict": Page(Action.MANAGE_KEYS, ("GET", "POST"), "key"),
+    "apikeys:network_dismiss": Page(Action.MANAGE_KEYS, ("POST",), "key"),
     "oauth:app_list": Page(Action.MANAGE_OAUTH_APPS),
     "oauth:app_create": Page(Action.MANAGE_OAUTH_APPS, ("GET", "POST")),
     "oauth:app_rotate_secret": Page(Action.MANAGE_OAUTH_APPS, ("GET", "POST"), "app"),

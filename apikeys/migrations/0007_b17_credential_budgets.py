@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('apikeys', '0005_k15_keyrequest_error'),
+        ('apikeys', '0006_net_key_networks'),
     ]
 
     operations = [
