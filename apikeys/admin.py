@@ -1,7 +1,8 @@
 """Django admin for API keys (SPEC §10): ops staff find keys by name or hint and revoke, pause,
-resume or rotate them, or set their rate limit, through the same audited services as the
-dashboard. Nothing here shows or edits the digest, and a key is never saved raw: "Add" runs
-`apikey_create` and shows the token once on the page that answers the POST."""
+resume or rotate them, or set their rate limit or budget (daily cap, credits), through the same
+audited services as the dashboard. Nothing here shows or edits the digest, and a key is never
+saved raw: "Add" runs `apikey_create` and shows the token once on the page that answers the
+POST."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from core.context import Actor, RequestContext
+from workspaces.forms import CredentialBudgetForm
 from workspaces.models import Workspace
 from workspaces.sudo import SudoAdminMixin
 
@@ -32,6 +34,7 @@ from .services import (
     apikey_resume,
     apikey_revoke,
     apikey_rotate,
+    apikey_set_budget,
     apikey_set_rate_limit,
     apikey_update,
     collection_labels,
@@ -105,15 +108,15 @@ class ApiKeyAdmin(SudoAdminMixin, admin.ModelAdmin):
     ordering = ["-created_at", "-id"]
     actions = [
         "revoke_selected", "pause_selected", "resume_selected", "rotate_selected",
-        "set_rate_limit_selected",
+        "set_rate_limit_selected", "set_budget_selected",
     ]
     # The digest is deliberately absent: not shown, not editable.
     fields = [
         "public_id", "workspace", "name", "note", "display_hint", "status_display", "environment",
         "scopes", "created_at", "created_by", "expires_at", "revoked_at", "revoked_by",
         "revoked_reason", "last_used_at", "last_used_ip", "request_count",
-        "rate_limit_per_minute", "allowed_ips", "rotated_from", "collections_display",
-        "new_network", "new_network_at", "edit_link",
+        "rate_limit_per_minute", "budget_display", "allowed_ips", "rotated_from",
+        "collections_display", "new_network", "new_network_at", "edit_link",
     ]
     readonly_fields = fields
     inlines = [KeyNetworkInline]
@@ -170,6 +173,16 @@ class ApiKeyAdmin(SudoAdminMixin, admin.ModelAdmin):
         if labels is None:
             return "All passports"
         return "Only collections: " + ", ".join(labels) if labels else "No passport"
+
+    @admin.display(description="Budget")
+    def budget_display(self, obj: ApiKey) -> str:
+        parts = []
+        if obj.daily_cap:
+            parts.append(f"{obj.daily_cap} requests/day")
+        if obj.credits:
+            refill = f", refilled {obj.credits_refill}" if obj.credits_refill else ", no refill"
+            parts.append(f"{obj.credits} credits{refill}")
+        return "; ".join(parts) or "None (only the workspace's budgets)"
 
     @admin.display(description="Key")
     def display_hint(self, obj: ApiKey) -> str:
@@ -265,6 +278,26 @@ class ApiKeyAdmin(SudoAdminMixin, admin.ModelAdmin):
             request, keys,
             lambda **kw: apikey_set_rate_limit(rate_limit_per_minute=per_minute, **kw),
             "Set the rate limit of",
+        )
+        return None
+
+    @admin.action(description="Set the budget of selected keys…", permissions=["manage"])
+    def set_budget_selected(
+        self, request: HttpRequest, queryset: QuerySet
+    ) -> HttpResponse | None:
+        """Each key's own daily cap and credits (`apikey_set_budget`, audited `key.updated`)."""
+        keys = list(queryset.select_related("workspace"))
+        form = CredentialBudgetForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._action_form(
+                request, keys, form, title="Set the budget of API keys",
+                action="set_budget_selected", submit_label="Set the budget",
+                intro="Each key below gets this budget of its own, on top of the workspace's "
+                      "(empty: none); a new credit amount or refill sets the balance to it.",
+            )
+        budget = form.budget()
+        self._apply(
+            request, keys, lambda **kw: apikey_set_budget(**budget, **kw), "Set the budget of"
         )
         return None
 

@@ -17,6 +17,7 @@ from apikit.requests import (
 )
 from core.pagination import keyset_page
 from passports.models import Collection
+from workspaces.caps import UNCAPPED, BudgetState, budget_states
 
 from .models import ApiKey
 
@@ -24,9 +25,13 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 
-def key_json(key: ApiKey, now: datetime, collection_ids: dict[int, str] | None = None) -> dict:
+def key_json(
+    key: ApiKey, now: datetime, collection_ids: dict[int, str] | None = None,
+    budget: BudgetState = UNCAPPED,
+) -> dict:
     """Metadata only: the token is never stored, and its digest never leaves the database.
-    `collection_ids` maps collection row ids to public ids (deleted ones are left out)."""
+    `collection_ids` maps collection row ids to public ids (deleted ones are left out); `budget`
+    is where the key's own caps stand."""
     return {
         "id": key.public_id,
         "name": key.name,
@@ -46,6 +51,7 @@ def key_json(key: ApiKey, now: datetime, collection_ids: dict[int, str] | None =
             None if key.collections is None
             else [collection_ids[pk] for pk in key.collections if pk in (collection_ids or {})]
         ),
+        "budget": {**budget.as_json(), "credits_refill_at": iso(budget.refills_at)},
         "new_network": (
             {"network": key.new_network, "seen_at": iso(key.new_network_at)}
             if key.new_network else None
@@ -68,4 +74,9 @@ def list_keys(request: ApiRequest) -> JsonResponse:
         Collection.objects.filter(workspace=request.workspace, pk__in=sorted(wanted))
         .values_list("pk", "public_id")
     ) if wanted else {}
-    return list_response([key_json(key, now, collection_ids) for key in rows], next_cursor)
+    budgets = budget_states([key.caps() for key in rows], now)  # one counter read for the page
+    return list_response(
+        [key_json(key, now, collection_ids, budget)
+         for key, budget in zip(rows, budgets, strict=True)],
+        next_cursor,
+    )

@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.ids import new_public_id
+from workspaces.caps import CredentialBudget, CredentialCaps, caps_of
 from workspaces.models import Workspace
 
 from .tokens import display_hint
@@ -47,7 +48,7 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
         return self.filter(Q(status=KeyStatus.REVOKED) | Q(expires_at__lte=now))
 
 
-class ApiKey(models.Model):
+class ApiKey(CredentialBudget):
     """An API key. The token itself is never stored: only its keyed digest and last 4 characters."""
 
     public_id = models.CharField(max_length=32, unique=True, default=new_key_id, editable=False)
@@ -92,6 +93,7 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            *CredentialBudget.Meta.constraints,
             models.CheckConstraint(
                 condition=Q(status__in=KeyStatus.values), name="apikey_status_valid"
             ),
@@ -115,6 +117,10 @@ class ApiKey(models.Model):
     @property
     def display_hint(self) -> str:
         return display_hint(self.environment, self.hint)
+
+    def caps(self) -> CredentialCaps | None:
+        """The key's own budget for the gateway and the dashboard (None: it has none)."""
+        return caps_of(f"key:{self.pk}", "API key", self)
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())

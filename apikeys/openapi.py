@@ -38,6 +38,22 @@ def declare(api: OpenApiRegistry) -> None:
                 "description": "null: the key reaches all passports; otherwise only those in "
                                "these collections (SPEC §11; none when empty).",
             },
+            "budget": {
+                **object_schema({
+                    "daily_cap": {"type": ["integer", "null"],
+                                  "description": "The key's own requests per UTC day."},
+                    "used_today": {"type": ["integer", "null"]},
+                    "credits": {"type": ["integer", "null"],
+                                "description": "The balance it was set to (one per request)."},
+                    "credits_remaining": {"type": ["integer", "null"]},
+                    "credits_refill": {"type": ["string", "null"],
+                                       "enum": ["daily", "monthly", None]},
+                    "credits_refill_at": NULLABLE_TIMESTAMP,
+                }, ["daily_cap", "used_today", "credits", "credits_remaining", "credits_refill",
+                    "credits_refill_at"]),
+                "description": "The key's own budget (SPEC §3 per-key caps), on top of the "
+                               "workspace's; all null when it has none.",
+            },
             "new_network": {
                 "type": ["object", "null"],
                 "properties": {
@@ -53,7 +69,7 @@ def declare(api: OpenApiRegistry) -> None:
         },
         ["id", "name", "note", "hint", "environment", "scopes", "status", "created_at",
          "expires_at", "revoked_at", "last_used_at", "rate_limit_per_minute", "allowed_ips",
-         "rotated_from", "collections", "new_network"],
+         "rotated_from", "collections", "budget", "new_network"],
     ))
     api.schema("ApiKeyList", list_of("ApiKey"))
 

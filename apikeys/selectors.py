@@ -22,10 +22,13 @@ from django.db.models import (
     TextField,
 )
 from django.db.models.functions import Cast, Coalesce
+from django.urls import reverse
 from django.utils import timezone
 
 from core.pagination import keyset_page
 from passports.models import Passport
+from workspaces.credential_policy import Violation, enforcing, key_violations
+from workspaces.hooks import NoncompliantCredential
 from workspaces.models import Plan, Workspace
 from workspaces.quotas import quota_usage_today
 
@@ -41,7 +44,9 @@ class KeyCheck:
     """The answer to "is this token valid for this request right now".
 
     `error` is one of SPEC §4's codes (`invalid_credentials`, `key_revoked`, `key_expired`,
-    `key_paused`, `ip_not_allowed`) or None with `key` set; the token's shape and environment are
+    `key_paused`, `ip_not_allowed`, `policy_violation` — then `message` names the rules of the
+    workspace's enforced credential policy the key breaks, SPEC §12) or None with `key` set; the
+    token's shape and environment are
     the verifier's (`apikeys.verifier`), checked before the digest is looked up.
     `versions` is set when the key came from the per-process cache (`apikeys.keycache`): the
     version markers the request must confirm before it is served.
@@ -50,6 +55,7 @@ class KeyCheck:
     key: ApiKey | None = None
     error: str | None = None
     versions: dict[str, str] | None = None
+    message: str = ""
 
     @property
     def ok(self) -> bool:
@@ -109,6 +115,12 @@ def _check(key: ApiKey | None, ip: str | None, now: datetime | None) -> KeyCheck
         return KeyCheck(key=key, error="key_paused")
     if not ip_allowed(ip, key.allowed_ips):
         return KeyCheck(key=key, error="ip_not_allowed")
+    if enforcing(key.workspace):  # refused until edited to comply, never revoked
+        violations = apikey_policy_violations(key, now)
+        if violations:
+            return KeyCheck(key=key, error="policy_violation", message=" ".join(
+                [*(v.message for v in violations), "A workspace admin can edit the key to comply."]
+            ))
     return KeyCheck(key=key)
 
 
@@ -418,3 +430,36 @@ def apikey_requests_per_day(
 def apikey_recent_requests(key: ApiKey) -> list[KeyRequest]:
     """The key's last requests as the usage flush keeps them, newest first."""
     return list(key.recent_requests.order_by("-at", "-id")[:RECENT_PER_KEY])
+
+
+def apikey_policy_violations(
+    key: ApiKey, now: datetime | None = None, *, workspace: Workspace | None = None
+) -> list[Violation]:
+    """The workspace credential policy's rules the key breaks now (SPEC §12); `workspace` is the
+    key's, when the caller already has it."""
+    return key_violations(
+        workspace or key.workspace, environment=key.environment, expires_at=key.expires_at,
+        allowed_ips=key.allowed_ips, now=now or timezone.now(),
+    )
+
+
+def apikeys_noncompliant(*, workspace: Workspace, now: datetime) -> list[NoncompliantCredential]:
+    """The live keys that break the workspace's credential policy, with the reasons (the Security
+    page lists them; `workspaces.hooks`). Live keys are bounded by the plan's active-key limit."""
+    if not (workspace.key_max_lifetime_days or workspace.key_environments
+            or workspace.production_keys_need_ip_allowlist):
+        return []
+    found = []
+    for key in ApiKey.objects.for_workspace(workspace).live(now).only(
+        "public_id", "name", "environment", "hint", "expires_at", "allowed_ips", "workspace_id",
+    ).order_by("name", "id"):
+        key.workspace = workspace
+        violations = apikey_policy_violations(key, now)
+        if violations:
+            found.append(NoncompliantCredential(
+                label=f"{key.name} ({key.display_hint})",
+                url=reverse("apikeys:detail", kwargs={"slug": workspace.slug,
+                                                      "key_id": key.public_id}),
+                reasons=tuple(v.message for v in violations),
+            ))
+    return found

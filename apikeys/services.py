@@ -16,6 +16,8 @@ from core.context import Actor, RequestContext
 from core.credfilter import credential_created
 from passports.models import Collection
 from passports.selectors import collections_resolve
+from workspaces.caps import budget_change, budget_errors
+from workspaces.credential_policy import key_violations, lifetime_cap
 from workspaces.models import Workspace
 from workspaces.scopes import api_key_scopes
 
@@ -133,10 +135,15 @@ def apikey_create(
     rate_limit_per_minute: int | None = None,
     allowed_ips: list[str] | None = None,
     collections: list[str] | None = None,
+    daily_cap: int | None = None,
+    credits: int | None = None,
+    credits_refill: str = "",
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its token. The token exists only in this return value.
     `collections`: None reaches all passports, a list of collection ids (`col_…`) of this
     workspace restricts the key to them (SPEC §11; an unknown id is a ValidationError).
+    `daily_cap`, `credits`, `credits_refill`: the key's own budget (SPEC §3), as
+    `apikey_set_budget` sets it.
 
     Refused (ValidationError) past the plan's active-key limit; the workspace row is locked while
     counting so two concurrent creates cannot both take the last slot.
@@ -149,10 +156,19 @@ def apikey_create(
     )
     networks = normalize_allowed_ips(allowed_ips or [])
     reach = resolve_collections(workspace=workspace, public_ids=collections)
+    if errors := budget_errors(daily_cap=daily_cap, credits=credits, refill=credits_refill):
+        raise ValidationError(errors)
     with transaction.atomic():
         workspace = Workspace.objects.select_for_update().select_related("plan").get(
             pk=workspace.pk
         )
+        # The workspace's credential policy (SPEC §12): a new key complies, or nothing is saved.
+        violations = key_violations(
+            workspace, environment=environment, expires_at=expires_at, allowed_ips=networks,
+            now=now,
+        )
+        if violations:
+            raise ValidationError({v.field: v.message for v in violations})
         limit = workspace.plan.active_keys_limit
         if ApiKey.objects.for_workspace(workspace).live(now).count() >= limit:
             raise ValidationError(
@@ -164,6 +180,7 @@ def apikey_create(
             environment=environment, expires_at=expires_at,
             rate_limit_per_minute=rate_limit_per_minute, allowed_ips=networks,
             collections=None if reach is None else [c.pk for c in reach],
+            daily_cap=daily_cap, credits=credits, credits_refill=credits_refill,
             created_by=actor.user, rotated_from=None, now=now,
         )
         _audit_key(
@@ -174,6 +191,9 @@ def apikey_create(
                 "rate_limit_per_minute": key.rate_limit_per_minute,
                 "allowed_ips": key.allowed_ips,
                 "collections": None if reach is None else [c.public_id for c in reach],
+                **({"daily_cap": daily_cap} if daily_cap is not None else {}),
+                **({"credits": credits, "credits_refill": credits_refill}
+                   if credits is not None else {}),
             },
         )
     return key, token
@@ -225,11 +245,18 @@ def apikey_rotate(
         if old.successors.exists():
             # A second successor would leave two "current" keys with one name and no clear owner.
             raise ValidationError("This key was already rotated; rotate its replacement instead.")
+        # A successor expires within the policy's maximum lifetime (SPEC §12), whatever the
+        # predecessor's expiry was.
+        cap = lifetime_cap(old.workspace, now)
+        expires_at = old.expires_at if cap is None or (
+            old.expires_at is not None and old.expires_at <= cap
+        ) else cap
         new, token = _insert_key(
             workspace=old.workspace, name=old.name, note=old.note, scopes=old.scopes,
-            environment=old.environment, expires_at=old.expires_at,
+            environment=old.environment, expires_at=expires_at,
             rate_limit_per_minute=old.rate_limit_per_minute, allowed_ips=old.allowed_ips,
-            collections=old.collections,
+            collections=old.collections, daily_cap=old.daily_cap, credits=old.credits,
+            credits_refill=old.credits_refill,
             created_by=actor.user, rotated_from=old, now=now,
         )
         stops_at = now + ROTATION_OVERLAPS[overlap]
@@ -466,6 +493,7 @@ def apikey_update(
         state = key.effective_status(now)
         if state in (KeyStatus.REVOKED, "expired"):
             raise ValidationError(f"This key is {state}; only a live key can be edited.")
+        _refuse_new_violations(key, wanted, now)
         changed: dict[str, list[Any]] = {}
         for field, value in wanted.items():
             old = getattr(key, field)
@@ -484,6 +512,58 @@ def apikey_update(
         if not changed:
             return key
         key.save(update_fields=list(changed))
+        keycache_invalidate(key)
+        _audit_key(
+            key, "key.updated", actor=actor, context=context,
+            metadata={"changed": list(changed), **changed},
+        )
+    return key
+
+
+def _policy_settings(key: ApiKey, wanted: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "environment": key.environment,
+        "expires_at": wanted.get("expires_at", key.expires_at),
+        "allowed_ips": wanted.get("allowed_ips", key.allowed_ips),
+    }
+
+
+def _refuse_new_violations(key: ApiKey, wanted: dict[str, Any], now: datetime) -> None:
+    """An edit may leave a rule the key already breaks (the owner fixes one thing at a time),
+    but may not break one more (SPEC §12)."""
+    before = {v.rule for v in key_violations(
+        key.workspace, **_policy_settings(key, {}), now=now
+    )}
+    after = key_violations(key.workspace, **_policy_settings(key, wanted), now=now)
+    new = [v for v in after if v.rule not in before]
+    if new:
+        raise ValidationError({v.field: v.message for v in new})
+
+
+def apikey_set_budget(
+    *,
+    key: ApiKey,
+    daily_cap: int | None,
+    credits: int | None,
+    credits_refill: str = "",
+    actor: Actor,
+    context: RequestContext,
+) -> ApiKey:
+    """Set the key's own budget (SPEC §3 "Per-key caps"): a daily request cap and/or a credit
+    balance with an optional `daily`/`monthly` refill (None: none). Changing the credits or
+    their refill sets the balance to `credits` at once. Audited as `key.updated` (the fields
+    before → after); in force on the next request on every process (`apikeys.keycache`)."""
+    with transaction.atomic():
+        key = _locked(key)
+        state = key.effective_status()
+        if state in (KeyStatus.REVOKED, "expired"):
+            raise ValidationError(f"This key is {state}; only a live key can be edited.")
+        changed = budget_change(
+            key, daily_cap=daily_cap, credits=credits, refill=credits_refill
+        )
+        if not changed:
+            return key
+        key.save(update_fields=[*changed, "credits_epoch"])
         keycache_invalidate(key)
         _audit_key(
             key, "key.updated", actor=actor, context=context,

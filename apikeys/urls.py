@@ -25,5 +25,8 @@ urlpatterns = [
         "w/<slug:slug>/settings/api-keys/<str:key_id>/rate-limit/", views.key_rate_limit,
         name="rate_limit",
     ),
+    path(
+        "w/<slug:slug>/settings/api-keys/<str:key_id>/budget/", views.key_budget, name="budget",
+    ),
     path("w/<slug:slug>/settings/usage/", views.usage, name="usage"),
 ]

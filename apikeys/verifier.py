@@ -34,6 +34,8 @@ _KEY_REFUSALS: dict[str, tuple[int, str]] = {
         HTTPStatus.FORBIDDEN,
         "This API key may not be used from your IP address; check the key's allowed IPs.",
     ),
+    # The message is the check's: the rules of the workspace's credential policy it breaks.
+    "policy_violation": (HTTPStatus.FORBIDDEN, ""),
 }
 
 
@@ -71,7 +73,7 @@ def verify_api_key(
     if check.error is not None:
         status, message = _KEY_REFUSALS[check.error]
         return AuthFailure(
-            check.error, message, status=status, known=check.key is not None,
+            check.error, check.message or message, status=status, known=check.key is not None,
             api_key_id=check.key.pk if check.key is not None else None,
         )
     key = check.key
@@ -84,6 +86,7 @@ def verify_api_key(
         api_key=key,
         versions=check.versions,
         collections=None if key.collections is None else frozenset(key.collections),
+        caps=key.caps(),
     )
 
 

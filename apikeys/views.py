@@ -7,9 +7,10 @@
 - without JavaScript: the same URLs serve full pages and plain forms that POST and redirect back
   to the list, where a new token is shown once (see `reveal.py`).
 
-The key detail page (usage chart, recent requests, warnings) edits the key's rate limit the same
-two ways: its form swaps itself with HTMX, and without JavaScript posts and redirects back to the
-page. Its Edit page (`key_edit`) changes everything else that may change after creation.
+The key detail page (usage chart, recent requests, warnings) edits the key's rate limit and its
+budget (daily cap, credits; SPEC §3) the same two ways: each form swaps itself with HTMX, and
+without JavaScript posts and redirects back to the page. Its Edit page (`key_edit`) changes
+everything else that may change after creation.
 The list's search and filters are GET parameters (`KeyFilterForm`); with HTMX the table
 refreshes as one types.
 The Usage page (Settings → Usage) shows today's budgets and requests per key.
@@ -35,8 +36,10 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigg
 from core.context import Actor, RequestContext
 from core.pagination import InvalidPageRequest
 from passports.models import Collection
+from workspaces.caps import budget_states
+from workspaces.forms import CredentialBudgetForm
 from workspaces.permissions import WorkspaceRequest, workspace_view
-from workspaces.roles import Action
+from workspaces.roles import Action, role_allowed_actions
 from workspaces.sudo import sudo_required
 
 from .charts import daily_bar_chart
@@ -56,6 +59,7 @@ from .selectors import (
     apikey_for_dashboard,
     apikey_for_detail,
     apikey_networks,
+    apikey_policy_violations,
     apikey_recent_requests,
     apikey_requests_per_day,
     apikeys_for_dashboard,
@@ -70,6 +74,7 @@ from .services import (
     apikey_resume,
     apikey_revoke,
     apikey_rotate,
+    apikey_set_budget,
     apikey_set_rate_limit,
     apikey_update,
     collection_labels,
@@ -350,12 +355,32 @@ def usage(request: WorkspaceRequest) -> HttpResponse:
     })
 
 
+def _budget_context(
+    request: WorkspaceRequest, key: ApiKey, form: CredentialBudgetForm | None = None,
+    *, saved: bool = False,
+) -> dict:
+    return {
+        "budget": budget_states([key.caps()], timezone.now())[0],
+        "budget_form": form or CredentialBudgetForm.for_row(key),
+        "budget_url": reverse(
+            "apikeys:budget", kwargs={"slug": request.workspace.slug, "key_id": key.public_id}
+        ),
+        "can_edit": Action.MANAGE_KEYS in role_allowed_actions(request.membership.role)
+        and key.effective_status() not in ("revoked", "expired"),
+        "saved": saved,
+        "label": "key",
+    }
+
+
 def _detail_page(
     request: WorkspaceRequest, key: ApiKey, form: ApiKeyRateLimitForm, *,
-    status: int = HTTPStatus.OK,
+    status: int = HTTPStatus.OK, budget_form: CredentialBudgetForm | None = None,
 ) -> HttpResponse:
     return render(request, DETAIL_PAGE, {
+        **_budget_context(request, key, budget_form),
         "key": key,
+        "policy_violations": apikey_policy_violations(key, workspace=request.workspace)
+        if key.effective_status() not in ("revoked", "expired") else [],
         "editable": key.effective_status() not in ("revoked", "expired"),
         "chart": daily_bar_chart(apikey_requests_per_day(key)),
         "recent_requests": apikey_recent_requests(key),
@@ -436,6 +461,49 @@ def key_rate_limit(request: WorkspaceRequest, key_id: str) -> HttpResponse:
         )
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+@require_POST
+@workspace_view(Action.MANAGE_KEYS)
+def key_budget(request: WorkspaceRequest, key_id: str) -> HttpResponse:
+    """Set the key's own daily cap and credits (empty: none). With HTMX the Budget section swaps
+    itself (422 with the errors in place); without, a redirect back to the page (POST → redirect →
+    GET), or the page with the errors."""
+    key = _get_key_for_detail(request, key_id)
+    form = CredentialBudgetForm(request.POST)
+    if form.is_valid():
+        try:
+            key = apikey_set_budget(
+                key=key, **form.budget(), actor=Actor.for_user(request.user),
+                context=RequestContext.from_request(request),
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+    saved = not form.errors
+    status = HTTPStatus.OK if saved else HTTPStatus.UNPROCESSABLE_ENTITY
+    if request.htmx:
+        response = render(
+            request, "workspaces/_credential_budget.html",
+            _budget_context(request, key, None if saved else form, saved=saved), status=status,
+        )
+    elif saved:
+        messages.success(request, f"Budget of “{key.name}” saved.")
+        response = HttpResponseRedirect(_detail_url(request, key))
+        response.status_code = HTTPStatus.SEE_OTHER
+    else:
+        response = _detail_page(
+            request, key, _rate_limit_form(key), status=status, budget_form=form
+        )
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _form_errors(form: CredentialBudgetForm, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc)
 
 
 # --- Edit ----------------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "app_not_approved": (403, "The OAuth app's grant awaits approval by a workspace admin "
                               "(the workspace's app access policy); the message says who can "
                               "approve it."),
+    "policy_violation": (403, "The API key breaks its workspace's enforced credential policy "
+                              "(the message names the rule); it works again once edited to "
+                              "comply."),
     "plan_limit_reached": (403, "The plan's passport cap is reached (no overage on this plan)."),
     "not_found": (404, "No such endpoint, or no such object in the caller's workspace."),
     "method_not_allowed": (405, "The endpoint does not support the method; `Allow` lists those "
@@ -57,8 +60,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "rate_limited": (429, "Too many requests (per-key rate limit, or unrecognised tokens from the "
                           "client's address; never for a valid or known credential); wait "
                           "`Retry-After` seconds."),
-    "quota_exceeded": (429, "The workspace's daily budget is spent; `Retry-After` is the time to "
-                            "the next UTC midnight."),
+    "quota_exceeded": (429, "The workspace's daily budget is spent (`Retry-After`: the time to "
+                            "the next UTC midnight), or the credential's own daily cap or "
+                            "credits are (`Retry-After`: the time to their reset or refill; "
+                            "none for credits that never refill)."),
     "server_error": (500, "An unexpected error; `request_id` identifies it in the server's logs."),
     "service_unavailable": (503, "A backing service is down; nothing was changed."),
 }

@@ -139,8 +139,9 @@ def _error_responses() -> dict[str, Any]:
         "schema": {"type": "string"},
     }
     retry_after = {
-        "description": "Seconds to wait before retrying.",
-        "required": True,
+        "description": "Seconds to wait before retrying. Absent only when a credential's own "
+                       "credits are used up and never refill (waiting would not help).",
+        "required": False,
         "schema": {"type": "integer", "minimum": 1},
     }
     return {
@@ -153,11 +154,12 @@ def _error_responses() -> dict[str, Any]:
         "PaymentRequired": _error("Payment required.", _codes(402)),
         "Forbidden": _error(
             "The credential is valid but may not do this.",
-            ["insufficient_scope", "ip_not_allowed", "app_not_approved"],
+            ["insufficient_scope", "ip_not_allowed", "app_not_approved", "policy_violation"],
         ),
         "ForbiddenCreate": _error(
             "The credential is valid but may not do this.",
-            ["insufficient_scope", "ip_not_allowed", "app_not_approved", "plan_limit_reached"],
+            ["insufficient_scope", "ip_not_allowed", "app_not_approved", "policy_violation",
+             "plan_limit_reached"],
         ),
         "NotFound": _error("Nothing here in the caller's workspace.", _codes(404)),
         "Conflict": _error("Conflict.", ["conflict", "idempotency_key_in_use"]),

@@ -18,6 +18,7 @@ from django.http import HttpRequest
 from core.context import Actor, ActorType
 
 if TYPE_CHECKING:
+    from workspaces.caps import CredentialCaps
     from workspaces.models import Workspace
 
 
@@ -37,6 +38,9 @@ class Principal:
     # SPEC §11: the collection row ids a restricted credential reaches; None reaches every
     # passport of the workspace, an empty set reaches none (a deleted collection never widens).
     collections: frozenset[int] | None = None
+    # SPEC §3 per-credential caps (a daily cap, credits); None: the credential has none and the
+    # gateway counts nothing more for it.
+    caps: CredentialCaps | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ WORKSPACE_ACTIONS: dict[str, str] = {
     "oauth_app.secret_rotated": "OAuth app secret rotated",
     "oauth_app.deleted": "OAuth app deleted",
     "oauth.consent_granted": "OAuth consent granted",
+    "oauth.grant_updated": "OAuth grant changed",
     "oauth.token_revoked": "OAuth token revoked",
     "oauth.refresh_token_reused": "OAuth refresh token reused",
     "oauth.authorization_code_reused": "OAuth authorization code reused",

@@ -79,6 +79,8 @@ TARGETS = [
     ("write_8w / write_rows", "write_8w", "write_rows", None),
     # Issue 19: a `tools/call` of get_passport at /mcp against the same read at /api/v1.
     ("mcp_read / apikey", "mcp_read", "apikey", 0.60),
+    # Issue 16: a key with its own daily cap and credits, against the same key without.
+    ("capped / apikey", "capped", "apikey", None),
 ]
 
 
@@ -565,7 +567,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 SCENARIO_NAMES = ["baseline", "floor", "apikey", "apikey_unmetered", "apikey_uncached", "oauth",
                   "garbage", "apikey_unlimited", "oauth_unlimited", "write", "write_baseline",
-                  "write_rows", "write_8w", "peer", "history", "mcp_read"]
+                  "write_rows", "write_8w", "peer", "history", "mcp_read", "capped"]
 
 
 def build_scenarios(ports: dict[str, int], seed: dict, hist: dict) -> list[Scenario]:
@@ -609,6 +611,7 @@ def build_scenarios(ports: dict[str, int], seed: dict, hist: dict) -> list[Scena
                  authorization=f"Bearer {hist['token']}"),
         Scenario("mcp_read", url("main", "/mcp"), authorization=bearer, script="mcp.lua",
                  passport=seed["passport_id"]),
+        Scenario("capped", url("main", passport), authorization=f"Bearer {seed['capped_token']}"),
     ]
 
 

@@ -76,6 +76,15 @@ def main() -> None:
         # A per-key rate limit, so the limiter runs on every request, too large to be reached.
         rate_limit_per_minute=1_000_000, context=RequestContext.for_command("bench seed"),
     )
+    # `capped` (issue 16): the same key with a daily cap and daily-refilled credits of its own,
+    # too large to be reached, so both cap counters are taken on every request.
+    _capped_key, capped_token = apikey_create(
+        workspace=workspace, name="bench-capped",
+        scopes=["audit:read", "keys:read", "passports:read", "passports:write"],
+        environment=settings.GATEHOUSE_ENVIRONMENT, actor=Actor.for_user(owner),
+        rate_limit_per_minute=1_000_000, daily_cap=10**9, credits=10**12,
+        credits_refill="daily", context=RequestContext.for_command("bench seed"),
+    )
     passport = passport_create(
         workspace=workspace, gtin="4006381333931", serial_number="SN-1",
         product_name="Bench passport", status=PassportStatus.PUBLISHED,
@@ -131,6 +140,7 @@ def main() -> None:
 
     out = {
         "token": token,
+        "capped_token": capped_token,
         "peer_token": peer_token,
         "oauth_token": oauth_token,
         "passport_id": passport.public_id,

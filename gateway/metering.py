@@ -9,7 +9,10 @@
 3. `Idempotency-Key`: claim the key, or answer with the stored response (a replay), 400, 409 or
    422 — so a replay is never counted against the daily budget;
 4. the daily budget the endpoint declares (`@api_endpoint(budget=…)`; `quota_exceeded`;
-   refused requests are not counted).
+   refused requests are not counted);
+5. the credential's own caps, when it has any (SPEC §3; `workspaces.caps`): its daily request
+   cap, then its credits (`quota_exceeded` naming the cap; `Retry-After` to the reset, none for
+   a balance that never refills). Counted together with the budget, or not at all.
 
 The counting is a backend's (`gateway.gate`): on Redis (`REDIS_URL`) the rate limit, the budget
 and the cached key's markers are one script call; on the database one statement each. The
@@ -43,6 +46,7 @@ from audit.services import audit_chained_at_end
 from core.addresses import client_ip
 from core.counters import CounterUnavailable, counter_value
 from core.redis import using_redis
+from workspaces.caps import CapWindow, cap_allowance, cap_windows
 from workspaces.quotas import (
     Allowance,
     Budget,
@@ -78,6 +82,7 @@ class Metering:
     budget_kind: Budget | None = None  # what the endpoint declares
     rate: Allowance | None = None
     budget: Allowance | None = None
+    caps: list[Allowance] | None = None  # the credential's own (step 5), when it has any
     claim: IdempotencyRecord | None = None
     replayed: bool = False
 
@@ -157,11 +162,13 @@ def meter_request(
             budget_counter_key(request.workspace.pk, endpoint.budget, now), limit,
             next_utc_midnight(now) + timedelta(hours=1),
         )
+    caps = request.principal.caps if counting else None
+    windows: list[CapWindow] = cap_windows(caps, now) if caps is not None else []
     idempotency = _Idempotency(request, state) if counting else None
     try:
         taken = counters_for(now).take(
             versions=request.principal.versions, rate=rate, idempotency=idempotency,
-            budget=budget,
+            budget=budget, caps=[Limit(w.key, w.limit, w.expires_at) for w in windows],
         )
     except CounterUnavailable:
         _release(state)
@@ -203,6 +210,24 @@ def meter_request(
         if taken.outcome is Outcome.OVER_BUDGET:
             return Gate(
                 Outcome.OVER_BUDGET, _too_many(request, "quota_exceeded", state.budget, now)
+            )
+    # 5. the credential's own caps
+    if windows:
+        refused = taken.refused_cap if taken.outcome is Outcome.OVER_CAP else None
+        state.caps = [
+            cap_allowance(
+                window, caps, admitted=index != refused,
+                used=taken.caps[index] if index < len(taken.caps) else 0, now=now,
+            )
+            for index, window in enumerate(windows)
+        ]
+        if refused is not None:
+            # Counted only all together: neither the budget nor another cap was counted, so
+            # nothing is given back and the headers show the cap that refused.
+            state.budget = None
+            state.caps = [a for a in state.caps if not a.admitted]
+            return Gate(
+                Outcome.OVER_CAP, _too_many(request, "quota_exceeded", state.caps[0], now)
             )
     return Gate(Outcome.ADMITTED)
 
@@ -254,6 +279,8 @@ def meter_response(request: HttpRequest, response: HttpResponse) -> None:
             idempotency_complete(state.claim, response)
         if not served and not state.replayed:
             state.budget = allowance_give_back(state.budget)
+            if state.caps:
+                state.caps = [allowance_give_back(a) for a in state.caps]
         _rate_limit_headers(request, response, state)
     except CounterUnavailable:
         pass  # the response is already decided; a unit not given back is the safe side
@@ -282,20 +309,27 @@ def _rate_limit_headers(request: HttpRequest, response: HttpResponse, state: Met
             key = budget_counter_key(request.workspace.pk, budget, state.now)
             used = counter_value(key)
             allowance = Allowance(True, limit, used, next_utc_midnight(state.now), key)
+    if state.caps:  # the credential's own cap, when it is the tighter limit
+        allowance = min(
+            [a for a in (allowance, *state.caps) if a is not None], key=lambda a: a.remaining
+        )
     allowance = allowance or state.rate
     if allowance is None:
         return
     response["X-RateLimit-Limit"] = str(allowance.limit)
     response["X-RateLimit-Remaining"] = str(allowance.remaining)
-    response["X-RateLimit-Reset"] = str(int(allowance.reset_at.timestamp()))
+    if allowance.reset_at is not None:  # a balance that never refills has no reset
+        response["X-RateLimit-Reset"] = str(int(allowance.reset_at.timestamp()))
 
 
 def _too_many(
     request: HttpRequest, error: str, allowance: Allowance, now: datetime
 ) -> HttpResponse:
+    retry_after = allowance.retry_after(now)
     return error_response(
         request, HTTPStatus.TOO_MANY_REQUESTS, error, allowance.message,
-        headers={"Retry-After": str(allowance.retry_after(now))},
+        # None: a balance that never refills; waiting does not help, so no Retry-After
+        headers={"Retry-After": str(retry_after)} if retry_after is not None else {},
     )
 
 

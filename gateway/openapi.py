@@ -451,7 +451,8 @@ def render_markdown(document: dict[str, Any]) -> str:
         "`fields` (invalid_request), `required_scope` (insufficient_scope) or `request_id` "
         "(server_error). Every 401 carries `WWW-Authenticate: Bearer realm=\"gatehouse\"` with "
         "`resource_metadata` (RFC 9728) and, when a token was sent, `error=\"invalid_token\"`; "
-        "every 429 carries `Retry-After`; every response carries `X-Request-Id` and "
+        "every 429 carries `Retry-After` (except for a credential's used-up credits that never "
+        "refill); every response carries `X-Request-Id` and "
         "`Vary: Authorization`.",
         "",
         "| status | error | when |",

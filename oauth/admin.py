@@ -2,7 +2,8 @@
 
 Wired through OAUTH2_PROVIDER["*_ADMIN_CLASS"], so DOT registers these for its models. Secrets and
 token checksums are never editable; apps are registered from the dashboard or RFC 7591, not here;
-editing an app (`oauth_app_update`), deleting it and revoking a grant go through `oauth.services`,
+editing an app (`oauth_app_update`), deleting it, revoking a grant and setting a grant's budget
+(`connection_set_budget`) go through `oauth.services`,
 so they are audited like the same actions in the dashboard, with the door `admin`.
 """
 
@@ -15,10 +16,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from oauth2_provider import admin as dot_admin
 
 from core.context import Actor, Door, RequestContext
+from workspaces.forms import CredentialBudgetForm
 from workspaces.sudo import SudoAdminMixin
 
 from .models import Connection
@@ -28,6 +31,7 @@ from .services import (
     connection_approve,
     connection_deny,
     connection_revoke,
+    connection_set_budget,
     oauth_app_delete,
     oauth_app_update,
 )
@@ -161,12 +165,14 @@ class GrantAdmin(_ReadOnlyTokenAdmin, dot_admin.GrantAdmin):
 
 @admin.register(Connection)
 class ConnectionAdmin(SudoAdminMixin, admin.ModelAdmin):
-    list_display = ("public_id", "application", "user", "workspace", "approval", "granted_at",
-                    "revoked_at")
+    list_display = (
+        "public_id", "application", "user", "workspace", "approval", "granted_at", "revoked_at",
+        "daily_cap", "credits", "credits_refill",
+    )
     list_select_related = ("application", "user", "workspace")
     list_filter = ("approval", "revoked_at")
     search_fields = ("public_id", "application__name", "application__client_id", "workspace__slug")
-    actions = ("revoke", "approve", "deny")
+    actions = ("revoke", "approve", "deny", "set_budget")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -208,4 +214,27 @@ class ConnectionAdmin(SudoAdminMixin, admin.ModelAdmin):
                 done += 1
         self.message_user(request, f"{verb} {done} grant(s); {skipped} were not pending.",
                           messages.SUCCESS if done else messages.WARNING)
+    @admin.action(description="Set the budget of selected grants…", permissions=["revoke"])
+    def set_budget(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """Each live grant's own daily cap and credits, through `connection_set_budget`."""
+        connections = list(queryset.active().select_related("application", "user", "workspace"))
+        form = CredentialBudgetForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(request, "admin/oauth/connection/budget_form.html", {
+                **self.admin_site.each_context(request), "opts": self.model._meta,
+                "title": "Set the budget of OAuth grants", "connections": connections,
+                "form": form, "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            })
+        actor, context, count = Actor.for_user(request.user), _context(request), 0
+        for connection in connections:
+            try:
+                connection_set_budget(
+                    connection=connection, **form.budget(), actor=actor, context=context
+                )
+            except ValidationError as exc:
+                self.message_user(request, f"{connection}: {exc.messages[0]}", messages.WARNING)
+            else:
+                count += 1
+        self.message_user(request, f"Set the budget of {count} grant(s).", messages.SUCCESS)
+        return None
 

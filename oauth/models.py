@@ -25,6 +25,7 @@ from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
 from core.ids import new_public_id
+from workspaces.caps import CredentialBudget, CredentialCaps, caps_of
 from workspaces.models import Workspace
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class ConnectionQuerySet(models.QuerySet["Connection"]):
         return self.active().filter(approval=Connection.Approval.PENDING)
 
 
-class Connection(models.Model):
+class Connection(CredentialBudget):
     """A user's consent for an app to act in one workspace, with the scopes they granted.
 
     Created (or widened) by the consent screen; ended by Revoke in Connected apps, by the app
@@ -128,6 +129,7 @@ class Connection(models.Model):
     class Meta:
         ordering = ["-granted_at"]
         constraints = [
+            *CredentialBudget.Meta.constraints,
             models.UniqueConstraint(
                 fields=["user", "application", "workspace"],
                 condition=models.Q(revoked_at__isnull=True),
@@ -145,6 +147,9 @@ class Connection(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.approval == self.Approval.PENDING
+    def caps(self) -> CredentialCaps | None:
+        """The grant's own budget for the gateway and the dashboard (None: it has none)."""
+        return caps_of(f"grant:{self.pk}", "OAuth grant", self)
 
 
 class GrantLink(models.Model):

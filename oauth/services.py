@@ -21,6 +21,7 @@ from oauth2_provider.models import (
 
 from audit.services import audit_record
 from core.context import Actor, ActorType, RequestContext
+from workspaces.caps import budget_change
 from workspaces.models import Membership, Workspace
 
 from .codesweep import expired_codes_delete
@@ -636,3 +637,45 @@ def authorization_code_replay(
             },
         )
     return revoked
+
+
+def connection_set_budget(
+    *,
+    connection: Connection,
+    daily_cap: int | None,
+    credits: int | None,
+    credits_refill: str = "",
+    actor: Actor,
+    context: RequestContext,
+) -> Connection:
+    """Set an OAuth grant's own budget (SPEC §3: grants carry the same caps as keys): a daily
+    request cap and/or a credit balance with an optional refill. Changing the credits or their
+    refill sets the balance anew. Audited as `oauth.grant_updated`; tokens are read from the
+    database on every request, so it applies to the next one everywhere."""
+    with transaction.atomic():
+        connection = (
+            Connection.objects.select_for_update()
+            .select_related("application", "workspace").get(pk=connection.pk)
+        )
+        if connection.revoked_at is not None:
+            raise ValidationError("This grant has been revoked; it cannot be changed.")
+        changed = budget_change(
+            connection, daily_cap=daily_cap, credits=credits, refill=credits_refill
+        )
+        if not changed:
+            return connection
+        connection.save(update_fields=[*changed, "credits_epoch"])
+        audit_record(
+            action="oauth.grant_updated",
+            actor=actor,
+            workspace=connection.workspace,
+            target_type="oauth_app",
+            target_id=connection.application.client_id,
+            target_label=app_label(connection.application),
+            context=context,
+            metadata={
+                "connection": connection.public_id, "user_id": connection.user_id,
+                "changed": list(changed), **changed,
+            },
+        )
+    return connection

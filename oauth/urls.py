@@ -74,6 +74,11 @@ dashboard_patterns = [
     ),
     path("settings/connected-apps/", views.connected_apps, name="connected_apps"),
     path(
+        "settings/connected-apps/<str:connection_id>/budget",
+        views.connection_budget,
+        name="connection_budget",
+    ),
+    path(
         "settings/connected-apps/<str:connection_id>/revoke",
         views.connection_revoke_view,
         name="connection_revoke",

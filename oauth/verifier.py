@@ -88,6 +88,7 @@ def verify_access_token(
         collections=(
             None if connection.collections is None else frozenset(connection.collections)
         ),
+        caps=connection.caps(),
     )
 
 

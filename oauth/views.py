@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import (
@@ -29,6 +30,8 @@ from django_htmx.http import (
 
 from core import reveal
 from core.context import Actor, RequestContext
+from workspaces.caps import budget_states
+from workspaces.forms import CredentialBudgetForm
 from workspaces.permissions import WorkspaceRequest, workspace_view
 from workspaces.roles import Action
 from workspaces.sudo import sudo_required
@@ -49,6 +52,7 @@ from .services import (
     connection_deny,
     connection_revoke,
     connection_revoke_by_admin,
+    connection_set_budget,
     oauth_app_create,
     oauth_app_delete,
     oauth_app_rotate_secret,
@@ -289,7 +293,67 @@ CONNECTIONS_PAGE = "oauth/connected_apps.html"
 
 
 def _connections_context(request: HttpRequest) -> dict:
-    return {"connections": _with_reach(list(connections_for_user(request.user)))}
+    connections = _with_reach(list(connections_for_user(request.user)))
+    budgets = budget_states([c.caps() for c in connections], timezone.now())
+    for connection, budget in zip(connections, budgets, strict=True):
+        connection.budget = budget
+    return {"connections": connections}
+
+
+def _budget_context(
+    request: HttpRequest, connection: Connection, form: CredentialBudgetForm | None = None,
+    *, saved: bool = False,
+) -> dict:
+    return {
+        "connection": connection,
+        "budget": budget_states([connection.caps()], timezone.now())[0],
+        "budget_form": form or CredentialBudgetForm.for_row(connection),
+        "budget_url": reverse("oauth:connection_budget", args=[connection.public_id]),
+        "can_edit": True,
+        "saved": saved,
+        "label": "grant",
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def connection_budget(request: HttpRequest, connection_id: str) -> HttpResponse:
+    """A grant's own budget (SPEC §3: daily cap, credits), set by the user who granted it
+    (`connection_set_budget`, audited `oauth.grant_updated`). With HTMX the Budget section swaps
+    itself; without, POST → redirect → GET."""
+    try:
+        connection = connections_for_user(request.user).get(public_id=connection_id)
+    except Connection.DoesNotExist:
+        raise Http404("No such connected app.") from None
+    page = "oauth/connection_budget.html"
+    if request.method == "GET":
+        return render(request, page, _budget_context(request, connection))
+    form = CredentialBudgetForm(request.POST)
+    if form.is_valid():
+        try:
+            connection = connection_set_budget(
+                connection=connection, **form.budget(), actor=Actor.for_user(request.user),
+                context=RequestContext.from_request(request),
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    saved = not form.errors
+    status = HTTPStatus.OK if saved else HTTPStatus.UNPROCESSABLE_ENTITY
+    if request.htmx:
+        response = render(
+            request, "workspaces/_credential_budget.html",
+            _budget_context(request, connection, None if saved else form, saved=saved),
+            status=status,
+        )
+    elif saved:
+        label = connection.application.name or connection.application.client_id
+        messages.success(request, f"Budget of “{label}” saved.")
+        response = _see_other(reverse("oauth:connection_budget", args=[connection.public_id]))
+    else:
+        response = render(request, page, _budget_context(request, connection, form),
+                          status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @require_http_methods(["GET", "POST"])

@@ -26,6 +26,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from core.context import Actor, Door, RequestContext
 
+from .credential_policy import CREDENTIAL_POLICY_FIELDS
 from .models import Membership, Plan, Workspace
 from .roles import Role
 from .selectors import workspaces_only_owned_by
@@ -192,7 +193,10 @@ class WorkspaceAdmin(SudoAdminMixin, RefusalsAsMessages, admin.ModelAdmin):
     list_select_related = ["plan"]
     inlines = [MembershipInline]
     # Owners set these on the dashboard (Settings → Security), through workspace_policies_update.
-    readonly_fields = ["require_two_factor", "app_access_policy", "trusted_app_domains"]
+    readonly_fields = [
+        "require_two_factor", "app_access_policy", "trusted_app_domains",
+        *CREDENTIAL_POLICY_FIELDS,
+    ]
 
     def save_model(
         self, request: HttpRequest, obj: Workspace, form: forms.ModelForm, change: bool,

@@ -16,6 +16,7 @@ detaches the apps the user registered, which the database would otherwise delete
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -76,3 +77,27 @@ def on_overview_notices(hook: OverviewNoticesHook) -> OverviewNoticesHook:
 
 def overview_notices(*, membership: Membership) -> list[dict[str, str]]:
     return [notice for hook in _overview_notices for notice in hook(membership=membership)]
+@dataclass(frozen=True, slots=True)
+class NoncompliantCredential:
+    """A credential that breaks its workspace's credential policy, for the Security page."""
+
+    label: str
+    url: str
+    reasons: tuple[str, ...]
+
+
+_noncompliant: list[Callable[..., list[NoncompliantCredential]]] = []
+
+
+def on_noncompliant_credentials(
+    hook: Callable[..., list[NoncompliantCredential]],
+) -> Callable[..., list[NoncompliantCredential]]:
+    """Register a lister of credentials that break the workspace's credential policy
+    (`hook(workspace=…, now=…)`; apikeys registers its keys)."""
+    if hook not in _noncompliant:
+        _noncompliant.append(hook)
+    return hook
+
+
+def noncompliant_credentials(*, workspace: object, now: object) -> list[NoncompliantCredential]:
+    return [found for hook in _noncompliant for found in hook(workspace=workspace, now=now)]

@@ -7,6 +7,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from .credential_policy import MAX_LIFETIME_DAYS, PolicyMode
 from .roles import Role
 
 if TYPE_CHECKING:
@@ -69,6 +70,19 @@ class Workspace(models.Model):
     )
     # Hosts whose apps (every redirect URI on one of them) are approved without asking.
     trusted_app_domains = models.JSONField(default=list, blank=True)
+    # The credential policy (SPEC §12; workspaces.credential_policy).
+    key_max_lifetime_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, choices=[(d, f"{d} days") for d in MAX_LIFETIME_DAYS],
+        help_text="New and rotated keys must expire within this many days; empty: no maximum.",
+    )
+    # Environments keys may be created in; empty: any.
+    key_environments = models.JSONField(default=list, blank=True)
+    production_keys_need_ip_allowlist = models.BooleanField(default=False)
+    # New OAuth grants reach only selected collections unless the user widens them.
+    oauth_collections_by_default = models.BooleanField(default=False)
+    credential_policy_mode = models.CharField(
+        max_length=8, choices=PolicyMode.choices, default=PolicyMode.WARN
+    )
 
     objects = WorkspaceQuerySet.as_manager()
 

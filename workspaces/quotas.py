@@ -32,7 +32,7 @@ class Allowance:
     admitted: bool
     limit: int
     used: int
-    reset_at: datetime
+    reset_at: datetime | None  # None: never (a per-credential balance without refill)
     counter_key: str
     message: str = ""
 
@@ -40,7 +40,9 @@ class Allowance:
     def remaining(self) -> int:
         return max(self.limit - self.used, 0)
 
-    def retry_after(self, now: datetime) -> int:
+    def retry_after(self, now: datetime) -> int | None:
+        if self.reset_at is None:
+            return None  # waiting does not help: nothing to retry after
         return max(int((self.reset_at - now).total_seconds() + 0.999), 1)
 
 

@@ -14,6 +14,7 @@ from audit.twofactor import two_factor_enabled
 from core.context import Actor, RequestContext
 from core.versions import epoch_bump
 
+from .credential_policy import CREDENTIAL_POLICY_FIELDS, policy_errors
 from .hooks import membership_removed_hooks, user_deleting_hooks
 from .models import Membership, Plan, SecurityAlert, Workspace
 from .roles import Role
@@ -395,7 +396,6 @@ def security_alerts_acknowledge(*, workspace: Workspace, actor: Actor) -> int:
     )
 
 
-POLICY_FIELDS = ("require_two_factor", "app_access_policy", "trusted_app_domains")
 MAX_TRUSTED_DOMAINS = 20
 _DOMAIN = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -426,20 +426,29 @@ def trusted_domains_normalize(values: list[str]) -> list[str]:
             {"trusted_app_domains": f"List at most {MAX_TRUSTED_DOMAINS} trusted domains."}
         )
     return domains
+POLICY_FIELDS = (
+    "require_two_factor", "app_access_policy", "trusted_app_domains", *CREDENTIAL_POLICY_FIELDS,
+)
 
 
 def workspace_policies_update(
     *, workspace: Workspace, changes: dict, actor: Actor, context: RequestContext
 ) -> Workspace:
     """Change the owners' policies of SPEC §12 (`changes`: some of `POLICY_FIELDS`), audited as
-    `policy.changed` with each field before → after. Requiring two-factor sign-in is refused to
-    a person who has not turned it on themselves (they would lock themselves out first)."""
+    `policy.changed` with each field before → after; the credential policy
+    (`workspaces.credential_policy`) applies to every key's next request on every process.
+    Requiring two-factor sign-in is refused to a person who has not turned it on themselves (they
+    would lock themselves out first)."""
     unknown = set(changes) - set(POLICY_FIELDS)
     if unknown:
         raise ValidationError(f"Not a policy: {', '.join(sorted(unknown))}.")
     if "trusted_app_domains" in changes:
         changes = {**changes,
                    "trusted_app_domains": trusted_domains_normalize(changes["trusted_app_domains"])}
+    if errors := policy_errors(changes):
+        raise ValidationError(errors)
+    if "key_environments" in changes:
+        changes = {**changes, "key_environments": sorted(set(changes["key_environments"]))}
     if changes.get("require_two_factor") and actor.user is not None and not two_factor_enabled(
         actor.user
     ):
@@ -456,6 +465,8 @@ def workspace_policies_update(
             setattr(workspace, field, changes[field])
         workspace.full_clean()
         workspace.save(update_fields=list(changed))
+        if set(changed) & set(CREDENTIAL_POLICY_FIELDS):
+            epoch_bump()  # cached keys carry their workspace: the next request sees the policy
         audit_record(
             action="policy.changed", actor=actor, workspace=workspace,
             target_type="workspace", target_id=workspace.slug, target_label=workspace.name,

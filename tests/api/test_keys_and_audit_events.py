@@ -45,6 +45,10 @@ def test_keys_are_listed_newest_first_with_metadata_only(make_key, api, members)
         "allowed_ips": ["10.0.0.0/8"],
         "rotated_from": None,
         "collections": None,
+        "budget": {
+            "daily_cap": None, "used_today": None, "credits": None, "credits_remaining": None,
+            "credits_refill": None, "credits_refill_at": None,
+        },
         "new_network": None,
     }
     assert by_name["Paused"]["status"] == "paused"

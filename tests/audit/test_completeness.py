@@ -245,6 +245,16 @@ def case_apikey_set_rate_limit(workspace, members) -> Expected:
                     key.public_id, workspace)
 
 
+def case_apikey_set_budget(workspace, members) -> Expected:
+    key = _create_key(workspace, members["admin"])
+    apikey_services.apikey_set_budget(
+        key=key, daily_cap=500, credits=10_000, credits_refill="monthly",
+        actor=Actor.for_user(members["admin"]), context=CONTEXT,
+    )
+    return Expected("key.updated", Actor.for_user(members["admin"]), "api_key",
+                    key.public_id, workspace)
+
+
 def case_apikey_set_restriction(workspace, members) -> Expected:
     key = _create_key(workspace, members["admin"])
     apikey_services.apikey_set_restriction(
@@ -395,6 +405,19 @@ def case_connection_revoke(workspace, members) -> Expected:
     return Expected("oauth.token_revoked", actor, "oauth_app", application.client_id, workspace)
 
 
+def case_connection_set_budget(workspace, members) -> Expected:
+    application = _app(workspace, members["admin"])
+    connection = oauth_services.connection_grant(
+        user=members["editor"], application=application, workspace=workspace,
+        scopes=["passports:read"], context=RequestContext(),
+    )
+    actor = Actor.for_user(members["admin"])
+    oauth_services.connection_set_budget(
+        connection=connection, daily_cap=100, credits=None, actor=actor, context=CONTEXT
+    )
+    return Expected("oauth.grant_updated", actor, "oauth_app", application.client_id, workspace)
+
+
 def case_connection_revoke_for_reuse(workspace, members) -> Expected:
     # A rotated refresh token presented again: the grant ends, and the actor is the app.
     application = _app(workspace, members["admin"])
@@ -497,6 +520,7 @@ CASES: dict[str, Callable[..., Expected]] = {
     "apikeys.services.apikey_revoke": case_apikey_revoke,
     "apikeys.services.apikey_set_rate_limit": case_apikey_set_rate_limit,
     "apikeys.services.apikey_set_restriction": case_apikey_set_restriction,
+    "apikeys.services.apikey_set_budget": case_apikey_set_budget,
     "apikeys.services.apikey_update": case_apikey_update,
     "apikeys.services.apikey_flag_new_network": case_apikey_flag_new_network,
     "apikeys.services.apikey_restrict_to_networks": case_apikey_restrict_to_networks,
@@ -510,6 +534,7 @@ CASES: dict[str, Callable[..., Expected]] = {
     "oauth.services.connection_grant": case_connection_grant,
     "oauth.services.connection_revoke": case_connection_revoke,
     "oauth.services.connection_revoke_for_reuse": case_connection_revoke_for_reuse,
+    "oauth.services.connection_set_budget": case_connection_set_budget,
     "oauth.services.authorization_code_replay": case_authorization_code_replay,
     "oauth.services.connection_approve": case_connection_approve,
     "oauth.services.connection_deny": case_connection_deny,

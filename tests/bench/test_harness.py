@@ -179,7 +179,7 @@ def test_wrk_output_is_read_from_the_latency_distribution() -> None:
 
 def test_results_describe_scenarios_without_their_credentials() -> None:
     seed = {"passport_id": "psp_1", "write_passport_id": "psp_w", "workspace_id": 1,
-            "token": "gk_prod_SECRETAPIKEY",
+            "token": "gk_prod_SECRETAPIKEY", "capped_token": "gk_prod_SECRETCAPPED",
             "oauth_token": "gat_SECRETACCESSTOKEN", "peer_token": "PEER.SECRET",
             "write_rows_ids": [f"psp_r{n}" for n in range(8)],
             "unlimited_token": "gk_prod_SECRETUNLIMITED",

@@ -69,6 +69,7 @@ WORKSPACE_PAGES: dict[str, Page] = {
     "apikeys:pause": Page(Action.MANAGE_KEYS, ("POST",), "key"),
     "apikeys:resume": Page(Action.MANAGE_KEYS, ("POST",), "key"),
     "apikeys:rate_limit": Page(Action.MANAGE_KEYS, ("POST",), "key"),
+    "apikeys:budget": Page(Action.MANAGE_KEYS, ("POST",), "key"),
     "apikeys:edit": Page(Action.MANAGE_KEYS, ("GET", "POST"), "key"),
     "apikeys:networks_restrict": Page(Action.MANAGE_KEYS, ("GET", "POST"), "key"),
     "apikeys:network_dismiss": Page(Action.MANAGE_KEYS, ("POST",), "key"),
@@ -102,6 +103,7 @@ OTHER_ROUTES: dict[str, str] = {
     "workspaces:home": "redirects to the caller's own first workspace",
     "oauth:connected_apps": "the caller's own grants (test_connected_apps_are_per_user)",
     "oauth:connection_revoke": "the caller's own grants (test_connected_apps_are_per_user)",
+    "oauth:connection_budget": "the caller's own grants (test_connected_apps_are_per_user)",
     "oauth2_provider:oauth-server-metadata": "public metadata (RFC 8414)",
     "oauth2_provider:oauth-resource-metadata": "public metadata (RFC 9728)",
     "oauth2_provider:oauth-resource-metadata-api": "public metadata, path-inserted (RFC 9728 §3.1)",
@@ -313,8 +315,12 @@ def test_connected_apps_are_per_user(a, b, members, client_for, authorize, excha
         assert connection.public_id not in client.get("/settings/connected-apps/").content.decode()
         revoke = client.post(f"/settings/connected-apps/{connection.public_id}/revoke")
         assert revoke.status_code == HTTPStatus.NOT_FOUND
+        budget = f"/settings/connected-apps/{connection.public_id}/budget"
+        assert client.get(budget).status_code == HTTPStatus.NOT_FOUND
+        assert client.post(budget, {"daily_cap": "1"}).status_code == HTTPStatus.NOT_FOUND
     connection.refresh_from_db()
     assert connection.revoked_at is None
+    assert connection.daily_cap is None
 
 
 def test_admin_is_staff_only(client_for) -> None:

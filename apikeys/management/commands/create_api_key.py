@@ -77,10 +77,24 @@ class Command(BaseCommand):
             help="Restrict the key to these collections (col_… ids; an empty value restricts "
                  "it to none). Default: all passports.",
         )
+        parser.add_argument(
+            "--daily-cap", type=int, metavar="N", dest="daily_cap",
+            help="The key's own cap of requests per UTC day (default: none).",
+        )
+        parser.add_argument(
+            "--credits", type=int, metavar="N",
+            help="The key's credit balance, one credit per request (default: none).",
+        )
+        parser.add_argument(
+            "--refill", choices=["daily", "monthly"], default="",
+            help="Refill the credits to --credits every day or month at 00:00 UTC "
+                 "(default: never).",
+        )
 
     def handle(self, *args: Any, workspace: str, name: str, scopes: str | None, env: str | None,
                expires: str | None, note: str, rate_limit: int | None,
                collections: str | None = None, allowed_ips: str | None = None,
+               daily_cap: int | None = None, credits: int | None = None, refill: str = "",
                **options: Any) -> None:
         ws = Workspace.objects.filter(slug=workspace).first()
         if ws is None:
@@ -100,9 +114,23 @@ class Command(BaseCommand):
                 rate_limit_per_minute=rate_limit,
                 allowed_ips=split_list(allowed_ips),
                 collections=split_list(collections),
+                daily_cap=daily_cap,
+                credits=credits,
+                credits_refill=refill,
                 actor=Actor.for_command("create_api_key"),
                 context=RequestContext.for_command("create_api_key"),
             )
         except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
+            raise CommandError(" ".join(_named(exc))) from None
         self.stdout.write(token)
+
+
+def _named(exc: ValidationError) -> list[str]:
+    """Each message with the option it is about, so `--daily-cap 0` says which number is wrong."""
+    if not hasattr(exc, "error_dict"):
+        return exc.messages
+    options = {"daily_cap": "--daily-cap", "credits": "--credits", "credits_refill": "--refill"}
+    return [
+        f"{options[field]}: {message}" if field in options else message
+        for field, messages in exc.message_dict.items() for message in messages
+    ]

@@ -7,8 +7,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apikeys.keycache import PENDING_WARNING, keycache_pending
 from apikeys.models import ApiKey
-from apikeys.services import apikey_update
+from apikeys.services import apikey_set_budget, apikey_update
 from core.context import Actor, RequestContext
+from workspaces.caps import budget_errors
 
 from .create_api_key import parse_expiry, scopes_help, split_list
 
@@ -53,6 +54,19 @@ class Command(BaseCommand):
             "--all-passports", action="store_true", help="Let the key reach every passport.",
         )
 
+        parser.add_argument(
+            "--daily-cap", metavar="N|none", dest="daily_cap",
+            help="The key's own cap of requests per UTC day ('none' removes it).",
+        )
+        parser.add_argument(
+            "--credits", metavar="N|none",
+            help="Set the key's credit balance to N ('none' removes it).",
+        )
+        parser.add_argument(
+            "--refill", choices=["daily", "monthly", "none"],
+            help="Refill the credits every day or month at 00:00 UTC ('none': never).",
+        )
+
     def handle(self, *args: Any, key_id: str, **options: Any) -> None:
         key = ApiKey.objects.select_related("workspace").filter(public_id=key_id[:64]).first()
         if key is None:
@@ -81,13 +95,23 @@ class Command(BaseCommand):
             changes["collections"] = split_list(options["collections"])
         elif options["all_passports"]:
             changes["collections"] = None
-        if not changes:
+        budget = _budget(key, options)
+        if not changes and budget is None:
             raise CommandError("Nothing to change: give at least one option (see --help).")
+        if budget is not None and (errors := budget_errors(
+            daily_cap=budget["daily_cap"], credits=budget["credits"],
+            refill=budget["credits_refill"],
+        )):  # checked first, so a bad budget saves nothing else either
+            names = {"daily_cap": "--daily-cap", "credits": "--credits",
+                     "credits_refill": "--refill"}
+            raise CommandError(" ".join(f"{names[f]}: {m}" for f, m in errors.items()))
+        actor = Actor.for_command("update_api_key")
+        context = RequestContext.for_command("update_api_key")
         try:
-            key = apikey_update(
-                key=key, changes=changes, actor=Actor.for_command("update_api_key"),
-                context=RequestContext.for_command("update_api_key"),
-            )
+            if changes:
+                key = apikey_update(key=key, changes=changes, actor=actor, context=context)
+            if budget is not None:
+                key = apikey_set_budget(key=key, **budget, actor=actor, context=context)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         self.stdout.write(
@@ -95,3 +119,27 @@ class Command(BaseCommand):
         )
         if keycache_pending(key):
             raise CommandError(PENDING_WARNING, returncode=PENDING_EXIT_STATUS)
+
+
+def _count(option: str, raw: str) -> int | None:
+    raw = raw.strip().lower()
+    if raw in ("", "none"):
+        return None
+    if raw.isascii() and raw.isdigit() and len(raw) <= 15:
+        return int(raw)
+    raise CommandError(f"--{option} must be a whole number, or 'none'.")
+
+
+def _budget(key: ApiKey, options: dict[str, Any]) -> dict[str, Any] | None:
+    """The key's budget with the options given applied (None: no budget option given)."""
+    if options["daily_cap"] is None and options["credits"] is None and options["refill"] is None:
+        return None
+    refill = options["refill"]
+    return {
+        "daily_cap": key.daily_cap if options["daily_cap"] is None
+        else _count("daily-cap", options["daily_cap"]),
+        "credits": key.credits if options["credits"] is None
+        else _count("credits", options["credits"]),
+        "credits_refill": key.credits_refill if refill is None else ("" if refill == "none"
+                                                                     else refill),
+    }
