@@ -161,7 +161,7 @@ def meter_request(
     try:
         taken = counters_for(now).take(
             versions=request.principal.versions, rate=rate, idempotency=idempotency,
-            budget=budget,
+            budget=budget, lease=request.principal.lease,
         )
     except CounterUnavailable:
         _release(state)
