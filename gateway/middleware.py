@@ -320,8 +320,7 @@ class ApiGatewayMiddleware:
         verifier = self.route(token)
         if verifier is not None:
             extra: dict[str, Any] = {} if digest is None else {"digest": digest}
-            # `fresh` only after a cached principal went stale, which only a verifier that
-            # caches (API keys) can produce.
+            # `fresh` only after a cached principal went stale (a verifier that caches).
             if fresh:
                 extra["fresh"] = True
             return verifier(token, ip=ip, resource=resource, **extra)

@@ -369,8 +369,8 @@ def connection_revoke(
     action: str = "oauth.token_revoked",
     metadata: dict[str, Any] | None = None,
 ) -> Connection:
-    """Revoke a grant and every token issued under it, on every process at once (tokens are
-    looked up in the database on every request). `metadata` adds to the audit event's."""
+    """Revoke a grant and every token issued under it, on every process at once (each deleted
+    token invalidates every process's cached copy before this returns: oauth.tokencache). `metadata` adds to the audit event's."""
     metadata = {
         **(metadata or {}),
         "connection": connection.public_id,
