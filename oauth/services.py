@@ -370,7 +370,8 @@ def connection_revoke(
     metadata: dict[str, Any] | None = None,
 ) -> Connection:
     """Revoke a grant and every token issued under it, on every process at once (each deleted
-    token invalidates every process's cached copy before this returns: oauth.tokencache). `metadata` adds to the audit event's."""
+    token invalidates every process's cached copy before this returns: oauth.tokencache).
+    `metadata` adds to the audit event's."""
     metadata = {
         **(metadata or {}),
         "connection": connection.public_id,
