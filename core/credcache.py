@@ -53,6 +53,11 @@ class CredentialCache:
         if self.clock() - entry.loaded_at > self.max_age:
             self.discard(digest)
             return None
+        if not leases.lease_fresh(entry.ticket) and leases.lease_open():
+            # Cached before this subscription's lease (or while an invalidation raced its load):
+            # read it again once, under the lease, rather than confirm it on every request.
+            self.discard(digest)
+            return None
         return entry
 
     def put(self, digest: str, value: Any, versions: dict[str, str], ticket: int = 0) -> None:

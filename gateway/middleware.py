@@ -74,6 +74,7 @@ from apikit.errors import error_response, new_request_id, service_unavailable, w
 from apikit.principal import AuthFailure, Principal
 from core.addresses import client_ip
 from core.credfilter import CredentialFamily, Verdict, credential_filter
+from core.leases import ensure_subscriber, push_enabled
 
 from .failed_auth import (
     failed_auth_exhausted,
@@ -134,6 +135,8 @@ class ApiGatewayMiddleware:
             family = getattr(verifier, "credential_family", None)
             if family is not None:
                 credential_filter.register(family)
+        if push_enabled():
+            ensure_subscriber()  # subscribed before the first request (core.leases)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path_info.startswith(API_V1_PREFIX):
