@@ -66,7 +66,8 @@ def shell(stack: Stack, code: str, *args: str) -> subprocess.Popen:
     """`manage.py shell -c code` against the stack, `args` in $PUSH_ARGS (joined by |)."""
     return subprocess.Popen(
         [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT, env={**stack.env, "PUSH_ARGS": "|".join(args)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, env={**stack.env, "PUSH_ARGS": "|".join(args)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
     )
 
 
