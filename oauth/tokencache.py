@@ -76,6 +76,9 @@ def access_token_changed(sender: Any, instance: Any, created: bool = False, **kw
     """`post_save` / `post_delete` of DOT's access token model (connected in `OauthConfig`)."""
     if created:
         return  # nobody can have cached a token that did not exist
+    is_expired = getattr(instance, "is_expired", None)
+    if is_expired is not None and instance.expires is not None and is_expired():
+        return  # a cached copy is refused by its expiry anyway (housekeeping deletes thousands)
     checksum = getattr(instance, "token_checksum", None)
     if checksum:
         tokencache_invalidate(checksum)
