@@ -47,10 +47,12 @@ idempotency and usage metering can be slotted in between without reshaping it):
 The benchmark's comparison server leaves step 9 out with a subclass of its own
 (`bench/middleware.py`), to measure what metering costs; the product always meters.
 
-With Redis, a verified API key may come from a per-process cache (`apikeys.keycache`); step 9's
-one Redis call confirms that it has not changed since, and when it has (`Outcome.STALE`) the
-request goes back to step 6 with the key read from the database. A revocation is refused by the
-very next request on every process either way.
+With Redis, a verified API key or OAuth token may come from a per-process cache
+(`apikeys.keycache`, `oauth.tokencache`); step 9's one Redis call confirms that it has not changed
+since, and when it has (`Outcome.STALE`) the request goes back to step 6 with the credential read
+from the database. Under a fresh lease (`core.leases`: pushed invalidations reach this process
+before any change returns) a request that counts nothing makes no Redis call at all. A
+revocation is refused by the very next request on every process either way.
 """
 
 from __future__ import annotations
