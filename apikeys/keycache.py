@@ -35,6 +35,12 @@ How a revocation still reaches the very next request on every process:
   commit and the owing process gone, logged as an error) or a change made behind the services'
   back (raw SQL) can leave.
 
+With push invalidation (`core.leases`, on by default with Redis: `GATEHOUSE_CACHE_PUSH`), an
+entry cached under a fresh lease is served with no Redis call at all when the request counts
+nothing (no budget, no per-key rate limit): the invalidation the services publish reaches every
+worker's subscriber before the change returns, or the worker's lease runs out first
+(docs/architecture.md). The cache itself is `core.credcache`, shared with OAuth access tokens.
+
 It is used only with Redis (`keycache_enabled`); the embedded mode reads the row on every
 request, as before. `GATEHOUSE_KEY_CACHE=0` turns it off, and a server that does not meter (the
 benchmark's `bench/middleware.py`) turns it off too: metering's Redis call is what confirms a
@@ -45,12 +51,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
-import time
-from dataclasses import dataclass
 
 from django.conf import settings
 
+from core import credcache
 from core.redis import redis_client, using_redis
 from core.versions import (
     EPOCH_MARKER,
@@ -64,8 +68,8 @@ from .models import ApiKey
 
 logger = logging.getLogger(__name__)
 
-MAX_AGE_SECONDS = 30.0
-MAX_ENTRIES = 4096
+MAX_AGE_SECONDS = credcache.MAX_AGE_SECONDS
+MAX_ENTRIES = credcache.MAX_ENTRIES
 
 
 def key_marker(digest: str) -> str:
@@ -74,51 +78,9 @@ def key_marker(digest: str) -> str:
     return f"gatehouse:keyver:{digest[:32]}"
 
 
-@dataclass(frozen=True, slots=True)
-class CachedKey:
-    key: ApiKey  # with its workspace and plan attached; shared, so never modified
-    versions: dict[str, str]  # marker key -> the value it had before the row was read
-    loaded_at: float
-
-
-class KeyCache:
-    """Digest -> `CachedKey`, at most `max_entries` (the oldest goes first), each for at most
-    `max_age` seconds. Safe across threads: single dict operations under the GIL."""
-
-    def __init__(self, *, max_entries: int = MAX_ENTRIES, max_age: float = MAX_AGE_SECONDS):
-        self.max_entries = max_entries
-        self.max_age = max_age
-        self.clock = time.monotonic
-        self._entries: dict[str, CachedKey] = {}
-        self._lock = threading.Lock()
-
-    def get(self, digest: str) -> CachedKey | None:
-        entry = self._entries.get(digest)
-        if entry is None:
-            return None
-        if self.clock() - entry.loaded_at > self.max_age:
-            self.discard(digest)
-            return None
-        return entry
-
-    def put(self, digest: str, key: ApiKey, versions: dict[str, str]) -> None:
-        with self._lock:
-            self._entries.pop(digest, None)
-            while len(self._entries) >= self.max_entries:
-                self._entries.pop(next(iter(self._entries)))
-            self._entries[digest] = CachedKey(key, versions, self.clock())
-
-    def discard(self, digest: str) -> None:
-        self._entries.pop(digest, None)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-key_cache = KeyCache()
+# Digest -> the verified `ApiKey` (with its workspace and plan attached; shared, so never
+# modified), the markers it was read under and its lease ticket (core.credcache).
+key_cache = credcache.CredentialCache()
 
 
 def keycache_enabled() -> bool:

@@ -25,6 +25,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
+from core.leases import lease_ticket
 from core.pagination import keyset_page
 from passports.models import Passport
 from workspaces.credential_policy import Violation, enforcing, key_violations
@@ -56,6 +57,7 @@ class KeyCheck:
     error: str | None = None
     versions: dict[str, str] | None = None
     message: str = ""
+    lease: int = 0  # the cached entry's lease ticket (core.leases); 0: confirm with Redis
 
     @property
     def ok(self) -> bool:
@@ -89,18 +91,19 @@ def apikey_check_digest(
     (`apikeys.keycache`, no I/O; the answer carries the versions to confirm), unless `fresh`;
     a key that passes a lookup is cached. A refusal is never answered from the cache.
     """
-    versions = None
+    versions, ticket = None, 0
     if cache:
         entry = None if fresh else key_cache.get(digest)
         if entry is not None:
-            check = _check(entry.key, ip, now)
+            check = _check(entry.value, ip, now)
             if check.ok:
-                return KeyCheck(key=entry.key, versions=entry.versions)
+                return KeyCheck(key=entry.value, versions=entry.versions, lease=entry.ticket)
         key_cache.discard(digest)
+        ticket = lease_ticket()  # before the markers and the row: see core.leases
         versions = keycache_versions(digest)  # before the row: see apikeys.keycache
     check = _check(apikey_by_digest(digest), ip, now)
     if versions is not None and check.ok:
-        key_cache.put(digest, check.key, versions)
+        key_cache.put(digest, check.key, versions, ticket)
     return check
 
 

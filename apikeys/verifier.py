@@ -85,6 +85,7 @@ def verify_api_key(
         scopes=frozenset(key.scopes),
         api_key=key,
         versions=check.versions,
+        lease=check.lease,
         collections=None if key.collections is None else frozenset(key.collections),
         caps=key.caps(),
     )

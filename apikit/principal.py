@@ -34,6 +34,9 @@ class Principal:
     # Set when the principal came from a per-process cache (apikeys.keycache): the version
     # markers the gateway's Redis call must confirm before the request is served.
     versions: dict[str, str] | None = None
+    # The cached entry's lease ticket (core.leases): while its lease is fresh, a request that
+    # counts nothing is served without asking Redis. 0: confirm `versions` with Redis.
+    lease: int = 0
     extra: dict = field(default_factory=dict)
     # SPEC §11: the collection row ids a restricted credential reaches; None reaches every
     # passport of the workspace, an empty set reaches none (a deleted collection never widens).

@@ -308,7 +308,7 @@ def serve(env: dict[str, str], port: int, log: Path, workers: int = WORKERS
         )
 
 
-def wait_until_serving(proc: subprocess.Popen, port: int, log: Path, timeout: float = 30
+def wait_until_serving(proc: subprocess.Popen, port: int, log: Path, timeout: float = 90
                        ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -272,9 +272,9 @@ def _seed_history(workspace, owner, key) -> dict:
         )
         c.execute(
             f"""
-            INSERT INTO {requests} (api_key_id, at, method, path, status, ip, latency_ms)
+            INSERT INTO {requests} (api_key_id, at, method, path, status, ip, latency_ms, error)
             SELECT k.id, now() - (r || ' seconds')::interval, 'GET',
-                '/api/v1/passports/psp_history', 200, '10.0.0.1', 3
+                '/api/v1/passports/psp_history', 200, '10.0.0.1', 3, ''
             FROM {keys} k CROSS JOIN generate_series(1, %(n)s) AS r
             WHERE k.workspace_id = %(ws)s
             """,

@@ -369,6 +369,12 @@ GATEHOUSE_MCP_ENABLED = env_bool("GATEHOUSE_MCP_ENABLED", default=True)
 # Verified API keys are kept per process and confirmed on every request by the gateway's one
 # Redis call (apikeys/keycache.py); only with REDIS_URL. 0 reads the key row on every request.
 GATEHOUSE_KEY_CACHE = env_bool("GATEHOUSE_KEY_CACHE", default=True)
+# Push invalidation with leases (core/leases.py): each process subscribes to the invalidation
+# channel, and a cached credential under a fresh lease needs no Redis call when nothing is
+# counted; changes wait for every worker's acknowledgement. Only with REDIS_URL.
+GATEHOUSE_CACHE_PUSH = env_bool("GATEHOUSE_CACHE_PUSH", default=True)
+# Tests only: while this file exists, every subscriber thread stops reading its subscription.
+GATEHOUSE_CACHE_PUSH_PAUSE_FILE = os.environ.get("GATEHOUSE_CACHE_PUSH_PAUSE_FILE", "")
 # How often each process rereads its whole filter of issued credentials (core/credfilter.py).
 GATEHOUSE_CREDENTIAL_FILTER_REBUILD_SECONDS = float(
     os.environ.get("GATEHOUSE_CREDENTIAL_FILTER_REBUILD_SECONDS", "300")

@@ -10,6 +10,12 @@ cached credential carries from `workspaces` (a workspace, its plan, a plan's lim
 A bump that cannot reach Redis is owed: this process retries it every `RETRY_SECONDS` for
 `OWED_SECONDS` (the longest any cached entry lives), `version_pending` says so meanwhile, and
 the callbacks registered with `on_bump_failed` run at once (the key cache empties itself).
+
+With push invalidation (`core.leases`, `GATEHOUSE_CACHE_PUSH`), the same Redis transaction that
+moves the markers publishes them on the invalidation channel, and after the commit the change
+waits until every live worker acknowledged it or its lease ran out (`leases.wait_for_acks`), so
+a service returns only once no process can serve the old state without asking Redis. The
+markers a transaction moves are published together, once, after its commit.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import Callable
 
 from django.db import transaction
 
+from . import leases
 from .redis import redis_client, using_redis
 
 logger = logging.getLogger(__name__)
@@ -50,22 +57,61 @@ def version_bump(marker: str, *, what: str) -> None:
     """Move `marker` now and again after the commit (see the module docstring)."""
     if not using_redis():
         return
+    if leases.push_enabled():
+        leases.apply_locally([marker])
     # At once as well as after the commit: harmless, and it reaches requests served inside a
     # transaction that never commits, such as a test's.
-    if not _bump(marker):
+    if not _bump([marker]):
         _owe(marker, what)
+    _pending_after_commit().setdefault(marker, what)
+    transaction.on_commit(_flush_after_commit, robust=True)
 
-    def after_commit() -> None:
-        if any(_bump(marker) for _ in range(_BUMP_ATTEMPTS)):
-            _owed.pop(marker, None)
+
+# The markers moved by this thread's transactions, bumped (and published) together after the
+# commit; the first callback of a commit takes them all, the others find nothing left.
+_local = threading.local()
+
+
+def _pending_after_commit() -> dict[str, str]:
+    pending = getattr(_local, "pending", None)
+    if pending is None:
+        pending = _local.pending = {}
+    return pending
+
+
+def _flush_after_commit() -> None:
+    pending = _pending_after_commit()
+    if not pending:
+        return
+    markers = dict(pending)
+    pending.clear()
+    if leases.push_enabled():
+        leases.apply_locally(markers)
+    for _ in range(_BUMP_ATTEMPTS):
+        published_at = time.monotonic()
+        invalidation = _bump(list(markers))
+        if invalidation:
+            for marker in markers:
+                _owed.pop(marker, None)
+            if invalidation is not True:
+                confirmation = leases.wait_for_acks(invalidation, published_at=published_at)
+                last_confirmation.value = confirmation
             return
-        _owe(marker, what)
-        logger.error(
-            "Could not reach Redis to invalidate cached copies of %s; retrying for %d seconds, "
-            "other processes may use their cached copy until then.", what, int(OWED_SECONDS),
-        )
+    what = ", ".join(sorted(set(markers.values())))
+    for marker, covers in markers.items():
+        _owe(marker, covers)
+    logger.error(
+        "Could not reach Redis to invalidate cached copies of %s; retrying for %d seconds, "
+        "other processes may use their cached copy until then.", what, int(OWED_SECONDS),
+    )
 
-    transaction.on_commit(after_commit, robust=True)
+
+class _LastConfirmation(threading.local):
+    value: leases.Confirmation | None = None
+
+
+# What the last change of this thread learned from the workers (tests, logs).
+last_confirmation = _LastConfirmation()
 
 
 def version_pending(marker: str) -> bool:
@@ -101,16 +147,31 @@ def _retry_owed() -> None:
                 return
         time.sleep(RETRY_SECONDS)
         for marker, (what, give_up_at) in list(_owed.items()):
-            if _bump(marker):
+            if _bump([marker]):
                 _owed.pop(marker, None)
                 logger.warning("Redis reached again: cached copies of %s invalidated.", what)
             elif time.monotonic() > give_up_at:
                 _owed.pop(marker, None)  # every copy cached before has expired by now
 
 
-def _bump(marker: str) -> bool:
+def _bump(markers: list[str]) -> str | bool:
+    """Move `markers` (and publish them, with push) in one Redis transaction: False when Redis
+    could not be reached, else the invalidation's id (True without push)."""
     try:
-        redis_client().set(marker, secrets.token_hex(8), ex=MARKER_TTL_SECONDS)
+        client = redis_client()
+        pipe = client.pipeline(transaction=True)
+        for marker in markers:
+            pipe.set(marker, secrets.token_hex(8), ex=MARKER_TTL_SECONDS)
+        if not leases.push_enabled():
+            pipe.execute()
+            return True
+        invalidation = secrets.token_hex(12)
+        epoch = leases.publisher_epoch(client)
+        pipe.publish(
+            leases.channel_name(), leases.invalidation_message(invalidation, markers, epoch)
+        )
+        pipe.get(leases.EPOCH_KEY)
+        leases.note_epoch(pipe.execute()[-1])
     except Exception:  # redis.exceptions.RedisError and socket errors
         return False
-    return True
+    return invalidation

@@ -34,6 +34,7 @@ from django.db import transaction
 
 from apikeys.keycache import keycache_distrust
 from core.counters import CounterUnavailable, counter_take, redis_counter_key
+from core.leases import lease_fresh
 from core.redis import redis_client
 
 
@@ -93,11 +94,12 @@ class Counters(Protocol):
         idempotency: IdempotencyStep | None,
         budget: Limit | None,
         caps: Sequence[Limit] = (),
+        lease: int = 0,
     ) -> Taken:
-        """Confirm `versions` (a cached key's markers), take `rate`, run `idempotency`, take
-        `budget` and `caps` — counting them only when the rate limit admitted and `idempotency`
-        returned True, and only all together. Raises `CounterUnavailable` when something to
-        count cannot be."""
+        """Confirm `versions` (a cached key's markers; `lease` is its lease ticket, core.leases),
+        take `rate`, run `idempotency`, take `budget` and `caps` — counting them only when the
+        rate limit admitted and `idempotency` returned True, and only all together. Raises
+        `CounterUnavailable` when something to count cannot be."""
 
 
 # KEYS: the key's rate-limit counter, the budget counter, the credential's cap counters (ARGV[7]
@@ -213,7 +215,8 @@ def gate_take(
 
 class RedisCounters:
     """One `EVALSHA` per metered request, whatever it asks (even nothing: a scope refusal still
-    confirms a cached key, which may be why it was refused)."""
+    confirms a cached key, which may be why it was refused) — except a cached credential under a
+    fresh lease (`core.leases`) when nothing is to be counted or read: no round trip at all."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
@@ -226,6 +229,7 @@ class RedisCounters:
         idempotency: IdempotencyStep | None,
         budget: Limit | None,
         caps: Sequence[Limit] = (),
+        lease: int = 0,
     ) -> Taken:
         # The budget is decided before the one call: the claim first (a database step). A
         # replay (or a refused key) counts no budget and no cap; the call reads where the budget
@@ -233,6 +237,13 @@ class RedisCounters:
         peek = None
         if idempotency is not None and not idempotency.run():
             budget, peek, caps = None, budget, ()
+        if (
+            versions is not None and rate is None and budget is None and peek is None
+            and not caps and lease_fresh(lease)
+        ):
+            # Pushed invalidations reach this worker before any change returns, or its lease
+            # runs out first: the cached credential stands without asking (docs/architecture.md).
+            return Taken(Outcome.ADMITTED)
         try:
             return gate_take(
                 rate=rate, budget=budget, now=self.now, versions=versions, peek=peek, caps=caps
@@ -258,6 +269,7 @@ class DatabaseCounters:
         idempotency: IdempotencyStep | None,
         budget: Limit | None,
         caps: Sequence[Limit] = (),
+        lease: int = 0,
     ) -> Taken:
         if versions is not None:
             return Taken(Outcome.STALE)  # cannot be confirmed here: read the key again

@@ -169,6 +169,7 @@ def meter_request(
         taken = counters_for(now).take(
             versions=request.principal.versions, rate=rate, idempotency=idempotency,
             budget=budget, caps=[Limit(w.key, w.limit, w.expires_at) for w in windows],
+            lease=request.principal.lease,
         )
     except CounterUnavailable:
         _release(state)

@@ -52,10 +52,12 @@ scope ∩ role, rate limit, idempotency and budget, then the same `finish`. Ther
 The benchmark's comparison server leaves step 9 out with a subclass of its own
 (`bench/middleware.py`), to measure what metering costs; the product always meters.
 
-With Redis, a verified API key may come from a per-process cache (`apikeys.keycache`); step 9's
-one Redis call confirms that it has not changed since, and when it has (`Outcome.STALE`) the
-request goes back to step 6 with the key read from the database. A revocation is refused by the
-very next request on every process either way.
+With Redis, a verified API key or OAuth token may come from a per-process cache
+(`apikeys.keycache`, `oauth.tokencache`); step 9's one Redis call confirms that it has not changed
+since, and when it has (`Outcome.STALE`) the request goes back to step 6 with the credential read
+from the database. Under a fresh lease (`core.leases`: pushed invalidations reach this process
+before any change returns) a request that counts nothing makes no Redis call at all. A
+revocation is refused by the very next request on every process either way.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ from apikit.errors import error_response, new_request_id, service_unavailable, w
 from apikit.principal import AuthFailure, Principal
 from core.addresses import client_ip
 from core.credfilter import CredentialFamily, Verdict, credential_filter
+from core.leases import ensure_subscriber, push_enabled
 
 from .failed_auth import (
     failed_auth_exhausted,
@@ -139,6 +142,8 @@ class ApiGatewayMiddleware:
             family = getattr(verifier, "credential_family", None)
             if family is not None:
                 credential_filter.register(family)
+        if push_enabled():
+            ensure_subscriber()  # subscribed before the first request (core.leases)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path_info.startswith(API_V1_PREFIX):
@@ -343,8 +348,7 @@ class ApiGatewayMiddleware:
         verifier = self.route(token)
         if verifier is not None:
             extra: dict[str, Any] = {} if digest is None else {"digest": digest}
-            # `fresh` only after a cached principal went stale, which only a verifier that
-            # caches (API keys) can produce.
+            # `fresh` only after a cached principal went stale (a verifier that caches).
             if fresh:
                 extra["fresh"] = True
             return verifier(token, ip=ip, resource=resource, **extra)

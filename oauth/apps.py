@@ -6,6 +6,9 @@ class OauthConfig(AppConfig):
     verbose_name = "OAuth"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+        from oauth2_provider.models import get_access_token_model
+
         from core.retention import register_prune_step
         from workspaces.hooks import (
             on_membership_removed,
@@ -17,6 +20,13 @@ class OauthConfig(AppConfig):
         from .retention import oauth_prune_step
         from .selectors import pending_approval_notices
         from .services import applications_disown, connections_end_for_member
+        from .tokencache import access_token_changed
+
+        # Whoever deletes or changes an access token (a service, DOT's rotation or revocation
+        # endpoint, a cascade), every process's cached copy goes before the change returns.
+        access_token = get_access_token_model()
+        post_save.connect(access_token_changed, sender=access_token, dispatch_uid="tokencache")
+        post_delete.connect(access_token_changed, sender=access_token, dispatch_uid="tokencache")
 
         # Removing a member ends their grants in that workspace (SPEC §7), from every door.
         on_membership_removed(connections_end_for_member)

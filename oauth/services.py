@@ -28,6 +28,7 @@ from .codesweep import expired_codes_delete
 from .models import Connection, UsedAuthorizationCode, WorkspaceApp
 from .redirects import validate_redirect_uris
 from .selectors import APP_ACCESS_REFUSED, AppAccess, app_access_for
+from .tokencache import tokencache_invalidate
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -301,6 +302,15 @@ class AppNotAllowed(ValidationError):
     """The workspace's app access policy does not let its members connect this app."""
 
 
+def _tokens_invalidate(connection: Connection) -> None:
+    """Every process reads the grant's live access tokens from the database on their next
+    request (oauth.tokencache): for a change of the grant itself, not of its tokens."""
+    for checksum in get_access_token_model().objects.filter(
+        gatehouse_link__connection=connection
+    ).values_list("token_checksum", flat=True):
+        tokencache_invalidate(checksum)
+
+
 def connection_grant(
     *,
     user: AbstractBaseUser,
@@ -360,8 +370,11 @@ def connection_grant(
             merged = list(dict.fromkeys([*connection.scopes, *scopes]))
             connection.scope = " ".join(merged)
             connection.granted_at = now
+            changed_reach = connection.collections != reach
             connection.collections = reach
             connection.save(update_fields=["scope", "granted_at", "collections"])
+            if changed_reach:  # the grant's live tokens carry its collections when cached
+                _tokens_invalidate(connection)
         audit_record(
             action="oauth.consent_granted",
             actor=Actor.for_user(user),
@@ -489,8 +502,9 @@ def connection_revoke(
     action: str = "oauth.token_revoked",
     metadata: dict[str, Any] | None = None,
 ) -> Connection:
-    """Revoke a grant and every token issued under it, on every process at once (tokens are
-    looked up in the database on every request). `metadata` adds to the audit event's."""
+    """Revoke a grant and every token issued under it, on every process at once (each deleted
+    token invalidates every process's cached copy before this returns: oauth.tokencache).
+    `metadata` adds to the audit event's."""
     metadata = {
         **(metadata or {}),
         "connection": connection.public_id,
@@ -650,8 +664,9 @@ def connection_set_budget(
 ) -> Connection:
     """Set an OAuth grant's own budget (SPEC §3: grants carry the same caps as keys): a daily
     request cap and/or a credit balance with an optional refill. Changing the credits or their
-    refill sets the balance anew. Audited as `oauth.grant_updated`; tokens are read from the
-    database on every request, so it applies to the next one everywhere."""
+    refill sets the balance anew. Audited as `oauth.grant_updated`. The grant's tokens are
+    invalidated in every process's token cache (oauth.tokencache), so the new budget applies
+    to the next request everywhere."""
     with transaction.atomic():
         connection = (
             Connection.objects.select_for_update()
@@ -665,6 +680,7 @@ def connection_set_budget(
         if not changed:
             return connection
         connection.save(update_fields=[*changed, "credits_epoch"])
+        _tokens_invalidate(connection)
         audit_record(
             action="oauth.grant_updated",
             actor=actor,

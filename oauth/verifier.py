@@ -13,19 +13,24 @@ Cost: a malformed token costs no query; a well-formed one costs one (`gateway_gr
 its app, grant, workspace and plan and the user's current role, in one raw statement), plus a
 write at most once a minute per grant for "last used". A token DOT no longer stores costs a second
 (`IssuedAccessToken` by checksum): one that existed is "revoked or expired", a known credential.
+With Redis, a verified token may come from the per-process cache (`oauth.tokencache`), like a
+key: none of that then, and no Redis call either under a fresh lease (core.leases).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from http import HTTPStatus
 
 from apikit.principal import AuthFailure, Principal
 from core.credfilter import CredentialFamily
+from core.leases import lease_ticket
 
 from .models import IssuedAccessToken
 from .resources import audience_allows
-from .selectors import effective_scopes, gateway_grant, token_checksum
+from .selectors import GatewayGrant, effective_scopes, gateway_grant, token_checksum
 from .services import connection_touch
+from .tokencache import token_cache, tokencache_enabled, tokencache_versions
 from .tokens import ACCESS_TOKEN_PREFIX, is_well_formed
 
 
@@ -38,19 +43,46 @@ GONE_TOKEN = "The access token has been revoked or has expired."
 
 
 def verify_access_token(
-    token: str, *, ip: str | None, resource: str, digest: str | None = None
+    token: str,
+    *,
+    ip: str | None,
+    resource: str,
+    digest: str | None = None,
+    fresh: bool = False,
 ) -> Principal | AuthFailure:
     """`digest`: what the family's `screen` returned (DOT's checksum of a well-formed token), so
-    the gateway's screened token is not checked or hashed again; without it, both happen here."""
+    the gateway's screened token is not checked or hashed again; without it, both happen here.
+    `fresh` reads past the cache (the gateway's second look when a cached token's markers
+    moved)."""
     if digest is None:
         if not is_well_formed(token, ACCESS_TOKEN_PREFIX):
             return _invalid("The access token is malformed.", looked_up=False)
         digest = token_checksum(token)
+    versions, ticket = None, 0
+    if tokencache_enabled():
+        entry = None if fresh else token_cache.get(digest)
+        if entry is not None:
+            principal = _principal(entry.value, resource)
+            if isinstance(principal, Principal):  # a refusal is never answered from the cache
+                return replace(principal, versions=entry.versions, lease=entry.ticket)
+        token_cache.discard(digest)
+        ticket = lease_ticket()  # before the markers and the row (core.leases)
+        versions = tokencache_versions(digest)  # before the row (oauth.tokencache)
     grant = gateway_grant(digest)
+    result = _principal(grant, resource, digest=digest)
+    if versions is not None and isinstance(result, Principal):
+        token_cache.put(digest, grant, versions, ticket)
+    return result
+
+
+def _principal(
+    grant: GatewayGrant | None, resource: str, *, digest: str | None = None
+) -> Principal | AuthFailure:
+    """What the grant says at `resource` now (the token's expiry against the clock, exactly)."""
     if grant is None:
         # DOT deleted it (revoked, rotated, grant or member removed, cleaned up), or nobody
         # issued it. One that existed is the client's own business: known, never counted.
-        if IssuedAccessToken.objects.filter(token_checksum=digest).exists():
+        if digest and IssuedAccessToken.objects.filter(token_checksum=digest).exists():
             return _invalid(GONE_TOKEN, known=True)
         return _invalid(UNKNOWN_TOKEN)
     access_token, connection, role = grant.access_token, grant.connection, grant.role

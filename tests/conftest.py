@@ -118,6 +118,9 @@ def _fast_hashing_and_clean_cache(request, settings, django_db_blocker) -> Itera
     # Likewise the sweeper of expired authorization codes (its own test turns it on).
     code_sweeper.enabled = False
     key_cache.clear()  # this process's verified keys: rows of earlier tests are gone
+    from oauth.tokencache import token_cache
+
+    token_cache.clear()  # and verified OAuth access tokens
     if uses_db:  # the cache lives in the test database unless REDIS_URL is set
         from django.core.cache import cache
 

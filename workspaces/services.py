@@ -110,6 +110,7 @@ def membership_change_role(
                 raise ValidationError("A workspace needs at least one owner.")
         membership.role = new_role
         membership.save(update_fields=["role"])
+        epoch_bump()  # cached OAuth tokens carry the granting user's role
         audit_record(
             action="member.role_changed",
             actor=actor,
@@ -153,6 +154,7 @@ def membership_remove(
             _refuse_last_owner(membership)
         removed_pk = membership.pk
         membership.delete()
+        epoch_bump()  # cached OAuth tokens carry the granting user's role
         membership.pk = removed_pk  # hooks and the event still name the row that was removed
         audit_record(
             action="member.removed",
@@ -220,6 +222,7 @@ def user_delete(
             **_user_target(user),
         )
         user.delete()
+        epoch_bump()
 
 
 def user_change_access(
@@ -246,6 +249,7 @@ def user_change_access(
         if not changed:
             return user
         user.save(update_fields=changed)
+        epoch_bump()  # a deactivated user's OAuth grants stop at once on every process
         if "is_active" in changed:
             audit_record(
                 action="user.reactivated" if user.is_active else "user.deactivated",
