@@ -35,6 +35,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigg
 from core.context import Actor, RequestContext
 from core.pagination import InvalidPageRequest
 from passports.models import Collection
+from passports.selectors import overage_summary
 from workspaces.permissions import WorkspaceRequest, workspace_view
 from workspaces.roles import Action
 from workspaces.sudo import sudo_required
@@ -344,6 +345,7 @@ def usage(request: WorkspaceRequest) -> HttpResponse:
     return render(request, "apikeys/usage_overview.html", {
         "usage": usage_for_dashboard(request.workspace),
         "plan": request.workspace.plan,
+        "overage": overage_summary(request.workspace),
     })
 
 

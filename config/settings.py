@@ -95,6 +95,24 @@ GATEHOUSE_OTP_KEY = os.environ.get("GATEHOUSE_OTP_KEY") or hashlib.sha256(
 # Sudo mode (SPEC §12): how long a sign-in counts as recent for sensitive actions.
 GATEHOUSE_SUDO_SECONDS = int(os.environ.get("GATEHOUSE_SUDO_SECONDS", "600"))
 
+# Email (invitations): Django 6.1's MAILERS. Printed to the console unless EMAIL_HOST is set,
+# then sent over SMTP.
+_EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+MAILERS = {
+    "default": {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": _EMAIL_HOST,
+            "port": int(os.environ.get("EMAIL_PORT", "587")),
+            "username": os.environ.get("EMAIL_HOST_USER", ""),
+            "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+            "use_tls": os.environ.get("EMAIL_USE_TLS", "1") == "1",
+            "timeout": 10,
+        },
+    } if _EMAIL_HOST else {"BACKEND": "django.core.mail.backends.console.EmailBackend"},
+}
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Gatehouse <gatehouse@localhost>")
+
 # The audit log's HMAC key (docs/audit-log.md): outside the database, so a database writer cannot
 # re-hash a rewritten log. Default: derived from SECRET_KEY (never equal to it). Old keys, comma-
 # separated, keep verifying the events they signed after a rotation.

@@ -19,6 +19,7 @@ from apikit.requests import (
 )
 from core.addresses import ip_bucket
 from core.context import Actor, RequestContext
+from passports.selectors import overage_summary
 
 from .leaks import (
     MAX_CREDENTIAL_LENGTH,
@@ -59,6 +60,10 @@ def me(request: ApiRequest) -> JsonResponse:
                 "passport_reads_per_day": plan.passport_reads_per_day,
                 "passports_limit": plan.passports_limit,
                 "active_keys_limit": plan.active_keys_limit,
+            },
+            "overage": {
+                name: value for name, value in overage_summary(workspace).items()
+                if name != "days"
             },
         }
     )

@@ -12,6 +12,7 @@ SETTINGS_NAV = [
     ("Audit log", "audit:list", Action.READ_AUDIT_LOG),
     ("Usage", "apikeys:usage", Action.VIEW_DASHBOARD),
     ("Members", "workspaces:members", Action.VIEW_DASHBOARD),
+    ("Plan", "workspaces:plan", Action.VIEW_DASHBOARD),
     ("Security", "workspaces:policies", Action.MANAGE_POLICIES),
 ]
 

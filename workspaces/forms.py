@@ -14,3 +14,29 @@ class WorkspacePoliciesForm(forms.Form):
     require_two_factor = forms.BooleanField(
         required=False, label="Require two-factor sign-in for every member"
     )
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(max_length=150, label="Email")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER, label="Role")
+
+
+class PlanChangeForm(forms.Form):
+    plan = forms.ChoiceField(label="Plan")
+
+    def __init__(self, *args: object, plans: list, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["plan"].choices = [(plan.code, plan.name) for plan in plans]
+
+
+class AcceptAsNewUserForm(forms.Form):
+    password1 = forms.CharField(label="Password", widget=forms.PasswordInput(
+        attrs={"autocomplete": "new-password"}), max_length=128, strip=False)
+    password2 = forms.CharField(label="Password again", widget=forms.PasswordInput(
+        attrs={"autocomplete": "new-password"}), max_length=128, strip=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", "The two passwords differ.")
+        return data
