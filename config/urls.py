@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from audit.views import LoginView, admin_login
+from gateway.api import api_root_without_slash
 
 urlpatterns = [
     # Before the admin's own URLs, which it shadows: admin sign-ins are throttled and audited
@@ -20,6 +21,7 @@ urlpatterns = [
     path("", include("apikeys.urls")),
     path("", include("oauth.urls")),  # OAuth endpoints (oauth2_provider:…) and pages (oauth:…)
     path("api/v1/", include("gateway.urls")),
+    path("api/v1", api_root_without_slash),  # JSON, not Django's HTML 404
 ]
 
 # JSON for paths under /api/, the dashboard's templates everywhere else (apikit/errors.py).

@@ -76,6 +76,15 @@ def not_found_fallback(request: HttpRequest, *args: object, **kwargs: object) ->
     return not_found("There is no API endpoint at this path.").response(request)
 
 
+def api_root_without_slash(request: HttpRequest) -> JsonResponse:
+    """`/api/v1` (no slash), any method: JSON 404 pointing at the API's paths, also with DEBUG
+    on (outside `/api/v1/`, Django would answer its HTML page)."""
+    return not_found(
+        "There is no API endpoint at /api/v1; the endpoints are under /api/v1/ "
+        "(e.g. GET /api/v1/me), described by GET /api/v1/openapi.json."
+    ).response(request)
+
+
 # --- Leaked credentials ------------------------------------------------------------------------
 
 GITHUB_REPORTER = Actor.system("GitHub secret scanning")

@@ -193,7 +193,10 @@ class ProtectedResourceMetadataView(OAuthProtectedResourceMetadataView):
 # --- Authorization endpoint ------------------------------------------------------------------
 
 
-def _scope_rows(scopes: list[str]) -> list[dict]:
+def _scope_rows(scopes: list[str], role: str | None = None) -> list[dict]:
+    """The requested scopes in words. With the chosen workspace's `role`, each says whether the
+    role lets the app have it (`withheld`: shown apart, struck through, never granted)."""
+    allowed = scopes_for_role(role) if role else None
     rows = []
     for name in scopes:
         scope = get_scope(name)
@@ -203,6 +206,8 @@ def _scope_rows(scopes: list[str]) -> list[dict]:
                 "description": scope.description if scope else name,
                 "min_role": Role(scope.min_role).label if scope else "",
                 "restricted": bool(scope and scope.min_role != Role.VIEWER),
+                "withheld": allowed is not None and scope is not None
+                and name != OFFLINE_ACCESS and name not in allowed,
             }
         )
     return rows
@@ -354,6 +359,8 @@ class AuthorizationView(BaseAuthorizationView):
         )
         if selected is None and len(memberships) == 1:
             selected = memberships[0].workspace.slug
+        role = next((m.role for m in memberships if m.workspace.slug == selected), None)
+        rows = _scope_rows(scopes, role)
         context = {
             "application": application,
             "dynamic": application.registration_source == Application.RegistrationSource.DCR,
@@ -361,7 +368,9 @@ class AuthorizationView(BaseAuthorizationView):
             "client_host": client_host(application.client_id) if metadata_document else "",
             "loopback_only": metadata_document
             and all_redirects_on_loopback(application.redirect_uris.split()),
-            "scopes": _scope_rows(scopes),
+            "scopes": [row for row in rows if not row["withheld"]],
+            "withheld_scopes": [row for row in rows if row["withheld"]],
+            "selected_role": Role(role).label if role else "",
             "offline": OFFLINE_ACCESS in scopes,
             "memberships": memberships,
             "selected": selected,

@@ -7,6 +7,7 @@ app_name = "workspaces"
 urlpatterns = [
     path("", views.home, name="home"),
     path("w/<slug:slug>/", views.overview, name="overview"),
+    path("w/<slug:slug>/settings/", views.settings_index, name="settings"),
     path("w/<slug:slug>/settings/members/", member_views.member_list, name="members"),
     path("w/<slug:slug>/settings/members/invite", member_views.invitation_new, name="invite"),
     path(

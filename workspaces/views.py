@@ -30,6 +30,12 @@ def overview(request: WorkspaceRequest) -> HttpResponse:
     return render(request, "workspaces/workspace_overview.html")
 
 
+@workspace_view()
+def settings_index(request: WorkspaceRequest) -> HttpResponse:
+    """`/w/<slug>/settings/`: the first settings page, API Keys."""
+    return redirect("apikeys:list", slug=request.workspace.slug)
+
+
 @require_POST
 @workspace_view(Action.MANAGE_KEYS)
 def security_alerts_dismiss(request: WorkspaceRequest) -> HttpResponse:
