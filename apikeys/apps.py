@@ -6,6 +6,11 @@ class ApikeysConfig(AppConfig):
     verbose_name = "API keys"
 
     def ready(self) -> None:
+        from workspaces.overview import on_overview_attention
         from workspaces.scopes import Scope, register
+
+        from .selectors import apikey_attention
+
+        on_overview_attention(apikey_attention)  # keys expiring soon or unused, on the Overview
 
         register(Scope("keys:read", "List the workspace's API keys (metadata only, never tokens)."))

@@ -5,29 +5,45 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from core.context import Actor
+from core.counters import CounterUnavailable
 from workspaces.permissions import WorkspaceRequest
 
+from .overview import overview_attention
 from .permissions import workspace_view
+from .quotas import quota_usage_today
 from .roles import Action
-from .selectors import workspaces_for_user
+from .selectors import last_used_workspace
 from .services import security_alerts_acknowledge
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    workspaces = workspaces_for_user(request.user)
-    if len(workspaces) >= 1:
-        return redirect("workspaces:overview", slug=workspaces[0].slug)
+    """Where sign-in lands: the workspace the member used last (else the first by name)."""
+    workspace = last_used_workspace(request.user)
+    if workspace is not None:
+        return redirect("workspaces:overview", slug=workspace.slug)
     return render(request, "workspaces/no_workspace.html")
 
 
 @workspace_view()
 def overview(request: WorkspaceRequest) -> HttpResponse:
-    return render(request, "workspaces/workspace_overview.html")
+    try:
+        budgets = quota_usage_today(workspace_id=request.workspace.pk,
+                                    plan=request.workspace.plan, now=timezone.now())
+    except CounterUnavailable:
+        budgets = None  # the page still shows; the Usage page says more
+    for budget in budgets or []:
+        budget["percent"] = (min(100, budget["used"] * 100 // budget["limit"])
+                             if budget["limit"] else None)
+    return render(request, "workspaces/workspace_overview.html", {
+        "attention": overview_attention(request.workspace),
+        "budgets": budgets,
+    })
 
 
 @workspace_view()
