@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from audit.views import LoginView, admin_login
+from gateway import views as gateway_views
 from gateway.api import api_root_without_slash
 
 urlpatterns = [
@@ -20,6 +21,10 @@ urlpatterns = [
     path("", include("audit.urls")),
     path("", include("apikeys.urls")),
     path("", include("oauth.urls")),  # OAuth endpoints (oauth2_provider:…) and pages (oauth:…)
+    path(
+        "w/<slug:slug>/settings/api-reference/", gateway_views.api_reference,
+        name="api_reference",
+    ),
     path("api/v1/", include("gateway.urls")),
     path("api/v1", api_root_without_slash),  # JSON, not Django's HTML 404
 ]

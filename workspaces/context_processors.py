@@ -13,6 +13,7 @@ SETTINGS_NAV = [
     ("Usage", "apikeys:usage", Action.VIEW_DASHBOARD),
     ("Members", "workspaces:members", Action.VIEW_DASHBOARD),
     ("Plan", "workspaces:plan", Action.VIEW_DASHBOARD),
+    ("API reference", "api_reference", Action.VIEW_DASHBOARD),
     ("Security", "workspaces:policies", Action.MANAGE_POLICIES),
 ]
 
