@@ -26,7 +26,8 @@ urlpatterns = [
         name="api_reference",
     ),
     path("api/v1/", include("gateway.urls")),
-    path("api/v1", api_root_without_slash),  # JSON, not Django's HTML 404
+    # JSON, not Django's HTML 404:
+    path("api/v1", api_root_without_slash, name="api_root_without_slash"),
 ]
 
 # JSON for paths under /api/, the dashboard's templates everywhere else (apikit/errors.py).
