@@ -16,12 +16,20 @@ class WorkspacePoliciesForm(forms.Form):
     )
 
 
-class InvitationForm(forms.Form):
+class _DashboardForm(forms.Form):
+    """Labels as the dashboard writes them: no trailing colon."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class InvitationForm(_DashboardForm):
     email = forms.EmailField(max_length=150, label="Email")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER, label="Role")
 
 
-class PlanChangeForm(forms.Form):
+class PlanChangeForm(_DashboardForm):
     plan = forms.ChoiceField(label="Plan")
 
     def __init__(self, *args: object, plans: list, **kwargs: object) -> None:
@@ -29,7 +37,7 @@ class PlanChangeForm(forms.Form):
         self.fields["plan"].choices = [(plan.code, plan.name) for plan in plans]
 
 
-class AcceptAsNewUserForm(forms.Form):
+class AcceptAsNewUserForm(_DashboardForm):
     password1 = forms.CharField(label="Password", widget=forms.PasswordInput(
         attrs={"autocomplete": "new-password"}), max_length=128, strip=False)
     password2 = forms.CharField(label="Password again", widget=forms.PasswordInput(
