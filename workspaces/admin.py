@@ -44,6 +44,7 @@ from .services import (
     user_delete,
     workspace_change_plan,
     workspace_create,
+    workspace_set_overage,
     workspace_update,
 )
 from .sudo import SudoAdminMixin
@@ -215,6 +216,9 @@ class WorkspaceAdmin(SudoAdminMixin, RefusalsAsMessages, admin.ModelAdmin):
             workspace_update(workspace=stored, changes=edits, actor=actor, context=context)
         if "plan" in form.changed_data:
             workspace_change_plan(workspace=stored, plan=obj.plan, actor=actor, context=context)
+        if "overage_enabled" in form.changed_data:
+            workspace_set_overage(workspace=stored, enabled=obj.overage_enabled, actor=actor,
+                                  context=context)
         obj.refresh_from_db()
 
     # A workspace's audit history outlives nothing it protects (AuditEvent.workspace is PROTECT):

@@ -221,6 +221,17 @@ def test_a_plan_change_of_a_workspace_is_audited(staff, staff_user, workspace, m
     assert_from_admin(changed, staff_user)
 
 
+def test_overage_in_admin_goes_through_the_service(staff, staff_user, workspace, members):
+    url = f"{WORKSPACES}{workspace.pk}/change/"
+    data = form_data(staff.get(url))
+    data["plan"] = str(plan_named("basic").pk)
+    data["overage_enabled"] = "on"
+    assert staff.post(url, data).status_code == HTTPStatus.FOUND
+    assert_from_admin(event("plan.overage_enabled"), staff_user)
+    workspace.refresh_from_db()
+    assert workspace.overage_enabled and workspace.plan.code == "basic"
+
+
 # --- plans --------------------------------------------------------------------------------------
 
 def test_renaming_a_workspace_is_audited_and_it_cannot_be_deleted(
