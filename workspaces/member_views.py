@@ -21,6 +21,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
+from audit.services import audit_login_succeeded
+from audit.signin import signin_mark_recent
 from core.context import Actor, RequestContext
 from workspaces.permissions import WorkspaceRequest
 
@@ -276,6 +278,8 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
                 token=token, password=form.cleaned_data["password1"], context=rcontext
             )
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            signin_mark_recent(request)
+            audit_login_succeeded(user=user, context=RequestContext.from_request(request))
     except ValidationError as exc:
         if "form" in context:
             for message in exc.messages:

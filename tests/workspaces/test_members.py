@@ -104,6 +104,8 @@ def test_new_user_accepts_with_a_password_and_the_link_is_single_use(
     membership = Membership.objects.get(user__email="new@acme.test", workspace=workspace)
     assert membership.role == "editor"
     assert visitor.get("/w/acme/").status_code == HTTPStatus.OK  # signed in
+    assert AuditEvent.objects.filter(action="user.logged_in",
+                                     target_id=str(membership.user_id)).exists()
     accepted = AuditEvent.objects.get(action="member.invitation_accepted")
     added = AuditEvent.objects.get(action="member.added", target_id=str(membership.user_id))
     assert accepted.actor_label == added.actor_label == "new@acme.test"
