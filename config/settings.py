@@ -95,21 +95,22 @@ GATEHOUSE_OTP_KEY = os.environ.get("GATEHOUSE_OTP_KEY") or hashlib.sha256(
 # Sudo mode (SPEC §12): how long a sign-in counts as recent for sensitive actions.
 GATEHOUSE_SUDO_SECONDS = int(os.environ.get("GATEHOUSE_SUDO_SECONDS", "600"))
 
-# Email (invitations): Django 6.1's MAILERS. Printed to the console unless EMAIL_HOST is set,
-# then sent over SMTP.
+# Email (invitations): Django 6.1's MAILERS. With DEBUG and no EMAIL_HOST, printed to the
+# console; otherwise sent over SMTP to EMAIL_HOST (default localhost:25, as Django's own default).
 _EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 MAILERS = {
-    "default": {
+    "default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    if DEBUG and not _EMAIL_HOST else {
         "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "OPTIONS": {
-            "host": _EMAIL_HOST,
-            "port": int(os.environ.get("EMAIL_PORT", "587")),
+            "host": _EMAIL_HOST or "localhost",
+            "port": int(os.environ.get("EMAIL_PORT", "587" if _EMAIL_HOST else "25")),
             "username": os.environ.get("EMAIL_HOST_USER", ""),
             "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
-            "use_tls": os.environ.get("EMAIL_USE_TLS", "1") == "1",
+            "use_tls": os.environ.get("EMAIL_USE_TLS", "1" if _EMAIL_HOST else "0") == "1",
             "timeout": 10,
         },
-    } if _EMAIL_HOST else {"BACKEND": "django.core.mail.backends.console.EmailBackend"},
+    },
 }
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Gatehouse <gatehouse@localhost>")
 

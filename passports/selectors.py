@@ -104,6 +104,10 @@ def overage_summary(workspace: Workspace, *, days: int = 30) -> dict:
     whether the plan allows it and it is on, today's units (UTC) and the last `days` days."""
     plan = workspace.plan
     today = timezone.now().astimezone(UTC).date()
+    if not plan.overage_allowed or plan.passports_limit is None:
+        # No overage on this plan: nothing was counted (no query on the `me` hot path).
+        return {"allowed": False, "enabled": False, "price_cents": None, "units_today": 0,
+                "units_last_30_days": 0, "days": []}
     rows = list(
         PassportOverageDay.objects.filter(
             workspace=workspace, day__gt=today - timedelta(days=days)
