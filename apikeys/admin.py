@@ -42,6 +42,32 @@ from .services import (
 HINT_SEARCH = re.compile(r"^gk_(?:prod|stg|dev)_(?:…|\.\.\.)?(?:[0-9A-Za-z]*?)([0-9A-Za-z]{4})$")
 
 
+class StatusFilter(admin.SimpleListFilter):
+    """The status as the dashboard shows it: `expired` is derived (past `expires_at`, not
+    revoked), so active and paused here mean not expired."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("active", "Active"), ("paused", "Paused"), ("revoked", "Revoked"),
+                ("expired", "Expired")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value is None:
+            return queryset
+        now = timezone.now()
+        live = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        if value == "expired":
+            return queryset.exclude(status="revoked").filter(expires_at__lte=now)
+        if value == "revoked":
+            return queryset.filter(status="revoked")
+        if value in ("active", "paused"):
+            return queryset.filter(live, status=value)
+        return queryset.none()
+
+
 class _CollectionIdsMixin(forms.Form):
     # Admin forms name collections by id: the workspace (and so its collections) is not known
     # when the form is built. The service refuses an id of no collection of the key's workspace.
@@ -76,32 +102,6 @@ class RateLimitForm(forms.Form):
         required=False, min_value=1, max_value=MAX_RATE_LIMIT_PER_MINUTE,
         label="Requests per minute", help_text="Leave empty for no per-key limit.",
     )
-
-
-class StatusFilter(admin.SimpleListFilter):
-    """The status as the dashboard shows it: `expired` is derived (past `expires_at`, not
-    revoked), so active and paused here mean not expired."""
-
-    title = "status"
-    parameter_name = "status"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
-        return [("active", "Active"), ("paused", "Paused"), ("revoked", "Revoked"),
-                ("expired", "Expired")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        if value is None:
-            return queryset
-        now = timezone.now()
-        live = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-        if value == "expired":
-            return queryset.exclude(status="revoked").filter(expires_at__lte=now)
-        if value == "revoked":
-            return queryset.filter(status="revoked")
-        if value in ("active", "paused"):
-            return queryset.filter(live, status=value)
-        return queryset.none()
 
 
 @admin.register(ApiKey)
