@@ -12,10 +12,11 @@ from collections.abc import Callable
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
@@ -42,6 +43,32 @@ from .services import (
 
 # `gk_prod_…abcd` (as the dashboard shows a key) or a pasted token: search by its last 4 characters.
 HINT_SEARCH = re.compile(r"^gk_(?:prod|stg|dev)_(?:…|\.\.\.)?(?:[0-9A-Za-z]*?)([0-9A-Za-z]{4})$")
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """The status as the dashboard shows it: `expired` is derived (past `expires_at`, not
+    revoked), so active and paused here mean not expired."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("active", "Active"), ("paused", "Paused"), ("revoked", "Revoked"),
+                ("expired", "Expired")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value is None:
+            return queryset
+        now = timezone.now()
+        live = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        if value == "expired":
+            return queryset.exclude(status="revoked").filter(expires_at__lte=now)
+        if value == "revoked":
+            return queryset.filter(status="revoked")
+        if value in ("active", "paused"):
+            return queryset.filter(live, status=value)
+        return queryset.none()
 
 
 class _CollectionIdsMixin(forms.Form):
@@ -102,7 +129,7 @@ class ApiKeyAdmin(SudoAdminMixin, admin.ModelAdmin):
         "name", "workspace", "display_hint", "status_display", "environment", "last_used_at",
         "request_count", "created_at",
     ]
-    list_filter = ["status", "environment"]
+    list_filter = [StatusFilter, "environment"]
     search_fields = ["name", "hint", "public_id", "workspace__slug"]
     list_select_related = ["workspace"]
     ordering = ["-created_at", "-id"]
@@ -237,9 +264,19 @@ class ApiKeyAdmin(SudoAdminMixin, admin.ModelAdmin):
         for line in refused:
             self.message_user(request, line, messages.WARNING)
 
-    @admin.action(description="Revoke selected keys", permissions=["manage"])
-    def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._apply(request, queryset, apikey_revoke, "Revoked")
+    @admin.action(description="Revoke selected keys…", permissions=["manage"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """Asks first (revoking is permanent), like Django's own delete action."""
+        keys = list(queryset.select_related("workspace"))
+        if "apply" not in request.POST:
+            return self._action_form(
+                request, keys, forms.Form(), title="Revoke API keys", action="revoke_selected",
+                submit_label="Yes, revoke these keys",
+                intro="Each key below stops working at once, on every server. This cannot be "
+                      "undone: whatever uses them fails with key_revoked.",
+            )
+        self._apply(request, keys, apikey_revoke, "Revoked")
+        return None
 
     @admin.action(description="Pause selected keys", permissions=["manage"])
     def pause_selected(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -7,10 +7,12 @@ class ApikeysConfig(AppConfig):
 
     def ready(self) -> None:
         from workspaces.hooks import on_noncompliant_credentials
+        from workspaces.overview import on_overview_attention
         from workspaces.scopes import Scope, register
 
-        from .selectors import apikeys_noncompliant
+        from .selectors import apikey_attention, apikeys_noncompliant
 
         on_noncompliant_credentials(apikeys_noncompliant)
+        on_overview_attention(apikey_attention)  # keys expiring soon or unused, on the Overview
 
         register(Scope("keys:read", "List the workspace's API keys (metadata only, never tokens)."))

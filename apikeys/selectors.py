@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import (
     BigIntegerField,
@@ -466,3 +467,42 @@ def apikeys_noncompliant(*, workspace: Workspace, now: datetime) -> list[Noncomp
                 reasons=tuple(v.message for v in violations),
             ))
     return found
+ATTENTION_EXPIRY = timedelta(days=7)
+ATTENTION_LIMIT = 5  # per kind: the list page has the rest
+
+
+def apikey_attention(workspace: Workspace, now: datetime | None = None) -> list[dict]:
+    """The Overview's "Needs attention" from keys (`workspaces.overview`): live keys expiring
+    within 7 days, and keys never used since creation (after 7 days) or unused for 30 days.
+    Two queries."""
+    now = now or timezone.now()
+    live = ApiKey.objects.for_workspace(workspace).live(now)
+    items = []
+
+    def url(key: ApiKey) -> str:
+        return reverse("apikeys:detail", kwargs={"slug": workspace.slug, "key_id": key.public_id})
+
+    for key in live.filter(expires_at__lte=now + ATTENTION_EXPIRY).order_by("expires_at")[
+        :ATTENTION_LIMIT
+    ]:
+        seconds = (key.expires_at - now).total_seconds()
+        # Rounded to the nearest unit, as the key list says it ("expires in 3 days").
+        if seconds >= 23.5 * 3600:
+            n, unit = round(seconds / 86400), "day"
+        else:
+            n, unit = max(1, round(seconds / 3600)), "hour"
+        when = f"{n} {unit}{'s' if n != 1 else ''}"
+        items.append({"level": "warning", "text": f"API key “{key.name}” ({key.display_hint}) "
+                                                  f"expires in {when}: rotate it before then.",
+                      "url": url(key), "link": "Open the key"})
+    stale = live.filter(
+        Q(last_used_at__isnull=True, created_at__lte=now - NEVER_USED_AFTER)
+        | Q(last_used_at__lte=now - UNUSED_FOR)
+    ).order_by("created_at")[:ATTENTION_LIMIT]
+    for key in stale:
+        warning = apikey_warnings(key, deployment=settings.GATEHOUSE_ENVIRONMENT, now=now)
+        text = next((w["text"] for w in warning if w["code"] in ("never_used", "unused")), "")
+        items.append({"level": "info", "text": f"API key “{key.name}” ({key.display_hint}): "
+                                               f"{text} Revoke it if nothing needs it.",
+                      "url": url(key), "link": "Open the key"})
+    return items

@@ -36,6 +36,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigg
 from core.context import Actor, RequestContext
 from core.pagination import InvalidPageRequest
 from passports.models import Collection
+from passports.selectors import overage_summary
 from workspaces.caps import budget_states
 from workspaces.forms import CredentialBudgetForm
 from workspaces.permissions import WorkspaceRequest, workspace_view
@@ -352,6 +353,7 @@ def usage(request: WorkspaceRequest) -> HttpResponse:
     return render(request, "apikeys/usage_overview.html", {
         "usage": usage_for_dashboard(request.workspace),
         "plan": request.workspace.plan,
+        "overage": overage_summary(request.workspace),
     })
 
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -26,6 +26,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from oauth2_provider.models import get_application_model
 
 from core.context import Door, RequestContext
 from core.pagination import InvalidPageRequest
@@ -168,6 +169,33 @@ def event_export(request: WorkspaceRequest) -> HttpResponse:
 
 # --- The sign-in doors --------------------------------------------------------------------------
 
+class EmailAuthenticationForm(AuthenticationForm):
+    """Django's sign-in form in the dashboard's words: the field is Email, so is the error."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "Please enter a correct email and password. The password is "
+                         "case-sensitive.",
+    }
+
+
+def authorizing_app_name(next_url: str) -> str | None:
+    """The app asking, when sign-in interrupts an OAuth authorize link (`next` is
+    /api/oauth/authorize?client_id=…): its registered name, or the host of a metadata-document
+    client id. None for any other `next`."""
+    parts = urlsplit(next_url or "")
+    if parts.netloc or parts.path.rstrip("/") != "/api/oauth/authorize":
+        return None
+    client_id = parse_qs(parts.query).get("client_id", [""])[0][:500]
+    if not client_id:
+        return None
+    app = get_application_model().objects.filter(client_id=client_id).only("name").first()
+    if app is not None and app.name:
+        return app.name
+    host = urlsplit(client_id).hostname if client_id.startswith("https://") else None
+    return host
+
+
 class LoginView(auth_views.LoginView):
     """Django's login view, recording `user.logged_in` and `user.login_failed` on the
     workspace-less audit chain with the client's IP, user agent and door (never the password),
@@ -181,6 +209,12 @@ class LoginView(auth_views.LoginView):
 
     redirect_authenticated_user = True
     door = Door.DASHBOARD
+    authentication_form = EmailAuthenticationForm
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["authorizing_app"] = authorizing_app_name(context.get("next", ""))
+        return context
 
     def _context(self) -> RequestContext:
         return RequestContext.from_request(self.request, door=self.door)

@@ -95,6 +95,25 @@ GATEHOUSE_OTP_KEY = os.environ.get("GATEHOUSE_OTP_KEY") or hashlib.sha256(
 # Sudo mode (SPEC §12): how long a sign-in counts as recent for sensitive actions.
 GATEHOUSE_SUDO_SECONDS = int(os.environ.get("GATEHOUSE_SUDO_SECONDS", "600"))
 
+# Email (invitations): Django 6.1's MAILERS. With DEBUG and no EMAIL_HOST, printed to the
+# console; otherwise sent over SMTP to EMAIL_HOST (default localhost:25, as Django's own default).
+_EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+MAILERS = {
+    "default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    if DEBUG and not _EMAIL_HOST else {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": _EMAIL_HOST or "localhost",
+            "port": int(os.environ.get("EMAIL_PORT", "587" if _EMAIL_HOST else "25")),
+            "username": os.environ.get("EMAIL_HOST_USER", ""),
+            "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+            "use_tls": os.environ.get("EMAIL_USE_TLS", "1" if _EMAIL_HOST else "0") == "1",
+            "timeout": 10,
+        },
+    },
+}
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Gatehouse <gatehouse@localhost>")
+
 # The audit log's HMAC key (docs/audit-log.md): outside the database, so a database writer cannot
 # re-hash a rewritten log. Default: derived from SECRET_KEY (never equal to it). Old keys, comma-
 # separated, keep verifying the events they signed after a rotation.

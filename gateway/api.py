@@ -21,6 +21,7 @@ from apikit.requests import (
 )
 from core.addresses import ip_bucket
 from core.context import Actor, RequestContext
+from passports.selectors import overage_summary
 from workspaces.quotas import quota_usage_today
 
 from .leaks import (
@@ -63,6 +64,10 @@ def me(request: ApiRequest) -> JsonResponse:
                 "passports_limit": plan.passports_limit,
                 "active_keys_limit": plan.active_keys_limit,
             },
+            "overage": {
+                name: value for name, value in overage_summary(workspace).items()
+                if name != "days"
+            },
         }
     )
 
@@ -94,6 +99,15 @@ def not_found_fallback(request: HttpRequest, *args: object, **kwargs: object) ->
     """Every unknown path under /api/v1/ (any method, no credential needed): JSON 404, also
     with DEBUG on, where Django's own 404 page would be HTML."""
     return not_found("There is no API endpoint at this path.").response(request)
+
+
+def api_root_without_slash(request: HttpRequest) -> JsonResponse:
+    """`/api/v1` (no slash), any method: JSON 404 pointing at the API's paths, also with DEBUG
+    on (outside `/api/v1/`, Django would answer its HTML page)."""
+    return not_found(
+        "There is no API endpoint at /api/v1; the endpoints are under /api/v1/ "
+        "(e.g. GET /api/v1/me), described by GET /api/v1/openapi.json."
+    ).response(request)
 
 
 # --- Leaked credentials ------------------------------------------------------------------------

@@ -103,40 +103,65 @@ def _declare_gateway(api: OpenApiRegistry) -> None:
         {"status": {"const": "accepted"}, "message": {"type": "string"}},
         ["status", "message"],
     ))
+    api.schema("Workspace", object_schema(
+        {"slug": {"type": "string", "description": "As in the dashboard's `/w/<slug>/`."},
+         "name": {"type": "string"}},
+        ["slug", "name"],
+    ))
+    api.schema("Principal", object_schema(
+        {
+            "kind": {"type": "string", "enum": ["api_key", "oauth"]},
+            "id": {"type": "string", "description": "key_… or an OAuth client id"},
+            "name": {"type": "string", "description": "The key's or the app's name."},
+        },
+        ["kind", "id", "name"],
+    ))
+    api.schema("Plan", object_schema(
+        {
+            "code": {"type": "string", "description": "free, basic, pro …"},
+            "name": {"type": "string"},
+            "writes_per_day": {"type": ["integer", "null"],
+                               "description": "Null: unlimited."},
+            "passport_reads_per_day": {"type": ["integer", "null"],
+                                       "description": "Null: unlimited."},
+            "passports_limit": {"type": ["integer", "null"],
+                                "description": "Passports included; null: unlimited."},
+            "active_keys_limit": {"type": "integer"},
+        },
+        ["code", "name", "writes_per_day", "passport_reads_per_day",
+         "passports_limit", "active_keys_limit"],
+    ))
+    api.schema("Overage", object_schema(
+        {
+            "allowed": {"type": "boolean", "description": "The plan offers overage."},
+            "enabled": {"type": "boolean",
+                        "description": "An owner turned it on: passports past "
+                                       "`passports_limit` are created (not 402) and counted."},
+            "price_cents": {"type": ["integer", "null"],
+                            "description": "Price per overage passport, in cents."},
+            "units_today": {"type": "integer", "minimum": 0,
+                            "description": "Passports created past the cap today (UTC)."},
+            "units_last_30_days": {"type": "integer", "minimum": 0},
+        },
+        ["allowed", "enabled", "price_cents", "units_today", "units_last_30_days"],
+    ))
     api.schema("Me", object_schema(
         {
-            "workspace": object_schema(
-                {"slug": {"type": "string"}, "name": {"type": "string"}}, ["slug", "name"]
-            ),
-            "principal": object_schema(
-                {
-                    "kind": {"type": "string", "enum": ["api_key", "oauth"]},
-                    "id": {"type": "string", "description": "key_… or an OAuth client id"},
-                    "name": {"type": "string"},
-                },
-                ["kind", "id", "name"],
-            ),
-            "scopes": {"type": "array", "items": {"type": "string"}},
-            "plan": object_schema(
-                {
-                    "code": {"type": "string"},
-                    "name": {"type": "string"},
-                    "writes_per_day": {"type": ["integer", "null"]},
-                    "passport_reads_per_day": {"type": ["integer", "null"]},
-                    "passports_limit": {"type": ["integer", "null"]},
-                    "active_keys_limit": {"type": "integer"},
-                },
-                ["code", "name", "writes_per_day", "passport_reads_per_day",
-                 "passports_limit", "active_keys_limit"],
-            ),
+            "workspace": schema_ref("Workspace"),
+            "principal": schema_ref("Principal"),
+            "scopes": {"type": "array", "items": {"type": "string"},
+                       "description": "Effective scopes: granted ∩ the user's role (OAuth)."},
+            "plan": schema_ref("Plan"),
+            "overage": schema_ref("Overage"),
         },
-        ["workspace", "principal", "scopes", "plan"],
+        ["workspace", "principal", "scopes", "plan", "overage"],
     ))
 
     api.operation("/api/v1/me", "get", authenticated_operation(
         operation_id="getMe", summary="Who is calling", tag="Account", scope=None,
         ok={"200": json_response("Me")},
-        description="The caller's workspace, credential, effective scopes and plan.",
+        description="The caller's workspace, credential, effective scopes, plan and overage "
+                    "(passports created past the plan's cap, per UTC day).",
     ))
     api.schema("Usage", object_schema(
         {
@@ -343,11 +368,36 @@ def _resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return target
 
 
+def _link(schema: dict[str, Any]) -> str:
+    name = _schema_name(schema)
+    return f"[{name}](#{name.lower()})"
+
+
+def _fields_table(schema: dict[str, Any]) -> list[str]:
+    out = ["| field | type | required | notes |", "|---|---|---|---|"]
+    required = set(schema.get("required", []))
+    for field, spec in schema.get("properties", {}).items():
+        notes = spec.get("description", "")
+        if "pattern" in spec and not notes:
+            notes = f"`{spec['pattern']}`"
+        out.append(f"| `{field}` | {_type_words(spec)} | {'yes' if field in required else 'no'} "
+                   f"| {notes} |")
+    return out
+
+
 def _type_words(schema: dict[str, Any]) -> str:
     kind = schema.get("type", "")
     kind = " or ".join(kind) if isinstance(kind, list) else kind
     if "enum" in schema:
         kind = " \\| ".join(f"`{v}`" for v in schema["enum"])
+    if "const" in schema:
+        kind = f"`{schema['const']}`"
+    if "$ref" in schema:
+        kind = _link(schema)
+    if "oneOf" in schema:
+        kind = " or ".join(_type_words(option) for option in schema["oneOf"])
+    if kind == "array" and "items" in schema:
+        kind = f"array of {_type_words(schema['items'])}"
     if "format" in schema:
         kind += f" ({schema['format']})"
     if "minimum" in schema and "maximum" in schema:
@@ -404,8 +454,7 @@ def render_markdown(document: dict[str, Any]) -> str:
                 out.append("")
             if "requestBody" in op:
                 schema = op["requestBody"]["content"]["application/json"]["schema"]
-                out += [f"Body (`application/json`): [{_schema_name(schema)}]"
-                        f"(#{_schema_name(schema).lower()}).", ""]
+                out += [f"Body (`application/json`): {_type_words(schema)}.", ""]
             statuses = []
             for status, response in op["responses"].items():
                 response = _resolve(document, response)
@@ -416,7 +465,7 @@ def render_markdown(document: dict[str, Any]) -> str:
                     codes = ", ".join(f"`{c}`" for c in schema["allOf"][1]["properties"]
                                       ["error"]["enum"])
                 elif "$ref" in schema:
-                    codes = f"[{_schema_name(schema)}](#{_schema_name(schema).lower()})"
+                    codes = _link(schema)
                 elif schema:
                     codes = "JSON"
                 statuses.append(f"{status} {codes}".strip())
@@ -428,22 +477,17 @@ def render_markdown(document: dict[str, Any]) -> str:
         out += [f"### {name}", ""]
         if schema.get("description"):
             out += [schema["description"], ""]
-        out += ["| field | type | required | notes |", "|---|---|---|---|"]
-        required = set(schema.get("required", []))
-        for field, spec in schema.get("properties", {}).items():
-            if "$ref" in spec:
-                kind = f"[{_schema_name(spec)}](#{_schema_name(spec).lower()})"
-            elif spec.get("type") == "array" and "$ref" in spec.get("items", {}):
-                item = _schema_name(spec["items"])
-                kind = f"array of [{item}](#{item.lower()})"
-            else:
-                kind = _type_words(spec)
-            notes = spec.get("description", "")
-            if "pattern" in spec and not notes:
-                notes = f"`{spec['pattern']}`"
-            out.append(f"| `{field}` | {kind} | {'yes' if field in required else 'no'} "
-                       f"| {notes} |")
-        out.append("")
+        if schema.get("type") == "array":
+            items = schema.get("items", {})
+            bounds = ""
+            if "minItems" in schema or "maxItems" in schema:
+                bounds = f" ({schema.get('minItems', 0)}–{schema.get('maxItems', '…')} items)"
+            out += [f"A JSON array{bounds} of {_type_words(items)}"
+                    + (":" if items.get("properties") else "."), ""]
+            if items.get("properties"):
+                out += [*_fields_table(items), ""]
+            continue
+        out += [*_fields_table(schema), ""]
     out += [
         "## Errors",
         "",

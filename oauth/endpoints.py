@@ -174,6 +174,18 @@ def parameter_problem(request: HttpRequest, *, form: bool = True) -> str | None:
     return None
 
 
+def _default_reach(memberships: list, selected: str | None, collections: dict) -> str:
+    """The consent screen's first answer to "which passports": "Only selected collections" when
+    the chosen workspace's credential policy says so (SPEC §12) and it has collections to
+    choose from; "All passports" otherwise."""
+    workspace = next((m.workspace for m in memberships if m.workspace.slug == selected), None)
+    if workspace is not None and workspace.oauth_collections_by_default and collections.get(
+        workspace.pk
+    ):
+        return "selected"
+    return "all"
+
+
 # --- RFC 9728 ------------------------------------------------------------------------------------
 
 
@@ -196,7 +208,10 @@ class ProtectedResourceMetadataView(OAuthProtectedResourceMetadataView):
 # --- Authorization endpoint ------------------------------------------------------------------
 
 
-def _scope_rows(scopes: list[str]) -> list[dict]:
+def _scope_rows(scopes: list[str], role: str | None = None) -> list[dict]:
+    """The requested scopes in words. With the chosen workspace's `role`, each says whether the
+    role lets the app have it (`withheld`: shown apart, struck through, never granted)."""
+    allowed = scopes_for_role(role) if role else None
     rows = []
     for name in scopes:
         scope = get_scope(name)
@@ -206,6 +221,8 @@ def _scope_rows(scopes: list[str]) -> list[dict]:
                 "description": scope.description if scope else name,
                 "min_role": Role(scope.min_role).label if scope else "",
                 "restricted": bool(scope and scope.min_role != Role.VIEWER),
+                "withheld": allowed is not None and scope is not None
+                and name != OFFLINE_ACCESS and name not in allowed,
             }
         )
     return rows
@@ -372,6 +389,8 @@ class AuthorizationView(BaseAuthorizationView):
             for m in memberships
         ]
         chosen = reach or {}
+        role = next((m.role for m in memberships if m.workspace.slug == selected), None)
+        rows = _scope_rows(scopes, role)
         context = {
             "application": application,
             "dynamic": application.registration_source == Application.RegistrationSource.DCR,
@@ -379,12 +398,15 @@ class AuthorizationView(BaseAuthorizationView):
             "client_host": client_host(application.client_id) if metadata_document else "",
             "loopback_only": metadata_document
             and all_redirects_on_loopback(application.redirect_uris.split()),
-            "scopes": _scope_rows(scopes),
+            "scopes": [row for row in rows if not row["withheld"]],
+            "withheld_scopes": [row for row in rows if row["withheld"]],
+            "selected_role": Role(role).label if role else "",
             "offline": OFFLINE_ACCESS in scopes,
             "memberships": memberships,
             "choices": choices,
             "any_collections": bool(collections_by_workspace),
-            "reach": chosen.get("reach", "all"),
+            "reach": chosen.get("reach", _default_reach(memberships, selected,
+                                                         collections_by_workspace)),
             "chosen_collections": chosen.get("collections", []),
             "selected": selected,
             "error": error,

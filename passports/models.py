@@ -98,3 +98,24 @@ class Passport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product_name} ({self.gtin}/{self.serial_number})"
+
+
+class PassportOverageDay(models.Model):
+    """How many passports a workspace created past its plan's cap on one UTC day, with overage
+    on (SPEC §12): the units billed as overage. Written by `passport_create` under the lock of
+    the workspace row, so concurrent creates count exactly."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="passport_overage_days"
+    )
+    day = models.DateField()
+    units = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "day"], name="overage_unique_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace} {self.day}: {self.units}"

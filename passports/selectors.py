@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, timedelta
+
+from django.utils import timezone
 
 from core.pagination import keyset_page
 from workspaces.models import Workspace
 
-from .models import Collection, Passport
+from .models import Collection, Passport, PassportOverageDay
 
 PUBLIC_ID = re.compile(r"psp_[0-9A-Za-z]{22}")
 COLLECTION_ID = re.compile(r"col_[0-9A-Za-z]{22}")
@@ -93,4 +96,30 @@ def collections_resolve(*, workspace: Workspace, public_ids: list[str]) -> dict[
     return {
         c.public_id: c
         for c in Collection.objects.filter(workspace=workspace, public_id__in=wanted)
+    }
+
+
+def overage_summary(workspace: Workspace, *, days: int = 30) -> dict:
+    """The workspace's overage (SPEC §12) as the Usage page and `GET /api/v1/me` show it:
+    whether the plan allows it and it is on, today's units (UTC) and the last `days` days."""
+    plan = workspace.plan
+    today = timezone.now().astimezone(UTC).date()
+    if not plan.overage_allowed or plan.passports_limit is None:
+        # No overage on this plan: nothing was counted (no query on the `me` hot path).
+        return {"allowed": False, "enabled": False, "price_cents": None, "units_today": 0,
+                "units_last_30_days": 0, "days": []}
+    rows = list(
+        PassportOverageDay.objects.filter(
+            workspace=workspace, day__gt=today - timedelta(days=days)
+        )
+        .order_by("-day").values_list("day", "units")
+    )
+    units = dict(rows)
+    return {
+        "allowed": plan.overage_allowed,
+        "enabled": bool(plan.overage_allowed and workspace.overage_enabled),
+        "price_cents": plan.overage_price_cents if plan.overage_allowed else None,
+        "units_today": units.get(today, 0),
+        "units_last_30_days": sum(units.values()),
+        "days": [{"day": day.isoformat(), "units": n} for day, n in rows],
     }

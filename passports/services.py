@@ -4,9 +4,11 @@ actor that made it (an API key, an OAuth app, a user or a command)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -14,7 +16,7 @@ from core.context import Actor, RequestContext
 from workspaces.models import Workspace
 
 from .gs1 import gtin_problem, serial_problem
-from .models import Collection, Passport, PassportStatus
+from .models import Collection, Passport, PassportOverageDay, PassportStatus
 
 MAX_PRODUCT_NAME = 200
 MAX_COLLECTION_NAME = 100
@@ -79,22 +81,29 @@ def _audit(
     )
 
 
-def _check_cap(workspace: Workspace) -> None:
-    """SPEC §2/§4: at the plan's passport cap, 403 `plan_limit_reached` (no overage on the plan)
-    or 402 `overage_required`. The workspace row is locked while counting, so two concurrent
-    creates cannot both take the last slot. Unlimited plans skip the lock and the count."""
+def _check_cap(workspace: Workspace) -> bool:
+    """SPEC §2/§4/§12: at the plan's passport cap, 403 `plan_limit_reached` (no overage on the
+    plan), 402 `overage_required` (overage allowed but off), or — overage on — True: this one is
+    an overage unit. The workspace row is locked while counting (and its overage switch read
+    from it, not from a cached copy), so two concurrent creates cannot both take the last slot
+    and the day's units count exactly. Unlimited plans skip the lock and the count."""
     plan = workspace.plan
     if plan.passports_limit is None:
-        return
-    list(Workspace.objects.select_for_update().filter(pk=workspace.pk).values_list("pk"))
+        return False
+    overage_enabled = Workspace.objects.select_for_update().filter(pk=workspace.pk).values_list(
+        "overage_enabled", flat=True
+    ).first()
     count = Passport.objects.for_workspace(workspace).count()
     if count < plan.passports_limit:
-        return
+        return False
     limit = plan.passports_limit
+    if plan.overage_allowed and overage_enabled:
+        return True
     if plan.overage_allowed:
         raise PassportLimitReached(
             f"The {plan.name} plan includes {limit} passports and this workspace has {count}; "
-            "more passports are billed as overage, which must be enabled for this workspace.",
+            "more passports are billed as overage, which an owner turns on in the dashboard "
+            "(Settings → Plan).",
             overage=True,
         )
     raise PassportLimitReached(
@@ -102,6 +111,16 @@ def _check_cap(workspace: Workspace) -> None:
         "delete a passport or upgrade the plan to create another.",
         overage=False,
     )
+
+
+def _count_overage(workspace: Workspace) -> None:
+    """One more overage unit today (UTC), under the workspace lock `_check_cap` took."""
+    day = timezone.now().astimezone(UTC).date()
+    updated = PassportOverageDay.objects.filter(workspace=workspace, day=day).update(
+        units=F("units") + 1
+    )
+    if not updated:
+        PassportOverageDay.objects.create(workspace=workspace, day=day, units=1)
 
 
 def passport_create(
@@ -130,13 +149,16 @@ def passport_create(
     )
     try:
         with transaction.atomic():
-            _check_cap(workspace)
+            overage = _check_cap(workspace)
             passport.save()
+            if overage:
+                _count_overage(workspace)
             _audit(
                 passport, "passport.created", actor=actor, context=context,
                 metadata={
                     "gtin": gtin, "status": status,
                     "collection": collection.public_id if collection else None,
+                    **({"overage": True} if overage else {}),
                 },
             )
     except IntegrityError:

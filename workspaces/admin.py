@@ -27,13 +27,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from core.context import Actor, Door, RequestContext
 
 from .credential_policy import CREDENTIAL_POLICY_FIELDS
-from .models import Membership, Plan, Workspace
+from .models import Invitation, Membership, Plan, Workspace
 from .roles import Role
 from .selectors import workspaces_only_owned_by
 from .services import (
     PLAN_FIELDS,
     USER_ACCESS_FIELDS,
     WORKSPACE_EDITABLE_FIELDS,
+    invitation_cancel,
     last_owner_refusal,
     membership_add,
     membership_change_role,
@@ -45,6 +46,7 @@ from .services import (
     user_delete,
     workspace_change_plan,
     workspace_create,
+    workspace_set_overage,
     workspace_update,
 )
 from .sudo import SudoAdminMixin
@@ -219,6 +221,9 @@ class WorkspaceAdmin(SudoAdminMixin, RefusalsAsMessages, admin.ModelAdmin):
             workspace_update(workspace=stored, changes=edits, actor=actor, context=context)
         if "plan" in form.changed_data:
             workspace_change_plan(workspace=stored, plan=obj.plan, actor=actor, context=context)
+        if "overage_enabled" in form.changed_data:
+            workspace_set_overage(workspace=stored, enabled=obj.overage_enabled, actor=actor,
+                                  context=context)
         obj.refresh_from_db()
 
     # A workspace's audit history outlives nothing it protects (AuditEvent.workspace is PROTECT):
@@ -307,6 +312,43 @@ class MembershipAdmin(SudoAdminMixin, RefusalsAsMessages, admin.ModelAdmin):
 
 User = get_user_model()
 admin.site.unregister(User)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(SudoAdminMixin, admin.ModelAdmin):
+    """Invitations are made by owners on the dashboard (the email needs the link, which only the
+    service sees). Ops can see them and cancel pending ones, through `invitation_cancel`."""
+
+    list_display = ["email", "workspace", "role", "invited_by", "created_at", "expires_at",
+                    "accepted_at", "cancelled_at"]
+    list_filter = ["role"]
+    search_fields = ["email", "workspace__slug"]
+    list_select_related = ["workspace", "invited_by"]
+    fields = ["email", "workspace", "role", "invited_by", "created_at", "sent_at", "expires_at",
+              "accepted_at", "accepted_by", "cancelled_at"]  # never the digest
+    readonly_fields = fields
+    actions = ["cancel_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Invitation | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Invitation | None = None) -> bool:
+        return False
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    @admin.action(description="Cancel selected invitations", permissions=["cancel"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
+        cancelled = 0
+        for invitation in queryset.pending():
+            invitation_cancel(invitation=invitation, actor=Actor.for_user(request.user),
+                              context=_context(request))
+            cancelled += 1
+        self.message_user(request, f"Cancelled {cancelled} invitation(s).", messages.SUCCESS)
 
 
 @admin.register(User)

@@ -13,6 +13,8 @@ SETTINGS_NAV = [
     ("Audit log", "audit:list", Action.READ_AUDIT_LOG),
     ("Usage", "apikeys:usage", Action.VIEW_DASHBOARD),
     ("Members", "workspaces:members", Action.VIEW_DASHBOARD),
+    ("Plan", "workspaces:plan", Action.VIEW_DASHBOARD),
+    ("API reference", "api_reference", Action.VIEW_DASHBOARD),
     ("Security", "workspaces:policies", Action.MANAGE_POLICIES),
 ]
 

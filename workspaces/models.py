@@ -83,6 +83,9 @@ class Workspace(models.Model):
     credential_policy_mode = models.CharField(
         max_length=8, choices=PolicyMode.choices, default=PolicyMode.WARN
     )
+    # Owners turn overage on (`workspace_set_overage`): on a plan that allows it, passports past
+    # the cap are created and counted per UTC day (passports.PassportOverageDay).
+    overage_enabled = models.BooleanField(default=False)
 
     objects = WorkspaceQuerySet.as_manager()
 
@@ -105,6 +108,8 @@ class Membership(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the member last opened one of the workspace's pages: sign-in lands in the latest.
+    last_used_at = models.DateTimeField(null=True, blank=True)
 
     objects = MembershipQuerySet.as_manager()
 
@@ -164,3 +169,55 @@ class SecurityAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.subject}"
+
+
+class InvitationQuerySet(models.QuerySet["Invitation"]):
+    def for_workspace(self, workspace: Workspace) -> InvitationQuerySet:
+        return self.filter(workspace=workspace)
+
+    def pending(self) -> InvitationQuerySet:
+        """Neither accepted nor cancelled (it may have expired: the list says so)."""
+        return self.filter(accepted_at__isnull=True, cancelled_at__isnull=True)
+
+
+class Invitation(models.Model):
+    """An owner's invitation of an email address into a workspace with a role (SPEC §12).
+
+    The link carries a `gin_…` token; only its SHA-256 digest is stored (a database read does not
+    yield a usable link). Single use (accepting stamps `accepted_at`), it expires after
+    `INVITATION_LIFETIME`; resending issues a new token and a new expiry, so an older link stops
+    working.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    token_digest = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(role__in=Role.values), name="invitation_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.workspace} ({self.role})"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()

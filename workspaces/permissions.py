@@ -22,6 +22,7 @@ from audit.twofactor import two_factor_enabled
 
 from .roles import Action, role_can
 from .selectors import membership_for
+from .services import membership_touch
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -58,6 +59,8 @@ def workspace_view(action: Action = Action.VIEW_DASHBOARD) -> Callable:
                 return _enrol_first(request)
             request.membership = membership
             request.workspace = membership.workspace
+            if request.method == "GET":
+                membership_touch(membership=membership)  # sign-in lands here next time
             return view(request, *args, **kwargs)
 
         return wrapper

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.http import Http404
 
 from .models import Membership, SecurityAlert, Workspace
@@ -33,6 +33,16 @@ def membership_for(*, user: AbstractBaseUser | AnonymousUser, slug: str) -> Memb
 
 def workspaces_for_user(user: AbstractBaseUser | AnonymousUser) -> list[Workspace]:
     return list(Workspace.objects.for_user(user).order_by("name"))
+
+
+def last_used_workspace(user: AbstractBaseUser | AnonymousUser) -> Workspace | None:
+    """The workspace whose pages the user opened last (`Membership.last_used_at`), else the
+    first by name."""
+    membership = (
+        Membership.objects.filter(user=user).select_related("workspace")
+        .order_by(F("last_used_at").desc(nulls_last=True), "workspace__name").first()
+    )
+    return membership.workspace if membership else None
 
 
 def open_security_alerts(workspace: Workspace, *, limit: int = 5) -> list[SecurityAlert]:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.services import audit_record
 from audit.twofactor import two_factor_enabled
 from core.context import Actor, RequestContext
+from core.ids import random_base62
 from core.versions import epoch_bump
 
 from .credential_policy import CREDENTIAL_POLICY_FIELDS, policy_errors
 from .hooks import membership_removed_hooks, user_deleting_hooks
-from .models import Membership, Plan, SecurityAlert, Workspace
+from .models import Invitation, Membership, Plan, SecurityAlert, Workspace
 from .roles import Role
 from .selectors import workspaces_only_owned_by
 
@@ -323,6 +330,236 @@ def workspace_change_plan(
             metadata={"from": old_code, "to": plan.code},
         )
     return workspace
+
+
+def workspace_set_overage(
+    *,
+    workspace: Workspace,
+    enabled: bool,
+    actor: Actor,
+    context: RequestContext,
+) -> Workspace:
+    """Turn overage on or off (SPEC §12), audited as `plan.overage_enabled` /
+    `plan.overage_disabled`. Turning it on is refused on a plan without overage. With it on,
+    passports past the plan's cap are created and counted per UTC day (passports.services)."""
+    with transaction.atomic():
+        workspace = Workspace.objects.select_for_update().select_related("plan").get(
+            pk=workspace.pk
+        )
+        if enabled and not workspace.plan.overage_allowed:
+            raise ValidationError(
+                f"The {workspace.plan.name} plan has no overage: choose a plan with overage first."
+            )
+        if workspace.overage_enabled == enabled:
+            return workspace
+        workspace.overage_enabled = enabled
+        workspace.save(update_fields=["overage_enabled"])
+        epoch_bump()  # cached API keys carry their workspace
+        _audit_workspace(
+            workspace, "plan.overage_enabled" if enabled else "plan.overage_disabled",
+            actor=actor, context=context,
+            metadata={"plan": workspace.plan.code,
+                      "price_cents": workspace.plan.overage_price_cents},
+        )
+    return workspace
+
+
+# --- Invitations (SPEC §12) ----------------------------------------------------------------------
+
+INVITATION_PREFIX = "gin_"
+INVITATION_LIFETIME = timedelta(days=7)
+
+
+def invitation_digest(token: str) -> str:
+    """What is stored of an invitation token: its SHA-256 (the token has ~178 random bits, so a
+    plain hash is as good as a keyed one, and survives a SECRET_KEY rotation)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _new_invitation_token() -> tuple[str, str]:
+    token = INVITATION_PREFIX + random_base62(30)
+    return token, invitation_digest(token)
+
+
+def _send_invitation(invitation: Invitation, token: str, *, origin: str) -> None:
+    link = origin.rstrip("/") + reverse("workspaces:invitation", kwargs={"token": token})
+    inviter = invitation.invited_by.get_username() if invitation.invited_by else "An owner"
+    send_mail(
+        subject=f"You are invited to {invitation.workspace.name} on Gatehouse",
+        message=(
+            f"{inviter} invited you to the workspace {invitation.workspace.name} on Gatehouse "
+            f"as {invitation.get_role_display().lower()}.\n\n"
+            f"Accept the invitation: {link}\n\n"
+            f"The link works once and expires on "
+            f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC. If you did not expect it, ignore "
+            "this email.\n"
+        ),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+
+
+def _audit_invitation(invitation: Invitation, action: str, *, actor: Actor,
+                      context: RequestContext, metadata: dict | None = None) -> None:
+    audit_record(
+        action=action, actor=actor, workspace=invitation.workspace, target_type="invitation",
+        target_id=str(invitation.pk), target_label=invitation.email, context=context,
+        metadata={"email": invitation.email, "role": invitation.role, **(metadata or {})},
+    )
+
+
+def invitation_create(
+    *,
+    workspace: Workspace,
+    email: str,
+    role: str,
+    origin: str,
+    actor: Actor,
+    context: RequestContext,
+) -> tuple[Invitation, str]:
+    """Invite `email` with `role` (`member.invited`) and email them the link (Django's mail
+    framework, after the commit). Refused for a member's address and for an address with a
+    pending invitation (resend that one). Returns the invitation and its token."""
+    email = get_user_model().objects.normalize_email(email.strip())
+    role = Role(role)
+    with transaction.atomic():
+        list(Workspace.objects.select_for_update().filter(pk=workspace.pk).values_list("pk"))
+        if Membership.objects.for_workspace(workspace).filter(user__email__iexact=email).exists():
+            raise ValidationError({"email": f"{email} is already a member of this workspace."})
+        if (Invitation.objects.for_workspace(workspace).pending()
+                .filter(email__iexact=email, expires_at__gt=timezone.now()).exists()):
+            raise ValidationError(
+                {"email": f"{email} already has a pending invitation: resend it instead."}
+            )
+        token, digest = _new_invitation_token()
+        now = timezone.now()
+        invitation = Invitation(
+            workspace=workspace, email=email, role=role, token_digest=digest,
+            invited_by=actor.user, created_at=now, sent_at=now,
+            expires_at=now + INVITATION_LIFETIME,
+        )
+        invitation.full_clean()
+        invitation.save()
+        _audit_invitation(invitation, "member.invited", actor=actor, context=context)
+    _send_invitation(invitation, token, origin=origin)
+    return invitation, token
+
+
+def invitation_resend(
+    *, invitation: Invitation, origin: str, actor: Actor, context: RequestContext
+) -> tuple[Invitation, str]:
+    """A new link for a pending invitation (the old one stops working) with a new expiry,
+    emailed again (`member.invitation_resent`)."""
+    with transaction.atomic():
+        invitation = Invitation.objects.select_for_update().select_related("workspace").get(
+            pk=invitation.pk
+        )
+        if invitation.accepted_at or invitation.cancelled_at:
+            raise ValidationError("This invitation was already accepted or cancelled.")
+        token, digest = _new_invitation_token()
+        now = timezone.now()
+        invitation.token_digest = digest
+        invitation.sent_at = now
+        invitation.expires_at = now + INVITATION_LIFETIME
+        invitation.save(update_fields=["token_digest", "sent_at", "expires_at"])
+        _audit_invitation(invitation, "member.invitation_resent", actor=actor, context=context)
+    _send_invitation(invitation, token, origin=origin)
+    return invitation, token
+
+
+def invitation_cancel(
+    *, invitation: Invitation, actor: Actor, context: RequestContext
+) -> Invitation:
+    """Withdraw a pending invitation: its link stops working (`member.invitation_cancelled`)."""
+    with transaction.atomic():
+        invitation = Invitation.objects.select_for_update().select_related("workspace").get(
+            pk=invitation.pk
+        )
+        if invitation.accepted_at or invitation.cancelled_at:
+            raise ValidationError("This invitation was already accepted or cancelled.")
+        invitation.cancelled_at = timezone.now()
+        invitation.save(update_fields=["cancelled_at"])
+        _audit_invitation(invitation, "member.invitation_cancelled", actor=actor,
+                          context=context)
+    return invitation
+
+
+INVITATION_UNUSABLE = "This invitation link is not valid any more: it was used, cancelled, " \
+    "replaced by a newer one, or it expired. Ask an owner of the workspace to invite you again."
+
+
+def invitation_for_token(token: str) -> Invitation | None:
+    """The pending, unexpired invitation of this token, or None (whatever the reason)."""
+    if not token.startswith(INVITATION_PREFIX) or len(token) > 100:
+        return None
+    return (
+        Invitation.objects.pending().select_related("workspace", "invited_by")
+        .filter(token_digest=invitation_digest(token), expires_at__gt=timezone.now()).first()
+    )
+
+
+def invitation_accept(
+    *, token: str, user: AbstractBaseUser, context: RequestContext
+) -> Membership:
+    """The signed-in `user` accepts: they become a member with the invited role (`member.added`
+    by the accepting user, after `member.invitation_accepted`). The link is spent. Refused when
+    the link is unusable, or the user's email is not the invited one (a forwarded link does not
+    let someone else in)."""
+    actor = Actor.for_user(user)
+    with transaction.atomic():
+        invitation = (
+            Invitation.objects.select_for_update().select_related("workspace")
+            .filter(pk=getattr(invitation_for_token(token), "pk", None)).first()
+        )
+        if invitation is None or invitation.accepted_at or invitation.cancelled_at \
+                or invitation.is_expired:
+            raise ValidationError(INVITATION_UNUSABLE)
+        if (user.email or "").lower() != invitation.email.lower():
+            raise ValidationError(
+                f"This invitation is for {invitation.email}; you are signed in as "
+                f"{user.email or user.get_username()}. Sign in with the invited address."
+            )
+        invitation.accepted_at = timezone.now()
+        invitation.accepted_by = user
+        invitation.save(update_fields=["accepted_at", "accepted_by"])
+        _audit_invitation(invitation, "member.invitation_accepted", actor=actor, context=context)
+        existing = Membership.objects.filter(workspace=invitation.workspace, user=user).first()
+        if existing is not None:
+            return existing
+        return membership_add(workspace=invitation.workspace, user=user, role=invitation.role,
+                              actor=actor, context=context)
+
+
+def invitation_accept_as_new_user(
+    *, token: str, password: str, context: RequestContext
+) -> tuple[AbstractBaseUser, Membership]:
+    """Someone without an account accepts: an account for the invited email with `password`
+    (Django's password validators), then `invitation_accept`. Refused, with nothing created,
+    when an account with that email exists (they sign in and accept)."""
+    User = get_user_model()
+    with transaction.atomic():
+        invitation = invitation_for_token(token)
+        if invitation is None:
+            raise ValidationError(INVITATION_UNUSABLE)
+        if User.objects.filter(email__iexact=invitation.email).exists():
+            raise ValidationError(
+                f"An account for {invitation.email} exists: sign in to accept the invitation."
+            )
+        user = User(username=invitation.email, email=invitation.email)
+        validate_password(password, user)
+        user.set_password(password)
+        user.save()
+        membership = invitation_accept(token=token, user=user, context=context)
+    return user, membership
+
+
+def membership_touch(*, membership: Membership) -> None:
+    """Remember the workspace a member used last (sign-in lands there); at most once a minute."""
+    now = timezone.now()
+    if membership.last_used_at and now - membership.last_used_at < timedelta(minutes=1):
+        return
+    Membership.objects.filter(pk=membership.pk).update(last_used_at=now)
+    membership.last_used_at = now
 
 
 def _plan_values(plan: Plan) -> dict:

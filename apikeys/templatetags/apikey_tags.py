@@ -5,10 +5,10 @@ from datetime import datetime
 from django import template
 from django.conf import settings
 from django.utils import timezone
-from django.utils.timesince import timesince
 
 from apikeys.models import ApiKey
 from apikeys.selectors import apikey_warnings
+from workspaces.templatetags.dashboard import ago as dashboard_ago
 
 register = template.Library()
 
@@ -41,15 +41,7 @@ def expiry_countdown(key: ApiKey) -> str:
     return f"expires in {_rounded(remaining)}"
 
 
-@register.filter
-def ago(moment: datetime | None) -> str:
-    """`just now` under a minute, else `5 minutes ago` (Django's timesince, its largest two
-    units): never `0 minutes ago`."""
-    if moment is None:
-        return ""
-    if (timezone.now() - moment).total_seconds() < 60:
-        return "just now"
-    return f"{timesince(moment)} ago"
+register.filter("ago", dashboard_ago)  # the one `ago` (workspaces/templatetags/dashboard.py)
 
 
 @register.filter

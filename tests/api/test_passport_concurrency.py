@@ -63,3 +63,25 @@ def test_racing_duplicates_give_one_201_and_409s(workspace, make_key, plan) -> N
     statuses = race(token, [body] * THREADS)
     assert statuses == [HTTPStatus.CREATED] + [HTTPStatus.CONFLICT] * (THREADS - 1)
     assert Passport.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_creates_past_the_cap_with_overage_count_every_unit(workspace, make_key, plan):
+    from core.context import Actor, RequestContext
+    from passports.models import PassportOverageDay
+    from workspaces.services import workspace_set_overage
+
+    workspace.plan = plan("basic")
+    workspace.save()
+    workspace_set_overage(workspace=workspace, enabled=True, actor=Actor.system("test"),
+                          context=RequestContext())
+    _key, token = make_key()
+    limit = workspace.plan.passports_limit
+    for n in range(limit - 2):
+        passport_create(workspace=workspace, gtin="4006381333931", serial_number=f"OLD-{n}",
+                        product_name="Drill", **by())
+    bodies = [{"gtin": "4006381333931", "serial_number": f"NEW-{n}", "product_name": "Drill"}
+              for n in range(THREADS)]
+    assert race(token, bodies) == [HTTPStatus.CREATED] * THREADS
+    assert Passport.objects.filter(workspace=workspace).count() == limit - 2 + THREADS
+    assert PassportOverageDay.objects.get(workspace=workspace).units == THREADS - 2

@@ -90,8 +90,15 @@ def test_revoke_selected_calls_the_service_audited_with_the_staff_user(staff_cli
     billing, token = keys["Billing sync"]
     ci, _ = keys["CI deploys"]
     apikey_revoke(key=ci, **by())
-    response = staff_client.post(
+    asked = staff_client.post(
         CHANGELIST, {"action": "revoke_selected", "_selected_action": [billing.pk, ci.pk]},
+    )
+    assert asked.status_code == HTTPStatus.OK and "Yes, revoke these keys" in asked.content.decode()
+    billing.refresh_from_db()
+    assert billing.status == KeyStatus.ACTIVE  # asking revoked nothing
+    response = staff_client.post(
+        CHANGELIST,
+        {"action": "revoke_selected", "_selected_action": [billing.pk, ci.pk], "apply": "1"},
         follow=True, headers={"User-Agent": "ops-browser"},
     )
     html = response.content.decode()
@@ -223,3 +230,17 @@ def test_collections_are_created_renamed_and_deleted_in_admin_through_the_servic
         ("collection.created", "admin"), ("collection.updated", "admin"),
         ("collection.deleted", "admin"),
     ]
+
+
+def test_status_filter_offers_expired(staff_client, keys) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    billing, _ = keys["Billing sync"]
+    ApiKey.objects.filter(pk=billing.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    expired = staff_client.get(CHANGELIST, {"status": "expired"}).content.decode()
+    active = staff_client.get(CHANGELIST, {"status": "active"}).content.decode()
+    assert "Billing sync" in expired and "CI deploys" not in expired
+    assert "Billing sync" not in active and "CI deploys" in active
+    assert "?status=expired" in active

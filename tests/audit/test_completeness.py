@@ -47,6 +47,9 @@ NOT_ACCESS_CHANGES = {
     "oauth.services.applications_disown",
     "workspaces.services.security_alerts_acknowledge",  # dismisses a banner
     "workspaces.services.last_owner_refusal",  # formats a message
+    "workspaces.services.invitation_digest",  # hashes a token
+    "workspaces.services.invitation_for_token",  # a read
+    "workspaces.services.membership_touch",  # last-used bookkeeping
     # Housekeeping: deletes dynamically registered clients nobody holds a grant with, and
     # expired codes and tokens. (Not audited today; see docs/audit-log.md.)
     "oauth.services.oauth_prune",
@@ -495,8 +498,83 @@ def case_connection_revoke_by_admin(workspace, members) -> Expected:
                     workspace)
 
 
+def _invite(workspace, members, email="invitee@acme.test"):
+    return workspace_services.invitation_create(
+        workspace=workspace, email=email, role="editor", origin="https://gatehouse.test",
+        actor=Actor.for_user(members["owner"]), context=RequestContext(),
+    )
+
+
+def case_invitation_create(workspace, members) -> Expected:
+    actor = Actor.for_user(members["owner"])
+    invitation, _token = workspace_services.invitation_create(
+        workspace=workspace, email="invitee@acme.test", role="editor",
+        origin="https://gatehouse.test", actor=actor, context=CONTEXT,
+    )
+    return Expected("member.invited", actor, "invitation", str(invitation.pk), workspace)
+
+
+def case_invitation_resend(workspace, members) -> Expected:
+    invitation, _token = _invite(workspace, members)
+    actor = Actor.for_user(members["owner"])
+    workspace_services.invitation_resend(
+        invitation=invitation, origin="https://gatehouse.test", actor=actor, context=CONTEXT
+    )
+    return Expected("member.invitation_resent", actor, "invitation", str(invitation.pk),
+                    workspace)
+
+
+def case_invitation_cancel(workspace, members) -> Expected:
+    invitation, _token = _invite(workspace, members)
+    actor = Actor.for_user(members["owner"])
+    workspace_services.invitation_cancel(invitation=invitation, actor=actor, context=CONTEXT)
+    return Expected("member.invitation_cancelled", actor, "invitation", str(invitation.pk),
+                    workspace)
+
+
+def case_invitation_accept(workspace, members) -> Expected:
+    invitee = UserFactory(email="invitee@acme.test")
+    invitation, token = _invite(workspace, members)
+    workspace_services.invitation_accept(token=token, user=invitee, context=CONTEXT)
+    assert Membership.objects.get(workspace=workspace, user=invitee).role == "editor"
+    return Expected("member.invitation_accepted", Actor.for_user(invitee), "invitation",
+                    str(invitation.pk), workspace)
+
+
+def case_invitation_accept_as_new_user(workspace, members) -> Expected:
+    invitation, token = _invite(workspace, members)
+    user, _membership = workspace_services.invitation_accept_as_new_user(
+        token=token, password="a-long-new-pass-1", context=CONTEXT
+    )
+    return Expected("member.added", Actor.for_user(user), "user", str(user.pk), workspace)
+
+
+def case_workspace_set_overage(workspace, members) -> Expected:
+    workspace.plan = plan_named("basic")
+    workspace.save()
+    actor = Actor.for_user(members["owner"])
+    workspace_services.workspace_set_overage(
+        workspace=workspace, enabled=True, actor=actor, context=CONTEXT
+    )
+    workspace.refresh_from_db()
+    assert workspace.overage_enabled
+    return Expected("plan.overage_enabled", actor, "workspace", workspace.slug, workspace)
+
+
+def case_workspace_set_overage_off(workspace, members) -> Expected:
+    workspace.plan = plan_named("basic")
+    workspace.overage_enabled = True
+    workspace.save()
+    actor = Actor.for_user(members["owner"])
+    workspace_services.workspace_set_overage(
+        workspace=workspace, enabled=False, actor=actor, context=CONTEXT
+    )
+    return Expected("plan.overage_disabled", actor, "workspace", workspace.slug, workspace)
+
+
 # More cases for a service that records more than one action.
 EXTRA_CASES: dict[str, Callable[..., Expected]] = {
+    "workspaces.services.workspace_set_overage (off)": case_workspace_set_overage_off,
     "workspaces.services.user_change_access (deactivate)": case_user_deactivate,
 }
 
@@ -513,6 +591,12 @@ CASES: dict[str, Callable[..., Expected]] = {
     "workspaces.services.plan_delete": case_plan_delete,
     "workspaces.services.user_delete": case_user_delete,
     "workspaces.services.user_change_access": case_user_change_access,
+    "workspaces.services.invitation_create": case_invitation_create,
+    "workspaces.services.invitation_resend": case_invitation_resend,
+    "workspaces.services.invitation_cancel": case_invitation_cancel,
+    "workspaces.services.invitation_accept": case_invitation_accept,
+    "workspaces.services.invitation_accept_as_new_user": case_invitation_accept_as_new_user,
+    "workspaces.services.workspace_set_overage": case_workspace_set_overage,
     "apikeys.services.apikey_create": case_apikey_create,
     "apikeys.services.apikey_rotate": case_apikey_rotate,
     "apikeys.services.apikey_pause": case_apikey_pause,

@@ -53,6 +53,8 @@ def test_me_describes_the_caller(make_key, api) -> None:
             "code": "free", "name": "Free", "writes_per_day": 100,
             "passport_reads_per_day": 100, "passports_limit": 25, "active_keys_limit": 5,
         },
+        "overage": {"allowed": False, "enabled": False, "price_cents": None, "units_today": 0,
+                    "units_last_30_days": 0},
     }
 
 

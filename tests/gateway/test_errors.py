@@ -197,7 +197,7 @@ def test_a_dashboard_server_error_is_still_the_html_page(client, monkeypatch) ->
     def broken(user):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(workspaces.views, "workspaces_for_user", broken)
+    monkeypatch.setattr(workspaces.views, "last_used_workspace", broken)
     client.raise_request_exception = False
     from tests.factories import UserFactory
 

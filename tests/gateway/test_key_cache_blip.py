@@ -106,7 +106,7 @@ def test_an_admin_revoke_that_cannot_reach_redis_says_so(own_redis, make_key) ->
     own_redis.stop()
     response = client.post(
         reverse("admin:apikeys_apikey_changelist"),
-        {"action": "revoke_selected", "_selected_action": [key.pk]}, follow=True,
+        {"action": "revoke_selected", "_selected_action": [key.pk], "apply": "1"}, follow=True,
     )
     assert response.status_code == HTTPStatus.OK
     page = response.content.decode()

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db
 
 LOGIN = "/accounts/login/"
 ADMIN_LOGIN = "/admin/login/"
-INVALID = "Please enter a correct username and password."
+INVALID = "Please enter a correct email and password."
 # Where each door sends a successful sign-in (the dashboard's home; the admin's index).
 DOORS = {LOGIN: "/", ADMIN_LOGIN: "/admin/"}
 VICTIM = "owner@acme.test"

@@ -34,8 +34,9 @@ from passports.models import Collection, Passport
 from passports.services import collection_create, passport_create
 from tests.factories import MembershipFactory, UserFactory, by
 from tests.oauth.conftest import RegisteredApp
-from workspaces.models import Membership, SecurityAlert
+from workspaces.models import Invitation, Membership, SecurityAlert, Workspace
 from workspaces.roles import Action, Role, role_can
+from workspaces.services import invitation_create
 
 pytestmark = pytest.mark.django_db
 
@@ -56,6 +57,15 @@ WORKSPACE_PAGES: dict[str, Page] = {
     "workspaces:overview": Page(Action.VIEW_DASHBOARD),
     "workspaces:members": Page(Action.VIEW_DASHBOARD),
     "workspaces:member_change_role": Page(Action.MANAGE_MEMBERS, ("POST",), "membership"),
+    "workspaces:member_remove": Page(Action.MANAGE_MEMBERS, ("GET", "POST"), "membership"),
+    "workspaces:invite": Page(Action.MANAGE_MEMBERS, ("POST",)),
+    "workspaces:invitation_resend": Page(Action.MANAGE_MEMBERS, ("POST",), "invitation"),
+    "workspaces:invitation_cancel": Page(Action.MANAGE_MEMBERS, ("GET", "POST"), "invitation"),
+    "workspaces:plan": Page(Action.VIEW_DASHBOARD),
+    "workspaces:plan_change": Page(Action.MANAGE_PLAN, ("POST",)),
+    "workspaces:plan_overage": Page(Action.MANAGE_PLAN, ("POST",)),
+    "workspaces:settings": Page(Action.VIEW_DASHBOARD),
+    "api_reference": Page(Action.VIEW_DASHBOARD),
     "workspaces:security_alerts_dismiss": Page(Action.MANAGE_KEYS, ("POST",)),
     "workspaces:policies": Page(Action.MANAGE_POLICIES, ("GET", "POST")),
     "audit:list": Page(Action.READ_AUDIT_LOG),
@@ -100,7 +110,10 @@ OTHER_ROUTES: dict[str, str] = {
     "audit:two_factor_enrol": "the caller's own two-factor settings",
     "audit:recovery_codes_new": "the caller's own two-factor settings",
     "audit:two_factor_remove": "the caller's own two-factor settings",
-    "workspaces:home": "redirects to the caller's own first workspace",
+    "workspaces:home": "redirects to the caller's own last-used workspace",
+    "workspaces:invitation": "an invitation link: its token is the credential, for the invited "
+                             "email only (tests/workspaces/test_members.py)",
+    "api_root_without_slash": "JSON 404 for /api/v1 without its slash",
     "oauth:connected_apps": "the caller's own grants (test_connected_apps_are_per_user)",
     "oauth:connection_revoke": "the caller's own grants (test_connected_apps_are_per_user)",
     "oauth:connection_budget": "the caller's own grants (test_connected_apps_are_per_user)",
@@ -179,6 +192,12 @@ def tenant(workspace, admin_user) -> Tenant:
             product_name="Drill", **by(),
         ).public_id
 
+    def invitation() -> str:
+        return str(invitation_create(
+            workspace=workspace, email=f"invitee{next(counter)}@example.com", role=Role.VIEWER,
+            origin="http://testserver", **by(admin_user),
+        )[0].pk)
+
     def collection() -> str:
         return collection_create(
             workspace=workspace, name=f"Shelf {next(counter)}", **by()
@@ -197,7 +216,8 @@ def tenant(workspace, admin_user) -> Tenant:
 
     return Tenant(workspace, admin_user,
                   {"key": key, "app": app, "membership": membership, "passport": passport,
-                   "collection": collection, "connection": connection})
+                   "collection": collection, "connection": connection,
+                   "invitation": invitation})
 
 
 @pytest.fixture
@@ -233,6 +253,10 @@ def state_of(workspace) -> tuple:
             "public_id", "approval", "revoked_at", "scope")),
         sorted(SecurityAlert.objects.filter(workspace=workspace).values_list(
             "pk", "acknowledged_at")),
+        sorted(Invitation.objects.filter(workspace=workspace).values_list(
+            "pk", "token_digest", "accepted_at", "cancelled_at")),
+        Workspace.objects.filter(pk=workspace.pk).values_list(
+            "plan_id", "overage_enabled").get(),
         AuditEvent.objects.filter(workspace=workspace).count(),
     )
 
@@ -241,7 +265,7 @@ def url(name: str, slug: str, page: Page, obj_id: str | None) -> str:
     kwargs = {"slug": slug}
     if page.obj is not None:
         kwargs[{"key": "key_id", "app": "client_id", "membership": "membership_id",
-                "connection": "connection_id"}[page.obj]] = obj_id
+                "connection": "connection_id", "invitation": "invitation_id"}[page.obj]] = obj_id
     return reverse(name, kwargs=kwargs)
 
 
@@ -255,7 +279,9 @@ def call(client: Client, method: str, path: str):
 @pytest.mark.parametrize("role", ROLES)
 def test_no_role_of_a_reaches_anything_of_b(role, a, b, client_for) -> None:
     SecurityAlert.objects.create(workspace=b.workspace, kind="credential_leaked", subject="x")
-    b_objects = {kind: b.fresh(kind) for kind in ("key", "app", "membership", "connection")}
+    b_objects = {
+        kind: b.fresh(kind) for kind in ("key", "app", "membership", "connection", "invitation")
+    }
     before = state_of(b.workspace)
     client = client_for(role)
     for name, page in WORKSPACE_PAGES.items():

@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.test import Client
 
 from audit.models import AuditEvent
+from core.context import Actor, RequestContext
 from tests.admin_forms import form_data, inline_row
 from tests.factories import MembershipFactory, UserFactory, by, plan_named
 from workspaces.models import Membership, Plan, Workspace
@@ -221,6 +222,17 @@ def test_a_plan_change_of_a_workspace_is_audited(staff, staff_user, workspace, m
     assert_from_admin(changed, staff_user)
 
 
+def test_overage_in_admin_goes_through_the_service(staff, staff_user, workspace, members):
+    url = f"{WORKSPACES}{workspace.pk}/change/"
+    data = form_data(staff.get(url))
+    data["plan"] = str(plan_named("basic").pk)
+    data["overage_enabled"] = "on"
+    assert staff.post(url, data).status_code == HTTPStatus.FOUND
+    assert_from_admin(event("plan.overage_enabled"), staff_user)
+    workspace.refresh_from_db()
+    assert workspace.overage_enabled and workspace.plan.code == "basic"
+
+
 # --- plans --------------------------------------------------------------------------------------
 
 def test_renaming_a_workspace_is_audited_and_it_cannot_be_deleted(
@@ -373,3 +385,23 @@ def test_an_inline_removal_refused_after_a_concurrent_one_is_an_error_not_a_500(
     assert workspace.name == "Acme"  # the rename went with the refused removal
     removed = AuditEvent.objects.filter(action="member.removed")
     assert list(removed.values_list("target_id", flat=True)) == [str(second.user_id)]
+
+
+def test_ops_see_invitations_without_their_digest_and_cancel_them(staff, staff_user, workspace,
+                                                                  members) -> None:
+    from workspaces.services import invitation_create
+
+    invitation, token = invitation_create(
+        workspace=workspace, email="guest@else.test", role="viewer", origin="http://testserver",
+        actor=Actor.for_user(members["owner"]), context=RequestContext(),
+    )
+    listing = staff.get("/admin/workspaces/invitation/").content.decode()
+    assert "guest@else.test" in listing and token not in listing
+    detail = staff.get(f"/admin/workspaces/invitation/{invitation.pk}/change/").content.decode()
+    assert invitation.token_digest not in detail
+    response = staff.post("/admin/workspaces/invitation/", {
+        "action": "cancel_selected", "_selected_action": [invitation.pk]}, follow=True)
+    assert "Cancelled 1 invitation(s)." in response.content.decode()
+    invitation.refresh_from_db()
+    assert invitation.cancelled_at is not None
+    assert_from_admin(event("member.invitation_cancelled"), staff_user)

@@ -8,6 +8,8 @@ from workspaces.models import Membership
 
 pytestmark = pytest.mark.django_db
 
+OK = {"confirmed": "1"}  # the role change's confirmation step, answered
+
 
 def test_login_page_renders(client: Client) -> None:
     response = client.get("/accounts/login/")
@@ -61,7 +63,7 @@ def test_members_page_has_no_controls_for_non_owners(client_for, role) -> None:
 def test_owner_changes_role(owner_client: Client, members, workspace) -> None:
     target = Membership.objects.get(user=members["viewer"], workspace=workspace)
     response = owner_client.post(
-        f"/w/acme/settings/members/{target.pk}/role", {"role": "editor"}
+        f"/w/acme/settings/members/{target.pk}/role", {**OK, "role": "editor"}
     )
     assert response.status_code == HTTPStatus.FOUND
     target.refresh_from_db()
@@ -78,7 +80,7 @@ def test_owner_changes_role_with_htmx_gets_row(owner_client: Client, members, wo
     target = Membership.objects.get(user=members["viewer"], workspace=workspace)
     response = owner_client.post(
         f"/w/acme/settings/members/{target.pk}/role",
-        {"role": "admin"},
+        {**OK, "role": "admin"},
         headers={"HX-Request": "true"},
     )
     assert response.status_code == HTTPStatus.OK
@@ -93,7 +95,7 @@ def test_owner_changes_role_with_htmx_gets_row(owner_client: Client, members, wo
 def test_non_owner_cannot_change_roles(client_for, members, workspace, role) -> None:
     target = Membership.objects.get(user=members["owner"], workspace=workspace)
     response = client_for(role).post(
-        f"/w/acme/settings/members/{target.pk}/role", {"role": "viewer"}
+        f"/w/acme/settings/members/{target.pk}/role", {**OK, "role": "viewer"}
     )
     assert response.status_code == HTTPStatus.FORBIDDEN
     target.refresh_from_db()
@@ -104,7 +106,7 @@ def test_non_owner_cannot_change_roles(client_for, members, workspace, role) -> 
 def test_last_owner_cannot_be_demoted(owner_client: Client, members, workspace) -> None:
     me = Membership.objects.get(user=members["owner"], workspace=workspace)
     response = owner_client.post(
-        f"/w/acme/settings/members/{me.pk}/role", {"role": "viewer"}, follow=True
+        f"/w/acme/settings/members/{me.pk}/role", {**OK, "role": "viewer"}, follow=True
     )
     assert b"at least one owner" in response.content
     me.refresh_from_db()
@@ -113,7 +115,7 @@ def test_last_owner_cannot_be_demoted(owner_client: Client, members, workspace) 
 
 def test_invalid_role_changes_nothing(owner_client: Client, members, workspace) -> None:
     target = Membership.objects.get(user=members["viewer"], workspace=workspace)
-    owner_client.post(f"/w/acme/settings/members/{target.pk}/role", {"role": "god"})
+    owner_client.post(f"/w/acme/settings/members/{target.pk}/role", {**OK, "role": "god"})
     target.refresh_from_db()
     assert target.role == "viewer"
 
@@ -125,7 +127,7 @@ def test_role_change_on_other_workspace_membership_is_404(
 
     foreign = MembershipFactory(workspace=other_workspace, role="viewer")
     response = owner_client.post(
-        f"/w/acme/settings/members/{foreign.pk}/role", {"role": "owner"}
+        f"/w/acme/settings/members/{foreign.pk}/role", {**OK, "role": "owner"}
     )
     assert response.status_code == HTTPStatus.NOT_FOUND
     foreign.refresh_from_db()

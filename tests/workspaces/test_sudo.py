@@ -20,6 +20,8 @@ from workspaces.models import Membership
 
 pytestmark = pytest.mark.django_db
 
+OK = {"confirmed": "1"}  # the role change's confirmation step, answered
+
 START = day_ahead(0, 10)
 
 
@@ -38,7 +40,7 @@ def test_a_role_change_within_ten_minutes_of_sign_in_needs_nothing(members) -> N
     client = signed_in(members["owner"])
     viewer = Membership.objects.get(user=members["viewer"])
     with time_machine.travel(START + timedelta(minutes=9, seconds=59), tick=False):
-        response = client.post(role_url(viewer), {"role": "editor"})
+        response = client.post(role_url(viewer), {**OK, "role": "editor"})
     assert response.status_code == HTTPStatus.FOUND
     viewer.refresh_from_db()
     assert viewer.role == "editor"
@@ -48,24 +50,24 @@ def test_after_ten_minutes_the_role_change_asks_then_carries_on(members) -> None
     client = signed_in(members["owner"])
     viewer = Membership.objects.get(user=members["viewer"])
     with time_machine.travel(START + timedelta(minutes=10, seconds=1), tick=False):
-        prompt = client.post(role_url(viewer), {"role": "editor"})
+        prompt = client.post(role_url(viewer), {**OK, "role": "editor"})
         assert prompt.status_code == HTTPStatus.FORBIDDEN
         assert b'name="sudo_password"' in prompt.content
         assert b'name="role" value="editor"' in prompt.content  # the action is carried
         viewer.refresh_from_db()
         assert viewer.role == "viewer"
 
-        wrong = client.post(role_url(viewer), {"role": "editor", "sudo_password": "nope"})
+        wrong = client.post(role_url(viewer), {**OK, "role": "editor", "sudo_password": "nope"})
         assert wrong.status_code == HTTPStatus.FORBIDDEN and b"did not match" in wrong.content
         viewer.refresh_from_db()
         assert viewer.role == "viewer"
 
-        done = client.post(role_url(viewer), {"role": "editor", "sudo_password": PASSWORD})
+        done = client.post(role_url(viewer), {**OK, "role": "editor", "sudo_password": PASSWORD})
         assert done.status_code == HTTPStatus.FOUND
         viewer.refresh_from_db()
         assert viewer.role == "editor"
         # Recent again: the next sensitive action does not ask.
-        again = client.post(role_url(viewer), {"role": "viewer"})
+        again = client.post(role_url(viewer), {**OK, "role": "viewer"})
         assert again.status_code == HTTPStatus.FOUND
     assert AuditEvent.objects.filter(action="user.reauthenticated").count() == 1
     assert AuditEvent.objects.get(action="user.login_failed").metadata["reason"] == (
@@ -77,7 +79,7 @@ def test_htmx_gets_the_prompt_as_a_dialog(members) -> None:
     client = signed_in(members["owner"])
     viewer = Membership.objects.get(user=members["viewer"])
     with time_machine.travel(START + timedelta(minutes=11), tick=False):
-        response = client.post(role_url(viewer), {"role": "editor"},
+        response = client.post(role_url(viewer), {**OK, "role": "editor"},
                                headers={"HX-Request": "true"})
     assert response.status_code == HTTPStatus.OK
     assert response["HX-Retarget"] == "#modal-root"
@@ -92,12 +94,12 @@ def test_with_two_factor_the_prompt_asks_for_a_code_too(members) -> None:
     viewer = Membership.objects.get(user=members["viewer"])
     at = START + timedelta(minutes=20)
     with time_machine.travel(at, tick=False):
-        only_password = client.post(role_url(viewer), {"role": "editor",
+        only_password = client.post(role_url(viewer), {**OK, "role": "editor",
                                                        "sudo_password": PASSWORD})
         assert only_password.status_code == HTTPStatus.FORBIDDEN
         assert b'name="sudo_code"' in only_password.content
     with time_machine.travel(at + timedelta(seconds=5), tick=False):
-        done = client.post(role_url(viewer), {"role": "editor", "sudo_password": PASSWORD,
+        done = client.post(role_url(viewer), {**OK, "role": "editor", "sudo_password": PASSWORD,
                                               "sudo_code": pyotp.TOTP(totp.secret).at(at)})
     assert done.status_code == HTTPStatus.FOUND
     viewer.refresh_from_db()
@@ -108,7 +110,7 @@ def test_a_viewer_gets_403_not_a_prompt(members) -> None:
     client = signed_in(members["viewer"])
     owner = Membership.objects.get(user=members["owner"])
     with time_machine.travel(START + timedelta(minutes=30), tick=False):
-        response = client.post(role_url(owner), {"role": "viewer"})
+        response = client.post(role_url(owner), {**OK, "role": "viewer"})
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert b"sudo_password" not in response.content
 
