@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("audit.urls")),
     path("", include("apikeys.urls")),
     path("", include("oauth.urls")),  # OAuth endpoints (oauth2_provider:…) and pages (oauth:…)
+    path("", include("notifications.urls")),
     path("api/v1/", include("gateway.urls")),
 ]
 

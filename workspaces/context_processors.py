@@ -13,6 +13,8 @@ SETTINGS_NAV = [
     ("Usage", "apikeys:usage", Action.VIEW_DASHBOARD),
     ("Members", "workspaces:members", Action.VIEW_DASHBOARD),
     ("Security", "workspaces:policies", Action.MANAGE_POLICIES),
+    ("Notifications", "notifications:settings", Action.VIEW_DASHBOARD),
+    ("Webhooks", "notifications:webhooks", Action.MANAGE_KEYS),
 ]
 
 
