@@ -59,6 +59,12 @@ def _claim(model: type[EmailDelivery] | type[WebhookDelivery], pk: int, lease: f
     )
 
 
+def webhook_lease_seconds() -> float:
+    """How long a claimed webhook delivery is its worker's: the request's deadline twice over
+    and 5 s (the outcome's write included); then the sweep may queue it again."""
+    return float(settings.GATEHOUSE_WEBHOOK_TIMEOUT_SECONDS) * 2 + 5
+
+
 def retry_delay(attempts: int) -> float:
     base = float(settings.GATEHOUSE_WEBHOOK_RETRY_BASE_SECONDS)
     return min(base * 5 ** max(attempts - 1, 0),
@@ -92,7 +98,7 @@ def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
 
 def webhook_deliver(delivery_id: int) -> str:
     now = timezone.now()
-    lease = float(settings.GATEHOUSE_WEBHOOK_TIMEOUT_SECONDS) + 20
+    lease = webhook_lease_seconds()
     if not _claim(WebhookDelivery, delivery_id, lease, now):
         return "not claimed"
     delivery = WebhookDelivery.objects.select_related("endpoint", "event__workspace").get(

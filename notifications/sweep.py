@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -29,6 +28,7 @@ from workspaces.models import Workspace
 from workspaces.quotas import BUDGET_WORDS, Budget, budget_counter_key, budget_limit
 
 from . import tasks
+from .delivery import webhook_lease_seconds
 from .models import DeliveryState, EmailDelivery, WebhookDelivery
 from .services import event_emit
 
@@ -100,7 +100,7 @@ def _budgets(now: datetime, result: SweepResult) -> None:
 
 
 def _requeue(now: datetime, result: SweepResult) -> None:
-    grace = timedelta(seconds=float(settings.GATEHOUSE_WEBHOOK_TIMEOUT_SECONDS) + 20)
+    grace = timedelta(seconds=webhook_lease_seconds())
     stalled = Q(state=DeliveryState.PENDING, next_attempt_at__lte=now - grace) & (
         Q(leased_until__isnull=True) | Q(leased_until__lte=now)
     )
