@@ -22,6 +22,7 @@ from apikeys import services as apikey_services
 from audit.actions import ACTIONS
 from audit.models import AuditEvent
 from core.context import Actor, ActorType, RequestContext
+from notifications import services as notification_services
 from oauth import services as oauth_services
 from oauth.models import UsedAuthorizationCode
 from tests.audit.helpers import CONTEXT
@@ -32,7 +33,8 @@ from workspaces.scopes import default_key_scope_names
 
 pytestmark = pytest.mark.django_db
 
-SERVICE_MODULES = ["workspaces.services", "apikeys.services", "oauth.services"]
+SERVICE_MODULES = ["workspaces.services", "apikeys.services", "oauth.services",
+                   "notifications.services"]
 # Public functions of those modules that change no one's access.
 NOT_ACCESS_CHANGES = {
     "apikeys.services.normalize_allowed_ips",  # validation
@@ -50,6 +52,12 @@ NOT_ACCESS_CHANGES = {
     "oauth.services.oauth_prune",
     "apikeys.services.resolve_collections",  # validation
     "apikeys.services.collection_labels",  # formats ids
+    # Outbound notifications: an event and its deliveries (called inside an audited change or
+    # by the sweep), a member's own email opt-outs, a test event, a resend. Nobody's access.
+    "notifications.services.event_emit",
+    "notifications.services.email_preferences_update",
+    "notifications.services.webhook_test_send",
+    "notifications.services.webhook_delivery_resend",
 }
 
 
@@ -399,6 +407,55 @@ def case_authorization_code_replay(workspace, members) -> Expected:
                     "oauth_app", application.client_id, workspace)
 
 
+# --- notifications (webhook endpoints: who receives the workspace's events) --------------------
+
+WEBHOOK_URL = "https://127.0.0.1/hooks"  # loopback is allowed in development (the test setting)
+
+
+def _endpoint(workspace, members):
+    return notification_services.webhook_endpoint_create(workspace=workspace, url=WEBHOOK_URL,
+                                   event_types=["key.created"], actor=Actor.for_user(
+                                       members["admin"]), context=CONTEXT)[0]
+
+
+def case_webhook_endpoint_create(workspace, members) -> Expected:
+    endpoint = _endpoint(workspace, members)
+    return Expected("webhook.created", Actor.for_user(members["admin"]), "webhook",
+                    endpoint.public_id, workspace)
+
+
+def case_webhook_endpoint_update(workspace, members) -> Expected:
+    endpoint = _endpoint(workspace, members)
+    actor = Actor.for_user(members["owner"])
+    notification_services.webhook_endpoint_update(
+        endpoint=endpoint, url=WEBHOOK_URL, event_types=["key.revoked"], description="",
+        enabled=True, actor=actor, context=CONTEXT,
+    )
+    return Expected("webhook.updated", actor, "webhook", endpoint.public_id, workspace)
+
+
+def case_webhook_secret_rotate(workspace, members) -> Expected:
+    endpoint = _endpoint(workspace, members)
+    actor = Actor.for_user(members["owner"])
+    notification_services.webhook_secret_rotate(endpoint=endpoint, actor=actor, context=CONTEXT)
+    return Expected("webhook.secret_rotated", actor, "webhook", endpoint.public_id, workspace)
+
+
+def case_webhook_endpoint_delete(workspace, members) -> Expected:
+    endpoint = _endpoint(workspace, members)
+    actor = Actor.for_user(members["owner"])
+    notification_services.webhook_endpoint_delete(endpoint=endpoint, actor=actor, context=CONTEXT)
+    return Expected("webhook.deleted", actor, "webhook", endpoint.public_id, workspace)
+
+
+def case_webhook_endpoint_disable(workspace, members) -> Expected:
+    endpoint = _endpoint(workspace, members)
+    actor = Actor.system("webhook delivery")
+    notification_services.webhook_endpoint_disable(endpoint=endpoint, reason="failing",
+                                                   actor=actor, context=CONTEXT)
+    return Expected("webhook.disabled", actor, "webhook", endpoint.public_id, workspace)
+
+
 # More cases for a service that records more than one action.
 EXTRA_CASES: dict[str, Callable[..., Expected]] = {
     "workspaces.services.user_change_access (deactivate)": case_user_deactivate,
@@ -436,6 +493,11 @@ CASES: dict[str, Callable[..., Expected]] = {
     "oauth.services.connection_revoke": case_connection_revoke,
     "oauth.services.connection_revoke_for_reuse": case_connection_revoke_for_reuse,
     "oauth.services.authorization_code_replay": case_authorization_code_replay,
+    "notifications.services.webhook_endpoint_create": case_webhook_endpoint_create,
+    "notifications.services.webhook_endpoint_update": case_webhook_endpoint_update,
+    "notifications.services.webhook_secret_rotate": case_webhook_secret_rotate,
+    "notifications.services.webhook_endpoint_delete": case_webhook_endpoint_delete,
+    "notifications.services.webhook_endpoint_disable": case_webhook_endpoint_disable,
 }
 
 
