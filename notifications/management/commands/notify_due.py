@@ -39,7 +39,8 @@ class Command(BaseCommand):
             signal.signal(signal.SIGINT, stop)
             signal.signal(signal.SIGTERM, stop)
         while True:
-            close_old_connections()
+            if schedule:  # a long-lived process: drop a connection the server closed
+                close_old_connections()
             result = notify_due()
             emitted = ", ".join(f"{k}={v}" for k, v in sorted(result.emitted.items())) or "none"
             self.stdout.write(f"notify_due: emitted {emitted}; requeued {result.requeued}")
