@@ -91,16 +91,11 @@ def event_emit(
         ]
     hooks = [WebhookDelivery(endpoint=e, event=event) for e in endpoints]
     WebhookDelivery.objects.bulk_create(hooks)
-    if emails:
-        ids = list(
-            EmailDelivery.objects.filter(event=event).values_list("pk", flat=True)
-        )
-        for pk in ids:
-            tasks.send_email.enqueue(pk)
-    if hooks:
-        ids = list(WebhookDelivery.objects.filter(event=event).values_list("pk", flat=True))
-        for pk in ids:
-            tasks.deliver_webhook.enqueue(pk)
+    # bulk_create set the primary keys (PostgreSQL and SQLite return them).
+    for email in emails:
+        tasks.send_email.enqueue(email.pk)
+    for hook in hooks:
+        tasks.deliver_webhook.enqueue(hook.pk)
     return event
 
 
@@ -146,11 +141,19 @@ def _clean_endpoint(url: str, event_types: list[str], description: str) -> tuple
     return url.strip(), sorted(set(event_types))
 
 
+def url_for_display(url: str) -> str:
+    """The URL without its query string: receivers often put their own secret there (Slack-
+    style hook URLs), and the audit log and its exports are read by more people."""
+    base, sep, _query = url.partition("?")
+    return f"{base}?…" if sep else base
+
+
 def _audit_endpoint(endpoint: WebhookEndpoint, action: str, *, actor: Actor,
                     context: RequestContext, metadata: dict[str, Any] | None = None) -> None:
     audit_record(
         action=action, actor=actor, workspace=endpoint.workspace, target_type="webhook",
-        target_id=endpoint.public_id, target_label=endpoint.url[:255], context=context,
+        target_id=endpoint.public_id, target_label=url_for_display(endpoint.url)[:255],
+        context=context,
         metadata=metadata or {},
     )
 
@@ -173,7 +176,7 @@ def webhook_endpoint_create(
             sealed_secret=seal(secret, purpose=SEAL_PURPOSE), secret_hint=secret[-4:],
         )
         _audit_endpoint(endpoint, "webhook.created", actor=actor, context=context,
-                        metadata={"url": url, "event_types": event_types})
+                        metadata={"url": url_for_display(url), "event_types": event_types})
     return endpoint, secret
 
 
@@ -184,14 +187,14 @@ def webhook_endpoint_update(
     url, event_types = _clean_endpoint(url, event_types, description)
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
-        before = {"url": endpoint.url, "event_types": endpoint.event_types,
+        before = {"url": url_for_display(endpoint.url), "event_types": endpoint.event_types,
                   "enabled": endpoint.enabled}
         endpoint.url, endpoint.event_types, endpoint.description = url, event_types, description
         if enabled and not endpoint.enabled:
             endpoint.disabled_reason, endpoint.consecutive_failures = "", 0
         endpoint.enabled = enabled
         endpoint.save()
-        after = {"url": endpoint.url, "event_types": endpoint.event_types,
+        after = {"url": url_for_display(endpoint.url), "event_types": endpoint.event_types,
                  "enabled": endpoint.enabled}
         if before != after:
             _audit_endpoint(endpoint, "webhook.updated", actor=actor, context=context,
@@ -230,7 +233,7 @@ def webhook_endpoint_delete(
 ) -> None:
     with transaction.atomic():
         _audit_endpoint(endpoint, "webhook.deleted", actor=actor, context=context,
-                        metadata={"url": endpoint.url})
+                        metadata={"url": url_for_display(endpoint.url)})
         endpoint.delete()
 
 
@@ -253,8 +256,9 @@ def webhook_endpoint_disable(
         event_emit(
             workspace=endpoint.workspace, type="webhook.disabled",
             dedup_key=f"webhook.disabled:{endpoint.public_id}:{timezone.now().isoformat()}",
-            subject=f"Webhook endpoint {endpoint.url[:120]} was disabled",
-            data={"endpoint": endpoint.public_id, "url": endpoint.url, "reason": reason[:200]},
+            subject=f"Webhook endpoint {url_for_display(endpoint.url)[:120]} was disabled",
+            data={"endpoint": endpoint.public_id, "url": url_for_display(endpoint.url),
+                  "reason": reason[:200]},
         )
     return True
 

@@ -310,3 +310,16 @@ def test_viewers_and_editors_cannot_manage_webhooks(workspace, members, client_f
     for role in ("viewer", "editor"):
         assert client_for(role).get(
             f"/w/{workspace.slug}/settings/webhooks/").status_code == HTTPStatus.FORBIDDEN
+
+
+def test_a_secret_in_the_endpoint_url_query_stays_out_of_the_audit_log(
+    workspace, members, client_for, receiver
+) -> None:
+    url = receiver.url + "?token=receiver-own-secret-123"
+    response = client_for("admin").post(f"/w/{workspace.slug}/settings/webhooks/",
+                                        {"url": url, "event_types": ["key.created"]})
+    assert response.status_code == HTTPStatus.FOUND
+    assert WebhookEndpoint.objects.get().url == url  # needed to deliver
+    event = AuditEvent.objects.get(action="webhook.created")
+    assert "receiver-own-secret-123" not in json.dumps(event.metadata) + event.target_label
+    assert event.metadata["url"] == receiver.url + "?…"
