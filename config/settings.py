@@ -373,7 +373,11 @@ GATEHOUSE_SEALING_KEY = os.environ.get("GATEHOUSE_SEALING_KEY") or hashlib.sha25
 # Email (docs/notifications.md), Django 6.1's MAILERS: the console backend unless EMAIL_BACKEND
 # names another, e.g. django.core.mail.backends.smtp.EmailBackend, configured by EMAIL_HOST,
 # EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD and EMAIL_USE_TLS.
-_EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# With DEBUG=0 the default is SMTP (Django's deploy check refuses the console backend there).
+_EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG else "django.core.mail.backends.smtp.EmailBackend"
+)
 MAILERS = {"default": {"BACKEND": _EMAIL_BACKEND}}
 if _EMAIL_BACKEND.endswith("smtp.EmailBackend"):
     MAILERS["default"]["OPTIONS"] = {

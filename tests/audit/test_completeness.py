@@ -58,6 +58,7 @@ NOT_ACCESS_CHANGES = {
     "notifications.services.email_preferences_update",
     "notifications.services.webhook_test_send",
     "notifications.services.webhook_delivery_resend",
+    "notifications.services.url_for_display",  # formats a URL
 }
 
 
