@@ -189,3 +189,29 @@ def test_a_bounced_address_is_recorded_and_others_still_get_theirs(
     assert bounced.state == DeliveryState.FAILED
     assert "recipient refused" in bounced.last_error
     assert EmailDelivery.objects.get(address="owner@acme.test").state == DeliveryState.SENT
+
+
+def test_the_notifications_page_lists_events_with_their_delivery_state(
+    workspace, members, client_for
+) -> None:
+    key, _ = key_with_token(workspace, name="Payroll")
+    apikey_revoke(key=key, reason="leaked", **by(members["owner"]))
+    run_tasks()
+    page = client_for("admin").get(f"/w/{workspace.slug}/settings/notifications/")
+    assert page.status_code == HTTPStatus.OK
+    text = page.content.decode()
+    event = Event.objects.get(type="key.leaked")
+    assert event.public_id in text and "key.leaked" in text
+    assert "owner@acme.test" in text and "Sent" in text
+    # A viewer chooses their own emails but sees no workspace events.
+    viewer_page = client_for("viewer").get(f"/w/{workspace.slug}/settings/notifications/")
+    assert viewer_page.status_code == HTTPStatus.OK
+    assert event.public_id not in viewer_page.content.decode()
+    assert "you receive none" in viewer_page.content.decode()
+
+
+def test_unknown_notification_types_are_a_form_error(workspace, members, owner_client) -> None:
+    response = owner_client.post(f"/w/{workspace.slug}/settings/notifications/",
+                                 {"email": ["key.expiring", "passport.created\x00"]})
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert not EmailOptOut.objects.exists()
