@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
+
+from core.ids import random_base62
 
 SECRET_PREFIX = "whsec_"
 HEADER = "Gatehouse-Signature"
 
 
 def new_secret() -> str:
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
+    """`whsec_` + 43 base62 characters (~256 bits): the shape core.credentials redacts from
+    logs, audit metadata and error reports."""
+    return SECRET_PREFIX + random_base62(43)
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:

@@ -323,3 +323,20 @@ def test_a_secret_in_the_endpoint_url_query_stays_out_of_the_audit_log(
     event = AuditEvent.objects.get(action="webhook.created")
     assert "receiver-own-secret-123" not in json.dumps(event.metadata) + event.target_label
     assert event.metadata["url"] == receiver.url + "?…"
+
+
+def test_a_signing_secret_is_redacted_from_logs_like_every_credential(
+    workspace, members, client_for, receiver, caplog
+) -> None:
+    import logging
+
+    from core.credentials import redact_credentials
+
+    endpoint, secret = endpoint_for(workspace, receiver, members)
+    assert redact_credentials(f"secret={secret}!") == "secret=whsec_[REDACTED]!"
+    with caplog.at_level(logging.DEBUG):
+        client_for("admin").post(f"/w/{workspace.slug}/settings/webhooks/{endpoint.public_id}/"
+                                 "rotate")
+        key_with_token(workspace)
+        run_tasks()
+    assert "whsec_" not in caplog.text.replace("whsec_[REDACTED]", "")
