@@ -105,6 +105,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @workspace_view(Action.MANAGE_KEYS)
+@sudo_required  # a changed URL sends the workspace's events elsewhere
 def webhook_detail(request: HttpRequest, endpoint_id: str) -> HttpResponse:
     endpoint = _endpoint(request, endpoint_id)
     initial = {"url": endpoint.url, "description": endpoint.description,

@@ -340,3 +340,27 @@ def test_a_signing_secret_is_redacted_from_logs_like_every_credential(
         key_with_token(workspace)
         run_tasks()
     assert "whsec_" not in caplog.text.replace("whsec_[REDACTED]", "")
+
+
+def test_adding_changing_or_rotating_needs_a_recent_sign_in(workspace, members, client_for,
+                                                           receiver) -> None:
+    from audit import signin
+
+    endpoint, _ = endpoint_for(workspace, receiver, members)
+    client = client_for("admin")
+    session = client.session
+    session.pop(signin.RECENT_KEY)
+    session.save()
+    base = f"/w/{workspace.slug}/settings/webhooks/"
+    hook = f"{base}{endpoint.public_id}/"
+    for path, data in ((base, {"url": receiver.url, "event_types": ["key.created"]}),
+                       (hook, {"url": "https://127.0.0.2/x", "event_types": ["key.created"],
+                               "enabled": "on"}),
+                       (hook + "rotate", {})):
+        response = client.post(path, data)
+        assert response.status_code != HTTPStatus.FOUND, path
+        assert b"password" in response.content.lower(), path
+    endpoint.refresh_from_db()
+    assert endpoint.url == receiver.url and WebhookEndpoint.objects.count() == 1
+    assert not AuditEvent.objects.filter(action__in=["webhook.updated",
+                                                     "webhook.secret_rotated"]).exists()
