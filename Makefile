@@ -1,5 +1,6 @@
 # Gatehouse — the commands that matter on a fresh machine.
 #   make run    install into .venv, migrate the SQLite default, seed a demo workspace, serve :8000
+#               with the background task worker and the notification sweep beside it
 #   make test   install, then run the whole suite (browser tests included)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -18,7 +19,7 @@ find_python = $(firstword $(foreach p,$(PYTHON_CANDIDATES),$(shell $(p) -c 'impo
 .PHONY: help install run test lint bench clean
 
 help:
-	@echo "make run     install, migrate, seed the demo workspace, serve on http://127.0.0.1:8000"
+	@echo "make run     install, migrate, seed the demo workspace, serve on http://127.0.0.1:8000 (+ task worker)"
 	@echo "make test    install, then run the whole test suite (browser tests included)"
 	@echo "make lint    ruff check and the import layers (lint-imports)"
 	@echo "make bench   benchmark against the no-auth baseline and the DRF peer"
@@ -40,7 +41,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	PY=$(BIN)/python scripts/run-dev
 
 test: install
 	@scripts/ensure-browser

@@ -19,6 +19,7 @@ from django.utils import timezone
 from core.context import Actor, ActorType, RequestContext
 from core.credentials import CREDENTIAL_PATTERN, redact_credentials, redact_credentials_in
 
+from .hooks import event_recorded_hooks
 from .keys import AuditKey, signing_key, verification_key
 from .models import AuditChain, AuditEvent
 
@@ -189,11 +190,19 @@ def audit_record(
         anchor = _Anchor(key, event)
         transaction.on_commit(anchor)
         pending.append(anchor)
+        _run_hooks(event, workspace)
         return event
     with transaction.atomic():
         _append(_locked_chain(key), [event])
         transaction.on_commit(_Anchor(key, event))
+        _run_hooks(event, workspace)
     return event
+
+
+def _run_hooks(event: AuditEvent, workspace: Workspace | None) -> None:
+    """The registered hooks (`audit.hooks`), in the transaction of the change."""
+    for hook in event_recorded_hooks():
+        hook(event=event, workspace=workspace)
 
 
 @dataclass(eq=False, slots=True)

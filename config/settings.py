@@ -95,25 +95,6 @@ GATEHOUSE_OTP_KEY = os.environ.get("GATEHOUSE_OTP_KEY") or hashlib.sha256(
 # Sudo mode (SPEC §12): how long a sign-in counts as recent for sensitive actions.
 GATEHOUSE_SUDO_SECONDS = int(os.environ.get("GATEHOUSE_SUDO_SECONDS", "600"))
 
-# Email (invitations): Django 6.1's MAILERS. With DEBUG and no EMAIL_HOST, printed to the
-# console; otherwise sent over SMTP to EMAIL_HOST (default localhost:25, as Django's own default).
-_EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
-MAILERS = {
-    "default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
-    if DEBUG and not _EMAIL_HOST else {
-        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-        "OPTIONS": {
-            "host": _EMAIL_HOST or "localhost",
-            "port": int(os.environ.get("EMAIL_PORT", "587" if _EMAIL_HOST else "25")),
-            "username": os.environ.get("EMAIL_HOST_USER", ""),
-            "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
-            "use_tls": os.environ.get("EMAIL_USE_TLS", "1" if _EMAIL_HOST else "0") == "1",
-            "timeout": 10,
-        },
-    },
-}
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Gatehouse <gatehouse@localhost>")
-
 # The audit log's HMAC key (docs/audit-log.md): outside the database, so a database writer cannot
 # re-hash a rewritten log. Default: derived from SECRET_KEY (never equal to it). Old keys, comma-
 # separated, keep verifying the events they signed after a rotation.
@@ -137,6 +118,7 @@ INSTALLED_APPS = [
     "django_ratelimit",
     "django_otp",
     "oauth2_provider",
+    "django_tasks_db",
     # The project's apps, lowest layer first (SPEC §1; `lint-imports` holds the direction).
     "core",
     "audit",
@@ -144,6 +126,7 @@ INSTALLED_APPS = [
     "passports",
     "apikeys",
     "oauth",
+    "notifications",
     "gateway",
     "mcp_server",
 ]
@@ -376,6 +359,62 @@ if not isinstance(GATEHOUSE_GITHUB_SCANNING_KEYS, dict) or not all(
     raise ImproperlyConfigured(
         "GATEHOUSE_GITHUB_SCANNING_KEYS must map key identifiers to PEM strings."
     )
+
+# Background work (SPEC §13): Django's tasks framework on the ORM backend, so a task is queued in
+# the transaction of the change that causes it. `manage.py db_worker` runs the queue (make run
+# starts one; docs/operations.md).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# Seals secrets the server must read back (webhook signing secrets; core/sealing.py). Changing it
+# makes every webhook secret unreadable, so production sets it; by default derived from SECRET_KEY.
+GATEHOUSE_SEALING_KEY = os.environ.get("GATEHOUSE_SEALING_KEY") or hashlib.sha256(
+    b"gatehouse-sealing-key:" + SECRET_KEY.encode()
+).hexdigest()
+
+# Email (notifications, member invitations; docs/notifications.md), Django 6.1's MAILERS:
+# EMAIL_BACKEND if set; otherwise SMTP when EMAIL_HOST is set or DEBUG=0 (Django's deploy check
+# refuses the console backend there), configured by EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER,
+# EMAIL_HOST_PASSWORD and EMAIL_USE_TLS; otherwise (development) printed to the console.
+_EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG and not os.environ.get("EMAIL_HOST")
+    else "django.core.mail.backends.smtp.EmailBackend"
+)
+MAILERS = {"default": {"BACKEND": _EMAIL_BACKEND}}
+if _EMAIL_BACKEND.endswith("smtp.EmailBackend"):
+    MAILERS["default"]["OPTIONS"] = {
+        "host": os.environ.get("EMAIL_HOST", "localhost"),
+        "port": int(os.environ.get("EMAIL_PORT", "25")),
+        "username": os.environ.get("EMAIL_HOST_USER", ""),
+        "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+        "use_tls": env_bool("EMAIL_USE_TLS", default=False),
+        "timeout": 10,
+    }
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Gatehouse <gatehouse@localhost>")
+# Where links in emails point (the dashboard's public address).
+GATEHOUSE_PUBLIC_URL = os.environ.get("GATEHOUSE_PUBLIC_URL", "http://127.0.0.1:8000")
+
+# Webhooks (notifications/outbound.py, docs/webhooks.md). http:// to a loopback address is
+# accepted in development only; never a private address.
+GATEHOUSE_WEBHOOK_ALLOW_LOOPBACK = env_bool(
+    "GATEHOUSE_WEBHOOK_ALLOW_LOOPBACK", default=GATEHOUSE_ENVIRONMENT == "development"
+)
+GATEHOUSE_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("GATEHOUSE_WEBHOOK_TIMEOUT_SECONDS", "10"))
+GATEHOUSE_WEBHOOK_RESPONSE_LIMIT = 64 * 1024  # bytes of a receiver's answer read, at most
+GATEHOUSE_WEBHOOK_RETRY_BASE_SECONDS = float(
+    os.environ.get("GATEHOUSE_WEBHOOK_RETRY_BASE_SECONDS", "60")
+)
+GATEHOUSE_WEBHOOK_RETRY_MAX_DELAY_SECONDS = float(
+    os.environ.get("GATEHOUSE_WEBHOOK_RETRY_MAX_DELAY_SECONDS", str(10 * 3600))
+)
+GATEHOUSE_WEBHOOK_RETRY_WINDOW_SECONDS = float(
+    os.environ.get("GATEHOUSE_WEBHOOK_RETRY_WINDOW_SECONDS", str(3 * 86400))
+)
+GATEHOUSE_WEBHOOK_SECRET_OVERLAP_SECONDS = int(
+    os.environ.get("GATEHOUSE_WEBHOOK_SECRET_OVERLAP_SECONDS", str(24 * 3600))
+)
+# For the test suite only, never from the environment: trust this CA file for https receivers.
+GATEHOUSE_WEBHOOK_CA_FILE = ""
 
 # The API gateway routes each `/api/v1/` token to its verifier by prefix (apikit/principal.py).
 GATEHOUSE_TOKEN_VERIFIERS = {

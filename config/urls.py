@@ -25,6 +25,7 @@ urlpatterns = [
         "w/<slug:slug>/settings/api-reference/", gateway_views.api_reference,
         name="api_reference",
     ),
+    path("", include("notifications.urls")),
     path("api/v1/", include("gateway.urls")),
     path("", include("mcp_server.urls")),  # /mcp, /mcp/readonly and their metadata (SPEC §14)
     # JSON, not Django's HTML 404:

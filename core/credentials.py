@@ -1,8 +1,9 @@
 """The one shape of a Gatehouse credential, for every place that must never keep one.
 
 API keys `gk_<prod|stg|dev>_…` (apikeys.tokens), OAuth access tokens `gat_…`, refresh tokens
-`grt_…`, authorization codes `gac_…`, client secrets `gcs_…` (oauth.tokens) and workspace
-invitation tokens `gin_…` (workspaces.services): a prefix and base62.
+`grt_…`, authorization codes `gac_…`, client secrets `gcs_…` (oauth.tokens), workspace
+invitation tokens `gin_…` (workspaces.services) and webhook signing secrets `whsec_…`
+(notifications.signing): a prefix and base62.
 The audit log, log records (core.redaction) and stored idempotent responses all redact with this
 pattern. It lives here, at the bottom of the layers, so that each of them can import it.
 
@@ -20,8 +21,9 @@ from typing import Any
 
 from .ids import BASE62
 
-CREDENTIAL_PREFIXES = ("gk_prod_", "gk_stg_", "gk_dev_", "gat_", "grt_", "gac_", "gcs_",
-                       "gin_")
+CREDENTIAL_PREFIXES = (
+    "gk_prod_", "gk_stg_", "gk_dev_", "gat_", "grt_", "gac_", "gcs_", "gin_", "whsec_",
+)
 CREDENTIAL_PATTERN = re.compile(
     "(" + "|".join(re.escape(p) for p in CREDENTIAL_PREFIXES) + ")[A-Za-z0-9]{6,}"
 )

@@ -16,6 +16,8 @@ SETTINGS_NAV = [
     ("Plan", "workspaces:plan", Action.VIEW_DASHBOARD),
     ("API reference", "api_reference", Action.VIEW_DASHBOARD),
     ("Security", "workspaces:policies", Action.MANAGE_POLICIES),
+    ("Notifications", "notifications:settings", Action.VIEW_DASHBOARD),
+    ("Webhooks", "notifications:webhooks", Action.MANAGE_KEYS),
 ]
 
 

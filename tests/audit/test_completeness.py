@@ -23,6 +23,7 @@ from apikeys.models import KeyNetwork
 from audit.actions import ACTIONS
 from audit.models import AuditEvent
 from core.context import Actor, ActorType, RequestContext
+from notifications import services as notification_services
 from oauth import services as oauth_services
 from oauth.models import UsedAuthorizationCode
 from tests.audit.helpers import CONTEXT
@@ -33,7 +34,8 @@ from workspaces.scopes import default_key_scope_names
 
 pytestmark = pytest.mark.django_db
 
-SERVICE_MODULES = ["workspaces.services", "apikeys.services", "oauth.services"]
+SERVICE_MODULES = ["workspaces.services", "apikeys.services", "oauth.services",
+                   "notifications.services"]
 # Public functions of those modules that change no one's access.
 NOT_ACCESS_CHANGES = {
     "apikeys.services.normalize_allowed_ips",  # validation
@@ -57,6 +59,13 @@ NOT_ACCESS_CHANGES = {
     "apikeys.services.collection_labels",  # formats ids
     "workspaces.services.trusted_domains_normalize",  # validation
     "apikeys.services.apikey_dismiss_new_network",  # dismisses a warning (like an alert banner)
+    # Outbound notifications: an event and its deliveries (called inside an audited change or
+    # by the sweep), a member's own email opt-outs, a test event, a resend. Nobody's access.
+    "notifications.services.event_emit",
+    "notifications.services.email_preferences_update",
+    "notifications.services.webhook_test_send",
+    "notifications.services.webhook_delivery_resend",
+    "notifications.services.url_for_display",  # formats a URL
 }
 
 
@@ -570,6 +579,53 @@ def case_workspace_set_overage_off(workspace, members) -> Expected:
         workspace=workspace, enabled=False, actor=actor, context=CONTEXT
     )
     return Expected("plan.overage_disabled", actor, "workspace", workspace.slug, workspace)
+# --- notifications (webhook endpoints: who receives the workspace's events) --------------------
+
+WEBHOOK_URL = "https://127.0.0.1/hooks"  # loopback is allowed in development (the test setting)
+
+
+def _endpoint(workspace, members):
+    return notification_services.webhook_endpoint_create(workspace=workspace, url=WEBHOOK_URL,
+                                   event_types=["key.created"], actor=Actor.for_user(
+                                       members["admin"]), context=CONTEXT)[0]
+
+
+def case_webhook_endpoint_create(workspace, members) -> Expected:
+    endpoint = _endpoint(workspace, members)
+    return Expected("webhook.created", Actor.for_user(members["admin"]), "webhook",
+                    endpoint.public_id, workspace)
+
+
+def case_webhook_endpoint_update(workspace, members) -> Expected:
+    endpoint = _endpoint(workspace, members)
+    actor = Actor.for_user(members["owner"])
+    notification_services.webhook_endpoint_update(
+        endpoint=endpoint, url=WEBHOOK_URL, event_types=["key.revoked"], description="",
+        enabled=True, actor=actor, context=CONTEXT,
+    )
+    return Expected("webhook.updated", actor, "webhook", endpoint.public_id, workspace)
+
+
+def case_webhook_secret_rotate(workspace, members) -> Expected:
+    endpoint = _endpoint(workspace, members)
+    actor = Actor.for_user(members["owner"])
+    notification_services.webhook_secret_rotate(endpoint=endpoint, actor=actor, context=CONTEXT)
+    return Expected("webhook.secret_rotated", actor, "webhook", endpoint.public_id, workspace)
+
+
+def case_webhook_endpoint_delete(workspace, members) -> Expected:
+    endpoint = _endpoint(workspace, members)
+    actor = Actor.for_user(members["owner"])
+    notification_services.webhook_endpoint_delete(endpoint=endpoint, actor=actor, context=CONTEXT)
+    return Expected("webhook.deleted", actor, "webhook", endpoint.public_id, workspace)
+
+
+def case_webhook_endpoint_disable(workspace, members) -> Expected:
+    endpoint = _endpoint(workspace, members)
+    actor = Actor.system("webhook delivery")
+    notification_services.webhook_endpoint_disable(endpoint=endpoint, reason="failing",
+                                                   actor=actor, context=CONTEXT)
+    return Expected("webhook.disabled", actor, "webhook", endpoint.public_id, workspace)
 
 
 # More cases for a service that records more than one action.
@@ -623,6 +679,11 @@ CASES: dict[str, Callable[..., Expected]] = {
     "oauth.services.connection_approve": case_connection_approve,
     "oauth.services.connection_deny": case_connection_deny,
     "oauth.services.connection_revoke_by_admin": case_connection_revoke_by_admin,
+    "notifications.services.webhook_endpoint_create": case_webhook_endpoint_create,
+    "notifications.services.webhook_endpoint_update": case_webhook_endpoint_update,
+    "notifications.services.webhook_secret_rotate": case_webhook_secret_rotate,
+    "notifications.services.webhook_endpoint_delete": case_webhook_endpoint_delete,
+    "notifications.services.webhook_endpoint_disable": case_webhook_endpoint_disable,
 }
 
 

@@ -28,6 +28,8 @@ from apikeys.models import ApiKey
 from apikeys.services import apikey_create
 from audit.models import AuditEvent
 from core.context import RequestContext
+from notifications.models import WebhookEndpoint
+from notifications.services import webhook_endpoint_create, webhook_test_send
 from oauth.models import Connection, WorkspaceApp
 from oauth.services import connection_grant, oauth_app_create
 from passports.models import Collection, Passport
@@ -94,6 +96,13 @@ WORKSPACE_PAGES: dict[str, Page] = {
     "oauth:workspace_connection_approve": Page(Action.MANAGE_OAUTH_APPS, ("POST",), "connection"),
     "oauth:workspace_connection_deny": Page(
         Action.MANAGE_OAUTH_APPS, ("GET", "POST"), "connection"),
+    "notifications:settings": Page(Action.VIEW_DASHBOARD, ("GET", "POST")),
+    "notifications:webhooks": Page(Action.MANAGE_KEYS, ("GET", "POST")),
+    "notifications:webhook_detail": Page(Action.MANAGE_KEYS, ("GET", "POST"), "webhook"),
+    "notifications:webhook_rotate": Page(Action.MANAGE_KEYS, ("POST",), "webhook"),
+    "notifications:webhook_test": Page(Action.MANAGE_KEYS, ("POST",), "webhook"),
+    "notifications:webhook_resend": Page(Action.MANAGE_KEYS, ("POST",), "delivery"),
+    "notifications:webhook_delete": Page(Action.MANAGE_KEYS, ("POST",), "webhook"),
 }
 # API routes: the object they name (None: a list or the caller itself).
 API_ROUTES: dict[str, str | None] = {
@@ -214,10 +223,21 @@ def tenant(workspace, admin_user) -> Tenant:
         Connection.objects.filter(pk=granted.pk).update(approval="pending")
         return granted.public_id
 
+    def webhook() -> str:
+        return webhook_endpoint_create(
+            workspace=workspace, url=f"http://127.0.0.1:9/hook{next(counter)}",
+            event_types=["key.created"], **by(admin_user),
+        )[0].public_id
+
+    def delivery() -> str:
+        endpoint = WebhookEndpoint.objects.get(public_id=webhook())
+        event = webhook_test_send(endpoint=endpoint)
+        return f"{endpoint.public_id}/{event.webhook_deliveries.get().public_id}"
+
     return Tenant(workspace, admin_user,
                   {"key": key, "app": app, "membership": membership, "passport": passport,
                    "collection": collection, "connection": connection,
-                   "invitation": invitation})
+                   "invitation": invitation, "webhook": webhook, "delivery": delivery})
 
 
 @pytest.fixture
@@ -257,13 +277,19 @@ def state_of(workspace) -> tuple:
             "pk", "token_digest", "accepted_at", "cancelled_at")),
         Workspace.objects.filter(pk=workspace.pk).values_list(
             "plan_id", "overage_enabled").get(),
+        sorted(WebhookEndpoint.objects.filter(workspace=workspace).values_list(
+            "public_id", "url", "enabled", "sealed_secret", "event_types")),
         AuditEvent.objects.filter(workspace=workspace).count(),
     )
 
 
 def url(name: str, slug: str, page: Page, obj_id: str | None) -> str:
     kwargs = {"slug": slug}
-    if page.obj is not None:
+    if page.obj == "delivery":
+        kwargs["endpoint_id"], kwargs["delivery_id"] = obj_id.split("/")
+    elif page.obj == "webhook":
+        kwargs["endpoint_id"] = obj_id
+    elif page.obj is not None:
         kwargs[{"key": "key_id", "app": "client_id", "membership": "membership_id",
                 "connection": "connection_id", "invitation": "invitation_id"}[page.obj]] = obj_id
     return reverse(name, kwargs=kwargs)
@@ -280,7 +306,8 @@ def call(client: Client, method: str, path: str):
 def test_no_role_of_a_reaches_anything_of_b(role, a, b, client_for) -> None:
     SecurityAlert.objects.create(workspace=b.workspace, kind="credential_leaked", subject="x")
     b_objects = {
-        kind: b.fresh(kind) for kind in ("key", "app", "membership", "connection", "invitation")
+        kind: b.fresh(kind)
+        for kind in ("key", "app", "membership", "connection", "invitation", "webhook", "delivery")
     }
     before = state_of(b.workspace)
     client = client_for(role)
