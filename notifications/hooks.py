@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 # Plain facts copied from the audit event into the outbound event's data (never a secret:
 # audit metadata holds none, and what looks like a credential there is redacted already).
-_COPIED = ("reason", "scopes", "connection", "url", "source", "rotated_from", "successor")
+_COPIED = ("reason", "scopes", "connection", "url", "source", "rotated_from", "successor",
+           "network", "approval", "workspaces")
 
 _SUBJECTS = {
     "key.created": "API key {label} created",
@@ -25,6 +26,8 @@ _SUBJECTS = {
     "key.revoked": "API key {label} revoked",
     "oauth.refresh_token_reused": "A refresh token of {label} was replayed: its grant ended",
     "app.connected": "{label} was connected to the workspace",
+    "app.awaiting_approval": "{label} awaits your approval",
+    "key.new_network": "API key {label} was used from a new network",
 }
 
 
@@ -46,6 +49,8 @@ def on_audit_event(*, event: AuditEvent, workspace: Workspace | None) -> None:
     data = _data(event)
     if event.action in AUDIT_ACTIONS:
         kind = AUDIT_ACTIONS[event.action]
+        if kind == "app.connected" and (event.metadata or {}).get("approval") == "pending":
+            kind = "app.awaiting_approval"  # SPEC §12: its tokens are refused until approved
         event_emit(
             workspace=workspace, type=kind, dedup_key=f"audit:{event.public_id}:{kind}",
             subject=_SUBJECTS[kind].format(label=label[:120]), data=data,

@@ -26,6 +26,10 @@ _TYPES = [
               email=True, webhook=True),
     EventType("budget.threshold", "Daily budget at 80% or 100%", email=True, webhook=True),
     EventType("app.connected", "A new app was connected", email=True, webhook=True),
+    EventType("app.awaiting_approval", "An app a member connected awaits approval",
+              email=True, webhook=True),
+    EventType("key.new_network", "API key used from a network it was never used from",
+              email=True, webhook=True),
     EventType("webhook.disabled", "A webhook endpoint was disabled after failing for 3 days",
               email=True, webhook=False),
     EventType("key.created", "API key created", email=False, webhook=True),
@@ -45,6 +49,7 @@ AUDIT_ACTIONS: dict[str, str] = {
     "key.rotated": "key.rotated",
     "key.revoked": "key.revoked",
     "oauth.refresh_token_reused": "oauth.refresh_token_reused",
-    "oauth.consent_granted": "app.connected",
+    "oauth.consent_granted": "app.connected",  # app.awaiting_approval when pending
+    "key.new_network": "key.new_network",
 }
 HOOKED_ACTIONS = frozenset({*AUDIT_ACTIONS, "oauth.token_revoked"})

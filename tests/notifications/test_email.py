@@ -82,7 +82,8 @@ def test_opting_out_stops_that_kind_only_for_that_member(workspace, members, own
     response = owner_client.post(
         f"/w/{workspace.slug}/settings/notifications/",
         {"email": ["key.expiring", "budget.threshold", "oauth.refresh_token_reused",
-                   "app.connected", "webhook.disabled"]},  # key.leaked unticked
+                   "app.connected", "app.awaiting_approval", "key.new_network",
+                   "webhook.disabled"]},  # key.leaked unticked
     )
     assert response.status_code == HTTPStatus.FOUND
     assert list(EmailOptOut.objects.values_list("event_type", flat=True)) == ["key.leaked"]
@@ -215,3 +216,51 @@ def test_unknown_notification_types_are_a_form_error(workspace, members, owner_c
                                  {"email": ["key.expiring", "passport.created\x00"]})
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     assert not EmailOptOut.objects.exists()
+
+
+def test_a_key_used_from_a_new_network_is_emailed(workspace, members, make_key) -> None:
+    from datetime import UTC, datetime
+
+    from apikeys.models import KeyNetwork
+    from gateway.usage import usage_flush
+
+    key, token = make_key()
+    seen = datetime(2026, 11, 1, tzinfo=UTC)
+    KeyNetwork.objects.create(api_key=key, network="203.0.113.0/24", request_count=40,
+                              first_seen_at=seen, last_seen_at=seen)
+    response = Client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"},
+                            REMOTE_ADDR="198.51.100.23")
+    assert response.status_code == HTTPStatus.OK
+    usage_flush()  # the networks are written (and the new one noticed) by the usage flush
+    run_tasks()
+    [message] = [m for m in mail.outbox if "new network" in m.subject and "owner" in m.to[0]]
+    assert key.name in message.subject
+    assert "198.51.100.0/24" in message.body
+    assert f"/settings/api-keys/{key.public_id}/" in message.body
+    assert sorted(a for m in mail.outbox if "new network" in m.subject for a in m.to) == [
+        "admin@acme.test", "owner@acme.test"]
+    assert token not in message.body and token[-12:] not in message.body
+
+
+def test_an_app_awaiting_approval_is_emailed_instead_of_connected(workspace, members) -> None:
+    from core.context import RequestContext
+    from oauth import services as oauth_services
+
+    workspace.app_access_policy = "approval"
+    workspace.save(update_fields=["app_access_policy"])
+    application, _secret = oauth_services.oauth_app_register_dynamic(
+        name="Unvetted tool", redirect_uris=["https://tool.example.test/cb"], confidential=False,
+        context=RequestContext(),
+    )
+    connection = oauth_services.connection_grant(
+        user=members["editor"], application=application, workspace=workspace,
+        scopes=["passports:read"], context=RequestContext(),
+    )
+    assert connection.is_pending
+    run_tasks()
+    awaiting = [m for m in mail.outbox if "awaits your approval" in m.subject]
+    assert sorted(a for m in awaiting for a in m.to) == ["admin@acme.test", "owner@acme.test"]
+    assert "Unvetted tool" in awaiting[0].subject
+    assert "editor@acme.test" in awaiting[0].body
+    assert "/settings/connected-apps/?status=pending" in awaiting[0].body
+    assert not [m for m in mail.outbox if "was connected" in m.subject]
