@@ -273,6 +273,6 @@ def test_detail_query_count_does_not_grow_with_usage(
     assert html.count('data-testid="request-row"') == RECENT_PER_KEY
     assert len(many.captured_queries) == len(few.captured_queries)
     # session, user, membership, switcher, key (creator, revoker, predecessor), successors,
-    # days, recent requests, the key's collections (the Passports section)
-    assert len(few.captured_queries) == 8
+    # days, recent requests, the key's collections (the Passports section), its networks
+    assert len(few.captured_queries) == 9
     assert key.pk != rotated.pk
