@@ -154,6 +154,8 @@ def test_overview_and_api_reference_fit(browser, live_server, members, workspace
     page = new_page(browser, live_server, size, javascript=javascript)
     expect(page.get_by_test_id("needs-attention")).to_be_visible()
     shot(page, "overview", size, javascript)
+    if size == "phone":  # the settings navigation is folded into its Menu there
+        page.get_by_test_id("nav-menu").locator("summary").click()
     page.get_by_role("navigation", name="Settings").get_by_role(
         "link", name="API reference").click()
     expect(page.get_by_role("heading", name="API reference", exact=True)).to_be_visible()
