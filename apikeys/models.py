@@ -85,7 +85,7 @@ class ApiKey(CredentialBudget):
     )
     # Issue 16 §4: the first use from a network never seen before, once the key has a week of
     # history (`KeyNetwork`), flags the key until someone dismisses it or restricts the key.
-    new_network = models.CharField(max_length=49, blank=True, default="")
+    new_network = models.CharField(max_length=49, blank=True, default="", db_default="")
     new_network_at = models.DateTimeField(null=True, blank=True)
 
     objects = ApiKeyQuerySet.as_manager()

@@ -254,7 +254,8 @@ def _seed_history(workspace, owner, key) -> dict:
             f"""
             INSERT INTO {keys} (public_id, workspace_id, name, note, scopes, environment, digest,
                 hint, created_at, created_by_id, expires_at, status, revoked_at, revoked_by_id,
-                revoked_reason, last_used_at, request_count, allowed_ips)
+                revoked_reason, last_used_at, request_count, allowed_ips, new_network,
+                credits_refill, credits_epoch)
             SELECT 'key_hist' || g, %(ws)s, 'history ' || g, '', '["passports:read"]',
                 %(env)s, md5('d' || g) || md5('e' || g), lpad((g %% 10000)::text, 4, '0'),
                 now() - (g || ' minutes')::interval, %(owner)s,
@@ -264,7 +265,7 @@ def _seed_history(workspace, owner, key) -> dict:
                 END,
                 CASE WHEN g > %(live)s AND g %% 10 <> 0 THEN %(owner)s END,
                 CASE WHEN g > %(live)s AND g %% 10 <> 0 THEN 'manual' ELSE '' END,
-                now() - (g || ' seconds')::interval, 1000, '[]'
+                now() - (g || ' seconds')::interval, 1000, '[]', '', '', 0
             FROM generate_series(1, %(n)s) AS g
             """,
             {"ws": workspace.pk, "env": key.environment, "owner": owner.pk,

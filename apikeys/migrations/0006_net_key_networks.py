@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='apikey',
             name='new_network',
-            field=models.CharField(blank=True, default='', max_length=49),
+            field=models.CharField(blank=True, db_default='', default='', max_length=49),
         ),
         migrations.AddField(
             model_name='apikey',
