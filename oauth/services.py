@@ -434,14 +434,9 @@ def connection_approve(
         connection.decided_at = timezone.now()
         connection.decided_by = actor.user
         connection.save(update_fields=["approval", "decided_at", "decided_by"])
-        audit_record(
-            action="oauth.connection_approved",
-            actor=actor,
-            workspace=connection.workspace,
-            target_type="oauth_app",
-            target_id=connection.application.client_id,
-            target_label=app_label(connection.application),
-            context=context,
+        _audit_app(
+            connection.application, "oauth.connection_approved", actor=actor,
+            workspace=connection.workspace, context=context,
             metadata=_decision_metadata(connection),
         )
     return connection
@@ -520,14 +515,9 @@ def connection_revoke(
         _revoke_tokens(connection, now=now)
         connection.revoked_at = now
         connection.save(update_fields=["revoked_at"])
-        audit_record(
-            action=action,
-            actor=actor,
-            workspace=connection.workspace,
-            target_type="oauth_app",
-            target_id=connection.application.client_id,
-            target_label=app_label(connection.application),
-            context=context,
+        _audit_app(
+            connection.application, action, actor=actor,
+            workspace=connection.workspace, context=context,
             metadata=metadata,
         )
     return connection
@@ -634,14 +624,10 @@ def authorization_code_replay(
             RefreshToken.revoke_family(used.refresh_token_family)
         UsedAuthorizationCode.objects.filter(pk=used.pk).update(replayed_at=now)
         connection = used.connection
-        audit_record(
-            action="oauth.authorization_code_reused",
+        _audit_app(
+            connection.application, "oauth.authorization_code_reused",
             actor=app_actor(connection.application),
-            workspace=connection.workspace,
-            target_type="oauth_app",
-            target_id=connection.application.client_id,
-            target_label=app_label(connection.application),
-            context=context,
+            workspace=connection.workspace, context=context,
             metadata={
                 "connection": connection.public_id,
                 "client_id": connection.application.client_id,
@@ -681,14 +667,9 @@ def connection_set_budget(
             return connection
         connection.save(update_fields=[*changed, "credits_epoch"])
         _tokens_invalidate(connection)
-        audit_record(
-            action="oauth.grant_updated",
-            actor=actor,
-            workspace=connection.workspace,
-            target_type="oauth_app",
-            target_id=connection.application.client_id,
-            target_label=app_label(connection.application),
-            context=context,
+        _audit_app(
+            connection.application, "oauth.grant_updated", actor=actor,
+            workspace=connection.workspace, context=context,
             metadata={
                 "connection": connection.public_id, "user_id": connection.user_id,
                 "changed": list(changed), **changed,
