@@ -26,7 +26,7 @@ from apikeys.services import apikey_pause, apikey_revoke
 from apikeys.tokens import generate_token
 from core.credfilter import PULL_SECONDS, marker_key
 from core.redis import redis_client
-from gateway.failed_auth import UNKNOWN_LIMIT
+from gateway.failed_auth import FAILED_AUTH_LIMIT, UNKNOWN_LIMIT
 from oauth.models import IssuedAccessToken
 from oauth.selectors import token_checksum
 from oauth.tokens import generate_access_token
@@ -255,8 +255,12 @@ def test_unknown_tokens_past_the_limit_get_429_while_known_credentials_are_serve
             if limited >= 20:
                 break
     assert limited >= 20
-    # At most UNKNOWN_LIMIT 401s per worker and minute (two workers).
-    assert all(count <= 2 * UNKNOWN_LIMIT for count in refused.values()), refused
+    # At most UNKNOWN_LIMIT 401s per worker and minute (two workers) for tokens the filter rules
+    # out. Embedded (no Redis), a token met between two reads of new rows is uncertain and may
+    # cost one of the address's FAILED_AUTH_LIMIT lookups a minute, answered 401 as well
+    # (gateway/failed_auth.py): that is the documented bound there.
+    per_worker = UNKNOWN_LIMIT + (0 if django_settings.REDIS_URL else FAILED_AUTH_LIMIT)
+    assert all(count <= 2 * per_worker for count in refused.values()), refused
     # The address is past its limit now; what is known is answered on its own, every time.
     for _ in range(20):
         assert get(server, token).status_code == HTTPStatus.OK
